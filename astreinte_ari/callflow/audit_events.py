@@ -1,0 +1,89 @@
+"""Audit events emitted by the call flow, consumed by the store (an edge).
+
+The call flow only emits these immutable records; writing them (in order,
+off the event loop) is the store's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    call_id: str
+    did: str
+    line_name: str
+    period: str
+    caller_number: str  # untrusted, raw as received
+    caller_name: str  # untrusted, raw as received
+    channel_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    call_id: str
+    seq: int  # 1, 2, ... per call
+    from_state: CallState
+    to_state: CallState
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HopStarted:
+    call_id: str
+    hop_id: str
+    seq: int  # 1-based position in the cascade
+    label: str
+    person_id: str
+    person_name: str
+    number: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HopProgress:
+    """The agent's phone rang, answered, or accepted."""
+
+    hop_id: str
+    event: str  # "ringing" | "answered" | "accepted"
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HopEnded:
+    hop_id: str
+    outcome: HopOutcome
+    at: datetime
+    cause_code: int | None = None  # Q.850 cause from Asterisk
+    cause_text: str | None = None
+    dtmf: str | None = None  # what the agent pressed, if anything
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The caller is connected to a person (accepted hop)."""
+
+    call_id: str
+    hop_id: str
+    person_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    call_id: str
+    outcome: CallOutcome
+    at: datetime
+    detail: str  # e.g. "abandoned at dialing (hop 2)"
+    talk_seconds: float | None = None
+    voicemail_path: str | None = None
+    voicemail_seconds: float | None = None
+
+
+AuditEvent = CallStarted | StateChanged | HopStarted | HopProgress | HopEnded | CallAnswered | CallEnded

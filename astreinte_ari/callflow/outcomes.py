@@ -1,0 +1,40 @@
+"""Vocabulary of call states and outcomes, shared by the call flow and the audit trail."""
+
+from __future__ import annotations
+
+import enum
+
+
+class CallState(enum.StrEnum):
+    RECEIVED = "received"
+    ANNOUNCING = "announcing"
+    DIALING = "dialing"  # an agent leg is being originated / is ringing
+    AGENT_PROMPT = "agent_prompt"  # agent answered, hearing "press 1"
+    BRIDGED = "bridged"
+    VOICEMAIL_GREETING = "voicemail_greeting"
+    RECORDING = "recording"
+    ENDED = "ended"
+
+
+class CallOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"  # an agent pressed the accept digit; caller and agent bridged
+    CONNECTED = "connected"  # business-hours forward answered (no accept needed)
+    VOICEMAIL = "voicemail"  # caller left a message
+    VOICEMAIL_EMPTY = "voicemail_empty"  # reached voicemail, left nothing
+    ABANDONED = "abandoned"  # caller hung up before being connected
+    NO_ONE = "no_one"  # every hop failed and no voicemail configured
+    FAILED = "failed"  # internal error; detail says why
+
+
+class HopOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"  # wrong key, or hung up at the prompt
+    NOT_ACCEPTED = "not_accepted"  # answered but no key (typically a personal voicemail)
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"  # 603/403 from the phone
+    UNREACHABLE = "unreachable"  # congestion, no route, SIP timeout
+    CANCELLED = "cancelled"  # the caller hung up meanwhile
+    REFUSED = "refused"  # number not allow-listed: never dialled
+    FAILED = "failed"  # originate failed (ARI error)
+    CONNECTED = "connected"  # answered, no accept required (business-hours forward)
