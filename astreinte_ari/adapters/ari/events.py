@@ -1,0 +1,87 @@
+"""ARI JSON events -> the call flow's typed events. Raw dicts stop here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from astreinte_ari.callflow.telephony import (
+    AppReplaced,
+    Bridge,
+    Channel,
+    ChannelEntered,
+    ChannelHungUp,
+    ChannelLeft,
+    ChannelRinging,
+    DtmfReceived,
+    PlaybackFinished,
+    RecordingFinished,
+    TelephonyEvent,
+)
+
+JsonDict = dict[str, Any]
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def channel_from_json(data: JsonDict) -> Channel:
+    caller = data.get("caller") or {}
+    dialplan = data.get("dialplan") or {}
+    return Channel(
+        id=_text(data.get("id")),
+        name=_text(data.get("name")),
+        state=_text(data.get("state")),
+        caller_number=_text(caller.get("number")),
+        caller_name=_text(caller.get("name")),
+        exten=_text(dialplan.get("exten")),
+        context=_text(dialplan.get("context")),
+    )
+
+
+def bridge_from_json(data: JsonDict) -> Bridge:
+    channels = data.get("channels") or []
+    return Bridge(id=_text(data.get("id")), channel_ids=tuple(str(c) for c in channels))
+
+
+def _recording_duration(rec: JsonDict) -> float | None:
+    value = rec.get("duration")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def event_from_json(data: JsonDict) -> TelephonyEvent | None:
+    """Translate one ARI event; None for events this service does not use."""
+    kind = data.get("type")
+    channel = data.get("channel") or {}
+    if kind == "StasisStart":
+        args = tuple(str(a) for a in data.get("args") or [])
+        return ChannelEntered(channel=channel_from_json(channel), args=args)
+    if kind == "StasisEnd":
+        return ChannelLeft(channel_id=_text(channel.get("id")))
+    if kind == "ChannelDestroyed":
+        cause = data.get("cause")
+        return ChannelHungUp(
+            channel_id=_text(channel.get("id")),
+            cause=cause if isinstance(cause, int) else 0,
+            cause_text=_text(data.get("cause_txt")),
+        )
+    if kind == "ChannelStateChange" and channel.get("state") == "Ringing":
+        return ChannelRinging(channel_id=_text(channel.get("id")))
+    if kind == "ChannelDtmfReceived":
+        return DtmfReceived(channel_id=_text(channel.get("id")), digit=_text(data.get("digit")))
+    if kind == "PlaybackFinished":
+        playback = data.get("playback") or {}
+        return PlaybackFinished(
+            playback_id=_text(playback.get("id")), failed=playback.get("state") == "failed"
+        )
+    if kind in ("RecordingFinished", "RecordingFailed"):
+        rec = data.get("recording") or {}
+        return RecordingFinished(
+            name=_text(rec.get("name")),
+            duration_s=_recording_duration(rec),
+            failed=kind == "RecordingFailed",
+            cause=_text(rec.get("cause")),
+        )
+    if kind == "ApplicationReplaced":
+        return AppReplaced()
+    return None

@@ -1,0 +1,158 @@
+"""The state machine of one inbound call: announce, cascade, bridge or voicemail."""
+
+from __future__ import annotations
+
+import logging
+
+from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
+from astreinte_ari.callflow.hop import HopAttempt
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
+from astreinte_ari.callflow.telephony import Channel, ChannelHungUp, ChannelLeft, TelephonyError
+from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
+from astreinte_ari.routing.plan import FinalAction
+
+log = logging.getLogger("astreinte_ari.call")
+
+
+class CallFlow:
+    def __init__(self, rt: CallRuntime, caller: Channel, voicemail: VoicemailSink) -> None:
+        self.rt = rt
+        self.caller = caller
+        self.voicemail = voicemail
+        self.ended = False
+        self._ringback_id: str | None = None
+        self._hop: HopAttempt | None = None
+
+    async def run(self) -> None:
+        rt, plan = self.rt, self.rt.plan
+        rt.audit.emit(
+            CallStarted(
+                call_id=rt.call_id,
+                did=plan.did,
+                line_name=plan.line_name,
+                period=plan.period.value,
+                caller_number=self.caller.caller_number,
+                caller_name=self.caller.caller_name,
+                channel_id=self.caller.id,
+                at=rt.clock(),
+            )
+        )
+        try:
+            await self._run_plan()
+        except CallerGone as gone:
+            where = f"{rt.state.value}" + (f" ({self._hop.describe()})" if self._hop else "")
+            self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {gone.cause_text}")
+        except Exception as exc:
+            log.exception("call %s failed", rt.call_id[:8])
+            self._end(CallOutcome.FAILED, f"internal error in {rt.state.value}: {exc!r}"[:300])
+        finally:
+            if rt.caller_present:
+                await self._quietly(rt.port.hangup(rt.caller_channel_id))
+            if not self.ended:
+                self._end(CallOutcome.FAILED, f"cancelled in {rt.state.value}")
+
+    async def _run_plan(self) -> None:
+        rt, plan = self.rt, self.rt.plan
+        announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
+        if announcements:
+            rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
+            for sound in announcements:
+                await rt.play_and_wait(rt.caller_channel_id, sound)
+        for seq, hop in enumerate(plan.hops, start=1):
+            if self._ringback_id is None:
+                await self._start_ringback()
+            self._hop = HopAttempt(rt, seq, hop)
+            result = await self._hop.run()
+            if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
+                assert result.agent_channel_id is not None
+                await self._talk(self._hop, result.agent_channel_id)
+                return
+        self._hop = None
+        await self._stop_ringback()
+        reason = f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
+        if plan.final is FinalAction.VOICEMAIL:
+            result = await take_voicemail(rt, self.voicemail, reason)
+            self._end(result.outcome, result.detail, vm_path=result.path, vm_s=result.seconds)
+            return
+        await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
+        self._end(CallOutcome.NO_ONE, reason)
+
+    async def _talk(self, hop: HopAttempt, agent_id: str) -> None:
+        rt = self.rt
+        await self._stop_ringback()
+        bridge_id = rt.new_id("bridge")
+        await rt.port.create_bridge(bridge_id)
+        try:
+            await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id))
+            rt.transition(CallState.BRIDGED, f"{hop.describe()} accepted")
+            rt.audit.emit(
+                CallAnswered(
+                    call_id=rt.call_id, hop_id=hop.hop_id, person_id=hop.hop.person_id,
+                    at=rt.clock(),
+                )
+            )
+            rt.caller_may_leave = True
+            loop_start = rt.deadline_in(0)
+            ended_by, cause, cause_text = await self._wait_for_end(agent_id)
+            talk_s = round(rt.deadline_in(0) - loop_start, 1)
+        finally:
+            await self._quietly(rt.port.destroy_bridge(bridge_id))
+        other = agent_id if ended_by == "caller" else rt.caller_channel_id
+        await self._quietly(rt.port.hangup(other))
+        hop.end_after_talk(cause, cause_text)
+        outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
+        self._end(outcome, f"talked {talk_s}s with {hop.hop.person_id}, ended by {ended_by}",
+                  talk_s=talk_s)
+
+    async def _wait_for_end(self, agent_id: str) -> tuple[str, int | None, str | None]:
+        rt = self.rt
+        while True:
+            event = await rt.next_event(None)
+            if not rt.caller_present:
+                cause, text = rt.caller_cause or (None, "caller left")
+                return "caller", cause, text
+            if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == agent_id:
+                if isinstance(event, ChannelHungUp):
+                    return "agent", event.cause, event.cause_text
+                return "agent", None, "agent left"
+
+    async def _start_ringback(self) -> None:
+        self._ringback_id = self.rt.new_id("pb")
+        await self.rt.port.play(
+            self.rt.caller_channel_id, self.rt.sounds.ringback(), self._ringback_id
+        )
+
+    async def _stop_ringback(self) -> None:
+        if self._ringback_id is not None:
+            await self._quietly(self.rt.port.stop_playback(self._ringback_id))
+            self._ringback_id = None
+
+    def _end(
+        self,
+        outcome: CallOutcome,
+        detail: str,
+        *,
+        talk_s: float | None = None,
+        vm_path: str | None = None,
+        vm_s: float | None = None,
+    ) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        rt = self.rt
+        rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
+        rt.audit.emit(
+            CallEnded(
+                call_id=rt.call_id, outcome=outcome, at=rt.clock(), detail=detail[:500],
+                talk_seconds=talk_s, voicemail_path=vm_path, voicemail_seconds=vm_s,
+            )
+        )
+
+    @staticmethod
+    async def _quietly(action: object) -> None:
+        """Cleanup must never mask the call's real ending."""
+        try:
+            await action  # type: ignore[misc]
+        except TelephonyError as exc:
+            log.warning("cleanup action failed: %s", exc)

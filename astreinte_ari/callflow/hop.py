@@ -1,0 +1,193 @@
+"""One hop of the cascade: ring one person, then make them press the accept key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
+from astreinte_ari.callflow.outcomes import CallState, HopOutcome
+from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
+from astreinte_ari.callflow.telephony import (
+    ChannelEntered,
+    ChannelHungUp,
+    ChannelLeft,
+    ChannelRinging,
+    DialRefused,
+    DtmfReceived,
+    PlaybackFinished,
+    TelephonyError,
+)
+from astreinte_ari.routing.plan import Hop
+
+VALID_DTMF = frozenset("0123456789*#ABCD")
+# Margin over Asterisk's own originate timeout before we cancel the leg ourselves.
+_RING_MARGIN_S = 3.0
+_PROMPT_MAX_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class HopResult:
+    hop_id: str
+    outcome: HopOutcome
+    agent_channel_id: str | None = None  # the live agent leg when accepted/connected
+
+
+def classify_failure(cause: int, ringing: bool) -> HopOutcome:
+    """Q.850 cause of an agent leg that never answered -> hop outcome."""
+    if cause == 17:
+        return HopOutcome.BUSY
+    if cause == 21:
+        return HopOutcome.REJECTED
+    if cause in (0, 16, 18, 19):  # our timeout, normal clearing, SIP timeout, no answer
+        return HopOutcome.NO_ANSWER if ringing else HopOutcome.UNREACHABLE
+    return HopOutcome.UNREACHABLE
+
+
+class HopAttempt:
+    def __init__(self, rt: CallRuntime, seq: int, hop: Hop) -> None:
+        self.rt = rt
+        self.seq = seq
+        self.hop = hop
+        self.hop_id = str(uuid.uuid4())
+        self.agent_id = rt.new_id("agent")
+        self.ringing = False
+        self.dtmf: str | None = None
+
+    def describe(self) -> str:
+        return f"hop {self.seq}: {self.hop.label} ({self.hop.person_id})"
+
+    async def run(self) -> HopResult:
+        rt, hop = self.rt, self.hop
+        rt.audit.emit(
+            HopStarted(
+                call_id=rt.call_id,
+                hop_id=self.hop_id,
+                seq=self.seq,
+                label=hop.label,
+                person_id=hop.person_id,
+                person_name=hop.person_name,
+                number=hop.number,
+                at=rt.clock(),
+            )
+        )
+        rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
+        try:
+            await rt.port.originate(
+                channel_id=self.agent_id,
+                number=hop.number,
+                app_args=("agent", rt.call_id, self.hop_id),
+                caller_id=rt.plan.agent_caller_id,
+                timeout_s=hop.ring_timeout_s,
+            )
+        except DialRefused as exc:
+            return self._end(HopOutcome.REFUSED, None, str(exc))
+        except TelephonyError as exc:
+            return self._end(HopOutcome.FAILED, None, str(exc)[:200])
+        try:
+            answered = await self._wait_for_answer()
+            if answered is not None:
+                return answered
+            if not hop.require_accept:
+                self._progress("answered")
+                return HopResult(self.hop_id, HopOutcome.CONNECTED, self.agent_id)
+            return await self._ask_to_accept()
+        except CallerGone:
+            await rt.port.hangup(self.agent_id)
+            self._end(HopOutcome.CANCELLED, None, "caller hung up")
+            raise
+
+    def _progress(self, event: str) -> None:
+        self.rt.audit.emit(HopProgress(hop_id=self.hop_id, event=event, at=self.rt.clock()))
+
+    def _end(
+        self, outcome: HopOutcome, cause: int | None, cause_text: str | None
+    ) -> HopResult:
+        self.rt.audit.emit(
+            HopEnded(
+                hop_id=self.hop_id,
+                outcome=outcome,
+                at=self.rt.clock(),
+                cause_code=cause,
+                cause_text=cause_text,
+                dtmf=self.dtmf,
+            )
+        )
+        return HopResult(self.hop_id, outcome)
+
+    async def _wait_for_answer(self) -> HopResult | None:
+        """None once the agent leg is answered, else the failed hop's result."""
+        rt = self.rt
+        deadline = rt.deadline_in(self.hop.ring_timeout_s + _RING_MARGIN_S)
+        while True:
+            event = await rt.next_event(deadline)
+            if event is None:
+                await rt.port.hangup(self.agent_id)
+                outcome = HopOutcome.NO_ANSWER if self.ringing else HopOutcome.UNREACHABLE
+                return self._end(outcome, 0, "ring timeout")
+            if isinstance(event, ChannelRinging) and event.channel_id == self.agent_id:
+                if not self.ringing:
+                    self.ringing = True
+                    self._progress("ringing")
+            elif isinstance(event, ChannelHungUp) and event.channel_id == self.agent_id:
+                outcome = classify_failure(event.cause, self.ringing)
+                return self._end(outcome, event.cause, event.cause_text)
+            elif isinstance(event, ChannelEntered) and event.channel.id == self.agent_id:
+                return None
+
+    async def _ask_to_accept(self) -> HopResult:
+        rt, plan = self.rt, self.rt.plan
+        self._progress("answered")
+        rt.transition(CallState.AGENT_PROMPT, f"{self.describe()} answered, asking for key")
+        prompts = [p for p in (plan.line_prompt, plan.accept_prompt) if p]
+        playback_id = await self._play_next(prompts)
+        deadline = rt.deadline_in(_PROMPT_MAX_S)
+        while True:
+            event = await rt.next_event(deadline)
+            if event is None:
+                await rt.port.hangup(self.agent_id)
+                return self._end(HopOutcome.NOT_ACCEPTED, None, "no key pressed")
+            if isinstance(event, PlaybackFinished) and event.playback_id == playback_id:
+                playback_id = await self._play_next(prompts)
+                if playback_id is None:  # prompts done: the accept window starts
+                    deadline = rt.deadline_in(plan.accept_timeout_s)
+            elif isinstance(event, DtmfReceived) and event.channel_id == self.agent_id:
+                # Only the agent's own channel counts; the digit is untrusted data.
+                digit = event.digit if event.digit in VALID_DTMF else "?"
+                self.dtmf = ((self.dtmf or "") + digit)[-16:]
+                if playback_id is not None:
+                    await rt.port.stop_playback(playback_id)
+                if digit == plan.accept_digit:
+                    self._progress("accepted")
+                    return HopResult(self.hop_id, HopOutcome.ACCEPTED, self.agent_id)
+                await rt.port.hangup(self.agent_id)
+                return self._end(HopOutcome.DECLINED, None, f"wrong key {digit!r}")
+            elif (
+                isinstance(event, ChannelHungUp | ChannelLeft)
+                and event.channel_id == self.agent_id
+            ):
+                cause = event.cause if isinstance(event, ChannelHungUp) else None
+                text = event.cause_text if isinstance(event, ChannelHungUp) else "left"
+                return self._end(HopOutcome.DECLINED, cause, f"hung up at prompt ({text})")
+
+    async def _play_next(self, prompts: list[str]) -> str | None:
+        while prompts:
+            sound = prompts.pop(0)
+            playback_id = self.rt.new_id("pb")
+            uri = self.rt.sounds.uri(sound, self.rt.plan.language)
+            if await self.rt.port.play(self.agent_id, uri, playback_id, self.rt.plan.language):
+                return playback_id
+        return None
+
+    def end_after_talk(self, cause: int | None, cause_text: str | None) -> None:
+        """Close the audit of an accepted hop when the conversation ends."""
+        self.rt.audit.emit(
+            HopEnded(
+                hop_id=self.hop_id,
+                outcome=HopOutcome.ACCEPTED if self.hop.require_accept else HopOutcome.CONNECTED,
+                at=self.rt.clock(),
+                cause_code=cause,
+                cause_text=cause_text,
+                dtmf=self.dtmf,
+            )
+        )

@@ -1,0 +1,152 @@
+"""The telephony port the call flow drives, and the events it receives.
+
+These are the domain's words for what happens on the PBX. The ARI adapter
+implements the port and translates ARI's JSON events into these types, so
+nothing outside the adapter sees a raw ARI dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class TelephonyError(Exception):
+    """The PBX refused an action (not a hangup race: those return False)."""
+
+
+class DialRefused(TelephonyError):
+    """The number is not allowed by the trunk configuration: never dialled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    name: str
+    state: str  # "Up", "Ring", "Ringing", "Down"...
+    caller_number: str  # untrusted
+    caller_name: str  # untrusted
+    exten: str = ""  # dialplan extension (the DID for inbound calls)
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    id: str
+    channel_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEntered:
+    """A channel entered the application (inbound call, or an originated leg answered)."""
+
+    channel: Channel
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLeft:
+    """The channel left the application (hung up, or continued in the dialplan)."""
+
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp:
+    channel_id: str
+    cause: int  # Q.850 cause code; 0 = our own timeout / unknown
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRinging:
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    channel_id: str
+    digit: str  # untrusted: validate before use
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    playback_id: str
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished:
+    name: str
+    duration_s: float | None
+    failed: bool = False
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppReplaced:
+    """Another client took over our application name: fatal for this process."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resynced:
+    """Snapshot after each (re)connection: what the PBX holds right now."""
+
+    channels: tuple[Channel, ...]
+    bridges: tuple[Bridge, ...]
+
+
+TelephonyEvent = (
+    ChannelEntered
+    | ChannelLeft
+    | ChannelHungUp
+    | ChannelRinging
+    | DtmfReceived
+    | PlaybackFinished
+    | RecordingFinished
+    | AppReplaced
+    | Resynced
+)
+
+
+class TelephonyPort(Protocol):
+    """Actions on the PBX. Methods that act on a channel return False when the
+    channel is already gone (a hangup race is normal, not an error)."""
+
+    async def originate(
+        self,
+        *,
+        channel_id: str,
+        number: str,
+        app_args: tuple[str, ...],
+        caller_id: str,
+        timeout_s: int,
+    ) -> None: ...
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> bool: ...
+
+    async def play(
+        self, channel_id: str, media: str, playback_id: str, language: str | None = None
+    ) -> bool: ...
+
+    async def stop_playback(self, playback_id: str) -> bool: ...
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        max_duration_s: int,
+        max_silence_s: int,
+        terminate_on: str,
+    ) -> bool: ...
+
+    async def create_bridge(self, bridge_id: str) -> None: ...
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool: ...
+
+    async def destroy_bridge(self, bridge_id: str) -> bool: ...
+
+    async def fetch_recording(self, name: str) -> bytes | None: ...
+
+    async def delete_recording(self, name: str) -> bool: ...

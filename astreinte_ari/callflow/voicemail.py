@@ -1,0 +1,94 @@
+"""Voicemail: greeting, beep, recording through ARI, copy into our storage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState
+from astreinte_ari.callflow.runtime import CallRuntime
+from astreinte_ari.callflow.telephony import RecordingFinished, TelephonyError
+
+log = logging.getLogger("astreinte_ari.call")
+
+_WAV_HEADER = 44
+_BYTES_PER_SECOND = 16000  # Asterisk "wav": 8 kHz, 16-bit mono
+MIN_MESSAGE_S = 0.5  # shorter than this is a hangup at the beep, not a message
+_CALLER_GONE_GRACE_S = 5.0
+
+
+class VoicemailSink(Protocol):
+    def save(self, call_id: str, data: bytes, at: datetime) -> str:
+        """Store one message; returns where it is (path or URL)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailResult:
+    outcome: CallOutcome
+    path: str | None
+    seconds: float | None
+    detail: str
+
+
+def wav_seconds(data: bytes) -> float:
+    return max(0.0, (len(data) - _WAV_HEADER) / _BYTES_PER_SECOND)
+
+
+async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> VoicemailResult:
+    plan = rt.plan
+    rt.transition(CallState.VOICEMAIL_GREETING, reason)
+    await rt.play_and_wait(rt.caller_channel_id, plan.voicemail_greeting)
+    name = rt.new_id("vm")
+    rt.transition(CallState.RECORDING, f"recording {name}")
+    # From here a hangup is how most callers finish their message.
+    rt.caller_may_leave = True
+    started = await rt.port.record(
+        rt.caller_channel_id,
+        name,
+        max_duration_s=plan.voicemail.max_duration_s,
+        max_silence_s=plan.voicemail.max_silence_s,
+        terminate_on=plan.voicemail.terminate_on,
+    )
+    if not started:
+        return VoicemailResult(CallOutcome.ABANDONED, None, None, "abandoned at voicemail beep")
+    deadline = rt.deadline_in(plan.voicemail.max_duration_s + 10)
+    finished: RecordingFinished | None = None
+    while finished is None:
+        event = await rt.next_event(deadline)
+        if event is None:
+            break
+        if isinstance(event, RecordingFinished) and event.name == name:
+            finished = event
+        elif not rt.caller_present:
+            # Asterisk closes the file on hangup; give it a moment to say so.
+            deadline = min(deadline, rt.deadline_in(_CALLER_GONE_GRACE_S))
+    if finished is not None and finished.failed:
+        log.error("call %s: recording failed: %s", rt.call_id[:8], finished.cause)
+    data = await _fetch(rt, name)
+    seconds = wav_seconds(data) if data else 0.0
+    if not data or seconds < MIN_MESSAGE_S:
+        await _goodbye(rt, None)
+        return VoicemailResult(CallOutcome.VOICEMAIL_EMPTY, None, seconds, "no message left")
+    path = sink.save(rt.call_id, data, rt.clock())
+    # Our copy is the record; keep the PBX spool from growing.
+    await rt.port.delete_recording(name)
+    await _goodbye(rt, plan.goodbye)
+    return VoicemailResult(CallOutcome.VOICEMAIL, path, round(seconds, 2), "message recorded")
+
+
+async def _fetch(rt: CallRuntime, name: str) -> bytes | None:
+    try:
+        return await rt.port.fetch_recording(name)
+    except TelephonyError as exc:
+        log.error("call %s: cannot fetch recording %s: %s", rt.call_id[:8], name, exc)
+        return None
+
+
+async def _goodbye(rt: CallRuntime, sound: str | None) -> None:
+    if rt.caller_present and sound:
+        await rt.play_and_wait(rt.caller_channel_id, sound, max_s=30)
+    if rt.caller_present:
+        await rt.port.hangup(rt.caller_channel_id)

@@ -1,0 +1,260 @@
+"""A private Asterisk instance for the demo and the tests.
+
+Writes a complete configuration into a work directory (loopback only, free
+ports, the project's own dialplan/ included) and runs `asterisk -f` on it.
+Production deployments use their own PBX configuration instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from base64 import b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DIALPLAN_DIR = REPO_ROOT / "dialplan"
+SOUNDS_DIR = REPO_ROOT / "sounds"
+
+# Modules needed for PJSIP + ARI + prompts + recording; autoload stays off so
+# the instance binds no port it does not need (chan_sip, IAX2, skinny...).
+_MODULES = """
+res_pjproject res_sorcery_config res_sorcery_memory res_sorcery_astdb res_pjsip
+res_pjsip_session res_pjsip_pubsub res_pjsip_endpoint_identifier_ip
+res_pjsip_endpoint_identifier_user res_pjsip_authenticator_digest
+res_pjsip_outbound_authenticator_digest res_pjsip_caller_id res_pjsip_dtmf_info
+res_pjsip_sdp_rtp res_pjsip_rfc3326 res_pjsip_diversion res_pjsip_nat
+res_pjsip_logger res_pjsip_header_funcs chan_pjsip res_rtp_asterisk
+res_timing_timerfd res_http_websocket res_stasis res_stasis_answer res_stasis_playback
+res_stasis_recording res_stasis_snoop res_stasis_device_state res_ari res_ari_model
+res_ari_channels res_ari_bridges res_ari_playbacks res_ari_recordings res_ari_sounds
+res_ari_asterisk res_ari_applications res_ari_endpoints res_ari_events
+res_ari_device_states app_stasis bridge_simple bridge_softmix bridge_native_rtp
+bridge_holding codec_ulaw codec_alaw codec_a_mu codec_gsm format_wav format_pcm format_sln
+format_gsm app_dial app_playback app_echo app_record app_senddtmf app_verbose
+pbx_config func_timeout func_callerid func_strings func_channel func_db func_logic
+func_global res_speech res_agi func_hangupcause app_db
+"""
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, kind)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalAsterisk:
+    """A loopback-only Asterisk 16 with the project's dialplan.
+
+    `mobiles` maps an E.164 number to the UDP port of the SIP phone that
+    plays that mobile (sipp in tests); the trunk dial template for such a
+    setup is "PJSIP/{number}" (one endpoint per number).
+    """
+
+    workdir: Path
+    ari_username: str = "astreinte"
+    ari_password: str = "astreinte-test"
+    app: str = "astreinte"
+    mobiles: Mapping[str, int] = field(default_factory=dict)
+    sip_port: int = 0
+    http_port: int = 0
+    rtp_start: int = 20000
+    rtp_end: int = 20999
+    extra_dialplan: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir).resolve()
+        self.sip_port = self.sip_port or free_port(socket.SOCK_DGRAM)
+        self.http_port = self.http_port or free_port()
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def etc(self) -> Path:
+        return self.workdir / "etc"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.etc / "asterisk.conf"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.workdir / "spool" / "recording"
+
+    def write_config(self) -> None:
+        for sub in ("etc", "lib", "db", "spool/recording", "run", "log", "agi-bin"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        w = self.workdir
+        files = {
+            "asterisk.conf": f"""[directories]
+astetcdir => {self.etc}
+astmoddir => /usr/lib/asterisk/modules
+astvarlibdir => {w}/lib
+astdbdir => {w}/db
+astkeydir => {w}/lib
+astdatadir => /usr/share/asterisk
+astagidir => {w}/agi-bin
+astspooldir => {w}/spool
+astrundir => {w}/run
+astlogdir => {w}/log
+astsbindir => /usr/sbin
+[options]
+nofork = yes
+maxcalls = 2000
+transmit_silence = yes
+""",
+            "modules.conf": "[modules]\nautoload = no\n"
+            + "".join(f"load => {m}.so\n" for m in _MODULES.split()),
+            "logger.conf": "[general]\n[logfiles]\nmessages => notice,warning,error,verbose\n"
+            "console => notice,warning,error\n",
+            "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
+            f"bindport = {self.http_port}\n",
+            "ari.conf": f"[general]\nenabled = yes\n[{self.ari_username}]\ntype = user\n"
+            f"read_only = no\npassword = {self.ari_password}\npassword_format = plain\n",
+            "rtp.conf": f"[general]\nrtpstart = {self.rtp_start}\nrtpend = {self.rtp_end}\n",
+            "pjsip.conf": self._pjsip_conf(),
+            "extensions.conf": self._extensions_conf(),
+            "indications.conf": _INDICATIONS,
+            "cdr.conf": "[general]\nenable = no\n",
+            "cel.conf": "[general]\nenable = no\n",
+            "stasis.conf": "",
+            "pjproject.conf": "",
+            "res_stun_monitor.conf": "",
+            "udptl.conf": "",
+            "acl.conf": "",
+            "ccss.conf": "",
+            "features.conf": "",
+            "codecs.conf": "",
+        }
+        for name, text in files.items():
+            (self.etc / name).write_text(text)
+        (self.etc / "ari.conf").chmod(0o600)
+
+    def _pjsip_conf(self) -> str:
+        parts = [
+            f"[transport-udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.1:{self.sip_port}\n",
+            # Every call from loopback is a caller on the public DID.
+            "[caller]\ntype = endpoint\ntransport = transport-udp\ncontext = astreinte-inbound\n"
+            "disallow = all\nallow = ulaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
+            "trust_id_inbound = no\nrtp_symmetric = yes\n",
+            "[caller-identify]\ntype = identify\nendpoint = caller\nmatch = 127.0.0.1\n",
+        ]
+        for number, port in self.mobiles.items():
+            parts.append(
+                f"[{number}]\ntype = aor\ncontact = sip:{number}@127.0.0.1:{port}\n"
+                f"[{number}]\ntype = endpoint\ntransport = transport-udp\n"
+                f"context = astreinte-unused\naors = {number}\ndisallow = all\nallow = ulaw\n"
+                "dtmf_mode = rfc4733\ndirect_media = no\nrtp_symmetric = yes\n"
+            )
+        return "\n".join(parts)
+
+    def _extensions_conf(self) -> str:
+        return (
+            f"[globals]\nASTREINTE_SOUNDS = {SOUNDS_DIR}\n\n"
+            f'#include "{DIALPLAN_DIR}/extensions_astreinte.conf"\n\n'
+            "[astreinte-unused]\nexten => _X.,1,Hangup(21)\n\n" + self.extra_dialplan
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        if shutil.which("asterisk") is None:
+            raise RuntimeError("asterisk is not installed: run scripts/install-system-deps.sh")
+        self.write_config()
+        log = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - kept open
+        self.process = subprocess.Popen(
+            ["asterisk", "-C", str(self.conf_file), "-f", "-n", "-q"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_for_ari(timeout)
+
+    def _wait_for_ari(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        token = b64encode(f"{self.ari_username}:{self.ari_password}".encode()).decode()
+        req = urllib.request.Request(
+            f"{self.ari_url}/ari/asterisk/info", headers={"Authorization": f"Basic {token}"}
+        )
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"asterisk exited at start:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError as exc:
+                last_error = exc
+            time.sleep(0.2)
+        raise RuntimeError(f"ARI did not answer within {timeout}s ({last_error}):\n{self.log_tail()}")
+
+    def cli(self, command: str, timeout: float = 10.0) -> str:
+        out = subprocess.run(
+            ["asterisk", "-C", str(self.conf_file), "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return out.stdout + out.stderr
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.workdir / "log" / "messages"
+        if not path.exists():
+            path = self.workdir / "log" / "console.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def __enter__(self) -> LocalAsterisk:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# Tone zones for ringback played to a waiting caller (tone:ring).
+_INDICATIONS = """[general]
+country = fr
+[fr]
+description = France
+ringcadence = 1500,3500
+dial = 440
+busy = 440/500,0/500
+ring = 440/1500,0/3500
+congestion = 440/250,0/250
+[us]
+description = United States
+ringcadence = 2000,4000
+dial = 350+440
+busy = 480+620/500,0/500
+ring = 440+480/2000,0/4000
+congestion = 480+620/250,0/250
+"""

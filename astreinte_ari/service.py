@@ -1,0 +1,190 @@
+"""The on-call service: turns PBX events into one call flow per inbound call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
+from astreinte_ari.callflow.call import CallFlow
+from astreinte_ari.callflow.outcomes import CallOutcome
+from astreinte_ari.callflow.runtime import AuditSink, CallRuntime, SoundLibrary
+from astreinte_ari.callflow.telephony import (
+    AppReplaced,
+    Channel,
+    ChannelEntered,
+    ChannelHungUp,
+    ChannelLeft,
+    ChannelRinging,
+    DtmfReceived,
+    PlaybackFinished,
+    RecordingFinished,
+    Resynced,
+    TelephonyEvent,
+    TelephonyPort,
+)
+from astreinte_ari.callflow.voicemail import VoicemailSink
+from astreinte_ari.routing.plan import CallPlan
+
+log = logging.getLogger(__name__)
+
+PlanBuilder = Callable[[str, datetime], CallPlan | None]
+AGENT_PREFIX = "astreinte-agent-"
+DEFAULT_LANGUAGE = "fr"
+
+
+class OnCallService:
+    def __init__(
+        self,
+        *,
+        port: TelephonyPort,
+        audit: AuditSink,
+        sounds: SoundLibrary,
+        voicemail: VoicemailSink,
+        plan_for: PlanBuilder,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._port = port
+        self._audit = audit
+        self._sounds = sounds
+        self._voicemail = voicemail
+        self._plan_for = plan_for
+        self._clock = clock
+        self._owner: dict[str, CallRuntime] = {}  # channel/playback/recording id -> call
+        self._keys: dict[str, list[str]] = {}  # call id -> ids it owns
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.fatal = asyncio.Event()  # set when another client took our app name
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._keys)
+
+    async def handle(self, event: TelephonyEvent) -> None:
+        if isinstance(event, ChannelEntered):
+            if event.channel.id in self._owner:
+                self._route(event.channel.id, event)
+            elif event.args[:1] == ("agent",) or event.channel.id.startswith(AGENT_PREFIX):
+                # An agent leg whose call has ended (answered too late): release it.
+                log.info("stray agent leg %s hung up", event.channel.id)
+                await self._port.hangup(event.channel.id)
+            else:
+                self._start_call(event.channel, event.args)
+        elif isinstance(event, Resynced):
+            await self._reconcile(event)
+        elif isinstance(event, AppReplaced):
+            log.critical("another ARI client took over the application: stopping")
+            self.fatal.set()
+        else:
+            key = _key_of(event)
+            if key is not None:
+                self._route(key, event)
+
+    def _route(self, key: str, event: TelephonyEvent) -> None:
+        runtime = self._owner.get(key)
+        if runtime is not None:
+            runtime.events.put_nowait(event)
+
+    def _start_call(self, caller: Channel, args: tuple[str, ...]) -> None:
+        call_id = str(uuid.uuid4())
+        did = args[0] if args else caller.exten
+        try:
+            plan = self._plan_for(did, self._clock())
+        except Exception:
+            log.exception("cannot build a plan for DID %r", did)
+            plan = None
+        if plan is None:
+            self._refuse_unknown(call_id, caller, did)
+            return
+        keys: list[str] = [caller.id]
+        self._keys[call_id] = keys
+
+        def bind(object_id: str) -> None:
+            keys.append(object_id)
+            self._owner[object_id] = runtime
+
+        runtime = CallRuntime(
+            call_id=call_id,
+            caller_channel_id=caller.id,
+            plan=plan,
+            port=self._port,
+            audit=self._audit,
+            sounds=self._sounds,
+            clock=self._clock,
+            bind=bind,
+        )
+        self._owner[caller.id] = runtime
+        flow = CallFlow(runtime, caller, self._voicemail)
+        log.info("call %s: line %s (%s), %d hop(s)", call_id[:8], plan.line_name, plan.period,
+                 len(plan.hops))
+        self._spawn(self._run_flow(call_id, flow))
+
+    async def _run_flow(self, call_id: str, flow: CallFlow) -> None:
+        try:
+            await flow.run()
+        finally:
+            for key in self._keys.pop(call_id, []):
+                self._owner.pop(key, None)
+
+    def _refuse_unknown(self, call_id: str, caller: Channel, did: str) -> None:
+        # Unknown DID: audited, told, hung up. The DID is never dialled.
+        now = self._clock()
+        self._audit.emit(
+            CallStarted(
+                call_id=call_id, did=did, line_name="(unknown line)", period="unknown",
+                caller_number=caller.caller_number, caller_name=caller.caller_name,
+                channel_id=caller.id, at=now,
+            )
+        )
+        self._audit.emit(
+            CallEnded(call_id=call_id, outcome=CallOutcome.FAILED, at=now,
+                      detail="no line configured for this DID")
+        )
+        log.error("call %s: no line configured for DID %r", call_id[:8], did)
+        media = self._sounds.uri("astreinte-no-one", DEFAULT_LANGUAGE)
+        self._spawn(self._play_then_hangup(caller.id, media))
+
+    async def _play_then_hangup(self, channel_id: str, media: str) -> None:
+        await self._port.play(channel_id, media, f"astreinte-pb-{uuid.uuid4().hex[:16]}")
+        await asyncio.sleep(6)
+        await self._port.hangup(channel_id)
+
+    async def _reconcile(self, snapshot: Resynced) -> None:
+        """After a (re)connection: events sent meanwhile are lost, so compare."""
+        present = {c.id for c in snapshot.channels}
+        for channel_id, runtime in list(self._owner.items()):
+            if channel_id.startswith("astreinte-pb-") or channel_id.startswith("astreinte-vm-"):
+                continue
+            if channel_id not in present and not channel_id.startswith("astreinte-bridge-"):
+                runtime.events.put_nowait(
+                    ChannelHungUp(channel_id, 0, "gone while ARI was disconnected")
+                )
+        for channel in snapshot.channels:
+            if channel.id.startswith(AGENT_PREFIX) and channel.id not in self._owner:
+                log.warning("stray agent leg %s from an earlier run hung up", channel.id)
+                await self._port.hangup(channel.id)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no call is in progress (graceful stop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._keys and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+        return not self._keys
+
+
+def _key_of(event: TelephonyEvent) -> str | None:
+    if isinstance(event, ChannelHungUp | ChannelLeft | ChannelRinging | DtmfReceived):
+        return event.channel_id
+    if isinstance(event, PlaybackFinished):
+        return event.playback_id
+    if isinstance(event, RecordingFinished):
+        return event.name
+    return None

@@ -1,0 +1,274 @@
+"""sipp as real SIP peers: the caller (UAC) and the agents' mobiles (UAS).
+
+Scenarios are generated per test from small templates, so each test states
+exactly how each phone behaves (answer, ring forever, busy, press 1...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
+
+_SDP = """v=0
+      o=sipp 1 1 IN IP4 [local_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+      a=sendrecv"""
+
+_RESPONSE_HEADERS = """[last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]"""
+
+_OK_EMPTY = """<send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>"""
+
+
+def _wrap(name: str, body: str) -> str:
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<scenario name="{name}">\n{body}\n</scenario>\n'
+
+
+def caller_scenario(*, number: str, name: str, hold_ms: int, speech: Path | None) -> str:
+    """Call the DID, stream speech, hang up after hold_ms unless hung up first."""
+    stream = (
+        f'<nop><action><exec rtp_stream="{escape(str(speech))},-1,0"/></action></nop>'
+        if speech
+        else ""
+    )
+    from_hdr = f'"{escape(name)}" <sip:{escape(number)}@[local_ip]:[local_port]>;tag=[call_number]'
+    return _wrap(
+        "caller",
+        f"""<send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from_hdr}
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send><![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from_hdr}
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  {stream}
+  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
+  {_OK_EMPTY}
+  <nop next="done"/>
+  <label id="hangup"/>
+  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: {from_hdr}
+      [last_To:]
+      [routes]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+  <label id="done"/>""",
+    )
+
+
+def _answer(ring_ms: int) -> str:
+    return f"""<send><![CDATA[
+      SIP/2.0 180 Ringing
+      {_RESPONSE_HEADERS}
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]></send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      {_RESPONSE_HEADERS}
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {_SDP}
+    ]]></send>
+  <recv request="ACK" optional="false"/>"""
+
+
+_WAIT_BYE = f"""<recv request="BYE"/>
+  {_OK_EMPTY}"""
+
+
+def agent_scenario(behaviour: str, *, ring_ms: int = 800, dtmf: str = "1",
+                   dtmf_after_ms: int = 1500, talk_ms: int = 0) -> str:
+    """A mobile phone. behaviour: accept | silent | busy | reject | noanswer | hangup.
+
+    accept: answers, presses `dtmf` (RFC 2833) after dtmf_after_ms, then waits
+    for BYE (or hangs up itself after talk_ms when talk_ms > 0).
+    """
+    invite = '<recv request="INVITE" crlf="true"/>'
+    if behaviour in ("busy", "reject"):
+        code = "486 Busy Here" if behaviour == "busy" else "603 Decline"
+        body = f"""{invite}
+  <send><![CDATA[
+      SIP/2.0 {code}
+      {_RESPONSE_HEADERS}
+      Content-Length: 0
+    ]]></send>
+  <recv request="ACK"/>"""
+    elif behaviour == "noanswer":
+        body = f"""<recv request="INVITE" crlf="true">
+    <action><ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:" assign_to="all,cseq"/></action>
+  </recv>
+  <Reference variables="all"/>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      {_RESPONSE_HEADERS}
+      Contact: <sip:[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]></send>
+  <recv request="CANCEL"/>
+  {_OK_EMPTY}
+  <send><![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [$cseq] INVITE
+      Content-Length: 0
+    ]]></send>
+  <recv request="ACK"/>"""
+    elif behaviour == "silent":
+        body = f"{invite}\n  {_answer(ring_ms)}\n  {_WAIT_BYE}"
+    elif behaviour == "accept":
+        pcap = DTMF_PCAP_DIR / f"dtmf_2833_{_pcap_name(dtmf)}.pcap"
+        hangup_self = ""
+        if talk_ms:
+            hangup_self = f"""<recv request="BYE" timeout="{talk_ms}" ontimeout="bye"/>
+  {_OK_EMPTY}
+  <nop next="done"/>
+  <label id="bye"/>
+  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_To:]
+      [last_From:]
+      [last_Call-ID:]
+      CSeq: 10 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200"/>
+  <label id="done"/>"""
+        body = f"""{invite}
+  {_answer(ring_ms)}
+  <pause milliseconds="{dtmf_after_ms}"/>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  {hangup_self or _WAIT_BYE}"""
+    else:
+        raise ValueError(f"unknown agent behaviour {behaviour!r}")
+    return _wrap(f"agent {behaviour}", body)
+
+
+def _pcap_name(digit: str) -> str:
+    return {"#": "pound", "*": "star"}.get(digit, digit)
+
+
+@dataclass
+class SippRun:
+    """One sipp process (one call), started in the background."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"sipp {self.name} did not finish in {timeout}s:\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def output(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        errors = sorted(self.log_path.parent.glob(f"{self.name}*_errors.log"))
+        for path in errors:
+            text += f"\n--- {path.name}\n" + path.read_text(errors="replace")[-3000:]
+        return text[-6000:]
+
+
+def start_sipp(
+    workdir: Path,
+    name: str,
+    scenario_xml: str,
+    *,
+    local_port: int,
+    media_port: int,
+    remote: str | None = None,
+    service: str | None = None,
+    timeout_s: int = 120,
+) -> SippRun:
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = workdir / f"{name}.xml"
+    scenario.write_text(scenario_xml)
+    cmd = [
+        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
+        "-mi", "127.0.0.1", "-mp", str(media_port), "-m", "1", "-l", "1",
+        "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
+        "-error_file", str(workdir / f"{name}_errors.log"),
+    ]
+    if service:
+        cmd += ["-s", service]
+    if remote:
+        cmd.append(remote)
+    log_path = workdir / f"{name}.out"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    time.sleep(0.05)
+    return SippRun(name, process, log_path)
