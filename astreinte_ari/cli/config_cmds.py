@@ -1,0 +1,186 @@
+"""`astreinte check` and `astreinte who`: configuration commands for ops staff.
+
+Both only read the configuration (no Asterisk, no database), so they are safe
+to run on any machine before deploying an edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from astreinte_ari.config.loader import ConfigError, load_config
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.secrets import SecretError, is_world_readable
+from astreinte_ari.routing.plan import CallPlan
+from astreinte_ari.routing.router import build_plan
+from astreinte_ari.schedule.rota import shifts
+
+CONFIG_ENV = "ASTREINTE_CONFIG"
+
+
+def _add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"configuration file (default: ${CONFIG_ENV})",
+    )
+
+
+def register(sub: Any) -> None:
+    check = sub.add_parser(
+        "check", help="validate a configuration file and show who is on call now"
+    )
+    _add_config_arg(check)
+    check.set_defaults(func=cmd_check)
+
+    who = sub.add_parser("who", help="show the call cascade of each line at a given time")
+    _add_config_arg(who)
+    only = who.add_mutually_exclusive_group()
+    only.add_argument("--line", metavar="DID", help='only this line, e.g. "+33180000000"')
+    only.add_argument("--team", metavar="TEAM", help="only the lines of this team")
+    who.add_argument(
+        "--at",
+        metavar='"YYYY-MM-DD HH:MM"',
+        help="local time in the configuration's time zone (default: now)",
+    )
+    who.set_defaults(func=cmd_who)
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    value = args.config or os.environ.get(CONFIG_ENV)
+    if not value:
+        print(f"error: no configuration file: give -c FILE or set {CONFIG_ENV}", file=sys.stderr)
+        return None
+    return Path(value)
+
+
+def _load(args: argparse.Namespace) -> AppConfig | int:
+    """The config, or an exit code after printing every problem."""
+    path = _config_path(args)
+    if path is None:
+        return 2
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue)
+        count = len(exc.issues)
+        print(f"{count} problem{'s' * (count > 1)} found; configuration refused.", file=sys.stderr)
+        return 1
+
+
+def _local(at: datetime, config: AppConfig) -> str:
+    return at.astimezone(ZoneInfo(config.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _warnings(config: AppConfig) -> list[str]:
+    warnings: list[str] = []
+    secret = config.ari.password_file
+    if secret is not None and is_world_readable(secret):
+        warnings.append(f"{secret} is readable by every user; run: chmod 600 {secret}")
+    try:
+        config.ari_password()
+    except SecretError as exc:
+        warnings.append(f"{exc} (needed by `astreinte run`, not by this check)")
+    return warnings
+
+
+def _first_responder(plan: CallPlan) -> str:
+    if not plan.hops:
+        return f"nobody to ring, straight to {plan.final}"
+    hop = plan.hops[0]
+    if not hop.require_accept:
+        return f"business hours, forwarded to {hop.number}"
+    return f"{hop.label}: {hop.person_name} ({hop.person_id}) {hop.number}"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    config = loaded
+    people = sum(len(team.people) for team in config.teams.values())
+    print(
+        f"OK {config.source_path}: {len(config.lines)} line(s), {len(config.teams)} team(s), "
+        f"{people} people, time zone {config.timezone}"
+    )
+    now = datetime.now(UTC)
+    print(f"Now ({_local(now, config)}):")
+    for did, line in config.lines.items():
+        plan = build_plan(config, did, now)
+        if plan is not None:
+            print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
+    for warning in _warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _parse_at(value: str | None, config: AppConfig) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    at = datetime.fromisoformat(value.strip())
+    return at.replace(tzinfo=ZoneInfo(config.timezone)) if at.tzinfo is None else at
+
+
+def _print_plan(plan: CallPlan) -> None:
+    print(f"{plan.did}  {plan.line_name}  (team {plan.team}, {plan.language})")
+    print(f"  period: {plan.period}   announcement: {plan.announcement or '-'}")
+    for i, hop in enumerate(plan.hops, 1):
+        accept = "" if hop.require_accept else "  (no press-1)"
+        print(
+            f"  {i}. {hop.label:<18} {hop.person_name} ({hop.person_id})  "
+            f"{hop.number}  {hop.ring_timeout_s} s{accept}"
+        )
+    print(f"  then: {plan.final}")
+
+
+def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
+    team = config.teams[team_name]
+    for rota_name in team.rotas:
+        current = shifts(team, rota_name, at, at + timedelta(days=366))
+        if not current:
+            continue
+        shift = current[0]
+        extra = f", override: {shift.reason or 'no reason given'}" * (shift.source == "override")
+        print(f"  rota {rota_name}: {shift.person_id} until {_local(shift.end, config)}{extra}")
+
+
+def cmd_who(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    config = loaded
+    try:
+        at = _parse_at(args.at, config)
+    except ValueError:
+        print(f'error: --at {args.at!r} is not a time like "2026-12-24 23:00"', file=sys.stderr)
+        return 2
+    if args.line is not None and args.line not in config.lines:
+        print(f"error: unknown line {args.line!r} (lines: {', '.join(config.lines)})")
+        return 1
+    if args.team is not None and args.team not in config.teams:
+        print(f"error: unknown team {args.team!r} (teams: {', '.join(config.teams)})")
+        return 1
+    dids = [
+        did
+        for did, line in config.lines.items()
+        if (args.line is None or did == args.line) and (args.team is None or line.team == args.team)
+    ]
+    print(f"At {_local(at, config)}:")
+    for did in dids:
+        plan = build_plan(config, did, at)
+        if plan is not None:
+            print()
+            _print_plan(plan)
+    teams = [args.team] if args.team else sorted({config.lines[d].team for d in dids})
+    for team_name in teams:
+        print(f"\nteam {team_name}:")
+        _print_rotas(config, team_name, at)
+    return 0

@@ -1,0 +1,70 @@
+"""Reusable field types and checks for the configuration models."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from astreinte_ari.config import timespec
+
+E164_RE = re.compile(r"^\+\d{6,15}$")
+MIN_RING_S, MAX_RING_S = 5, 30  # SIP timer B fires at 32 s: stay clearly below
+
+
+def _check_phone(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError('phone numbers must be quoted in the YAML, e.g. "+33612345678"')
+    if isinstance(value, str):
+        compact = value.replace(" ", "")  # "+33 6 12 34 56 78" is how people write them
+        if not E164_RE.match(compact):
+            raise ValueError(f"'{value}' is not an international number like +33612345678")
+        return compact
+    return value
+
+
+def _check_ring_timeout(value: int) -> int:
+    if not MIN_RING_S <= value <= MAX_RING_S:
+        raise ValueError(
+            f"ring timeout {value} s is outside {MIN_RING_S}..{MAX_RING_S} s "
+            "(the operator gives up at 32 s)"
+        )
+    return value
+
+
+def check_sound(value: str) -> str:
+    # Sound names end up in ARI media URIs: no paths escaping the sounds dir.
+    if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", value):
+        raise ValueError(f"'{value}' is not a sound name (letters, digits, - and _ only)")
+    return value
+
+
+def _check_day_spec(value: str) -> str:
+    timespec.parse_day_spec(value)
+    return value
+
+
+def _parse_ranges(value: object) -> object:
+    return timespec.parse_ranges(value) if isinstance(value, str) else value
+
+
+Phone = Annotated[str, BeforeValidator(_check_phone)]
+RingTimeout = Annotated[int, AfterValidator(_check_ring_timeout)]
+SoundName = Annotated[str, AfterValidator(check_sound)]
+DaySpec = Annotated[str, AfterValidator(_check_day_spec)]
+Ranges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_parse_ranges)]
+FinalChoice = Literal["voicemail", "hangup"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}' (use a name like Europe/Paris)") from None
+    return value

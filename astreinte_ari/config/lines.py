@@ -1,0 +1,144 @@
+"""Models of one telephone line: calendar, business forward, call cascades."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Literal
+
+import holidays as holidays_lib
+from pydantic import Field, field_validator, model_validator
+
+from astreinte_ari.config import timespec
+from astreinte_ari.config.fields import (
+    DaySpec,
+    FinalChoice,
+    Frozen,
+    Phone,
+    Ranges,
+    RingTimeout,
+    SoundName,
+    check_sound,
+)
+
+
+class HopConfig(Frozen):
+    rota: str | None = None
+    person: str | None = None
+    timeout: RingTimeout = 25
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> HopConfig:
+        if (self.rota is None) == (self.person is None):
+            raise ValueError("a hop needs exactly one of 'rota' or 'person'")
+        return self
+
+
+class Route(Frozen):
+    # None: the period's default announcement; `announcement: false` (stored ""): none.
+    announcement: str | None = None
+    hops: tuple[HopConfig, ...] = ()
+    finally_: FinalChoice = Field("voicemail", alias="finally")
+
+    @field_validator("announcement", mode="before")
+    @classmethod
+    def _no_announcement(cls, value: object) -> object:
+        return "" if value is False else value
+
+    @field_validator("announcement")
+    @classmethod
+    def _sound(cls, value: str | None) -> str | None:
+        return check_sound(value) if value else value
+
+
+class BusinessForward(Frozen):
+    forward: Phone
+    timeout: RingTimeout = 30
+    announcement: SoundName | None = None  # none unless configured
+    finally_: FinalChoice = Field("voicemail", alias="finally")
+
+
+_BUSINESS_SETTINGS = ("hours", "holidays", "holiday_subdiv", "closures", "night")
+
+
+class BusinessHours(Frozen):
+    hours: Mapping[DaySpec, Ranges] = Field(default_factory=dict)
+    holidays: str | None = None  # country code for public holidays, e.g. FR
+    holiday_subdiv: str | None = None  # e.g. "57" (Moselle) for FR
+    closures: tuple[date, ...] = ()  # company closure days, handled like holidays
+    night: str | None = "20:00-08:00"  # null: no separate night period
+
+    @model_validator(mode="before")
+    @classmethod
+    def _day_keys(cls, data: Any) -> Any:
+        # Ops write `mon-fri: "08:00-18:00"` directly; gather those keys under `hours`.
+        if not isinstance(data, Mapping):
+            return data
+        hours = dict(data.get("hours") or {})
+        rest = {}
+        for key, value in data.items():
+            if key in _BUSINESS_SETTINGS:
+                rest[key] = value
+            else:
+                hours[key] = value
+        return {**rest, "hours": hours}
+
+    @field_validator("night")
+    @classmethod
+    def _night(cls, value: str | None) -> str | None:
+        if value is not None:
+            timespec.parse_wrapping_range(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> BusinessHours:
+        seen: dict[int, str] = {}
+        for spec in self.hours:
+            for day in timespec.parse_day_spec(spec):
+                if day in seen:
+                    raise ValueError(
+                        f"{timespec.WEEKDAYS[day]} is covered by both '{seen[day]}' and '{spec}'"
+                    )
+                seen[day] = spec
+        if self.holidays is not None:
+            try:
+                holidays_lib.country_holidays(self.holidays, subdiv=self.holiday_subdiv)
+            except NotImplementedError as exc:
+                raise ValueError(f"public holidays: {exc}") from None
+        elif self.holiday_subdiv is not None:
+            raise ValueError("holiday_subdiv needs holidays (a country code)")
+        return self
+
+    def weekly(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Open ranges (minutes since midnight) for each weekday, Monday first."""
+        days: list[tuple[tuple[int, int], ...]] = [()] * 7
+        for spec, ranges in self.hours.items():
+            for day in timespec.parse_day_spec(spec):
+                days[day] = ranges
+        return tuple(days)
+
+    @property
+    def night_range(self) -> tuple[int, int] | None:
+        return None if self.night is None else timespec.parse_wrapping_range(self.night)
+
+
+class LineConfig(Frozen):
+    name: str
+    team: str
+    language: Literal["fr", "en"] = "fr"
+    line_prompt: SoundName | None = None
+    recorded_notice: SoundName | None = None
+    accept_timeout: int | None = Field(None, ge=3, le=60)
+    business_hours: BusinessHours | None = None  # absent: always after hours
+    in_business_hours: BusinessForward | None = None
+    after_hours: Route
+    night: Route | None = None
+    weekend: Route | None = None
+    holiday: Route | None = None
+
+    @model_validator(mode="after")
+    def _business(self) -> LineConfig:
+        if self.in_business_hours is not None and self.business_hours is None:
+            raise ValueError("in_business_hours needs business_hours to say when they are")
+        return self

@@ -1,0 +1,212 @@
+"""YAML file -> AppConfig, with every problem reported as file:line: path: message.
+
+The YAML is composed into nodes first (they carry line marks), then built into
+plain data and validated; each pydantic error `loc` is walked back down the node
+tree to find the line an ops person has to fix. All problems are collected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.references import reference_issues
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# pydantic-internal loc segments ("hours" groups the day keys of business_hours)
+_VIRTUAL_SEGMENTS = frozenset({"hours"})
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with fewer YAML 1.1 surprises for hand-written files: `18:00`
+    stays a string (not 1080, base 60), `+33612345678` stays a string (not an
+    int without its +), and only true/false are booleans (`no` is Norway)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] not in (_INT_TAG, _BOOL_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(_INT_TAG, re.compile(r"^-?(?:0|[1-9][0-9_]*)$"), list("-0123456789"))
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    # Give an impossible date such as 2026-13-05 its line like any other error.
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"invalid date '{node.value}' ({exc})", node.start_mark
+        ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    path: str  # e.g. lines."+33180000000".after_hours.hops[1].rota
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; `issues` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def format_path(segments: Sequence[str | int]) -> str:
+    out = ""
+    for seg in segments:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            text = seg if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", seg) else f'"{seg}"'
+            out += f".{text}" if out else text
+    return out
+
+
+def _find_key(node: yaml.Node, key: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    found = None
+    for key_node, value_node in node.value:  # the last duplicate wins, as in construction
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
+            found = (key_node, value_node)
+    return found
+
+
+def _locate(root: yaml.Node, loc: Sequence[str | int]) -> tuple[int | None, list[str | int]]:
+    """Deepest YAML line for a pydantic loc, plus the loc as the user wrote it."""
+    node: yaml.Node | None = root
+    line: int | None = None
+    path: list[str | int] = []
+    for seg in loc:
+        if isinstance(seg, str) and "[" in seg:
+            continue  # "[key]", "function-after[...]": pydantic internals
+        hit = _find_key(node, seg) if node is not None else None
+        if hit is None and seg in _VIRTUAL_SEGMENTS:
+            continue
+        path.append(seg)
+        if hit is not None:
+            line, node = hit[0].start_mark.line + 1, hit[1]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(seg, int)
+            and 0 <= seg < len(node.value)
+        ):
+            node = node.value[seg]
+            line = node.start_mark.line + 1
+        else:
+            node = None  # past the YAML (e.g. a missing field): keep the parent's line
+    return line, path
+
+
+def _duplicate_keys(node: yaml.Node, path: list[str | int], file: str) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                issues.append(
+                    ConfigIssue(
+                        file,
+                        line,
+                        format_path([*path, key]),
+                        f"'{key}' is given twice (first on line {first_line[key]})",
+                    )
+                )
+            first_line.setdefault(key, line)
+            issues += _duplicate_keys(value_node, [*path, key], file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            issues += _duplicate_keys(item, [*path, i], file)
+    return issues
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "missing required field"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling and the indentation)"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, list[ConfigIssue]]:
+    """(data, root node, issues); YAML syntax errors become issues with their line."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            return None, None, [ConfigIssue(file, line, "", problem)]
+        return None, None, [ConfigIssue(file, line, "", f"YAML syntax error: {problem}")]
+    except (yaml.YAMLError, ValueError) as exc:  # e.g. a date like 2026-13-45
+        return None, None, [ConfigIssue(file, None, "", f"cannot read YAML: {exc}")]
+    finally:
+        loader.dispose()
+    return data, root, []
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Read, validate and freeze a configuration file; raise ConfigError listing
+    every problem (with file, line and path) if it is not usable."""
+    file = str(path)
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(file, None, "", f"cannot read the file: {exc}")]) from None
+    data, root, issues = parse_yaml(text, file)
+    if issues:
+        raise ConfigError(issues)
+    if root is None or data is None:
+        raise ConfigError([ConfigIssue(file, None, "", "the file is empty")])
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, "", "the top level must be `key: value` lines")])
+    issues += _duplicate_keys(root, [], file)
+
+    raw = {**data, "source_path": source.absolute()}
+    config: AppConfig | None = None
+    try:
+        config = AppConfig.model_validate(raw, context={"references_checked": True})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            line, segs = _locate(root, error["loc"])
+            issues.append(ConfigIssue(file, line, format_path(segs), _message(error)))
+    for loc, message in reference_issues(data):
+        line, segs = _locate(root, loc)
+        issues.append(ConfigIssue(file, line, format_path(segs), message))
+
+    if issues or config is None:
+        unique = list(dict.fromkeys(issues))
+        unique.sort(key=lambda i: (i.line is None, i.line or 0))
+        raise ConfigError(unique)
+    return config

@@ -1,0 +1,282 @@
+"""Validated, immutable configuration objects (pydantic v2, frozen).
+
+Shape mirrors the YAML so that validation errors map back to YAML lines.
+Checks that need the whole document (unknown rota, number not allowed by the
+trunk...) live in references.py so that the loader can locate each of them.
+Line models live in lines.py and field types in fields.py; both re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+import astreinte_ari
+from astreinte_ari.config import secrets, timespec
+from astreinte_ari.config.fields import E164_RE, Frozen, Phone, check_timezone
+from astreinte_ari.config.lines import (
+    BusinessForward,
+    BusinessHours,
+    HopConfig,
+    LineConfig,
+    Route,
+)
+
+__all__ = [
+    "AppConfig",
+    "AriConfig",
+    "BusinessForward",
+    "BusinessHours",
+    "HopConfig",
+    "LineConfig",
+    "NumberNotAllowed",
+    "Override",
+    "Person",
+    "Rotation",
+    "Route",
+    "TeamConfig",
+    "TrunkConfig",
+]
+
+REPO_SOUNDS_DIR = Path(astreinte_ari.__file__).resolve().parent.parent / "sounds"
+
+
+class NumberNotAllowed(ValueError):  # noqa: N818 (name is part of the contract)
+    """A number that is not E.164 or not covered by the trunk's allowed prefixes."""
+
+
+class AriConfig(Frozen):
+    url: str
+    username: str
+    app: str = "astreinte"
+    password_file: Path | None = None
+    password_env: str = "ASTREINTE_ARI_PASSWORD"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        # An ARI login is PBX-admin: plain HTTP only over loopback.
+        m = re.match(r"^(https?)://(\[[^\]]+\]|[^/:]+)(:\d+)?/?$", value)
+        if not m:
+            raise ValueError(f"'{value}' is not a URL like http://127.0.0.1:8088")
+        if m.group(1) == "http" and m.group(2) not in ("127.0.0.1", "localhost", "[::1]"):
+            raise ValueError("plain http:// is only allowed to localhost; use https://")
+        return value.rstrip("/")
+
+
+class DatabaseConfig(Frozen):
+    url: str | None = None
+    url_file: Path | None = None  # keeps a password out of the YAML
+
+
+class StorageConfig(Frozen):
+    recordings_dir: Path | None = None
+
+
+class SoundsConfig(Frozen):
+    dir: Path | None = None
+
+
+class TrunkConfig(Frozen):
+    dial: str
+    caller_id: Phone
+    allowed_prefixes: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("dial")
+    @classmethod
+    def _dial(cls, value: str) -> str:
+        if "{number}" not in value:
+            raise ValueError('must contain {number}, e.g. "PJSIP/{number}@operator"')
+        return value
+
+    @field_validator("allowed_prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not re.fullmatch(r"\+\d{1,14}", prefix):
+                raise ValueError(f"prefix '{prefix}' must look like +336")
+        return value
+
+    def is_allowed(self, number: str) -> bool:
+        return bool(E164_RE.match(number)) and number.startswith(self.allowed_prefixes)
+
+    def dial_string(self, number: str) -> str:
+        """The Asterisk endpoint for number; refuses anything the allow-list does not cover."""
+        if not self.is_allowed(number):
+            raise NumberNotAllowed(
+                f"{number!r} is not allowed by the trunk ({', '.join(self.allowed_prefixes)})"
+            )
+        return self.dial.replace("{number}", number)
+
+
+class VoicemailDefaults(Frozen):
+    max_duration: int = Field(180, ge=10, le=3600)
+    max_silence: int = Field(6, ge=1, le=60)
+
+
+class Defaults(Frozen):
+    accept_timeout: int = Field(10, ge=3, le=60)
+    voicemail: VoicemailDefaults = VoicemailDefaults()
+
+
+class Person(Frozen):
+    name: str
+    mobile: Phone
+    email: str | None = None
+
+
+class Rotation(Frozen):
+    every: str = "week"
+    handoff: str
+    start: date
+    people: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every(cls, value: object) -> object:
+        timespec.parse_every(value)  # type: ignore[arg-type]
+        return str(value)
+
+    @field_validator("handoff")
+    @classmethod
+    def _handoff(cls, value: str) -> str:
+        timespec.parse_handoff(value)
+        return value
+
+    @model_validator(mode="after")
+    def _start_matches_handoff(self) -> Rotation:
+        weekday = self.handoff_spec.weekday
+        if weekday is not None and self.start.weekday() != weekday:
+            raise ValueError(
+                f"start {self.start} is a {timespec.WEEKDAYS[self.start.weekday()]} "
+                f"but the handoff is on {timespec.WEEKDAYS[weekday]}"
+            )
+        return self
+
+    @property
+    def length_days(self) -> int:
+        return timespec.parse_every(self.every)
+
+    @property
+    def handoff_spec(self) -> timespec.Handoff:
+        return timespec.parse_handoff(self.handoff)
+
+
+class Override(Frozen):
+    rota: str
+    person: str
+    from_: datetime = Field(alias="from")  # local time of the team's zone when naive
+    to: datetime
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> Override:
+        if (self.from_.tzinfo is None) != (self.to.tzinfo is None):
+            raise ValueError("give 'from' and 'to' both in local time (without an offset)")
+        if self.to <= self.from_:
+            raise ValueError("'to' must be after 'from'")
+        return self
+
+
+class TeamConfig(Frozen):
+    # Filled from the top-level timezone by AppConfig; set it for a team abroad.
+    timezone: str | None = None
+    people: Mapping[str, Person]
+    rotas: Mapping[str, Rotation] = Field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+
+class AppConfig(Frozen):
+    source_path: Path
+    timezone: str
+    ari: AriConfig
+    database: DatabaseConfig = DatabaseConfig()
+    storage: StorageConfig = StorageConfig()
+    sounds: SoundsConfig = SoundsConfig()
+    trunk: TrunkConfig
+    defaults: Defaults = Defaults()
+    lines: Mapping[str, LineConfig]
+    teams: Mapping[str, TeamConfig]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("lines")
+    @classmethod
+    def _dids(cls, value: Mapping[str, LineConfig]) -> Mapping[str, LineConfig]:
+        for did in value:
+            if not re.fullmatch(r"\+?[0-9A-Za-z_-]{1,40}", did):
+                raise ValueError(f"line key '{did}' is not a number like \"+33180000000\"")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        from astreinte_ari.config.references import prepare_raw, reference_issues
+
+        data = prepare_raw(data)
+        # The loader checks references itself, to give each problem its own line.
+        if not (info.context or {}).get("references_checked"):
+            problems = reference_issues(data)
+            if problems:
+                raise ValueError("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
+        return data
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_path.resolve().parent
+
+    @property
+    def sounds_dir(self) -> Path:
+        """Sounds directory as Asterisk sees it; default: the repository's sounds/."""
+        return self.sounds.dir or REPO_SOUNDS_DIR
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Voicemail files kept by the service; default: <config dir>/../var/recordings."""
+        return self.storage.recordings_dir or (self.base_dir.parent / "var" / "recordings")
+
+    @property
+    def accept_timeout_s(self) -> int:
+        return self.defaults.accept_timeout
+
+    @property
+    def voicemail_max_duration_s(self) -> int:
+        return self.defaults.voicemail.max_duration
+
+    @property
+    def voicemail_max_silence_s(self) -> int:
+        return self.defaults.voicemail.max_silence
+
+    def database_url(self) -> str:
+        """Env ASTREINTE_DATABASE_URL, then database.url_file, then database.url, then
+        sqlite under <config dir>/../var/."""
+        from_env = os.environ.get("ASTREINTE_DATABASE_URL", "").strip()
+        if from_env:
+            return from_env
+        if self.database.url_file is not None:
+            return secrets.read_secret_file(self.database.url_file)
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.base_dir.parent / 'var' / 'astreinte.db'}"
+
+    def ari_password(self) -> str:
+        """Env var named by ari.password_env, then ari.password_file."""
+        return secrets.resolve_secret(
+            self.ari.password_env, self.ari.password_file, what="ARI password"
+        )

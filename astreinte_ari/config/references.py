@@ -1,0 +1,164 @@
+"""Whole-document checks and preparation, run on the raw (YAML-shaped) data.
+
+They work on plain dicts rather than on the models so that a reference error
+is still reported when some unrelated part of the file failed validation:
+ops staff get every problem of their edit in one run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from astreinte_ari.config.fields import E164_RE
+
+Loc = tuple[str | int, ...]
+_SQLITE_RELATIVE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)(?!:memory:)(.+)$")
+ROUTE_KEYS = ("after_hours", "night", "weekend", "holiday")
+
+
+def _map(value: Any) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _seq(value: Any) -> Sequence[Any]:
+    return value if isinstance(value, list | tuple) else ()
+
+
+def _names(mapping: Mapping[Any, Any]) -> str:
+    return ", ".join(str(k) for k in mapping) or "none"
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    if isinstance(value, str | Path) and str(value) and not Path(value).is_absolute():
+        return Path(os.path.normpath(base / value))
+    return value
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def prepare_raw(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolve relative paths against the config file's directory and give each
+    team the global time zone unless it sets its own."""
+    out: dict[str, Any] = dict(data)
+    source = out.get("source_path")
+    if isinstance(source, str | Path):
+        base = Path(source).resolve().parent
+        for section, key in (
+            ("ari", "password_file"),
+            ("database", "url_file"),
+            ("storage", "recordings_dir"),
+            ("sounds", "dir"),
+        ):
+            if isinstance(out.get(section), Mapping) and key in out[section]:
+                out[section] = {**out[section], key: _resolve(base, out[section][key])}
+        db = out.get("database")
+        if isinstance(db, Mapping) and isinstance(db.get("url"), str):
+            m = _SQLITE_RELATIVE.match(db["url"])
+            if m:
+                out["database"] = {**db, "url": f"{m.group(1)}:///{base / m.group(2)}"}
+    tz = out.get("timezone")
+    # An invalid zone is reported once, at `timezone`, not again for every team.
+    if isinstance(out.get("teams"), Mapping) and isinstance(tz, str) and _valid_zone(tz):
+        out["teams"] = {
+            name: ({"timezone": tz, **team} if isinstance(team, Mapping) else team)
+            for name, team in out["teams"].items()
+        }
+    return out
+
+
+def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Unknown teams, rotas and persons; numbers the trunk may not dial."""
+    issues: list[tuple[Loc, str]] = []
+    teams = _map(data.get("teams"))
+    raw_prefixes = _map(data.get("trunk")).get("allowed_prefixes")
+    prefixes = tuple(p for p in _seq(raw_prefixes) if isinstance(p, str))
+
+    def check_number(loc: Loc, value: Any) -> None:
+        if not isinstance(value, str) or not isinstance(raw_prefixes, list | tuple):
+            return
+        number = value.replace(" ", "")
+        if E164_RE.match(number) and not number.startswith(prefixes):
+            issues.append(
+                (loc, f"{number} is not allowed by trunk.allowed_prefixes ({', '.join(prefixes)})")
+            )
+
+    for team_name, raw_team in teams.items():
+        team = _map(raw_team)
+        people = _map(team.get("people"))
+        rotas = _map(team.get("rotas"))
+        where: Loc = ("teams", team_name)
+        for person_id, person in people.items():
+            check_number((*where, "people", person_id, "mobile"), _map(person).get("mobile"))
+        for rota_name, rota in rotas.items():
+            for i, person_id in enumerate(_seq(_map(rota).get("people"))):
+                if isinstance(person_id, str) and person_id not in people:
+                    issues.append(
+                        (
+                            (*where, "rotas", rota_name, "people", i),
+                            f"unknown person '{person_id}' (team {team_name} has: "
+                            f"{_names(people)})",
+                        )
+                    )
+        for i, override in enumerate(_seq(team.get("overrides"))):
+            issues += _target_issues(
+                (*where, "overrides", i), _map(override), team_name, people, rotas
+            )
+
+    for did, raw_line in _map(data.get("lines")).items():
+        line = _map(raw_line)
+        team_name = line.get("team")
+        if isinstance(team_name, str) and team_name not in teams:
+            issues.append(
+                (("lines", did, "team"), f"unknown team '{team_name}' (teams: {_names(teams)})")
+            )
+        forward = _map(line.get("in_business_hours")).get("forward")
+        check_number(("lines", did, "in_business_hours", "forward"), forward)
+        if not isinstance(team_name, str) or team_name not in teams:
+            continue
+        team = _map(teams[team_name])
+        for route_key in ROUTE_KEYS:
+            for i, hop in enumerate(_seq(_map(line.get(route_key)).get("hops"))):
+                issues += _target_issues(
+                    ("lines", did, route_key, "hops", i),
+                    _map(hop),
+                    team_name,
+                    _map(team.get("people")),
+                    _map(team.get("rotas")),
+                )
+    return issues
+
+
+def _target_issues(
+    loc: Loc,
+    item: Mapping[Any, Any],
+    team_name: str,
+    people: Mapping[Any, Any],
+    rotas: Mapping[Any, Any],
+) -> list[tuple[Loc, str]]:
+    """A hop or override names a rota and/or a person of one team."""
+    issues: list[tuple[Loc, str]] = []
+    rota = item.get("rota")
+    if isinstance(rota, str) and rota not in rotas:
+        issues.append(
+            ((*loc, "rota"), f"unknown rota '{rota}' (team {team_name} has: {_names(rotas)})")
+        )
+    person = item.get("person")
+    if isinstance(person, str) and person not in people:
+        issues.append(
+            (
+                (*loc, "person"),
+                f"unknown person '{person}' (team {team_name} has: {_names(people)})",
+            )
+        )
+    return issues

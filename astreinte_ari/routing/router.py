@@ -1,0 +1,153 @@
+"""build_plan: the pure decision of what one incoming call will do.
+
+Computed once when the call arrives; a configuration or rota change during the
+call does not alter it (see plan.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from astreinte_ari.config.model import (
+    AppConfig,
+    BusinessForward,
+    LineConfig,
+    NumberNotAllowed,
+    Route,
+    TeamConfig,
+)
+from astreinte_ari.routing.calendar import resolve_period
+from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.schedule.rota import who_is_on_call
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ANNOUNCEMENTS: dict[Period, str] = {
+    Period.BUSINESS: "astreinte-business",
+    Period.AFTER_HOURS: "astreinte-after-hours",
+    Period.NIGHT: "astreinte-night",
+    Period.WEEKEND: "astreinte-weekend",
+    Period.HOLIDAY: "astreinte-holiday",
+}
+BUSINESS_FORWARD_LABEL = "business-forward"
+
+
+def route_for(line: LineConfig, period: Period) -> Route:
+    """Per-period block if the line has one, else the after-hours route (also used
+    in business hours when the line has no `in_business_hours` forward)."""
+    specific = {
+        Period.NIGHT: line.night,
+        Period.WEEKEND: line.weekend,
+        Period.HOLIDAY: line.holiday,
+    }
+    return specific.get(period) or line.after_hours
+
+
+def _announcement(configured: str | None, period: Period) -> str | None:
+    if configured is None:
+        return DEFAULT_ANNOUNCEMENTS[period]
+    return configured or None  # "" means "no announcement" (announcement: false)
+
+
+def _hop(
+    config: AppConfig,
+    label: str,
+    person_id: str,
+    name: str,
+    number: str,
+    timeout: int,
+    *,
+    require_accept: bool = True,
+) -> Hop | None:
+    try:
+        dial = config.trunk.dial_string(number)
+    except NumberNotAllowed as exc:
+        # The loader rejects such numbers; this guards configs built another way.
+        log.error("hop %s skipped: %s", label, exc)
+        return None
+    return Hop(
+        label=label,
+        person_id=person_id,
+        person_name=name,
+        number=number,
+        dial_string=dial,
+        ring_timeout_s=timeout,
+        require_accept=require_accept,
+    )
+
+
+def resolve_hops(config: AppConfig, team: TeamConfig, route: Route, now: datetime) -> list[Hop]:
+    """Route hops -> concrete people at `now`; the same person is not rung twice in a row."""
+    hops: list[Hop] = []
+    for spec in route.hops:
+        if spec.rota is not None:
+            person_id = who_is_on_call(team, spec.rota, now)
+            label = spec.label or spec.rota
+        else:
+            person_id = spec.person or ""
+            label = spec.label or person_id
+        person = team.people.get(person_id)
+        if person is None:
+            log.error("hop %s skipped: unknown person %r", label, person_id)
+            continue
+        if hops and hops[-1].person_id == person_id:
+            continue  # e.g. the supervisor is also this week's primary
+        hop = _hop(config, label, person_id, person.name, person.mobile, spec.timeout)
+        if hop is not None:
+            hops.append(hop)
+    return hops
+
+
+def _business_hop(config: AppConfig, line: LineConfig, fwd: BusinessForward) -> list[Hop]:
+    # A switchboard answers for the company: no "press 1" prompt.
+    hop = _hop(
+        config,
+        BUSINESS_FORWARD_LABEL,
+        BUSINESS_FORWARD_LABEL,
+        line.name,
+        fwd.forward,
+        fwd.timeout,
+        require_accept=False,
+    )
+    return [] if hop is None else [hop]
+
+
+def build_plan(config: AppConfig, did: str, now: datetime) -> CallPlan | None:
+    """The plan for a call to `did` arriving at aware instant `now`; None if the
+    DID is not configured."""
+    line = config.lines.get(did)
+    if line is None:
+        return None
+    period = resolve_period(line, now, config.timezone)
+    team = config.teams[line.team]
+
+    if period is Period.BUSINESS and line.in_business_hours is not None:
+        fwd = line.in_business_hours
+        hops = _business_hop(config, line, fwd)
+        announcement = fwd.announcement  # none unless configured
+        final = fwd.finally_
+    else:
+        route = route_for(line, period)
+        hops = resolve_hops(config, team, route, now)
+        announcement = _announcement(route.announcement, period)
+        final = route.finally_
+
+    return CallPlan(
+        did=did,
+        line_name=line.name,
+        team=line.team,
+        language=line.language,
+        period=period,
+        announcement=announcement,
+        hops=tuple(hops),
+        final=FinalAction(final),
+        voicemail=VoicemailPolicy(
+            max_duration_s=config.voicemail_max_duration_s,
+            max_silence_s=config.voicemail_max_silence_s,
+        ),
+        agent_caller_id=config.trunk.caller_id,
+        accept_timeout_s=line.accept_timeout or config.accept_timeout_s,
+        line_prompt=line.line_prompt,
+        recorded_notice=line.recorded_notice,
+    )

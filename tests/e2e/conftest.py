@@ -1,0 +1,68 @@
+"""Fixtures for end-to-end tests: real Asterisk, real SIP (sipp), the real service."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from astreinte_ari.localpbx import LocalAsterisk, free_port
+from tests.e2e.rig import (
+    ARI_PASSWORD,
+    P1,
+    P2,
+    SUP,
+    E2ERig,
+    ServiceProcess,
+    e2e_config,
+    make_speech,
+    sipp_available,
+)
+from tests.rig.postgres import create_database
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def e2e_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERig]:
+    if not sipp_available():
+        pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-system-deps.sh")
+    work = tmp_path_factory.mktemp("e2e")
+    ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
+    pbx = LocalAsterisk(work / "asterisk", ari_password=ARI_PASSWORD, mobiles=ports)
+    pbx.start()
+    rig = E2ERig(work, pbx, ports, make_speech(work / "speech.ul"))
+    try:
+        yield rig
+    finally:
+        rig.cleanup()
+        pbx.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def service(
+    request: pytest.FixtureRequest, e2e_rig: E2ERig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    work = tmp_path_factory.mktemp(f"service-{request.param}")
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{work / 'audit.db'}"
+    else:
+        db_url = create_database(request.getfixturevalue("postgres_url"), f"e2e_{work.name[-8:]}".replace("-", "_"))
+    config_path = work / "astreinte.yaml"
+    config_path.write_text(
+        e2e_config(ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=work / "recordings")
+    )
+    proc = ServiceProcess(config_path, db_url, work / "recordings", work / "service.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+        assert code == 0, f"service exited with {code}:\n{proc.log_tail()}"
+
+
+@pytest.fixture
+def rig(e2e_rig: E2ERig, service: ServiceProcess) -> Iterator[E2ERig]:
+    yield e2e_rig
+    e2e_rig.cleanup()

@@ -1,0 +1,154 @@
+"""Real calls through a real Asterisk: sipp plays the caller and the agents' mobiles.
+
+Each scenario runs on SQLite and on PostgreSQL (the `service` fixture is
+parametrised), with the same audit assertions.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari.adapters.store.queries import CallDetail
+from tests.e2e.rig import (
+    LINE_FULL,
+    LINE_SHORT,
+    OUTSIDE,
+    P1,
+    P2,
+    SUP,
+    E2ERig,
+    ServiceProcess,
+    now_utc,
+)
+from tests.rig.sipp import agent_scenario
+
+pytestmark = pytest.mark.e2e
+
+CALL_TIMEOUT = 90
+
+
+def _states(call: CallDetail) -> list[str]:
+    return [t.to_state for t in call.transitions]
+
+
+def _outcomes(call: CallDetail) -> list[tuple[str, str | None]]:
+    return [(h.person_id, h.outcome) for h in call.hops]
+
+
+def _finish(*runs: object) -> None:
+    for run in runs:
+        code = run.wait(CALL_TIMEOUT)  # type: ignore[attr-defined]
+        assert code == 0, f"sipp {run.name} exited {code}:\n{run.output()}"  # type: ignore[attr-defined]
+
+
+def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=1200))
+    caller = rig.call(LINE_FULL, hold_ms=14000, caller="+33199000001")
+    _finish(caller, agent)
+    call = service.wait_for_call(since, LINE_FULL)
+    assert call.outcome == "accepted", call.outcome_detail
+    assert _outcomes(call) == [("p1", "accepted")]
+    hop = call.hops[0]
+    assert hop.dtmf == "1"
+    assert hop.number == P1
+    assert hop.ringing_at and hop.answered_at and hop.accepted_at and hop.ended_at
+    assert hop.started_at <= hop.ringing_at <= hop.answered_at <= hop.accepted_at <= hop.ended_at
+    assert call.accepted_person_id == "p1"
+    assert call.talk_seconds is not None and call.talk_seconds > 1.0
+    assert _states(call) == ["announcing", "dialing", "agent_prompt", "bridged", "ended"]
+    assert call.caller_number == "+33199000001"
+    assert call.period == "after_hours"
+
+
+def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    first = rig.phone(P1, agent_scenario("noanswer"))
+    supervisor = rig.phone(SUP, agent_scenario("accept"))
+    caller = rig.call(LINE_SHORT, hold_ms=24000)
+    _finish(caller, first, supervisor)
+    call = service.wait_for_call(since, LINE_SHORT)
+    assert call.outcome == "accepted", call.outcome_detail
+    assert _outcomes(call) == [("p1", "no_answer"), ("sup", "accepted")]
+    ring_time = (call.hops[0].ended_at - call.hops[0].started_at).total_seconds()
+    assert 5.0 <= ring_time <= 10.0, ring_time  # the 6 s hop timeout, not SIP's 32 s
+    assert call.hops[0].ringing_at is not None
+
+
+def test_busy_goes_to_next_hop_at_once(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    busy = rig.phone(P1, agent_scenario("busy"))
+    second = rig.phone(P2, agent_scenario("accept"))
+    caller = rig.call(LINE_FULL, hold_ms=16000)
+    _finish(caller, busy, second)
+    call = service.wait_for_call(since, LINE_FULL)
+    assert _outcomes(call) == [("p1", "busy"), ("p2", "accepted")]
+    assert call.hops[0].cause_code == 17
+    gap = (call.hops[1].started_at - call.hops[0].ended_at).total_seconds()
+    assert gap < 1.0, gap
+    assert (call.hops[0].ended_at - call.hops[0].started_at).total_seconds() < 2.0
+
+
+def test_answer_without_key_is_not_accepted(rig: E2ERig, service: ServiceProcess) -> None:
+    """A personal voicemail answers but never presses 1: that is not a success."""
+    since = now_utc()
+    voicemail_like = rig.phone(P1, agent_scenario("silent"))
+    second = rig.phone(P2, agent_scenario("accept"))
+    caller = rig.call(LINE_FULL, hold_ms=26000)
+    _finish(caller, voicemail_like, second)
+    call = service.wait_for_call(since, LINE_FULL)
+    assert _outcomes(call) == [("p1", "not_accepted"), ("p2", "accepted")]
+    assert call.hops[0].answered_at is not None
+    assert call.hops[0].accepted_at is None
+    assert call.accepted_person_id == "p2"
+
+
+def test_every_hop_fails_then_voicemail_is_recorded(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    busy = rig.phone(P1, agent_scenario("busy"))
+    reject = rig.phone(P2, agent_scenario("reject"))
+    # Nothing answers on the supervisor's mobile: unreachable within the hop timeout.
+    caller = rig.call(LINE_FULL, hold_ms=60000)
+    _finish(caller, busy, reject)
+    call = service.wait_for_call(since, LINE_FULL)
+    assert call.outcome == "voicemail", call.outcome_detail
+    assert [o for _, o in _outcomes(call)] == ["busy", "rejected", "unreachable"]
+    assert call.hops[1].cause_code == 21
+    assert _states(call)[-3:] == ["voicemail_greeting", "recording", "ended"]
+    assert call.voicemail_path is not None
+    path = Path(call.voicemail_path)
+    assert path.is_file() and path.stat().st_size > 8000  # > 0.5 s of 8 kHz audio
+    assert path.is_relative_to(service.recordings)
+    assert call.voicemail_seconds is not None and 1.0 < call.voicemail_seconds <= 12.0
+
+
+def test_caller_hangs_up_while_agent_rings(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    ringing = rig.phone(P1, agent_scenario("noanswer"))
+    # The announcement lasts ~6.7 s; hang up ~2 s into the first hop's ringing.
+    caller = rig.call(LINE_FULL, hold_ms=9000)
+    _finish(caller, ringing)  # the phone got a CANCEL: the leg was torn down
+    call = service.wait_for_call(since, LINE_FULL)
+    assert call.outcome == "abandoned", call.outcome_detail
+    assert "dialing" in (call.outcome_detail or "")
+    assert _outcomes(call) == [("p1", "cancelled")]
+    assert call.answered_at is None
+
+
+def test_number_outside_allow_list_is_never_dialled(tmp_path: Path, service: ServiceProcess) -> None:
+    """A configuration naming a number outside the trunk's allow-list is refused whole."""
+    text = service.config_path.read_text().replace(f'mobile: "{SUP}"', f'mobile: "{OUTSIDE}"')
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    for command in ("check", "run"):
+        result = subprocess.run(
+            [sys.executable, "-m", "astreinte_ari", command, "-c", str(bad)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "teams.e2e.people.sup.mobile" in result.stdout
+        assert OUTSIDE in result.stdout
