@@ -199,7 +199,9 @@ transmit_silence = yes
             except OSError as exc:
                 last_error = exc
             time.sleep(0.2)
-        raise RuntimeError(f"ARI did not answer within {timeout}s ({last_error}):\n{self.log_tail()}")
+        raise RuntimeError(
+            f"ARI did not answer within {timeout}s ({last_error}):\n{self.log_tail()}"
+        )
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
         out = subprocess.run(
@@ -258,3 +260,44 @@ busy = 480+620/500,0/500
 ring = 440+480/2000,0/4000
 congestion = 480+620/250,0/250
 """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a demo Asterisk in the foreground until Ctrl-C / SIGTERM."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run a private loopback Asterisk for the demo.")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--sip-port", type=int, default=5060)
+    parser.add_argument("--http-port", type=int, default=8088)
+    parser.add_argument("--password-file", type=Path, required=True, help="ARI password file")
+    parser.add_argument(
+        "--mobile",
+        action="append",
+        default=[],
+        metavar="NUMBER=PORT",
+        help="a simulated mobile: SIP phone on 127.0.0.1:PORT for NUMBER",
+    )
+    args = parser.parse_args(argv)
+    mobiles = dict(item.split("=", 1) for item in args.mobile)
+    pbx = LocalAsterisk(
+        args.workdir,
+        ari_password=args.password_file.read_text().strip(),
+        mobiles={number: int(port) for number, port in mobiles.items()},
+        sip_port=args.sip_port,
+        http_port=args.http_port,
+    )
+    pbx.start()
+    print(f"Asterisk ready: SIP 127.0.0.1:{pbx.sip_port}, ARI {pbx.ari_url}", flush=True)
+    stop = signal.sigwait if hasattr(signal, "sigwait") else None
+    try:
+        if stop is not None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            stop({signal.SIGINT, signal.SIGTERM})
+    finally:
+        pbx.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

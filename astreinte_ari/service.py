@@ -117,8 +117,13 @@ class OnCallService:
         )
         self._owner[caller.id] = runtime
         flow = CallFlow(runtime, caller, self._voicemail)
-        log.info("call %s: line %s (%s), %d hop(s)", call_id[:8], plan.line_name, plan.period,
-                 len(plan.hops))
+        log.info(
+            "call %s: line %s (%s), %d hop(s)",
+            call_id[:8],
+            plan.line_name,
+            plan.period,
+            len(plan.hops),
+        )
         self._spawn(self._run_flow(call_id, flow))
 
     async def _run_flow(self, call_id: str, flow: CallFlow) -> None:
@@ -133,14 +138,23 @@ class OnCallService:
         now = self._clock()
         self._audit.emit(
             CallStarted(
-                call_id=call_id, did=did, line_name="(unknown line)", period="unknown",
-                caller_number=caller.caller_number, caller_name=caller.caller_name,
-                channel_id=caller.id, at=now,
+                call_id=call_id,
+                did=did,
+                line_name="(unknown line)",
+                period="unknown",
+                caller_number=caller.caller_number,
+                caller_name=caller.caller_name,
+                channel_id=caller.id,
+                at=now,
             )
         )
         self._audit.emit(
-            CallEnded(call_id=call_id, outcome=CallOutcome.FAILED, at=now,
-                      detail="no line configured for this DID")
+            CallEnded(
+                call_id=call_id,
+                outcome=CallOutcome.FAILED,
+                at=now,
+                detail="no line configured for this DID",
+            )
         )
         log.error("call %s: no line configured for DID %r", call_id[:8], did)
         media = self._sounds.uri("astreinte-no-one", DEFAULT_LANGUAGE)

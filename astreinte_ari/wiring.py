@@ -112,7 +112,9 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         await service.handle(Resynced(channels=channels, bridges=bridges))
         log.info(
             "astreinte ready: app %r, %d line(s), %d channel(s) on the PBX",
-            config.ari.app, len(config.lines), len(channels),
+            config.ari.app,
+            len(config.lines),
+            len(channels),
         )
 
     stop = stop or asyncio.Event()

@@ -86,4 +86,6 @@ class CallEnded:
     voicemail_seconds: float | None = None
 
 
-AuditEvent = CallStarted | StateChanged | HopStarted | HopProgress | HopEnded | CallAnswered | CallEnded
+AuditEvent = (
+    CallStarted | StateChanged | HopStarted | HopProgress | HopEnded | CallAnswered | CallEnded
+)

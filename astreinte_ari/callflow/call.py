@@ -88,7 +88,9 @@ class CallFlow:
             rt.transition(CallState.BRIDGED, f"{hop.describe()} accepted")
             rt.audit.emit(
                 CallAnswered(
-                    call_id=rt.call_id, hop_id=hop.hop_id, person_id=hop.hop.person_id,
+                    call_id=rt.call_id,
+                    hop_id=hop.hop_id,
+                    person_id=hop.hop.person_id,
                     at=rt.clock(),
                 )
             )
@@ -102,8 +104,11 @@ class CallFlow:
         await self._quietly(rt.port.hangup(other))
         hop.end_after_talk(cause, cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
-        self._end(outcome, f"talked {talk_s}s with {hop.hop.person_id}, ended by {ended_by}",
-                  talk_s=talk_s)
+        self._end(
+            outcome,
+            f"talked {talk_s}s with {hop.hop.person_id}, ended by {ended_by}",
+            talk_s=talk_s,
+        )
 
     async def _wait_for_end(self, agent_id: str) -> tuple[str, int | None, str | None]:
         rt = self.rt
@@ -144,8 +149,13 @@ class CallFlow:
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
         rt.audit.emit(
             CallEnded(
-                call_id=rt.call_id, outcome=outcome, at=rt.clock(), detail=detail[:500],
-                talk_seconds=talk_s, voicemail_path=vm_path, voicemail_seconds=vm_s,
+                call_id=rt.call_id,
+                outcome=outcome,
+                at=rt.clock(),
+                detail=detail[:500],
+                talk_seconds=talk_s,
+                voicemail_path=vm_path,
+                voicemail_seconds=vm_s,
             )
         )
 

@@ -100,9 +100,7 @@ class HopAttempt:
     def _progress(self, event: str) -> None:
         self.rt.audit.emit(HopProgress(hop_id=self.hop_id, event=event, at=self.rt.clock()))
 
-    def _end(
-        self, outcome: HopOutcome, cause: int | None, cause_text: str | None
-    ) -> HopResult:
+    def _end(self, outcome: HopOutcome, cause: int | None, cause_text: str | None) -> HopResult:
         self.rt.audit.emit(
             HopEnded(
                 hop_id=self.hop_id,
@@ -163,8 +161,7 @@ class HopAttempt:
                 await rt.port.hangup(self.agent_id)
                 return self._end(HopOutcome.DECLINED, None, f"wrong key {digit!r}")
             elif (
-                isinstance(event, ChannelHungUp | ChannelLeft)
-                and event.channel_id == self.agent_id
+                isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == self.agent_id
             ):
                 cause = event.cause if isinstance(event, ChannelHungUp) else None
                 text = event.cause_text if isinstance(event, ChannelHungUp) else "left"

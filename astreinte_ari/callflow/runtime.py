@@ -60,7 +60,7 @@ class AuditSink(Protocol):
     def emit(self, event: AuditEvent) -> None: ...
 
 
-class CallerGone(Exception):  # noqa: N818 - a signal, not an error
+class CallerGone(Exception):
     """The caller hung up: unwinds whatever phase the call is in."""
 
     def __init__(self, cause: int | None, cause_text: str) -> None:
@@ -172,9 +172,7 @@ class CallRuntime:
     def deadline_in(self, seconds: float) -> float:
         return asyncio.get_running_loop().time() + seconds
 
-    async def play_and_wait(
-        self, channel_id: str, sound: str, *, max_s: float = 120.0
-    ) -> bool:
+    async def play_and_wait(self, channel_id: str, sound: str, *, max_s: float = 120.0) -> bool:
         """Play a prompt to one channel and wait until it ends.
 
         Returns False if that channel disappears meanwhile (the caller's

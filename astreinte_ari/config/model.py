@@ -47,7 +47,7 @@ __all__ = [
 REPO_SOUNDS_DIR = Path(astreinte_ari.__file__).resolve().parent.parent / "sounds"
 
 
-class NumberNotAllowed(ValueError):  # noqa: N818 (name is part of the contract)
+class NumberNotAllowed(ValueError):
     """A number that is not E.164 or not covered by the trunk's allowed prefixes."""
 
 

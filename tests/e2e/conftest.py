@@ -40,7 +40,9 @@ def e2e_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERig]:
         pbx.stop()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def service(
     request: pytest.FixtureRequest, e2e_rig: E2ERig, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
@@ -48,7 +50,9 @@ def service(
     if request.param == "sqlite":
         db_url = f"sqlite:///{work / 'audit.db'}"
     else:
-        db_url = create_database(request.getfixturevalue("postgres_url"), f"e2e_{work.name[-8:]}".replace("-", "_"))
+        db_url = create_database(
+            request.getfixturevalue("postgres_url"), f"e2e_{work.name[-8:]}".replace("-", "_")
+        )
     config_path = work / "astreinte.yaml"
     config_path.write_text(
         e2e_config(ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=work / "recordings")

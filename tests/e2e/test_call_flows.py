@@ -139,7 +139,9 @@ def test_caller_hangs_up_while_agent_rings(rig: E2ERig, service: ServiceProcess)
     assert call.answered_at is None
 
 
-def test_number_outside_allow_list_is_never_dialled(tmp_path: Path, service: ServiceProcess) -> None:
+def test_number_outside_allow_list_is_never_dialled(
+    tmp_path: Path, service: ServiceProcess
+) -> None:
     """A configuration naming a number outside the trunk's allow-list is refused whole."""
     text = service.config_path.read_text().replace(f'mobile: "{SUP}"', f'mobile: "{OUTSIDE}"')
     bad = tmp_path / "bad.yaml"
@@ -147,7 +149,10 @@ def test_number_outside_allow_list_is_never_dialled(tmp_path: Path, service: Ser
     for command in ("check", "run"):
         result = subprocess.run(
             [sys.executable, "-m", "astreinte_ari", command, "-c", str(bad)],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         assert result.returncode == 1, result.stdout + result.stderr
         assert "teams.e2e.people.sup.mobile" in result.stdout

@@ -46,7 +46,9 @@ _OK_EMPTY = """<send><![CDATA[
 
 
 def _wrap(name: str, body: str) -> str:
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<scenario name="{name}">\n{body}\n</scenario>\n'
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<scenario name="{name}">\n{body}\n</scenario>\n'
+    )
 
 
 def caller_scenario(*, number: str, name: str, hold_ms: int, speech: Path | None) -> str:
@@ -135,8 +137,14 @@ _WAIT_BYE = f"""<recv request="BYE"/>
   {_OK_EMPTY}"""
 
 
-def agent_scenario(behaviour: str, *, ring_ms: int = 800, dtmf: str = "1",
-                   dtmf_after_ms: int = 1500, talk_ms: int = 0) -> str:
+def agent_scenario(
+    behaviour: str,
+    *,
+    ring_ms: int = 800,
+    dtmf: str = "1",
+    dtmf_after_ms: int = 1500,
+    talk_ms: int = 0,
+) -> str:
     """A mobile phone. behaviour: accept | silent | busy | reject | noanswer | hangup.
 
     accept: answers, presses `dtmf` (RFC 2833) after dtmf_after_ms, then waits
@@ -154,7 +162,8 @@ def agent_scenario(behaviour: str, *, ring_ms: int = 800, dtmf: str = "1",
   <recv request="ACK"/>"""
     elif behaviour == "noanswer":
         body = f"""<recv request="INVITE" crlf="true">
-    <action><ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:" assign_to="all,cseq"/></action>
+    <action><ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:"
+      assign_to="all,cseq"/></action>
   </recv>
   <Reference variables="all"/>
   <send><![CDATA[
@@ -222,9 +231,11 @@ class SippRun:
     def wait(self, timeout: float) -> int:
         try:
             return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.kill()
-            raise AssertionError(f"sipp {self.name} did not finish in {timeout}s:\n{self.output()}")
+            raise AssertionError(
+                f"sipp {self.name} did not finish in {timeout}s:\n{self.output()}"
+            ) from exc
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -255,10 +266,27 @@ def start_sipp(
     scenario = workdir / f"{name}.xml"
     scenario.write_text(scenario_xml)
     cmd = [
-        "sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
-        "-mi", "127.0.0.1", "-mp", str(media_port), "-m", "1", "-l", "1",
-        "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
-        "-error_file", str(workdir / f"{name}_errors.log"),
+        "sipp",
+        "-sf",
+        str(scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-m",
+        "1",
+        "-l",
+        "1",
+        "-timeout",
+        f"{timeout_s}s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        str(workdir / f"{name}_errors.log"),
     ]
     if service:
         cmd += ["-s", service]
@@ -267,7 +295,11 @@ def start_sipp(
     log_path = workdir / f"{name}.out"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     time.sleep(0.05)

@@ -12,6 +12,7 @@ was down are lost, not replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -246,10 +247,8 @@ class AriClient:
                 break
             delay = min(self._max_backoff_s, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
             attempt = min(attempt + 1, 10)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _pump(
         self,

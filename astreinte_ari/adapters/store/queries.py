@@ -1,0 +1,224 @@
+"""Read side of the audit trail: what `astreinte calls ...` and reports show.
+
+Results are frozen dataclasses (no ORM objects escape), with datetimes in UTC
+and a `to_json_dict()` for machine-readable output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, func, select
+
+from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+
+
+class AmbiguousCallIdError(LookupError):
+    """A call id prefix matches several calls."""
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        shown = ", ".join(candidates)
+        super().__init__(f"call id prefix {prefix!r} matches several calls: {shown}")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds(), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    id: str
+    did: str
+    line_name: str
+    period: str
+    caller_number: str
+    caller_name: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    outcome_detail: str | None
+    accepted_person_id: str | None
+    hop_count: int
+    talk_seconds: float | None
+    voicemail_path: str | None
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """From the call's arrival until a person was connected."""
+        return _seconds(self.started_at, self.answered_at)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _json_value(self)
+        data["wait_seconds"] = self.wait_seconds
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class HopRecord:
+    id: str
+    seq: int
+    label: str
+    person_id: str
+    person_name: str
+    number: str
+    started_at: datetime
+    ringing_at: datetime | None
+    answered_at: datetime | None
+    accepted_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    cause_code: int | None
+    cause_text: str | None
+    dtmf: str | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = _json_value(self)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    seq: int
+    from_state: str
+    to_state: str
+    reason: str
+    at: datetime
+
+    def to_json_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = _json_value(self)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetail:
+    id: str
+    did: str
+    line_name: str
+    period: str
+    caller_number: str
+    caller_name: str
+    channel_id: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    outcome_detail: str | None
+    accepted_hop_id: str | None
+    accepted_person_id: str | None
+    talk_seconds: float | None
+    voicemail_path: str | None
+    voicemail_seconds: float | None
+    hops: tuple[HopRecord, ...]
+    transitions: tuple[TransitionRecord, ...]
+
+    @property
+    def wait_seconds(self) -> float | None:
+        return _seconds(self.started_at, self.answered_at)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _json_value(self)
+        data["wait_seconds"] = self.wait_seconds
+        return data
+
+
+_CALL_COLUMNS = [c.name for c in Call.__table__.columns]
+_HOP_FIELDS = [f.name for f in dataclasses.fields(HopRecord)]
+_TRANSITION_FIELDS = [f.name for f in dataclasses.fields(TransitionRecord)]
+_SUMMARY_FIELDS = [f.name for f in dataclasses.fields(CallSummary) if f.name != "hop_count"]
+
+
+def list_calls(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    did: str | None = None,
+    outcome: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[CallSummary]:
+    """Calls newest first; `since` inclusive, `until` exclusive (aware datetimes)."""
+    hop_count = (
+        select(func.count(Hop.id)).where(Hop.call_id == Call.id).correlate(Call).scalar_subquery()
+    )
+    stmt: Select[Any] = select(
+        *(getattr(Call, name) for name in _SUMMARY_FIELDS), hop_count.label("hop_count")
+    )
+    if since is not None:
+        stmt = stmt.where(Call.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(Call.started_at < until)
+    if did is not None:
+        stmt = stmt.where(Call.did == did)
+    if outcome is not None:
+        stmt = stmt.where(Call.outcome == outcome)
+    stmt = stmt.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [CallSummary(**row) for row in rows]
+
+
+def get_call(engine: Engine, call_id_or_unique_prefix: str) -> CallDetail | None:
+    """One call with its hops and transitions, by full id or unique id prefix.
+
+    Returns None when nothing matches; raises AmbiguousCallIdError when a prefix
+    matches several calls.
+    """
+    key = call_id_or_unique_prefix.strip()
+    if not key:
+        return None
+    with engine.connect() as conn:
+        call = conn.execute(select(Call.__table__).where(Call.id == key)).mappings().first()
+        if call is None:
+            # The prefix is user input: autoescape keeps % and _ literal.
+            matches = (
+                conn.execute(
+                    select(Call.__table__)
+                    .where(Call.id.startswith(key, autoescape=True))
+                    .order_by(Call.id)
+                    .limit(10)
+                )
+                .mappings()
+                .all()
+            )
+            if not matches:
+                return None
+            if len(matches) > 1:
+                raise AmbiguousCallIdError(key, [m["id"] for m in matches])
+            call = matches[0]
+        call_id = call["id"]
+        hops = conn.execute(
+            select(*(getattr(Hop, n) for n in _HOP_FIELDS))
+            .where(Hop.call_id == call_id)
+            .order_by(Hop.seq, Hop.started_at)
+        ).mappings()
+        hop_records = tuple(HopRecord(**row) for row in hops)
+        transitions = conn.execute(
+            select(*(getattr(CallTransition, n) for n in _TRANSITION_FIELDS))
+            .where(CallTransition.call_id == call_id)
+            .order_by(CallTransition.seq)
+        ).mappings()
+        transition_records = tuple(TransitionRecord(**row) for row in transitions)
+    return CallDetail(
+        **{name: call[name] for name in _CALL_COLUMNS},
+        hops=hop_records,
+        transitions=transition_records,
+    )

@@ -1,0 +1,343 @@
+"""`astreinte db upgrade|current` and `astreinte calls list|show`.
+
+The database comes from `--url`, else from the configuration given with `-c`
+(or the ASTREINTE_CONFIG environment variable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+from astreinte_ari.callflow.outcomes import CallOutcome
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """Bad command line: exit 2."""
+
+
+class _CommandError(Exception):
+    """The command could not do its job: exit 1 with this message."""
+
+
+def register(subparsers: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("database")
+    where.add_argument("--url", help="database URL (overrides the configuration)")
+    where.add_argument(
+        "-c", "--config", help="configuration file (default: $ASTREINTE_CONFIG)", default=None
+    )
+
+    db = subparsers.add_parser("db", help="audit database schema")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    p = db_sub.add_parser("upgrade", parents=[common], help="migrate the schema to this version")
+    p.set_defaults(func=_cmd_upgrade)
+    p = db_sub.add_parser("current", parents=[common], help="show the schema revision")
+    p.set_defaults(func=_cmd_current)
+
+    calls = subparsers.add_parser("calls", help="audit trail of calls")
+    calls_sub = calls.add_subparsers(dest="calls_command", metavar="ACTION", required=True)
+    p = calls_sub.add_parser("list", parents=[common], help="recent calls, newest first")
+    p.add_argument("--limit", type=int, default=50, help="at most N calls (default 50)")
+    p.add_argument("--since", help="calls from this date/time (ISO 8601, local time if no zone)")
+    p.add_argument("--until", help="calls before this date/time (ISO 8601)")
+    p.add_argument("--line", metavar="DID", help="only this line (called number)")
+    p.add_argument("--outcome", choices=[o.value for o in CallOutcome], help="only this outcome")
+    p.add_argument("--json", action="store_true", help="JSON array instead of a table")
+    p.set_defaults(func=_cmd_calls_list)
+    p = calls_sub.add_parser("show", parents=[common], help="timeline of one call")
+    p.add_argument("id", help="call id, or a unique prefix of it")
+    p.add_argument("--json", action="store_true", help="JSON object instead of text")
+    p.set_defaults(func=_cmd_calls_show)
+
+
+# -- shared helpers ---------------------------------------------------------------
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    return args.config or os.environ.get("ASTREINTE_CONFIG") or None
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url)
+    path = _config_path(args)
+    if not path:
+        raise _UsageError("no database given: use --url URL or -c CONFIG (or set ASTREINTE_CONFIG)")
+    from astreinte_ari.config.loader import ConfigError, load_config  # lazily: heavy imports
+
+    try:
+        return str(load_config(path).database_url())
+    except ConfigError as exc:
+        raise _CommandError(f"configuration {path} refused:\n{exc}") from None
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    """Resolve the database and run `body(url)`, mapping known errors to exit codes."""
+    if not getattr(args, "verbose", False):
+        # Alembic narrates every connection at INFO (even on import): noise for an operator.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated, normalize_url
+    from astreinte_ari.adapters.store.queries import AmbiguousCallIdError
+
+    try:
+        url = _database_url(args)
+        try:
+            normalize_url(url)
+        except (ArgumentError, ValueError):
+            # Parse errors quote the URL, password included: say less.
+            raise _CommandError("the database URL is not valid") from None
+        return int(body(url))
+    except _UsageError as exc:
+        print(f"astreinte: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (_CommandError, DatabaseNotMigrated, AmbiguousCallIdError) as exc:
+        print(f"astreinte: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ArgumentError as exc:  # e.g. unknown driver; the message names no password
+        print(f"astreinte: database URL refused: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"astreinte: database error: {reason}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _require_existing(url: str, args: argparse.Namespace) -> None:
+    """Read-only commands must not create an empty SQLite file as a side effect."""
+    from astreinte_ari.adapters.store.migrate import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        fix = f"astreinte db upgrade -c {_config_path(args) or '<config>'}"
+        raise _CommandError(f"no database file at {path}; create it with: {fix}")
+
+
+def _open_checked(url: str, args: argparse.Namespace) -> Any:
+    from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
+
+    _require_existing(url, args)
+    engine = create_db_engine(url)
+    try:
+        ensure_migrated(engine, config_path=_config_path(args))
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _parse_when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _UsageError(f"{option}: not an ISO 8601 date/time: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.astimezone()  # a naive time is the operator's local time
+    return value
+
+
+def _local(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def _offset(start: datetime, value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return f"+{(value - start).total_seconds():.1f}s"
+
+
+def _caller(number: str, name: str) -> str:
+    if number and name:
+        return f"{number} ({name})"
+    return number or name or "(unknown)"
+
+
+# -- db ---------------------------------------------------------------------------
+
+
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.migrate import (
+            create_db_engine,
+            current_revision,
+            mask_url,
+            upgrade,
+        )
+
+        engine = create_db_engine(url)
+        try:
+            before = current_revision(engine)
+        finally:
+            engine.dispose()
+        after = upgrade(url)
+        print(f"database: {mask_url(url)}")
+        if before == after:
+            print(f"already at revision {after} (nothing to do)")
+        else:
+            print(f"upgraded from {before or '(empty)'} to {after}")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _cmd_current(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.migrate import (
+            create_db_engine,
+            current_revision,
+            head_revision,
+            mask_url,
+        )
+
+        _require_existing(url, args)
+        engine = create_db_engine(url)
+        try:
+            current = current_revision(engine)
+        finally:
+            engine.dispose()
+        head = head_revision()
+        state = "up to date" if current == head else f"needs upgrade to {head}"
+        print(f"database: {mask_url(url)}")
+        print(f"revision: {current or '(empty)'} ({state})")
+        return EXIT_OK if current == head else EXIT_FAILURE
+
+    return _run(args, body)
+
+
+# -- calls ------------------------------------------------------------------------
+
+
+def _cmd_calls_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        print("astreinte: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.queries import list_calls
+
+        since = _parse_when(args.since, "--since")
+        until = _parse_when(args.until, "--until")
+        engine = _open_checked(url, args)
+        try:
+            calls = list_calls(
+                engine, since=since, until=until, did=args.line, outcome=args.outcome,
+                limit=args.limit,
+            )  # fmt: skip
+        finally:
+            engine.dispose()
+        if args.json:
+            print(json.dumps([c.to_json_dict() for c in calls], indent=2, ensure_ascii=False))
+            return EXIT_OK
+        if not calls:
+            print("no calls")
+            return EXIT_OK
+        header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
+        rows = [
+            (
+                _local(c.started_at),
+                f"{c.line_name} {c.did}".strip(),
+                _caller(c.caller_number, c.caller_name)[:40],
+                c.outcome or "(in progress)",
+                str(c.hop_count),
+                _duration(c.wait_seconds),
+                _duration(c.talk_seconds),
+                c.id[:8],  # enough for `calls show`, which takes a unique prefix
+            )
+            for c in calls
+        ]
+        _print_table(header, rows)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cmd_calls_show(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.queries import get_call
+
+        engine = _open_checked(url, args)
+        try:
+            call = get_call(engine, args.id)
+        finally:
+            engine.dispose()
+        if call is None:
+            print(f"astreinte: no call with id or id prefix {args.id!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        if args.json:
+            print(json.dumps(call.to_json_dict(), indent=2, ensure_ascii=False))
+            return EXIT_OK
+        for line in _timeline(call):
+            print(line)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _timeline(call: Any) -> list[str]:
+    start: datetime = call.started_at
+    lines = [
+        f"call     {call.id}",
+        f"line     {call.line_name} ({call.did})",
+        f"caller   {_caller(call.caller_number, call.caller_name)}",
+        f"period   {call.period}",
+        f"started  {_local(start)} (local time)",
+        f"outcome  {call.outcome or '(in progress)'}"
+        + (f" - {call.outcome_detail}" if call.outcome_detail else ""),
+        f"answered {_offset(start, call.answered_at)}   wait {_duration(call.wait_seconds)}"
+        f"   talk {_duration(call.talk_seconds)}   ended {_offset(start, call.ended_at)}",
+    ]
+    if call.accepted_person_id:
+        lines.append(f"taken by {call.accepted_person_id} (hop {call.accepted_hop_id})")
+    if call.voicemail_path:
+        lines.append(f"voicemail {call.voicemail_path} ({_duration(call.voicemail_seconds)})")
+    lines.append("")
+    lines.append(f"hops ({len(call.hops)}), times from call start:")
+    for hop in call.hops:
+        cause = "-" if hop.cause_code is None else str(hop.cause_code)
+        if hop.cause_text:
+            cause += f" {hop.cause_text}"
+        lines.append(f"  #{hop.seq} {hop.label}: {hop.person_name} [{hop.person_id}] {hop.number}")
+        lines.append(
+            f"     started {_offset(start, hop.started_at)}"
+            f"  ringing {_offset(start, hop.ringing_at)}"
+            f"  answered {_offset(start, hop.answered_at)}"
+            f"  accepted {_offset(start, hop.accepted_at)}  ended {_offset(start, hop.ended_at)}"
+        )
+        lines.append(
+            f"     outcome {hop.outcome or '(in progress)'}  cause {cause}"
+            f"  dtmf {hop.dtmf if hop.dtmf else '-'}"
+        )
+    lines.append("")
+    lines.append(f"transitions ({len(call.transitions)}):")
+    for tr in call.transitions:
+        lines.append(
+            f"  {tr.seq:>3} {_offset(start, tr.at):>9}  {tr.from_state} -> {tr.to_state}"
+            + (f"  ({tr.reason})" if tr.reason else "")
+        )
+    return lines

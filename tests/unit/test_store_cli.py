@@ -1,0 +1,177 @@
+"""`astreinte db ...` and `astreinte calls ...` on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari import cli
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.writer import AuditWriter
+from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, CallStarted
+from astreinte_ari.callflow.outcomes import CallOutcome
+from tests.unit.test_store import CALL_ID, T0, at, three_hop_call
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def _write(url: str, events: list[AuditEvent]) -> None:
+    engine = create_db_engine(url)
+    writer = AuditWriter(engine)
+    try:
+        for event in events:
+            writer.emit(event)
+        await asyncio.wait_for(writer.flush(), 30)
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+@pytest.fixture
+def filled_url(db_url: str) -> str:
+    events = [
+        *three_hop_call(),
+        CallStarted("vm-call-1", "+33180000099", "Chauffage", "night", "+33699999999", "",
+                    "ch-2", at(3600)),
+        CallEnded("vm-call-1", CallOutcome.VOICEMAIL, at(3700), "voicemail after 3 hops",
+                  voicemail_path="/var/spool/vm/vm-call-1.wav", voicemail_seconds=21.0),
+    ]  # fmt: skip
+    asyncio.run(_write(db_url, events))
+    return db_url
+
+
+def test_db_upgrade_and_current(blank_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "current", "--url", blank_db_url)
+    assert code == 1 and "(empty) (needs upgrade to 0001)" in out
+    code, out, _ = run(capsys, "db", "upgrade", "--url", blank_db_url)
+    assert code == 0 and "upgraded from (empty) to 0001" in out
+    code, out, _ = run(capsys, "db", "upgrade", "--url", blank_db_url)
+    assert code == 0 and "already at revision 0001" in out
+    code, out, _ = run(capsys, "db", "current", "--url", blank_db_url)
+    assert code == 0 and "0001 (up to date)" in out
+
+
+def test_calls_refused_on_unmigrated_database(
+    blank_db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "calls", "list", "--url", blank_db_url)
+    assert code == 1
+    assert "astreinte db upgrade -c <config>" in err
+
+
+def test_no_database_given(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ASTREINTE_CONFIG", raising=False)
+    code, _, err = run(capsys, "calls", "list")
+    assert code == 2 and "--url" in err and "-c CONFIG" in err
+
+
+def test_bad_url_does_not_leak_password(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "db", "current", "--url", "nodriver://u:t0psecret@h:x/db")
+    assert code == 1 and "t0psecret" not in out + err
+
+
+def test_calls_list_table(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "calls", "list", "--url", filled_url)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID"]
+    assert "vm-call-" in lines[1] and "voicemail" in lines[1]  # newest first
+    first = lines[2]
+    local_start = T0.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    for field in (local_start, "Maintenance +33180000000", "+33612345678 (ACME Corp)",
+                  "accepted", " 3 ", "44s", "1m06s", CALL_ID[:8]):  # fmt: skip
+        assert field in first, field
+
+
+def test_calls_list_filters_and_json(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "calls", "list", "--url", filled_url, "--outcome", "accepted", "--json"
+    )
+    data = json.loads(out)
+    assert code == 0 and [c["id"] for c in data] == [CALL_ID]
+    assert data[0]["hop_count"] == 3 and data[0]["wait_seconds"] == 44.0
+    assert data[0]["started_at"] == "2026-03-01T22:15:00+00:00"
+    code, out, _ = run(
+        capsys, "calls", "list", "--url", filled_url, "--line", "+33180000099", "--json"
+    )
+    assert [c["id"] for c in json.loads(out)] == ["vm-call-1"]
+    since = at(1800).isoformat()
+    code, out, _ = run(capsys, "calls", "list", "--url", filled_url, "--since", since, "--json")
+    assert [c["id"] for c in json.loads(out)] == ["vm-call-1"]
+    code, _, err = run(capsys, "calls", "list", "--url", filled_url, "--since", "yesterday")
+    assert code == 2 and "ISO 8601" in err
+
+
+def test_calls_show_timeline(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "calls", "show", CALL_ID[:6], "--url", filled_url)
+    assert code == 0
+    for expected in (
+        f"call     {CALL_ID}",
+        "line     Maintenance (+33180000000)",
+        "caller   +33612345678 (ACME Corp)",
+        "period   after_hours",
+        "outcome  accepted - accepted by sup (hop 3)",
+        "wait 44s",
+        "taken by sup (hop 5f1c2d3e-hop-3)",
+        "#1 primary: Alice Martin [alice] +33611111111",
+        "outcome busy  cause 17 User busy  dtmf -",
+        "#2 secondary: Bob Durand [bob] +33622222222",
+        "started +7.0s  ringing +8.0s  answered -  accepted -  ended +33.0s",
+        "outcome no_answer  cause 0 Normal, unspecified",
+        "#3 supervisor: Sam Chef [sup] +33633333333",
+        "started +33.0s  ringing +34.0s  answered +40.0s  accepted +44.0s  ended +44.0s",
+        "outcome accepted  cause -  dtmf 1",
+        "transitions (5):",
+        "received -> announcing  (after hours)",
+        "+109.5s  bridged -> ended  (caller hung up)",
+    ):
+        assert expected in out, expected
+
+
+def test_calls_show_json_and_errors(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "calls", "show", "vm-call-1", "--url", filled_url, "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["voicemail_path"] == "/var/spool/vm/vm-call-1.wav"
+    assert (
+        data["voicemail_seconds"] == 21.0 and data["hops"] == [] and data["outcome"] == "voicemail"
+    )
+    code, _, err = run(capsys, "calls", "show", "nope", "--url", filled_url)
+    assert code == 1 and "no call" in err
+
+
+def test_config_file_gives_the_database(
+    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The config layer reads ASTREINTE_DATABASE_URL before the file's database section.
+    monkeypatch.setenv("ASTREINTE_DATABASE_URL", db_url)
+    monkeypatch.setenv("ASTREINTE_CONFIG", str(REPO / "config" / "demo.yaml"))
+    code, out, err = run(capsys, "db", "current")
+    assert code == 0, err
+    assert "0001 (up to date)" in out
+
+
+def test_unknown_driver_does_not_leak_password(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "db", "current", "--url", "nodriver://u:t0psecret@h/db")
+    assert code == 1 and "t0psecret" not in out + err
+
+
+def test_read_commands_do_not_create_a_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/missing/audit.db"
+    for argv in (["db", "current"], ["calls", "list"], ["calls", "show", "x"]):
+        code, _, err = run(capsys, *argv, "--url", url)
+        assert code == 1 and "no database file" in err and "astreinte db upgrade" in err
+    assert not (tmp_path / "missing").exists()
