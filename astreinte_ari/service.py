@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
-from astreinte_ari.callflow.call import CallFlow
+from astreinte_ari.callflow.call import CallClosed, CallFlow
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.runtime import AuditSink, CallRuntime, SoundLibrary
 from astreinte_ari.callflow.telephony import (
@@ -32,6 +32,7 @@ from astreinte_ari.routing.plan import CallPlan
 log = logging.getLogger(__name__)
 
 PlanBuilder = Callable[[str, datetime], CallPlan | None]
+CallListener = Callable[[CallClosed], None]
 AGENT_PREFIX = "astreinte-agent-"
 DEFAULT_LANGUAGE = "fr"
 
@@ -46,14 +47,17 @@ class OnCallService:
         voicemail: VoicemailSink,
         plan_for: PlanBuilder,
         clock: Callable[[], datetime],
+        call_listeners: tuple[CallListener, ...] = (),
     ) -> None:
         self._port = port
+        self._call_listeners = list(call_listeners)
         self._audit = audit
         self._sounds = sounds
         self._voicemail = voicemail
         self._plan_for = plan_for
         self._clock = clock
-        self._owner: dict[str, CallRuntime] = {}  # channel/playback/recording id -> call
+        # channel/playback/recording id -> whoever consumes its events
+        self._owner: dict[str, CallRuntime | EventSession] = {}
         self._keys: dict[str, list[str]] = {}  # call id -> ids it owns
         self._tasks: set[asyncio.Task[None]] = set()
         self.fatal = asyncio.Event()  # set when another client took our app name
@@ -61,6 +65,18 @@ class OnCallService:
     @property
     def active_calls(self) -> int:
         return len(self._keys)
+
+    def add_call_listener(self, listener: CallListener) -> None:
+        """Called (on the event loop) with a summary of every call that ends."""
+        self._call_listeners.append(listener)
+
+    def open_session(self) -> EventSession:
+        """An event queue for an outbound flow (voice alert, call-back...).
+
+        Bind the ids of the channels/playbacks it creates before creating them;
+        close it when done.
+        """
+        return EventSession(self._owner)
 
     async def handle(self, event: TelephonyEvent) -> None:
         if isinstance(event, ChannelEntered):
@@ -132,6 +148,12 @@ class OnCallService:
         finally:
             for key in self._keys.pop(call_id, []):
                 self._owner.pop(key, None)
+        if flow.closed is not None:
+            for listener in self._call_listeners:
+                try:
+                    listener(flow.closed)
+                except Exception:
+                    log.exception("call listener failed for call %s", call_id[:8])
 
     def _refuse_unknown(self, call_id: str, caller: Channel, did: str) -> None:
         # Unknown DID: audited, told, hung up. The DID is never dialled.
@@ -192,6 +214,25 @@ class OnCallService:
         while self._keys and loop.time() < deadline:
             await asyncio.sleep(0.2)
         return not self._keys
+
+
+class EventSession:
+    """Routes the events of the objects it binds into its own queue."""
+
+    def __init__(self, owner: dict[str, CallRuntime | EventSession]) -> None:
+        self._owner = owner
+        self._keys: list[str] = []
+        self.events: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
+
+    def bind(self, object_id: str) -> None:
+        self._keys.append(object_id)
+        self._owner[object_id] = self
+
+    def close(self) -> None:
+        for key in self._keys:
+            if self._owner.get(key) is self:
+                del self._owner[key]
+        self._keys.clear()
 
 
 def _key_of(event: TelephonyEvent) -> str | None:

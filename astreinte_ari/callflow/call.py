@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.hop import HopAttempt
@@ -10,9 +12,26 @@ from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import Channel, ChannelHungUp, ChannelLeft, TelephonyError
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
-from astreinte_ari.routing.plan import FinalAction
+from astreinte_ari.routing.plan import CallPlan, FinalAction
 
 log = logging.getLogger("astreinte_ari.call")
+
+
+@dataclass(frozen=True, slots=True)
+class CallClosed:
+    """What other parts of the service (alerts, metrics) learn about an ended call."""
+
+    call_id: str
+    plan: CallPlan
+    caller_number: str  # untrusted
+    caller_name: str  # untrusted
+    outcome: CallOutcome
+    detail: str
+    started_at: datetime
+    ended_at: datetime
+    last_state: CallState  # state before ended: where an abandoned caller was
+    voicemail_path: str | None = None
+    accepted_person_id: str | None = None
 
 
 class CallFlow:
@@ -21,6 +40,9 @@ class CallFlow:
         self.caller = caller
         self.voicemail = voicemail
         self.ended = False
+        self.closed: CallClosed | None = None
+        self._started_at = rt.clock()
+        self._accepted_by: str | None = None
         self._ringback_id: str | None = None
         self._hop: HopAttempt | None = None
 
@@ -35,7 +57,7 @@ class CallFlow:
                 caller_number=self.caller.caller_number,
                 caller_name=self.caller.caller_name,
                 channel_id=self.caller.id,
-                at=rt.clock(),
+                at=self._started_at,
             )
         )
         try:
@@ -95,6 +117,7 @@ class CallFlow:
                 )
             )
             rt.caller_may_leave = True
+            self._accepted_by = hop.hop.person_id
             loop_start = rt.deadline_in(0)
             ended_by, cause, cause_text = await self._wait_for_end(agent_id)
             talk_s = round(rt.deadline_in(0) - loop_start, 1)
@@ -146,17 +169,32 @@ class CallFlow:
             return
         self.ended = True
         rt = self.rt
+        last_state = rt.state
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
+        ended_at = rt.clock()
         rt.audit.emit(
             CallEnded(
                 call_id=rt.call_id,
                 outcome=outcome,
-                at=rt.clock(),
+                at=ended_at,
                 detail=detail[:500],
                 talk_seconds=talk_s,
                 voicemail_path=vm_path,
                 voicemail_seconds=vm_s,
             )
+        )
+        self.closed = CallClosed(
+            call_id=rt.call_id,
+            plan=rt.plan,
+            caller_number=self.caller.caller_number,
+            caller_name=self.caller.caller_name,
+            outcome=outcome,
+            detail=detail,
+            started_at=self._started_at,
+            ended_at=ended_at,
+            last_state=last_state,
+            voicemail_path=vm_path,
+            accepted_person_id=self._accepted_by,
         )
 
     @staticmethod

@@ -92,18 +92,28 @@ def _alembic_config() -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    """The revision this version of the code needs."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:
+def head_revisions() -> frozenset[str]:
+    """The revisions this version of the code needs (several while branches are open)."""
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    if not heads:
         raise RuntimeError(f"no migration found in {MIGRATIONS_DIR}")
-    return head
+    return frozenset(heads)
+
+
+def head_revision() -> str:
+    """The revision(s) this version of the code needs, as one string."""
+    return "+".join(sorted(head_revisions()))
+
+
+def current_revisions(engine: Engine) -> frozenset[str]:
+    with engine.connect() as conn:
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at; None for an empty (never migrated) database."""
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    heads = current_revisions(engine)
+    return "+".join(sorted(heads)) if heads else None
 
 
 def upgrade(url: str) -> str:
@@ -113,7 +123,7 @@ def upgrade(url: str) -> str:
         cfg = _alembic_config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
         revision = current_revision(engine)
     finally:
         engine.dispose()
@@ -124,10 +134,10 @@ def upgrade(url: str) -> str:
 
 def ensure_migrated(engine: Engine, *, config_path: str | None = None) -> None:
     """Raise DatabaseNotMigrated unless the database is at the head revision."""
+    if current_revisions(engine) == head_revisions():
+        return
     current = current_revision(engine)
     head = head_revision()
-    if current == head:
-        return
     where = mask_url(engine.url)
     fix = f"astreinte db upgrade -c {config_path or '<config>'}"
     known = {
@@ -135,7 +145,7 @@ def ensure_migrated(engine: Engine, *, config_path: str | None = None) -> None:
     }
     if current is None:
         state = "has no audit schema yet (never migrated)"
-    elif current in known:
+    elif set(current.split("+")) <= known:
         state = f"is at schema revision {current}"
     else:
         # A newer release migrated it; upgrading this one cannot help.
