@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from astreinte_ari.adapters.ari.client import AriClient
 from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_json, event_from_json
 from astreinte_ari.adapters.ari.telephony import AriTelephony
+from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
-from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
@@ -85,7 +85,8 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     engine = create_db_engine(config.database_url())
     ensure_migrated(engine)  # raises DatabaseNotMigrated with the fix command
     config.recordings_dir.mkdir(parents=True, exist_ok=True)
-    writer = AuditWriter(engine)
+    # Journal first: audit events survive a database outage and a crash during it.
+    writer = JournaledAuditWriter(engine, config.journal_dir)
     client = AriClient(config.ari.url, config.ari.username, config.ari_password(), config.ari.app)
     telephony = AriTelephony(client, dial_guard(config))
 
@@ -116,6 +117,8 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             len(config.lines),
             len(channels),
         )
+
+    # -- feature hooks (alerting, metrics, live reload) are wired below this line --
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

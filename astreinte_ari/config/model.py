@@ -77,6 +77,7 @@ class DatabaseConfig(Frozen):
 
 class StorageConfig(Frozen):
     recordings_dir: Path | None = None
+    journal_dir: Path | None = None  # audit write-ahead journal (database outages)
 
 
 class SoundsConfig(Frozen):
@@ -250,6 +251,11 @@ class AppConfig(Frozen):
     def recordings_dir(self) -> Path:
         """Voicemail files kept by the service; default: <config dir>/../var/recordings."""
         return self.storage.recordings_dir or (self.base_dir.parent / "var" / "recordings")
+
+    @property
+    def journal_dir(self) -> Path:
+        """Audit write-ahead journal; default: <recordings dir>/../journal."""
+        return self.storage.journal_dir or (self.recordings_dir.parent / "journal")
 
     @property
     def accept_timeout_s(self) -> int:

@@ -58,6 +58,7 @@ def prepare_raw(data: Mapping[str, Any]) -> dict[str, Any]:
             ("ari", "password_file"),
             ("database", "url_file"),
             ("storage", "recordings_dir"),
+            ("storage", "journal_dir"),
             ("sounds", "dir"),
         ):
             if isinstance(out.get(section), Mapping) and key in out[section]:
