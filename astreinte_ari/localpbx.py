@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from base64 import b64encode
@@ -42,6 +43,7 @@ bridge_holding codec_ulaw codec_alaw codec_a_mu codec_gsm format_wav format_pcm 
 format_gsm app_dial app_playback app_echo app_record app_senddtmf app_verbose
 pbx_config func_timeout func_callerid func_strings func_channel func_db func_logic
 func_global res_speech res_agi func_hangupcause app_db
+app_read app_stack func_env func_math
 """
 
 
@@ -70,6 +72,9 @@ class LocalAsterisk:
     rtp_start: int = 20000
     rtp_end: int = 20999
     extra_dialplan: str = ""
+    # [globals] for the dialplan fallback (astreinte-fallback): e.g.
+    # {"ASTREINTE_CONFIG": "/etc/astreinte/astreinte.yaml"}; see docs/fallback-and-operations.md.
+    dialplan_globals: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +146,17 @@ transmit_silence = yes
         for name, text in files.items():
             (self.etc / name).write_text(text)
         (self.etc / "ari.conf").chmod(0o600)
+        self._write_fallback_agi()
+
+    def _write_fallback_agi(self) -> None:
+        # The dialplan fallback runs AGI(astreinte-fallback) from astagidir; production
+        # links the installed console script there (docs/fallback-and-operations.md).
+        agi = self.workdir / "agi-bin" / "astreinte-fallback"
+        agi.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
+            "from astreinte_ari.adapters.fallback.agi import main\nsys.exit(main())\n"
+        )
+        agi.chmod(0o755)
 
     def _pjsip_conf(self) -> str:
         parts = [
@@ -162,8 +178,9 @@ transmit_silence = yes
         return "\n".join(parts)
 
     def _extensions_conf(self) -> str:
+        extra_globals = "".join(f"{k} = {v}\n" for k, v in self.dialplan_globals.items())
         return (
-            f"[globals]\nASTREINTE_SOUNDS = {SOUNDS_DIR}\n\n"
+            f"[globals]\nASTREINTE_SOUNDS = {SOUNDS_DIR}\n{extra_globals}\n"
             f'#include "{DIALPLAN_DIR}/extensions_astreinte.conf"\n\n'
             "[astreinte-unused]\nexten => _X.,1,Hangup(21)\n\n" + self.extra_dialplan
         )
@@ -202,6 +219,17 @@ transmit_silence = yes
         raise RuntimeError(
             f"ARI did not answer within {timeout}s ({last_error}):\n{self.log_tail()}"
         )
+
+    def ari_get(self, path: str) -> object:
+        """GET an ARI resource (tests and doctor): parsed JSON."""
+        import json
+
+        token = b64encode(f"{self.ari_username}:{self.ari_password}".encode()).decode()
+        req = urllib.request.Request(
+            f"{self.ari_url}/ari{path}", headers={"Authorization": f"Basic {token}"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read() or b"null")
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
         out = subprocess.run(

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
 from astreinte_ari.localpbx import REPO_ROOT, LocalAsterisk, free_port
-from tests.rig.sipp import SippRun, caller_scenario, start_sipp
+from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
 
 # People of the e2e configuration and their (sipp) mobiles.
 P1, P2, SUP = "+33610000001", "+33610000002", "+33620000001"
@@ -168,6 +169,10 @@ class E2ERig:
     speech: Path
     runs: list[SippRun] = field(default_factory=list)
 
+    def agent(self, behaviour: str, **options: Any) -> str:
+        """An agent's phone scenario; answered phones send speech like real ones."""
+        return agent_scenario(behaviour, speech=self.speech, **options)
+
     def phone(self, number: str, scenario_xml: str, name: str | None = None) -> SippRun:
         run = start_sipp(
             self.workdir / "sipp",
@@ -193,6 +198,17 @@ class E2ERig:
         )
         self.runs.append(run)
         return run
+
+    def wait_for_bridge(self, channel_prefix: str, timeout: float = 30.0) -> list[str]:
+        """Channels of the first bridge that holds two channels, one of them ours."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for bridge in self.pbx.ari_get("/bridges"):  # type: ignore[union-attr]
+                channels = list(bridge["channels"])
+                if len(channels) == 2 and any(c.startswith(channel_prefix) for c in channels):
+                    return channels
+            time.sleep(0.2)
+        raise AssertionError(f"no two-party bridge within {timeout}s")
 
     def cleanup(self) -> None:
         for run in self.runs:

@@ -24,7 +24,6 @@ from tests.e2e.rig import (
     ServiceProcess,
     now_utc,
 )
-from tests.rig.sipp import agent_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +46,10 @@ def _finish(*runs: object) -> None:
 
 def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
-    agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=1200))
+    agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1200))
     caller = rig.call(LINE_FULL, hold_ms=14000, caller="+33199000001")
+    bridged = rig.wait_for_bridge("astreinte-agent-")  # caller and agent, for real
+    assert any(not c.startswith("astreinte-") for c in bridged), bridged
     _finish(caller, agent)
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "accepted", call.outcome_detail
@@ -67,8 +68,8 @@ def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServicePro
 
 def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
-    first = rig.phone(P1, agent_scenario("noanswer"))
-    supervisor = rig.phone(SUP, agent_scenario("accept"))
+    first = rig.phone(P1, rig.agent("noanswer"))
+    supervisor = rig.phone(SUP, rig.agent("accept"))
     caller = rig.call(LINE_SHORT, hold_ms=24000)
     _finish(caller, first, supervisor)
     call = service.wait_for_call(since, LINE_SHORT)
@@ -81,8 +82,8 @@ def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: Servi
 
 def test_busy_goes_to_next_hop_at_once(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
-    busy = rig.phone(P1, agent_scenario("busy"))
-    second = rig.phone(P2, agent_scenario("accept"))
+    busy = rig.phone(P1, rig.agent("busy"))
+    second = rig.phone(P2, rig.agent("accept"))
     caller = rig.call(LINE_FULL, hold_ms=16000)
     _finish(caller, busy, second)
     call = service.wait_for_call(since, LINE_FULL)
@@ -96,8 +97,8 @@ def test_busy_goes_to_next_hop_at_once(rig: E2ERig, service: ServiceProcess) -> 
 def test_answer_without_key_is_not_accepted(rig: E2ERig, service: ServiceProcess) -> None:
     """A personal voicemail answers but never presses 1: that is not a success."""
     since = now_utc()
-    voicemail_like = rig.phone(P1, agent_scenario("silent"))
-    second = rig.phone(P2, agent_scenario("accept"))
+    voicemail_like = rig.phone(P1, rig.agent("silent"))
+    second = rig.phone(P2, rig.agent("accept"))
     caller = rig.call(LINE_FULL, hold_ms=26000)
     _finish(caller, voicemail_like, second)
     call = service.wait_for_call(since, LINE_FULL)
@@ -109,8 +110,8 @@ def test_answer_without_key_is_not_accepted(rig: E2ERig, service: ServiceProcess
 
 def test_every_hop_fails_then_voicemail_is_recorded(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
-    busy = rig.phone(P1, agent_scenario("busy"))
-    reject = rig.phone(P2, agent_scenario("reject"))
+    busy = rig.phone(P1, rig.agent("busy"))
+    reject = rig.phone(P2, rig.agent("reject"))
     # Nothing answers on the supervisor's mobile: unreachable within the hop timeout.
     caller = rig.call(LINE_FULL, hold_ms=60000)
     _finish(caller, busy, reject)
@@ -128,7 +129,7 @@ def test_every_hop_fails_then_voicemail_is_recorded(rig: E2ERig, service: Servic
 
 def test_caller_hangs_up_while_agent_rings(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
-    ringing = rig.phone(P1, agent_scenario("noanswer"))
+    ringing = rig.phone(P1, rig.agent("noanswer"))
     # The announcement lasts ~6.7 s; hang up ~2 s into the first hop's ringing.
     caller = rig.call(LINE_FULL, hold_ms=9000)
     _finish(caller, ringing)  # the phone got a CANCEL: the leg was torn down

@@ -140,6 +140,7 @@ _WAIT_BYE = f"""<recv request="BYE"/>
 def agent_scenario(
     behaviour: str,
     *,
+    speech: Path | None = None,
     ring_ms: int = 800,
     dtmf: str = "1",
     dtmf_after_ms: int = 1500,
@@ -208,12 +209,20 @@ def agent_scenario(
   <label id="done"/>"""
         body = f"""{invite}
   {_answer(ring_ms)}
+  {_stream(speech)}
   <pause milliseconds="{dtmf_after_ms}"/>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   {hangup_self or _WAIT_BYE}"""
     else:
         raise ValueError(f"unknown agent behaviour {behaviour!r}")
     return _wrap(f"agent {behaviour}", body)
+
+
+def _stream(speech: Path | None) -> str:
+    """A real phone sends media continuously once answered; sipp only if told to."""
+    if speech is None:
+        return ""
+    return f'<nop><action><exec rtp_stream="{escape(str(speech))},-1,0"/></action></nop>'
 
 
 def _pcap_name(digit: str) -> str:
@@ -261,6 +270,7 @@ def start_sipp(
     remote: str | None = None,
     service: str | None = None,
     timeout_s: int = 120,
+    extra_args: tuple[str, ...] = (),
 ) -> SippRun:
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"{name}.xml"
@@ -290,6 +300,7 @@ def start_sipp(
     ]
     if service:
         cmd += ["-s", service]
+    cmd += list(extra_args)  # e.g. ("-trace_msg",) for message timestamps
     if remote:
         cmd.append(remote)
     log_path = workdir / f"{name}.out"

@@ -95,9 +95,10 @@ class AriClient:
         assert self._session is not None
         query: list[tuple[str, str]] = []
         for key, value in (params or {}).items():
-            # Lists go as repeated query parameters, never comma-joined in a body.
-            values = value if isinstance(value, list) else [value]
-            query.extend((key, str(v)) for v in values)
+            # ARI reads a list parameter as ONE comma-separated query value: repeated
+            # parameters keep only the last (measured: a bridge got one channel of two).
+            text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            query.append((key, text))
         url = f"{self.base_url}/ari{path}"
         async with self._session.request(method, url, params=query, json=body) as resp:
             if resp.status >= 400:
