@@ -42,8 +42,8 @@ res_ari_device_states app_stasis bridge_simple bridge_softmix bridge_native_rtp
 bridge_holding codec_ulaw codec_alaw codec_a_mu codec_gsm format_wav format_pcm format_sln
 format_gsm app_dial app_playback app_echo app_record app_senddtmf app_verbose
 pbx_config func_timeout func_callerid func_strings func_channel func_db func_logic
-func_global res_speech res_agi func_hangupcause app_db
-app_read app_stack func_env func_math
+func_global res_speech res_agi func_hangupcause app_db res_musiconhold
+app_read app_stack func_env func_math func_dialplan
 """
 
 
@@ -133,6 +133,9 @@ transmit_silence = yes
             "extensions.conf": self._extensions_conf(),
             "indications.conf": _INDICATIONS,
             "cdr.conf": "[general]\nenable = no\n",
+            # What a waiting caller hears: the ringback tone, as a MOH class.
+            "musiconhold.conf": f"[astreinte-ringback]\nmode = files\n"
+            f"directory = {SOUNDS_DIR / 'ringback'}\n",
             "cel.conf": "[general]\nenable = no\n",
             "stasis.conf": "",
             "pjproject.conf": "",

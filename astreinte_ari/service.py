@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.call import CallClosed, CallFlow
 from astreinte_ari.callflow.outcomes import CallOutcome
+from astreinte_ari.callflow.recovery import ResumedCallFlow, ResumePoint
 from astreinte_ari.callflow.runtime import AuditSink, CallRuntime, SoundLibrary
 from astreinte_ari.callflow.telephony import (
     AppReplaced,
@@ -28,10 +29,13 @@ from astreinte_ari.callflow.telephony import (
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink
 from astreinte_ari.routing.plan import CallPlan
+from astreinte_ari.routing.ratelimit import CallerRateLimiter, limited_plan
 
 log = logging.getLogger(__name__)
 
 PlanBuilder = Callable[[str, datetime], CallPlan | None]
+ResumeLookup = Callable[[str], Awaitable[ResumePoint | None]]
+FALLBACK_CONTEXT = ("astreinte-fallback", "s")
 CallListener = Callable[[CallClosed], None]
 AGENT_PREFIX = "astreinte-agent-"
 DEFAULT_LANGUAGE = "fr"
@@ -48,7 +52,14 @@ class OnCallService:
         plan_for: PlanBuilder,
         clock: Callable[[], datetime],
         call_listeners: tuple[CallListener, ...] = (),
+        app: str = "astreinte",
+        resume_lookup: ResumeLookup | None = None,
+        rate_limiter: CallerRateLimiter | None = None,
     ) -> None:
+        self._rate_limiter = rate_limiter
+        self._app = app
+        self._resume_lookup = resume_lookup
+        self.draining = False  # set on SIGTERM: new calls go to the dialplan fallback
         self._port = port
         self._call_listeners = list(call_listeners)
         self._audit = audit
@@ -86,6 +97,10 @@ class OnCallService:
                 # An agent leg whose call has ended (answered too late): release it.
                 log.info("stray agent leg %s hung up", event.channel.id)
                 await self._port.hangup(event.channel.id)
+            elif self.draining:
+                # Stopping: the dialplan fallback takes new calls from here on.
+                log.info("draining: call on %s handed to the dialplan fallback", event.channel.id)
+                await self._port.continue_in_dialplan(event.channel.id, *FALLBACK_CONTEXT)
             else:
                 self._start_call(event.channel, event.args)
         elif isinstance(event, Resynced):
@@ -103,8 +118,17 @@ class OnCallService:
         if runtime is not None:
             runtime.events.put_nowait(event)
 
-    def _start_call(self, caller: Channel, args: tuple[str, ...]) -> None:
-        call_id = str(uuid.uuid4())
+    def _start_call(
+        self,
+        caller: Channel,
+        args: tuple[str, ...],
+        *,
+        resume: ResumePoint | None = None,
+        bridged: tuple[str, str] | None = None,
+        recovered: bool = False,
+    ) -> None:
+        """Start (or, after a restart, resume) the flow of one inbound call."""
+        call_id = resume.call_id if resume else str(uuid.uuid4())
         did = args[0] if args else caller.exten
         try:
             plan = self._plan_for(did, self._clock())
@@ -114,6 +138,13 @@ class OnCallService:
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
+        limiter = self._rate_limiter
+        if (
+            limiter
+            and not recovered
+            and not limiter.admit(did, caller.caller_number, self._clock())
+        ):
+            plan = limited_plan(plan, limiter.max_calls, limiter.window)
         keys: list[str] = [caller.id]
         self._keys[call_id] = keys
 
@@ -132,19 +163,30 @@ class OnCallService:
             bind=bind,
         )
         self._owner[caller.id] = runtime
-        flow = CallFlow(runtime, caller, self._voicemail)
         log.info(
-            "call %s: line %s (%s), %d hop(s)",
+            "call %s: line %s (%s), %d hop(s)%s",
             call_id[:8],
             plan.line_name,
             plan.period,
             len(plan.hops),
+            " [resumed after restart]" if recovered else "",
         )
-        self._spawn(self._run_flow(call_id, flow))
+        if not recovered:
+            self._spawn(self._run_flow(call_id, CallFlow(runtime, caller, self._voicemail)))
+            return
+        flow = ResumedCallFlow(runtime, caller, self._voicemail, point=resume)
+        if bridged is not None:
+            for object_id in bridged:
+                bind(object_id)
+            self._spawn(self._run_flow(call_id, flow, flow.resume_bridged(*bridged)))
+        else:
+            self._spawn(self._run_flow(call_id, flow, flow.resume_waiting()))
 
-    async def _run_flow(self, call_id: str, flow: CallFlow) -> None:
+    async def _run_flow(
+        self, call_id: str, flow: CallFlow, body: Awaitable[None] | None = None
+    ) -> None:
         try:
-            await flow.run()
+            await (body if body is not None else flow.run())
         finally:
             for key in self._keys.pop(call_id, []):
                 self._owner.pop(key, None)
@@ -190,17 +232,48 @@ class OnCallService:
     async def _reconcile(self, snapshot: Resynced) -> None:
         """After a (re)connection: events sent meanwhile are lost, so compare."""
         present = {c.id for c in snapshot.channels}
-        for channel_id, runtime in list(self._owner.items()):
-            if channel_id.startswith("astreinte-pb-") or channel_id.startswith("astreinte-vm-"):
+        for object_id, owner in list(self._owner.items()):
+            if object_id in present or not _is_channel_id(object_id):
                 continue
-            if channel_id not in present and not channel_id.startswith("astreinte-bridge-"):
-                runtime.events.put_nowait(
-                    ChannelHungUp(channel_id, 0, "gone while ARI was disconnected")
+            owner.events.put_nowait(ChannelHungUp(object_id, 0, "gone while ARI was disconnected"))
+        bridge_of = {cid: b for b in snapshot.bridges for cid in b.channel_ids}
+        orphans = [
+            c for c in snapshot.channels if c.stasis_app == self._app and c.id not in self._owner
+        ]
+        adopted: set[str] = set()
+        for caller in orphans:
+            if caller.id.startswith(AGENT_PREFIX) or caller.stasis_args[:1] == ("agent",):
+                continue
+            bridge = bridge_of.get(caller.id)
+            agents = [
+                c for c in (bridge.channel_ids if bridge else ()) if c.startswith(AGENT_PREFIX)
+            ]
+            point = await self._lookup(caller.id)
+            if bridge is not None and agents and agents[0] in present:
+                adopted.update((agents[0], bridge.id))
+                self._start_call(
+                    caller,
+                    caller.stasis_args,
+                    resume=point,
+                    bridged=(agents[0], bridge.id),
+                    recovered=True,
                 )
-        for channel in snapshot.channels:
-            if channel.id.startswith(AGENT_PREFIX) and channel.id not in self._owner:
+            else:
+                self._start_call(caller, caller.stasis_args, resume=point, recovered=True)
+        for channel in orphans:
+            if channel.id.startswith(AGENT_PREFIX) and channel.id not in adopted:
                 log.warning("stray agent leg %s from an earlier run hung up", channel.id)
                 await self._port.hangup(channel.id)
+
+    async def _lookup(self, channel_id: str) -> ResumePoint | None:
+        if self._resume_lookup is None:
+            return None
+        try:
+            return await asyncio.wait_for(self._resume_lookup(channel_id), timeout=3.0)
+        except Exception:
+            # Database down: the call still goes on, under a new audit record.
+            log.exception("cannot read the audit trail to resume channel %s", channel_id)
+            return None
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -233,6 +306,11 @@ class EventSession:
             if self._owner.get(key) is self:
                 del self._owner[key]
         self._keys.clear()
+
+
+def _is_channel_id(object_id: str) -> bool:
+    """Our playbacks, recordings and bridges are not channels."""
+    return not object_id.startswith(("astreinte-pb-", "astreinte-vm-", "astreinte-bridge-"))
 
 
 def _key_of(event: TelephonyEvent) -> str | None:

@@ -7,26 +7,38 @@ import contextlib
 import logging
 import os
 import signal
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
 
 from astreinte_ari.adapters.ari.client import AriClient
 from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_json, event_from_json
 from astreinte_ari.adapters.ari.telephony import AriTelephony
+from astreinte_ari.adapters.fallback.importer import import_fallback_spool
+from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
+from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
+from astreinte_ari.adapters.store.recovery import resume_point_for_channel
+from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.callflow.recovery import ResumePoint
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
+from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
+from astreinte_ari.config.watcher import ConfigWatcher
 from astreinte_ari.routing.plan import CallPlan
+from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.service import OnCallService
 
 log = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-GRACEFUL_STOP_S = 30.0
+GRACEFUL_STOP_S = 600.0  # bridged calls finish; a second signal stops at once
 
 
 class StartupError(Exception):
@@ -69,15 +81,56 @@ def check_ari_url(url: str) -> None:
         )
 
 
-def dial_guard(config: AppConfig):  # type: ignore[no-untyped-def]
+class LiveConfig:
+    """The configuration in force now; swapped whole, never mutated."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.current = config
+
+
+def dial_guard(live: LiveConfig) -> Callable[[str], str]:
     def dial_string_for(number: str) -> str:
         try:
-            return config.trunk.dial_string(number)
+            return live.current.trunk.dial_string(number)
         except NumberNotAllowed as exc:
             log.error("refused to dial %r: %s", number, exc)
             raise DialRefused(str(exc)) from exc
 
     return dial_string_for
+
+
+def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
+    limit = config.defaults.caller_rate_limit
+    if limit is None:
+        return None
+    return CallerRateLimiter(
+        limit.max_calls, timedelta(minutes=limit.window_minutes), limit.include_anonymous
+    )
+
+
+async def _watch_config(config: AppConfig, live: LiveConfig, engine: Engine) -> ConfigWatcher:
+    """Pick up YAML edits within seconds; every accepted version goes to the trail."""
+
+    async def record(text: str, previous: str | None) -> None:
+        try:
+            await asyncio.to_thread(
+                record_config_version, engine, text, str(config.source_path), previous
+            )
+        except Exception:
+            log.exception("could not record the configuration version in the audit trail")
+
+    async def on_change(new_config: AppConfig, version: str) -> None:
+        live.current = new_config
+        await record(watcher.text, watcher.previous_text)
+
+    def on_error(error: ConfigError) -> None:
+        for issue in error.issues:
+            log.error("configuration refused: %s", issue)
+
+    watcher = ConfigWatcher(config.source_path, config, on_change, on_error=on_error)
+    await record(watcher.text, None)
+    watcher.start()
+    return watcher
 
 
 async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> int:
@@ -88,10 +141,19 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     # Journal first: audit events survive a database outage and a crash during it.
     writer = JournaledAuditWriter(engine, config.journal_dir)
     client = AriClient(config.ari.url, config.ari.username, config.ari_password(), config.ari.app)
-    telephony = AriTelephony(client, dial_guard(config))
+    # The live configuration: replaced by the watcher when a valid edit lands.
+    # A call in progress keeps the plan it started with.
+    live = LiveConfig(config)
+    telephony = AriTelephony(client, dial_guard(live))
+
+    alerting: Alerting | None = None  # started below; its override hook is read per call
 
     def plan_for(did: str, now: datetime) -> CallPlan | None:
-        return build_plan(config, did, now)
+        hook = alerting.on_call_override if alerting is not None else None
+        return build_plan(live.current, did, now, on_call_override=hook)
+
+    async def resume_lookup(channel_id: str) -> ResumePoint | None:
+        return await asyncio.to_thread(resume_point_for_channel, engine, channel_id)
 
     service = OnCallService(
         port=telephony,
@@ -100,6 +162,9 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         voicemail=FileVoicemailStore(config.recordings_dir),
         plan_for=plan_for,
         clock=utcnow,
+        app=config.ari.app,
+        resume_lookup=resume_lookup,
+        rate_limiter=_rate_limiter(config),
     )
 
     async def on_message(data: dict[str, object]) -> None:
@@ -119,24 +184,60 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         )
 
     # -- feature hooks (alerting, metrics, live reload) are wired below this line --
+    alerting = await start_alerting(
+        config=config, engine=engine, service=service, port=telephony, audit=writer, clock=utcnow
+    )
+
+    watcher = await _watch_config(config, live, engine)
+    # Calls the dialplan fallback took while we were away join the audit trail.
+    try:
+        imported = await asyncio.to_thread(import_fallback_spool, config, writer)
+        if imported:
+            log.info("imported %d call(s) handled by the dialplan fallback", imported)
+    except Exception:
+        log.exception("could not import the fallback spool (kept for the next start)")
+    fallback_task = asyncio.create_task(
+        keep_fallback_published(client, lambda: live.current, utcnow)
+    )
+
+    # Events journaled before a crash are written before calls are resumed from them.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(writer.flush(), timeout=5.0)
 
     stop = stop or asyncio.Event()
+    hard_stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # First signal: drain (calls in progress finish). Second: stop now.
+        (hard_stop if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     await client.open()
     events = asyncio.create_task(client.run_events(on_message, on_connect))
     stopper = asyncio.create_task(stop.wait())
     fatal = asyncio.create_task(service.fatal.wait())
     await asyncio.wait({events, stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
-    if stop.is_set() and service.active_calls:
-        log.info("stopping: waiting for %d call(s) in progress", service.active_calls)
-        await service.wait_idle(GRACEFUL_STOP_S)
+    if stop.is_set():
+        service.draining = True  # new calls go to the dialplan fallback
+        if service.active_calls:
+            log.info("stopping: waiting for %d call(s) in progress", service.active_calls)
+            idle = asyncio.create_task(service.wait_idle(GRACEFUL_STOP_S))
+            hard = asyncio.create_task(hard_stop.wait())
+            await asyncio.wait({idle, hard}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (idle, hard):
+                task.cancel()
     client.stop()
     for task in (events, stopper, fatal):
         task.cancel()
     await asyncio.gather(events, stopper, fatal, return_exceptions=True)
+    if alerting is not None:
+        await alerting.close()
+    await watcher.stop()
+    fallback_task.cancel()
+    await asyncio.gather(fallback_task, return_exceptions=True)
     await client.close()
     await writer.flush()
     writer.close()

@@ -14,6 +14,10 @@ command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql)
 command -v espeak-ng >/dev/null 2>&1 || need_pkgs+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)
+# alert tests: a throw-away certificate for the local SMTP server's STARTTLS
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# headless browser: the HTML report test renders it and checks the charts
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   echo "system packages: all present"

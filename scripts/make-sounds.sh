@@ -203,6 +203,14 @@ main() {
     done_count=$((done_count + 1))
   done
   echo "generated $done_count file(s)."
+  if [ ${#wanted[@]} -eq 0 ]; then
+    # Ringback heard by a waiting caller (music-on-hold class astreinte-ringback):
+    # the French cadence, 440 Hz, 1.5 s on, 3.5 s off; Asterisk loops the file.
+    mkdir -p "$SOUNDS_DIR/ringback"
+    sox -n -r 8000 -c 1 -b 16 -e signed-integer "$SOUNDS_DIR/ringback/astreinte-ringback.wav" \
+      synth 1.5 sine 440 vol 0.35 pad 0 3.5
+    echo "  ringback/astreinte-ringback.wav"
+  fi
   check_all
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,7 +44,7 @@ class CallFlow:
         self.closed: CallClosed | None = None
         self._started_at = rt.clock()
         self._accepted_by: str | None = None
-        self._ringback_id: str | None = None
+        self._ringback_on = False
         self._hop: HopAttempt | None = None
 
     async def run(self) -> None:
@@ -60,8 +61,13 @@ class CallFlow:
                 at=self._started_at,
             )
         )
+        await self._guarded(self._run_plan())
+
+    async def _guarded(self, body: Awaitable[None]) -> None:
+        """Run the call's body; whatever happens, the call ends audited."""
+        rt = self.rt
         try:
-            await self._run_plan()
+            await body
         except CallerGone as gone:
             where = f"{rt.state.value}" + (f" ({self._hop.describe()})" if self._hop else "")
             self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {gone.cause_text}")
@@ -74,15 +80,17 @@ class CallFlow:
             if not self.ended:
                 self._end(CallOutcome.FAILED, f"cancelled in {rt.state.value}")
 
-    async def _run_plan(self) -> None:
+    async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
-        if announcements:
+        if announcements and announce:
             rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
             for sound in announcements:
                 await rt.play_and_wait(rt.caller_channel_id, sound)
         for seq, hop in enumerate(plan.hops, start=1):
-            if self._ringback_id is None:
+            if seq < first_hop:
+                continue
+            if not self._ringback_on:
                 await self._start_ringback()
             self._hop = HopAttempt(rt, seq, hop)
             result = await self._hop.run()
@@ -92,7 +100,9 @@ class CallFlow:
                 return
         self._hop = None
         await self._stop_ringback()
-        reason = f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
+        reason = plan.note or (
+            f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
+        )
         if plan.final is FinalAction.VOICEMAIL:
             result = await take_voicemail(rt, self.voicemail, reason)
             self._end(result.outcome, result.detail, vm_path=result.path, vm_s=result.seconds)
@@ -146,15 +156,13 @@ class CallFlow:
                 return "agent", None, "agent left"
 
     async def _start_ringback(self) -> None:
-        self._ringback_id = self.rt.new_id("pb")
-        await self.rt.port.play(
-            self.rt.caller_channel_id, self.rt.sounds.ringback(), self._ringback_id
-        )
+        self._ringback_on = True
+        await self.rt.port.start_hold(self.rt.caller_channel_id, self.rt.sounds.hold_class)
 
     async def _stop_ringback(self) -> None:
-        if self._ringback_id is not None:
-            await self._quietly(self.rt.port.stop_playback(self._ringback_id))
-            self._ringback_id = None
+        if self._ringback_on:
+            self._ringback_on = False
+            await self._quietly(self.rt.port.stop_hold(self.rt.caller_channel_id))
 
     def _end(
         self,

@@ -49,7 +49,7 @@ ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.AGENT_PROMPT: frozenset(
         {CallState.BRIDGED, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
     ),
-    CallState.BRIDGED: frozenset({CallState.ENDED}),
+    CallState.BRIDGED: frozenset({CallState.BRIDGED, CallState.ENDED}),  # re-attached
     CallState.VOICEMAIL_GREETING: frozenset({CallState.RECORDING, CallState.ENDED}),
     CallState.RECORDING: frozenset({CallState.ENDED}),
     CallState.ENDED: frozenset(),
@@ -78,10 +78,10 @@ class SoundLibrary:
     def uri(self, name: str, language: str) -> str:
         return f"sound:{self.base_dir / language / name}"
 
-    @staticmethod
-    def ringback() -> str:
-        # Played in a loop by Asterisk from indications.conf until stopped.
-        return "tone:ring"
+    # Music-on-hold class playing a ringback tone (sounds/ringback/). MOH, unlike a
+    # playback, does not hold the channel's command queue, and can be stopped
+    # without knowing who started it: a restarted service can always silence it.
+    hold_class: str = "astreinte-ringback"
 
 
 class CallRuntime:
@@ -121,6 +121,11 @@ class CallRuntime:
         return object_id
 
     # -- state machine -------------------------------------------------------------
+
+    def restore(self, last_seq: int, state: CallState) -> None:
+        """Continue a call an earlier process audited up to transition `last_seq`."""
+        self._seq = last_seq
+        self.state = state
 
     def transition(self, to_state: CallState, reason: str) -> None:
         if to_state not in ALLOWED_TRANSITIONS[self.state]:

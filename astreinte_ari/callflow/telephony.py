@@ -28,6 +28,8 @@ class Channel:
     caller_name: str  # untrusted
     exten: str = ""  # dialplan extension (the DID for inbound calls)
     context: str = ""
+    stasis_app: str = ""  # the ARI application holding the channel, if any
+    stasis_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +127,21 @@ class TelephonyPort(Protocol):
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool: ...
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str) -> bool:
+        """Hand the channel back to the dialplan (e.g. to the fallback while draining)."""
+        ...
+
     async def play(
         self, channel_id: str, media: str, playback_id: str, language: str | None = None
     ) -> bool: ...
 
     async def stop_playback(self, playback_id: str) -> bool: ...
+
+    async def start_hold(self, channel_id: str, moh_class: str) -> bool:
+        """What a waiting caller hears (ringback or music): a music-on-hold class."""
+        ...
+
+    async def stop_hold(self, channel_id: str) -> bool: ...
 
     async def record(
         self,

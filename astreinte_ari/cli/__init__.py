@@ -9,9 +9,14 @@ from collections.abc import Callable, Sequence
 
 # Each module exposes register(subparsers) and sets `func` on its parsers.
 _COMMAND_MODULES = (
+    "astreinte_ari.cli.alerts_cmds",
     "astreinte_ari.cli.config_cmds",
     "astreinte_ari.cli.db_cmds",
+    "astreinte_ari.cli.audit_cmds",
+    "astreinte_ari.cli.report_cmds",
+    "astreinte_ari.cli.rota_cmds",
     "astreinte_ari.cli.run_cmd",
+    "astreinte_ari.cli.ops_cmds",
 )
 
 
@@ -22,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="astreinte", description="On-call telephone line on Asterisk (ARI)."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per line (time, level, logger, message, call_id)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         module = importlib.import_module(name)
@@ -32,10 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from astreinte_ari.cli.log_format import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -38,6 +38,17 @@ def register(sub: Any) -> None:
         "check", help="validate a configuration file and show who is on call now"
     )
     _add_config_arg(check)
+    check.add_argument(
+        "--previous",
+        metavar="FILE",
+        help="previously accepted configuration: flag shift changes inside the notice window",
+    )
+    check.add_argument(
+        "--from",
+        dest="check_from",
+        metavar='"YYYY-MM-DD HH:MM"',
+        help="start of the rota checks' horizon, local time (default: now)",
+    )
     check.set_defaults(func=cmd_check)
 
     who = sub.add_parser("who", help="show the call cascade of each line at a given time")
@@ -80,11 +91,23 @@ def _local(at: datetime, config: AppConfig) -> str:
     return at.astimezone(ZoneInfo(config.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def secret_file_errors(config: AppConfig) -> list[str]:
+    """Secret files any local user could read: refused (the ARI login is PBX-admin)."""
+    errors: list[str] = []
+    for what, path in (
+        ("ari.password_file", config.ari.password_file),
+        ("database.url_file", config.database.url_file),
+    ):
+        if path is not None and is_world_readable(path):
+            errors.append(
+                f"{what} {path} is readable by every user of this machine; "
+                f"run: chmod 600 {path}"
+            )
+    return errors
+
+
 def _warnings(config: AppConfig) -> list[str]:
     warnings: list[str] = []
-    secret = config.ari.password_file
-    if secret is not None and is_world_readable(secret):
-        warnings.append(f"{secret} is readable by every user; run: chmod 600 {secret}")
     try:
         config.ari_password()
     except SecretError as exc:
@@ -119,7 +142,38 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    refused = secret_file_errors(config)
+    for error in refused:
+        print(f"error: {error}", file=sys.stderr)
+    if refused:
+        print("configuration refused: secret files must not be world-readable.", file=sys.stderr)
+        return 1
+    check_from = getattr(args, "check_from", None)
+    try:
+        start = _parse_at(check_from, config) if check_from else now
+    except ValueError:
+        print(f"error: --from {check_from!r} is not a time like 2026-12-01 00:00", file=sys.stderr)
+        return 2
+    return _print_programme_findings(config, start, getattr(args, "previous", None))
+
+
+def _print_programme_findings(config: AppConfig, now: datetime, previous_path: str | None) -> int:
+    """Labour-law and coverage findings (docs/rotas.md); 1 if any is an error."""
+    from astreinte_ari.routing.coverage import programme_report
+
+    previous = None
+    if previous_path:
+        try:
+            previous = load_config(previous_path)
+        except ConfigError as exc:
+            print(f"error: --previous {previous_path} is not usable:\n{exc}", file=sys.stderr)
+            return 2
+    findings = programme_report(config, now, previous=previous)
+    if findings:
+        print(f"Rota checks ({len(findings)} finding(s)):")
+    for finding in findings:
+        print(f"  {finding.describe(config.timezone)}")
+    return 1 if any(f.level == "error" for f in findings) else 0
 
 
 def _parse_at(value: str | None, config: AppConfig) -> datetime:
@@ -148,8 +202,18 @@ def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
         if not current:
             continue
         shift = current[0]
-        extra = f", override: {shift.reason or 'no reason given'}" * (shift.source == "override")
-        print(f"  rota {rota_name}: {shift.person_id} until {_local(shift.end, config)}{extra}")
+        if shift.start > at:
+            print(f"  rota {rota_name}: nobody until {_local(shift.start, config)}")
+            continue
+        extra = ""
+        if shift.source != "rotation":
+            asked = f" (asked by {shift.requested_by})" if shift.requested_by else ""
+            extra = f", {shift.source}: {shift.reason or 'no reason given'}{asked}"
+        layer = f" [{shift.layer}]" if len(team.rotas[rota_name].all_layers()) > 1 else ""
+        print(
+            f"  rota {rota_name}{layer}: {shift.person_id} until "
+            f"{_local(shift.end, config)}{extra}"
+        )
 
 
 def cmd_who(args: argparse.Namespace) -> int:

@@ -29,13 +29,19 @@ class _CommandError(Exception):
     """The command could not do its job: exit 1 with this message."""
 
 
-def register(subparsers: Any) -> None:
+def database_options() -> argparse.ArgumentParser:
+    """Parent parser with --url and -c, shared by every command that opens the database."""
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("database")
     where.add_argument("--url", help="database URL (overrides the configuration)")
     where.add_argument(
         "-c", "--config", help="configuration file (default: $ASTREINTE_CONFIG)", default=None
     )
+    return common
+
+
+def register(subparsers: Any) -> None:
+    common = database_options()
 
     db = subparsers.add_parser("db", help="audit database schema")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -47,12 +53,28 @@ def register(subparsers: Any) -> None:
     calls = subparsers.add_parser("calls", help="audit trail of calls")
     calls_sub = calls.add_subparsers(dest="calls_command", metavar="ACTION", required=True)
     p = calls_sub.add_parser("list", parents=[common], help="recent calls, newest first")
-    p.add_argument("--limit", type=int, default=50, help="at most N calls (default 50)")
-    p.add_argument("--since", help="calls from this date/time (ISO 8601, local time if no zone)")
-    p.add_argument("--until", help="calls before this date/time (ISO 8601)")
+    p.add_argument("--limit", type=int, default=50, help="at most N calls per page (default 50)")
+    p.add_argument("--page", type=int, default=1, help="page N of the result (default 1)")
+    p.add_argument(
+        "--since",
+        "--from",
+        dest="since",
+        help="calls from this date/time (ISO 8601, local time if no zone)",
+    )
+    p.add_argument("--until", "--to", dest="until", help="calls before this date/time (ISO 8601)")
     p.add_argument("--line", metavar="DID", help="only this line (called number)")
     p.add_argument("--outcome", choices=[o.value for o in CallOutcome], help="only this outcome")
-    p.add_argument("--json", action="store_true", help="JSON array instead of a table")
+    p.add_argument("--period", help="only this period (business, after_hours, night, ...)")
+    p.add_argument("--caller", help="caller number or name contains this text")
+    p.add_argument("--person", metavar="ID", help="calls where this person was rung")
+    p.add_argument(
+        "--min-wait",
+        type=float,
+        metavar="S",
+        help="callers who waited at least S seconds (to connection or hang-up)",
+    )
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p.set_defaults(func=_cmd_calls_list)
     p = calls_sub.add_parser("show", parents=[common], help="timeline of one call")
     p.add_argument("id", help="call id, or a unique prefix of it")
@@ -228,9 +250,10 @@ def _cmd_current(args: argparse.Namespace) -> int:
 
 
 def _cmd_calls_list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        print("astreinte: --limit must be at least 1", file=sys.stderr)
+    if args.limit < 1 or args.page < 1:
+        print("astreinte: --limit and --page must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    output = "json" if args.json else args.format
 
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.queries import list_calls
@@ -241,12 +264,16 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
         try:
             calls = list_calls(
                 engine, since=since, until=until, did=args.line, outcome=args.outcome,
-                limit=args.limit,
+                period=args.period, caller=args.caller, person=args.person,
+                min_wait=args.min_wait, limit=args.limit, offset=(args.page - 1) * args.limit,
             )  # fmt: skip
         finally:
             engine.dispose()
-        if args.json:
+        if output == "json":
             print(json.dumps([c.to_json_dict() for c in calls], indent=2, ensure_ascii=False))
+            return EXIT_OK
+        if output == "csv":
+            _print_csv([c.to_json_dict() for c in calls])
             return EXIT_OK
         if not calls:
             print("no calls")
@@ -266,9 +293,35 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
             for c in calls
         ]
         _print_table(header, rows)
+        if len(calls) == args.limit:
+            print(f"(page {args.page}; more with --page {args.page + 1})")
         return EXIT_OK
 
     return _run(args, body)
+
+
+def _print_csv(rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    columns = ["id", "started_at", "did", "line_name", "period", "caller_number", "caller_name",
+               "outcome", "outcome_detail", "accepted_person_id", "hop_count", "wait_seconds",
+               "talk_seconds", "answered_at", "ended_at", "voicemail_path"]  # fmt: skip
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        # Stored text is already escaped (safe_text); a leading =,+,-,@ could still be read
+        # as a formula by a spreadsheet: prefix such cells with a quote.
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _is_number(text: str) -> bool:
+    return text.lstrip("+-").replace(".", "", 1).isdigit()
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

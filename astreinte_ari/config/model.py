@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 import astreinte_ari
-from astreinte_ari.config import secrets, timespec
+from astreinte_ari.config import secrets
+from astreinte_ari.config.alerting import AlertingConfig
+from astreinte_ari.config.fallback import FallbackConfig
 from astreinte_ari.config.fields import E164_RE, Frozen, Phone, check_timezone
 from astreinte_ari.config.lines import (
     BusinessForward,
@@ -26,6 +27,15 @@ from astreinte_ari.config.lines import (
     HopConfig,
     LineConfig,
     Route,
+)
+from astreinte_ari.config.reporting import AuditConfig, CompensationConfig, RetentionConfig
+from astreinte_ari.config.rotas import (
+    HolidayCalendar,
+    HolidayRule,
+    LabourRules,
+    Override,
+    Rotation,
+    Swap,
 )
 
 __all__ = [
@@ -121,9 +131,19 @@ class VoicemailDefaults(Frozen):
     max_silence: int = Field(6, ge=1, le=60)
 
 
+class CallerRateLimit(Frozen):
+    """Repeated calls from one number: after max_calls within the window, the
+    caller gets the announcement and voicemail instead of a new cascade."""
+
+    max_calls: int = Field(5, ge=1, le=1000)
+    window_minutes: int = Field(10, ge=1, le=1440)
+    include_anonymous: bool = False  # withheld numbers all look alike: off by default
+
+
 class Defaults(Frozen):
     accept_timeout: int = Field(10, ge=3, le=60)
     voicemail: VoicemailDefaults = VoicemailDefaults()
+    caller_rate_limit: CallerRateLimit | None = CallerRateLimit()  # null disables it
 
 
 class Person(Frozen):
@@ -132,65 +152,16 @@ class Person(Frozen):
     email: str | None = None
 
 
-class Rotation(Frozen):
-    every: str = "week"
-    handoff: str
-    start: date
-    people: tuple[str, ...] = Field(min_length=1)
-
-    @field_validator("every", mode="before")
-    @classmethod
-    def _every(cls, value: object) -> object:
-        timespec.parse_every(value)  # type: ignore[arg-type]
-        return str(value)
-
-    @field_validator("handoff")
-    @classmethod
-    def _handoff(cls, value: str) -> str:
-        timespec.parse_handoff(value)
-        return value
-
-    @model_validator(mode="after")
-    def _start_matches_handoff(self) -> Rotation:
-        weekday = self.handoff_spec.weekday
-        if weekday is not None and self.start.weekday() != weekday:
-            raise ValueError(
-                f"start {self.start} is a {timespec.WEEKDAYS[self.start.weekday()]} "
-                f"but the handoff is on {timespec.WEEKDAYS[weekday]}"
-            )
-        return self
-
-    @property
-    def length_days(self) -> int:
-        return timespec.parse_every(self.every)
-
-    @property
-    def handoff_spec(self) -> timespec.Handoff:
-        return timespec.parse_handoff(self.handoff)
-
-
-class Override(Frozen):
-    rota: str
-    person: str
-    from_: datetime = Field(alias="from")  # local time of the team's zone when naive
-    to: datetime
-    reason: str | None = None
-
-    @model_validator(mode="after")
-    def _order(self) -> Override:
-        if (self.from_.tzinfo is None) != (self.to.tzinfo is None):
-            raise ValueError("give 'from' and 'to' both in local time (without an offset)")
-        if self.to <= self.from_:
-            raise ValueError("'to' must be after 'from'")
-        return self
-
-
 class TeamConfig(Frozen):
     # Filled from the top-level timezone by AppConfig; set it for a team abroad.
     timezone: str | None = None
     people: Mapping[str, Person]
     rotas: Mapping[str, Rotation] = Field(default_factory=dict)
     overrides: tuple[Override, ...] = ()
+    swaps: tuple[Swap, ...] = ()  # rotas.py: exchanges of two rotation shifts
+    holiday_rules: tuple[HolidayRule, ...] = ()  # who holds on holidays / closure days
+    holidays: HolidayCalendar = HolidayCalendar()  # public holidays (France by default)
+    labour: LabourRules = LabourRules()  # labour-law checks of `astreinte check`
 
     @field_validator("timezone")
     @classmethod
@@ -207,8 +178,14 @@ class AppConfig(Frozen):
     sounds: SoundsConfig = SoundsConfig()
     trunk: TrunkConfig
     defaults: Defaults = Defaults()
+    fallback: FallbackConfig = FallbackConfig()
     lines: Mapping[str, LineConfig]
     teams: Mapping[str, TeamConfig]
+    alerting: AlertingConfig | None = None  # alerts and shift starts: docs/alerts.md
+    # audit export signing, retention, compensation: docs/audit-and-reports.md
+    audit: AuditConfig = AuditConfig()
+    retention: RetentionConfig = RetentionConfig()
+    compensation: CompensationConfig = CompensationConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -256,6 +233,11 @@ class AppConfig(Frozen):
     def journal_dir(self) -> Path:
         """Audit write-ahead journal; default: <recordings dir>/../journal."""
         return self.storage.journal_dir or (self.recordings_dir.parent / "journal")
+
+    @property
+    def fallback_spool_dir(self) -> Path:
+        """Dialplan-fallback call records; default: <config dir>/../var/fallback."""
+        return self.fallback.spool_dir or (self.base_dir.parent / "var" / "fallback")
 
     @property
     def accept_timeout_s(self) -> int:

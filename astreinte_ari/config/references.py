@@ -102,19 +102,25 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         for person_id, person in people.items():
             check_number((*where, "people", person_id, "mobile"), _map(person).get("mobile"))
         for rota_name, rota in rotas.items():
-            for i, person_id in enumerate(_seq(_map(rota).get("people"))):
-                if isinstance(person_id, str) and person_id not in people:
-                    issues.append(
-                        (
-                            (*where, "rotas", rota_name, "people", i),
-                            f"unknown person '{person_id}' (team {team_name} has: "
-                            f"{_names(people)})",
+            # Inline rotation, or each of its `layers`.
+            rota_loc: Loc = (*where, "rotas", rota_name)
+            layers = [(rota_loc, _map(rota))] + [
+                ((*rota_loc, "layers", j), _map(layer))
+                for j, layer in enumerate(_seq(_map(rota).get("layers")))
+            ]
+            for layer_loc, layer in layers:
+                for i, person_id in enumerate(_seq(layer.get("people"))):
+                    if isinstance(person_id, str) and person_id not in people:
+                        issues.append(
+                            (
+                                (*layer_loc, "people", i),
+                                f"unknown person '{person_id}' (team {team_name} has: "
+                                f"{_names(people)})",
+                            )
                         )
-                    )
-        for i, override in enumerate(_seq(team.get("overrides"))):
-            issues += _target_issues(
-                (*where, "overrides", i), _map(override), team_name, people, rotas
-            )
+        for key in ("overrides", "swaps", "holiday_rules"):
+            for i, item in enumerate(_seq(team.get(key))):
+                issues += _target_issues((*where, key, i), _map(item), team_name, people, rotas)
 
     for did, raw_line in _map(data.get("lines")).items():
         line = _map(raw_line)

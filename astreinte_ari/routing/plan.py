@@ -66,3 +66,4 @@ class CallPlan:
     voicemail_greeting: str = "astreinte-voicemail"
     goodbye: str = "astreinte-goodbye"
     recorded_notice: str | None = None  # "this call may be recorded"
+    note: str | None = None  # why the plan was reduced (e.g. caller rate limit)

@@ -7,6 +7,7 @@ call does not alter it (see plan.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from astreinte_ari.config.model import (
@@ -31,6 +32,12 @@ DEFAULT_ANNOUNCEMENTS: dict[Period, str] = {
     Period.HOLIDAY: "astreinte-holiday",
 }
 BUSINESS_FORWARD_LABEL = "business-forward"
+
+# Hook for on-call overrides recorded at run time, outside the YAML (e.g. a
+# replacement who acknowledged a missed shift start, see alerting/): given
+# (team, rota, instant) it returns the person id holding the rota, or None to
+# follow the configured rota. It must be fast and not block (in-memory lookup).
+OnCallOverride = Callable[[str, str, datetime], str | None]
 
 
 def route_for(line: LineConfig, period: Period) -> Route:
@@ -77,13 +84,25 @@ def _hop(
     )
 
 
-def resolve_hops(config: AppConfig, team: TeamConfig, route: Route, now: datetime) -> list[Hop]:
-    """Route hops -> concrete people at `now`; the same person is not rung twice in a row."""
+def resolve_hops(
+    config: AppConfig,
+    team: TeamConfig,
+    route: Route,
+    now: datetime,
+    override: Callable[[str, datetime], str | None] | None = None,
+) -> list[Hop]:
+    """Route hops -> concrete people at `now`; the same person is not rung twice in a row.
+    `override(rota, now)`, when given and not None, replaces the rota's person."""
     hops: list[Hop] = []
     for spec in route.hops:
         if spec.rota is not None:
-            person_id = who_is_on_call(team, spec.rota, now)
+            replacement = override(spec.rota, now) if override is not None else None
+            on_call = replacement or who_is_on_call(team, spec.rota, now)
             label = spec.label or spec.rota
+            if on_call is None:
+                log.info("hop %s skipped: nobody is on call in rota %s now", label, spec.rota)
+                continue
+            person_id = on_call
         else:
             person_id = spec.person or ""
             label = spec.label or person_id
@@ -113,9 +132,11 @@ def _business_hop(config: AppConfig, line: LineConfig, fwd: BusinessForward) -> 
     return [] if hop is None else [hop]
 
 
-def build_plan(config: AppConfig, did: str, now: datetime) -> CallPlan | None:
+def build_plan(
+    config: AppConfig, did: str, now: datetime, *, on_call_override: OnCallOverride | None = None
+) -> CallPlan | None:
     """The plan for a call to `did` arriving at aware instant `now`; None if the
-    DID is not configured."""
+    DID is not configured. `on_call_override`: see OnCallOverride."""
     line = config.lines.get(did)
     if line is None:
         return None
@@ -129,7 +150,13 @@ def build_plan(config: AppConfig, did: str, now: datetime) -> CallPlan | None:
         final = fwd.finally_
     else:
         route = route_for(line, period)
-        hops = resolve_hops(config, team, route, now)
+        team_name = line.team
+        override = (
+            None
+            if on_call_override is None
+            else lambda rota, at: on_call_override(team_name, rota, at)
+        )
+        hops = resolve_hops(config, team, route, now, override)
         announcement = _announcement(route.announcement, period)
         final = route.finally_
 

@@ -1,30 +1,36 @@
-"""Who is on call: a minimal rota resolver (rotations + overrides, DST-correct).
+"""Who is on call: the public, pure interface of the schedule engine.
 
-Kept behind the small `RotaResolver` interface: a later, fuller engine (holiday
-swaps, partial-day shifts...) replaces `SimpleRotaResolver` without touching
-callers, which use the module-level `who_is_on_call` and `shifts`.
-
-Handoffs are wall-clock times in the team's zone: "fri 18:00" stays 18:00 local
-on both sides of a DST change, so a shift is 167 or 169 hours long that week.
-All instant comparisons are done in UTC (same-zone aware datetimes compare
-by wall time in Python, which is wrong around the fall-back hour).
+Callers use the module-level `who_is_on_call` and `shifts` (or a `RotaResolver`);
+the engine itself (layers, restrictions, overrides, swaps, holiday rules, DST)
+lives in engine.py and layers.py. Compiled rotas are cached per TeamConfig
+object: configurations are immutable, and a reload builds new objects.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Protocol
 
-from astreinte_ari.config.model import Override, Rotation, TeamConfig
+from astreinte_ari.config.model import TeamConfig
+from astreinte_ari.schedule.engine import Assignment, CompiledRota, RotaError, ShiftSource
 
-ShiftSource = Literal["rotation", "override"]
+__all__ = [
+    "CompiledRota",
+    "EngineRotaResolver",
+    "RotaError",
+    "RotaResolver",
+    "Shift",
+    "ShiftSource",
+    "compiled_rota",
+    "shifts",
+    "who_is_on_call",
+]
 
-
-class RotaError(ValueError):
-    """Unknown rota, missing time zone, or a naive datetime."""
+_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,21 +42,17 @@ class Shift:
     end: datetime
     source: ShiftSource
     rota: str = ""
-    reason: str | None = None  # from the override, if any
+    reason: str | None = None  # from the override, swap or holiday rule, if any
+    requested_by: str | None = None
+    layer: str = ""  # name of the rotation layer ("" for overrides and holiday rules)
 
 
 class RotaResolver(Protocol):
-    def who_is_on_call(self, team: TeamConfig, rota_name: str, at: datetime) -> str: ...
+    def who_is_on_call(self, team: TeamConfig, rota_name: str, at: datetime) -> str | None: ...
 
     def shifts(
         self, team: TeamConfig, rota_name: str, start: datetime, end: datetime
     ) -> list[Shift]: ...
-
-
-def _zone(team: TeamConfig) -> ZoneInfo:
-    if not team.timezone:
-        raise RotaError("the team has no time zone (AppConfig gives it the global one)")
-    return ZoneInfo(team.timezone)
 
 
 def _utc(at: datetime, what: str = "time") -> datetime:
@@ -59,104 +61,98 @@ def _utc(at: datetime, what: str = "time") -> datetime:
     return at.astimezone(UTC)
 
 
-def _local_to_utc(value: datetime, zone: tzinfo) -> datetime:
-    """Naive values are local wall time (a time skipped by DST maps to the instant
-    it would have been, i.e. one hour later on the clock)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+# id(team) -> (team, {rota name: compiled}); the team is kept so that its id stays unique.
+_compiled: OrderedDict[int, tuple[TeamConfig, dict[str, CompiledRota]]] = OrderedDict()
+_lock = threading.Lock()
 
 
-class SimpleRotaResolver:
-    """Fixed-length rotations with a wall-clock handoff, plus dated overrides."""
+def compiled_rota(team: TeamConfig, rota_name: str) -> CompiledRota:
+    """The compiled form of one rota of this (immutable) team, built once."""
+    key = id(team)
+    # The config watcher validates (and so compiles) in a worker thread.
+    with _lock:
+        entry = _compiled.get(key)
+        if entry is None or entry[0] is not team:
+            entry = (team, {})
+            _compiled[key] = entry
+            if len(_compiled) > _CACHE_SIZE:
+                _compiled.popitem(last=False)
+        else:
+            _compiled.move_to_end(key)
+        rota = entry[1].get(rota_name)
+        if rota is None:
+            rota = entry[1][rota_name] = CompiledRota(team, rota_name)
+        return rota
 
-    def _rotation(self, team: TeamConfig, rota_name: str) -> Rotation:
-        try:
-            return team.rotas[rota_name]
-        except KeyError:
-            known = ", ".join(team.rotas) or "none"
-            raise RotaError(f"unknown rota '{rota_name}' (team has: {known})") from None
 
-    def _boundary(self, rot: Rotation, k: int, zone: tzinfo) -> datetime:
-        """UTC instant of the k-th handoff (k=0: the rotation's start date)."""
-        minute = rot.handoff_spec.minute
-        day = rot.start + timedelta(days=k * rot.length_days)
-        return _local_to_utc(datetime.combine(day, time(minute // 60, minute % 60)), zone)
+def _shift_of(rota: CompiledRota, a: Assignment, start: datetime, end: datetime) -> Shift:
+    team = rota.team
+    reason = requested_by = None
+    layer = ""
+    if a.source == "override":
+        entry = team.overrides[a.entry]
+        reason, requested_by = entry.reason, entry.requested_by
+    elif a.source in ("holiday", "closure"):
+        rule = team.holiday_rules[a.entry]
+        reason, requested_by = rule.reason, rule.requested_by
+    else:
+        layer = rota.layers[a.layer].name
+        if a.source == "swap":
+            swap = team.swaps[a.entry]
+            reason, requested_by = swap.reason, swap.requested_by
+    return Shift(a.person_id, start, end, a.source, rota.name, reason, requested_by, layer)
 
-    def _index(self, rot: Rotation, at_utc: datetime, zone: tzinfo) -> int:
-        """Number of handoffs since start (negative before it: the cycle extends back)."""
-        local_date = at_utc.astimezone(zone).date()
-        k = (local_date - rot.start).days // rot.length_days
-        if at_utc < self._boundary(rot, k, zone):
-            k -= 1
-        elif at_utc >= self._boundary(rot, k + 1, zone):
-            k += 1
-        return k
 
-    def _overrides(
-        self, team: TeamConfig, rota_name: str, zone: tzinfo
-    ) -> list[tuple[datetime, datetime, Override]]:
-        return [
-            (_local_to_utc(o.from_, zone), _local_to_utc(o.to, zone), o)
-            for o in team.overrides
-            if o.rota == rota_name
-        ]
+class EngineRotaResolver:
+    """Layers with restrictions, swaps, overrides and holiday rules (engine.py)."""
 
-    def _at(
-        self,
-        rot: Rotation,
-        overrides: list[tuple[datetime, datetime, Override]],
-        at_utc: datetime,
-        zone: tzinfo,
-    ) -> tuple[str, ShiftSource, str | None]:
-        # The last matching override wins: ops append newer swaps at the end.
-        for start, end, override in reversed(overrides):
-            if start <= at_utc < end:
-                return override.person, "override", override.reason
-        k = self._index(rot, at_utc, zone)
-        return rot.people[k % len(rot.people)], "rotation", None
-
-    def who_is_on_call(self, team: TeamConfig, rota_name: str, at: datetime) -> str:
-        zone = _zone(team)
-        rot = self._rotation(team, rota_name)
-        return self._at(rot, self._overrides(team, rota_name, zone), _utc(at), zone)[0]
+    def who_is_on_call(self, team: TeamConfig, rota_name: str, at: datetime) -> str | None:
+        found = compiled_rota(team, rota_name).at(_utc(at))
+        return None if found is None else found.person_id
 
     def shifts(
         self, team: TeamConfig, rota_name: str, start: datetime, end: datetime
     ) -> list[Shift]:
-        """Who holds the rota over [start, end), cut at handoffs and override edges;
-        adjacent pieces with the same person and source are merged."""
-        zone = _zone(team)
-        rot = self._rotation(team, rota_name)
+        """Who holds the rota over [start, end), cut at handoffs, window edges,
+        override and holiday edges; adjacent pieces with the same holder for the
+        same reason are merged. Times nobody holds the rota are left out."""
+        rota = compiled_rota(team, rota_name)
         start_u, end_u = _utc(start, "start"), _utc(end, "end")
         if end_u <= start_u:
             return []
-        overrides = self._overrides(team, rota_name, zone)
-        cuts = {start_u, end_u}
-        k = self._index(rot, start_u, zone) + 1
-        while (boundary := self._boundary(rot, k, zone)) < end_u:
-            cuts.add(boundary)
-            k += 1
-        for o_start, o_end, _ in overrides:
-            cuts.update(c for c in (o_start, o_end) if start_u < c < end_u)
-        ordered = sorted(cuts)
-
+        edges = [start_u, *rota.cuts_between(start_u, end_u), end_u]
         result: list[Shift] = []
-        for piece_start, piece_end in itertools.pairwise(ordered):
-            person, source, reason = self._at(rot, overrides, piece_start, zone)
-            last = result[-1] if result else None
-            if last and (last.person_id, last.source, last.reason) == (person, source, reason):
-                result[-1] = Shift(person, last.start, piece_end, source, rota_name, reason)
+        last_key: tuple[object, ...] | None = None
+        for piece_start, piece_end in itertools.pairwise(edges):
+            found = rota.at(piece_start)
+            if found is None:
+                last_key = None
+                continue
+            key = (found.person_id, found.source, found.layer, found.entry)
+            if key == last_key:
+                prev = result[-1]
+                result[-1] = Shift(
+                    prev.person_id,
+                    prev.start,
+                    piece_end,
+                    prev.source,
+                    prev.rota,
+                    prev.reason,
+                    prev.requested_by,
+                    prev.layer,
+                )
             else:
-                result.append(Shift(person, piece_start, piece_end, source, rota_name, reason))
+                result.append(_shift_of(rota, found, piece_start, piece_end))
+            last_key = key
         return result
 
 
-default_resolver: RotaResolver = SimpleRotaResolver()
+default_resolver: RotaResolver = EngineRotaResolver()
 
 
-def who_is_on_call(team: TeamConfig, rota_name: str, at: datetime) -> str:
-    """Person id holding `rota_name` at the aware instant `at`."""
+def who_is_on_call(team: TeamConfig, rota_name: str, at: datetime) -> str | None:
+    """Person id holding `rota_name` at the aware instant `at`; None if the rota
+    has nobody then (a restricted layer outside its windows)."""
     return default_resolver.who_is_on_call(team, rota_name, at)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,19 @@ def service(
 def rig(e2e_rig: E2ERig, service: ServiceProcess) -> Iterator[E2ERig]:
     yield e2e_rig
     e2e_rig.cleanup()
+
+
+@pytest.fixture
+def restartable(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
+    config_path = tmp_path / "astreinte.yaml"
+    db_url = f"sqlite:///{tmp_path / 'audit.db'}"
+    config_path.write_text(
+        e2e_config(ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=tmp_path / "rec")
+    )
+    proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        e2e_rig.cleanup()

@@ -31,7 +31,7 @@ LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
-def e2e_config(*, ari_url: str, db_url: str, recordings: Path) -> str:
+def e2e_config(*, ari_url: str, db_url: str, recordings: Path, rate_limit: int = 50) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -42,7 +42,10 @@ database: {{url: "{db_url}"}}
 storage: {{recordings_dir: "{recordings}"}}
 sounds: {{dir: "{REPO_ROOT / "sounds"}"}}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361", "+3362"]}}
-defaults: {{accept_timeout: 4, voicemail: {{max_duration: 10, max_silence: 3}}}}
+defaults:
+  accept_timeout: 4
+  voicemail: {{max_duration: 10, max_silence: 3}}
+  caller_rate_limit: {{max_calls: {rate_limit}, window_minutes: 10}}
 lines:
   "{LINE_FULL}":
     name: Maintenance E2E
@@ -145,6 +148,16 @@ class ServiceProcess:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
         return proc.returncode
+
+    def signal(self, sig: int) -> None:
+        """SIGKILL = crash, SIGTERM = graceful stop (the test then waits or restarts)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+        if sig == signal.SIGKILL:
+            self.process.wait(10)
+            self.process = None
+            if self.engine is not None:
+                self.engine.dispose()
 
     def wait_for_call(self, since: datetime, did: str, timeout: float = 30.0) -> CallDetail:
         """The call to `did` that started after `since`, once it has ended."""

@@ -23,7 +23,6 @@ from astreinte_ari.adapters.fallback.importer import import_fallback_spool
 from astreinte_ari.adapters.fallback.lastresort import (
     publish_last_resort,
     publish_spool_dir,
-    read_db,
 )
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
@@ -201,9 +200,9 @@ def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
         ) as client:
             await publish_spool_dir(client, fb.spool)
             await publish_last_resort(client, LINE_SHORT, "PJSIP/" + P2)
-            assert await read_db(client, f"astreinte/lastresort/{LINE_SHORT}") == "PJSIP/" + P2
 
     asyncio.run(publish())
+    assert f"/astreinte/lastresort/{LINE_SHORT}" in fb.rig.pbx.cli("database show astreinte")
     good = load_config(fb.config_path)
     fb.rig.pbx.cli("dialplan set global ASTREINTE_CONFIG /nonexistent/astreinte.yaml")
     try:
@@ -219,3 +218,31 @@ def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
     assert [(h.label, h.number, h.outcome) for h in detail.hops] == [
         ("last-resort", "PJSIP/" + P2, "connected")
     ]
+
+
+def test_doctor_passes_then_names_each_fix(
+    fb: FallbackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from astreinte_ari import cli
+
+    monkeypatch.setenv("ASTREINTE_ARI_PASSWORD", fb.rig.pbx.ari_password)
+    code = cli.main(["doctor", "-c", str(fb.config_path)])
+    out = capsys.readouterr().out
+    print(out)
+    assert code == 0, out
+    assert "FAIL" not in out and "contexts loaded: astreinte-inbound" in out
+    assert "ASTREINTE_CONFIG = " in out and "all checks passed" in out
+
+    monkeypatch.setenv("ASTREINTE_ARI_PASSWORD", "wrong")
+    assert cli.main(["doctor", "-c", str(fb.config_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  ARI" in out and "HTTP 401" in out and "fix: check [astreinte] in ari.conf" in out
+
+    monkeypatch.setenv("ASTREINTE_ARI_PASSWORD", fb.rig.pbx.ari_password)
+    fb.rig.pbx.cli("dialplan set global ASTREINTE_CONFIG /elsewhere.yaml")
+    try:
+        assert cli.main(["doctor", "-c", str(fb.config_path)]) == 1
+    finally:
+        fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {fb.config_path}")
+    out = capsys.readouterr().out
+    assert "FAIL  fallback config" in out and f"ASTREINTE_CONFIG = {fb.config_path}" in out

@@ -12,6 +12,7 @@ as the `postgres` system user (`runuser -u postgres --`), which owns the dir.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -151,9 +152,32 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclasses.dataclass
+class PostgresHandle:
+    """A running rig server; a test may stop and start it again (outage tests)."""
+
+    url: str
+    bindir: Path
+    data: Path
+    log_file: Path
+    options: str
+
+    @property
+    def port(self) -> int:
+        return int(self.options.split()[1])
+
+    def stop(self) -> None:
+        _stop(self.bindir, self.data)
+
+    def start(self) -> None:
+        start = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_file)]
+        _run([*_as_server_user(), *start, "-o", self.options, "-W", "start"], "pg_ctl start")
+        _wait_ready(self.port, self.log_file, self.data)
+
+
 @contextlib.contextmanager
-def running_postgres(tmp_dir: Path) -> Iterator[str]:
-    """Run a private PostgreSQL server; yields the URL of its `astreinte` database."""
+def stoppable_postgres(tmp_dir: Path) -> Iterator[PostgresHandle]:
+    """Run a private PostgreSQL server with an `astreinte` database."""
     bindir = pg_bindir()
     base = _base_dir(tmp_dir)
     data, sockets, log_file = base / "data", base / "sock", base / "server.log"
@@ -170,14 +194,21 @@ def running_postgres(tmp_dir: Path) -> Iterator[str]:
             f"-p {port} -h 127.0.0.1 -k {sockets} -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=100"
         )
-        start = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-o", options]
-        _run([*_as_server_user(), *start, "-W", "start"], "pg_ctl start")
+        url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+        handle = PostgresHandle(url, bindir, data, log_file, options)
         try:
-            _wait_ready(port, log_file, data)
+            handle.start()
             with _connect(port, "postgres") as conn:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
-            yield f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
+            yield handle
         finally:
-            _stop(bindir, data)
+            handle.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_postgres(tmp_dir: Path) -> Iterator[str]:
+    """Run a private PostgreSQL server; yields the URL of its `astreinte` database."""
+    with stoppable_postgres(tmp_dir) as handle:
+        yield handle.url

@@ -51,13 +51,26 @@ def _wrap(name: str, body: str) -> str:
     )
 
 
-def caller_scenario(*, number: str, name: str, hold_ms: int, speech: Path | None) -> str:
-    """Call the DID, stream speech, hang up after hold_ms unless hung up first."""
+def caller_scenario(
+    *, number: str, name: str, hold_ms: int, speech: Path | None, dtmf_flood: int = 0
+) -> str:
+    """Call the DID, stream speech, hang up after hold_ms unless hung up first.
+
+    dtmf_flood: the caller hammers '1' (RFC 2833) that many times right after
+    the answer: only the agent's own key may accept a call.
+    """
     stream = (
         f'<nop><action><exec rtp_stream="{escape(str(speech))},-1,0"/></action></nop>'
         if speech
         else ""
     )
+    pcap = DTMF_PCAP_DIR / "dtmf_2833_1.pcap"
+    flood = "".join(
+        f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
+        '<pause milliseconds="250"/>'
+        for _ in range(dtmf_flood)
+    )
+    stream = flood + stream
     from_hdr = f'"{escape(name)}" <sip:{escape(number)}@[local_ip]:[local_port]>;tag=[call_number]'
     return _wrap(
         "caller",
@@ -271,6 +284,8 @@ def start_sipp(
     service: str | None = None,
     timeout_s: int = 120,
     extra_args: tuple[str, ...] = (),
+    calls: int = 1,
+    concurrency: int = 1,
 ) -> SippRun:
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"{name}.xml"
@@ -288,9 +303,9 @@ def start_sipp(
         "-mp",
         str(media_port),
         "-m",
-        "1",
+        str(calls),
         "-l",
-        "1",
+        str(concurrency),
         "-timeout",
         f"{timeout_s}s",
         "-timeout_error",

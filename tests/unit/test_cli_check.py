@@ -71,19 +71,26 @@ def test_check_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "cannot read the file" in capsys.readouterr().out
 
 
-def test_check_warns_world_readable_secret(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("which", ["ari", "database"])
+def test_check_refuses_world_readable_secret(
+    which: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    secret = tmp_path / "ari.secret"
-    secret.write_text("s3cret\n")
+    secret = tmp_path / f"{which}.secret"
+    secret.write_text("s3cret\n" if which == "ari" else "sqlite:////tmp/x.db\n")
     secret.chmod(0o644)
-    text = DEMO.read_text().replace(
-        "password_env: ASTREINTE_ARI_PASSWORD", "password_file: ari.secret"
-    )
+    text = DEMO.read_text()
+    if which == "ari":
+        text = text.replace("password_env: ASTREINTE_ARI_PASSWORD", f"password_file: {secret}")
+    else:
+        text += f"\ndatabase: {{url_file: {secret}}}\n"
     (tmp_path / "c.yaml").write_text(text)
     monkeypatch.delenv("ASTREINTE_ARI_PASSWORD", raising=False)
-    assert cli.main(["check", "-c", str(tmp_path / "c.yaml")]) == 0
-    assert "chmod 600" in capsys.readouterr().err
+    assert cli.main(["check", "-c", str(tmp_path / "c.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert f"chmod 600 {secret}" in err and "refused" in err
     secret.chmod(0o600)
     assert cli.main(["check", "-c", str(tmp_path / "c.yaml")]) == 0
     assert "chmod" not in capsys.readouterr().err

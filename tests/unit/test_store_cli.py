@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari import cli
-from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.migrate import create_db_engine, head_revision
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, CallStarted
 from astreinte_ari.callflow.outcomes import CallOutcome
@@ -51,13 +51,13 @@ def filled_url(db_url: str) -> str:
 
 def test_db_upgrade_and_current(blank_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "db", "current", "--url", blank_db_url)
-    assert code == 1 and "(empty) (needs upgrade to 0001)" in out
+    assert code == 1 and f"(empty) (needs upgrade to {head_revision()})" in out
     code, out, _ = run(capsys, "db", "upgrade", "--url", blank_db_url)
-    assert code == 0 and "upgraded from (empty) to 0001" in out
+    assert code == 0 and f"upgraded from (empty) to {head_revision()}" in out
     code, out, _ = run(capsys, "db", "upgrade", "--url", blank_db_url)
-    assert code == 0 and "already at revision 0001" in out
+    assert code == 0 and f"already at revision {head_revision()}" in out
     code, out, _ = run(capsys, "db", "current", "--url", blank_db_url)
-    assert code == 0 and "0001 (up to date)" in out
+    assert code == 0 and f"{head_revision()} (up to date)" in out
 
 
 def test_calls_refused_on_unmigrated_database(
@@ -159,7 +159,7 @@ def test_config_file_gives_the_database(
     monkeypatch.setenv("ASTREINTE_CONFIG", str(REPO / "config" / "demo.yaml"))
     code, out, err = run(capsys, "db", "current")
     assert code == 0, err
-    assert "0001 (up to date)" in out
+    assert f"{head_revision()} (up to date)" in out
 
 
 def test_unknown_driver_does_not_leak_password(capsys: pytest.CaptureFixture[str]) -> None:

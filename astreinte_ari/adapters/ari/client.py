@@ -12,6 +12,7 @@ was down are lost, not replayed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -49,7 +50,8 @@ class AriClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app = app
-        self._auth = aiohttp.BasicAuth(username, password)
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._max_backoff_s = max_backoff_s
         self._session: aiohttp.ClientSession | None = None
@@ -68,7 +70,7 @@ class AriClient:
     async def open(self) -> None:
         if self._session is None:
             # The ARI login is PBX-admin: always sent as a header, never in the URL.
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
 
     async def close(self) -> None:
         self._stopping.set()
@@ -154,6 +156,12 @@ class AriClient:
         if language:
             params["lang"] = language
         await self.request("POST", f"/channels/{channel_id}/play/{playback_id}", params=params)
+
+    async def start_moh(self, channel_id: str, moh_class: str) -> None:
+        await self.request("POST", f"/channels/{channel_id}/moh", params={"mohClass": moh_class})
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/moh")
 
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")

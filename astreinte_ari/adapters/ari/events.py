@@ -28,6 +28,11 @@ def _text(value: Any) -> str:
 def channel_from_json(data: JsonDict) -> Channel:
     caller = data.get("caller") or {}
     dialplan = data.get("dialplan") or {}
+    app, args = "", ()
+    if dialplan.get("app_name") == "Stasis":
+        # app_data is "app,arg1,arg2": Asterisk 16 reports it for channels in Stasis.
+        app, *rest = _text(dialplan.get("app_data")).split(",")
+        args = tuple(rest)
     return Channel(
         id=_text(data.get("id")),
         name=_text(data.get("name")),
@@ -36,6 +41,8 @@ def channel_from_json(data: JsonDict) -> Channel:
         caller_name=_text(caller.get("name")),
         exten=_text(dialplan.get("exten")),
         context=_text(dialplan.get("context")),
+        stasis_app=app,
+        stasis_args=args,
     )
 
 

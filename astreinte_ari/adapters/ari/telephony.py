@@ -50,12 +50,23 @@ class AriTelephony:
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool:
         return await self._tolerate_gone(self._client.hangup(channel_id, reason))
 
+    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str) -> bool:
+        return await self._tolerate_gone(
+            self._client.continue_in_dialplan(channel_id, context, exten)
+        )
+
     async def play(
         self, channel_id: str, media: str, playback_id: str, language: str | None = None
     ) -> bool:
         return await self._tolerate_gone(
             self._client.play(channel_id, media, playback_id, language)
         )
+
+    async def start_hold(self, channel_id: str, moh_class: str) -> bool:
+        return await self._tolerate_gone(self._client.start_moh(channel_id, moh_class))
+
+    async def stop_hold(self, channel_id: str) -> bool:
+        return await self._tolerate_gone(self._client.stop_moh(channel_id))
 
     async def stop_playback(self, playback_id: str) -> bool:
         return await self._tolerate_gone(self._client.stop_playback(playback_id))

@@ -143,6 +143,10 @@ class JournaledAuditWriter:
             self._accepted += 1
         self._inbox.put(event)
 
+    def write_events(self, events: list[AuditEvent]) -> None:
+        """Direct, synchronous write (imports from other spools; call from a thread)."""
+        self._writer.write_events(events)
+
     async def flush(self) -> None:
         while True:
             with self._lock:

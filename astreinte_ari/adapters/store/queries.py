@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, exists, func, or_, select
 
 from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.sql_time import seconds_between
 
 
 class AmbiguousCallIdError(LookupError):
@@ -152,10 +153,19 @@ def list_calls(
     until: datetime | None = None,
     did: str | None = None,
     outcome: str | None = None,
+    period: str | None = None,
+    caller: str | None = None,
+    person: str | None = None,
+    min_wait: float | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[CallSummary]:
-    """Calls newest first; `since` inclusive, `until` exclusive (aware datetimes)."""
+    """Calls newest first; `since` inclusive, `until` exclusive (aware datetimes).
+
+    caller: substring of the caller number or name (as stored); person: a
+    person id rung by any hop of the call; min_wait: seconds from arrival to
+    connection, or to the end for a call never connected.
+    """
     hop_count = (
         select(func.count(Hop.id)).where(Hop.call_id == Call.id).correlate(Call).scalar_subquery()
     )
@@ -170,6 +180,21 @@ def list_calls(
         stmt = stmt.where(Call.did == did)
     if outcome is not None:
         stmt = stmt.where(Call.outcome == outcome)
+    if period is not None:
+        stmt = stmt.where(Call.period == period)
+    if caller:
+        stmt = stmt.where(
+            or_(
+                Call.caller_number.contains(caller, autoescape=True),
+                Call.caller_name.contains(caller, autoescape=True),
+            )
+        )
+    if person is not None:
+        stmt = stmt.where(exists().where(Hop.call_id == Call.id, Hop.person_id == person))
+    if min_wait is not None:
+        reached = func.coalesce(Call.answered_at, Call.ended_at)
+        wait = seconds_between(engine.dialect.name, Call.started_at, reached)
+        stmt = stmt.where(wait >= min_wait)
     stmt = stmt.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()

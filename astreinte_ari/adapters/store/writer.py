@@ -5,9 +5,11 @@ asyncio loop (never blocks on the database), and events reach the database in
 exactly the order they were emitted. A database error never drops an event:
 the batch is retried with capped exponential backoff until it commits.
 
-Writes are idempotent (inserts check for the row first), so a batch that did
-commit but whose acknowledgement was lost (connection cut during COMMIT) can be
-replayed without creating duplicates or failing forever.
+Writes are idempotent (each event's audit record has a dedup key, and inserts
+check for the row first), so a batch that did commit but whose acknowledgement
+was lost (connection cut during COMMIT) can be replayed without creating
+duplicates or failing forever. Every event also appends its hash-chained
+record to `audit_log` in the same transaction (see audit_log.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, Update, exists, insert, select, update
 
+from astreinte_ari.adapters.store.audit_log import (
+    append_audit_record,
+    commitment,
+    dedup_key_exists,
+    iso,
+)
 from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
 from astreinte_ari.adapters.store.safe_text import safe_text
 from astreinte_ari.callflow.audit_events import (
@@ -210,22 +218,35 @@ def _fail(future: asyncio.Future[None], error: Exception) -> None:
 
 
 def _apply(conn: Connection, event: AuditEvent) -> None:
+    """Write one event's domain rows and its chained audit record, in `conn`'s transaction.
+
+    The record's payload holds the values exactly as stored (after safe_text),
+    so `audit verify` can rebuild the domain rows from the log. Its dedup_key
+    makes a replayed event a no-op for both.
+    """
+    key = dedup_key(event)
+    if key is not None and dedup_key_exists(conn, key):
+        return  # replay of a committed batch
     match event:
         case CallStarted():
             if conn.scalar(select(exists().where(Call.id == event.call_id))):
-                return  # replay of a committed batch
-            conn.execute(
-                insert(Call).values(
-                    id=event.call_id,
-                    did=safe_text(event.did, 64),
-                    line_name=safe_text(event.line_name),
-                    period=safe_text(event.period, 64),
-                    caller_number=safe_text(event.caller_number),
-                    caller_name=safe_text(event.caller_name),
-                    channel_id=safe_text(event.channel_id),
-                    started_at=event.at,
-                )
-            )
+                return  # row written before the audit chain existed
+            row = {
+                "did": safe_text(event.did, 64),
+                "line_name": safe_text(event.line_name),
+                "period": safe_text(event.period, 64),
+                "caller_number": safe_text(event.caller_number),
+                "caller_name": safe_text(event.caller_name),
+                "channel_id": safe_text(event.channel_id),
+            }
+            conn.execute(insert(Call).values(id=event.call_id, started_at=event.at, **row))
+            logged: dict[str, object] = {
+                k: v for k, v in row.items() if not k.startswith("caller_")
+            }
+            for name in ("caller_number", "caller_name"):
+                logged[f"{name}_sha256"] = commitment(event.call_id, row[name])
+            logged["started_at"] = iso(event.at)
+            append_audit_record(conn, "call.started", event.call_id, logged, dedup_key=key)
         case StateChanged():
             found = select(
                 exists().where(
@@ -234,38 +255,40 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
             )
             if conn.scalar(found):
                 return
+            transition = {
+                "seq": event.seq,
+                "from_state": _enum_text(event.from_state),
+                "to_state": _enum_text(event.to_state),
+                "reason": safe_text(event.reason, LONG_TEXT),
+            }
             conn.execute(
-                insert(CallTransition).values(
-                    call_id=event.call_id,
-                    seq=event.seq,
-                    from_state=_enum_text(event.from_state),
-                    to_state=_enum_text(event.to_state),
-                    reason=safe_text(event.reason, LONG_TEXT),
-                    at=event.at,
-                )
+                insert(CallTransition).values(call_id=event.call_id, at=event.at, **transition)
             )
+            logged = {**transition, "at": iso(event.at)}
+            append_audit_record(conn, "call.state", event.call_id, logged, dedup_key=key)
         case HopStarted():
             if conn.scalar(select(exists().where(Hop.id == event.hop_id))):
                 return
-            conn.execute(
-                insert(Hop).values(
-                    id=event.hop_id,
-                    call_id=event.call_id,
-                    seq=event.seq,
-                    label=safe_text(event.label),
-                    person_id=safe_text(event.person_id),
-                    person_name=safe_text(event.person_name),
-                    number=safe_text(event.number, 64),
-                    started_at=event.at,
-                )
-            )
+            hop = {
+                "call_id": event.call_id,
+                "seq": event.seq,
+                "label": safe_text(event.label),
+                "person_id": safe_text(event.person_id),
+                "person_name": safe_text(event.person_name),
+                "number": safe_text(event.number, 64),
+            }
+            conn.execute(insert(Hop).values(id=event.hop_id, started_at=event.at, **hop))
+            logged = {**hop, "started_at": iso(event.at)}
+            append_audit_record(conn, "hop.started", event.hop_id, logged, dedup_key=key)
         case HopProgress():
             column = _HOP_PROGRESS_COLUMNS.get(event.event)
             if column is None:
                 log.warning("ignored hop progress %r for hop %s", event.event, event.hop_id)
                 return
             stmt = update(Hop).where(Hop.id == event.hop_id).values({column: event.at})
-            _update(conn, stmt, event)
+            if _update(conn, stmt, event):
+                logged = {column: iso(event.at)}
+                append_audit_record(conn, "hop.progress", event.hop_id, logged, dedup_key=key)
         case HopEnded():
             values = {
                 "outcome": _enum_text(event.outcome),
@@ -274,14 +297,18 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "cause_text": _opt(event.cause_text),
                 "dtmf": _opt(event.dtmf, 64),
             }
-            _update(conn, update(Hop).where(Hop.id == event.hop_id).values(values), event)
+            if _update(conn, update(Hop).where(Hop.id == event.hop_id).values(values), event):
+                logged = {**values, "ended_at": iso(event.at)}
+                append_audit_record(conn, "hop.ended", event.hop_id, logged, dedup_key=key)
         case CallAnswered():
             values = {
                 "answered_at": event.at,
                 "accepted_hop_id": event.hop_id,
                 "accepted_person_id": safe_text(event.person_id),
             }
-            _update(conn, update(Call).where(Call.id == event.call_id).values(values), event)
+            if _update(conn, update(Call).where(Call.id == event.call_id).values(values), event):
+                logged = {**values, "answered_at": iso(event.at)}
+                append_audit_record(conn, "call.answered", event.call_id, logged, dedup_key=key)
         case CallEnded():
             values = {
                 "ended_at": event.at,
@@ -291,13 +318,37 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "voicemail_path": _opt(event.voicemail_path, LONG_TEXT),
                 "voicemail_seconds": event.voicemail_seconds,
             }
-            _update(conn, update(Call).where(Call.id == event.call_id).values(values), event)
+            if _update(conn, update(Call).where(Call.id == event.call_id).values(values), event):
+                logged = {**values, "ended_at": iso(event.at)}
+                append_audit_record(conn, "call.ended", event.call_id, logged, dedup_key=key)
         case _:
             log.warning("ignored unknown audit event %r", event)
 
 
-def _update(conn: Connection, statement: Update, event: AuditEvent) -> None:
+def dedup_key(event: AuditEvent) -> str | None:
+    """Key of the one audit record an event may produce: a replay finds it and stops."""
+    match event:
+        case CallStarted():
+            return f"call.started:{event.call_id}"
+        case StateChanged():
+            return f"call.state:{event.call_id}:{event.seq}"
+        case HopStarted():
+            return f"hop.started:{event.hop_id}"
+        case HopProgress():
+            return f"hop.progress:{event.hop_id}:{safe_text(event.event, 32)}"
+        case HopEnded():
+            return f"hop.ended:{event.hop_id}"
+        case CallAnswered():
+            return f"call.answered:{event.call_id}"
+        case CallEnded():
+            return f"call.ended:{event.call_id}"
+    return None
+
+
+def _update(conn: Connection, statement: Update, event: AuditEvent) -> bool:
     if conn.execute(statement).rowcount == 0:
         # The row it refers to was never started: a call flow bug, not a database
         # fault, so retrying cannot help. Keep it visible in the log.
         log.warning("audit update matched no row, event kept in this log: %r", event)
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Notifiers: one interface (base.Notifier), one adapter per channel."""

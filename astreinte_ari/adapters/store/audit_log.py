@@ -1,0 +1,203 @@
+"""Append-only, hash-chained audit log: one global chain over every audit record.
+
+Design (see docs/audit-and-reports.md):
+
+- table `audit_log`: seq (1, 2, 3... no gaps), at (UTC, when the record was
+  appended), kind ("call.started", "hop.ended", "alert.sent"...), subject_id
+  (call id, hop id, alert id...), payload (canonical JSON text), prev_hash,
+  hash, and dedup_key (unique, optional: makes replays of a batch no-ops).
+- hash = SHA-256 over `seq | at | kind | subject_id | payload | prev_hash`
+  (see `record_hash`); the first record's prev_hash is GENESIS_HASH.
+- table `audit_log_head`: one row (id 1) with the last seq and hash. Every
+  append first UPDATEs that row: on PostgreSQL the row lock, on SQLite the
+  write lock it takes, serialise appenders from any process, so the chain
+  never forks; and deleting the newest records is caught (head != last row).
+- appends happen in the caller's transaction, so a record commits or rolls
+  back together with the domain rows it describes.
+
+Payloads are plain JSON values (str, int, float, bool, None, lists, dicts);
+datetimes must be converted with `iso()` first. Canonical form: sorted keys,
+no spaces, ASCII only (so any text, even lone surrogates, survives every
+backend byte for byte).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Integer, String, Text, exists, insert, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from astreinte_ari.adapters.store.models import Base, UTCDateTime
+from astreinte_ari.adapters.store.safe_text import safe_text
+
+GENESIS_HASH = "0" * 64
+KIND_LEN = 64
+SUBJECT_LEN = 128
+DEDUP_LEN = 200
+
+
+class AuditLogRecord(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(KIND_LEN))
+    subject_id: Mapped[str] = mapped_column(String(SUBJECT_LEN), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str | None] = mapped_column(String(DEDUP_LEN), unique=True)
+
+
+class AuditLogHead(Base):
+    __tablename__ = "audit_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One chained record, as stored (payload is the canonical JSON text)."""
+
+    seq: int
+    at: datetime
+    kind: str
+    subject_id: str
+    payload: str
+    prev_hash: str
+    hash: str
+
+    def payload_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.payload)
+        return data
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": iso(self.at),
+            "kind": self.kind,
+            "subject_id": self.subject_id,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def iso(value: datetime | None) -> str | None:
+    """The one text form of an instant used in payloads and hashes (UTC, microseconds)."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def record_hash(
+    seq: int, at: datetime | str, kind: str, subject_id: str, payload: str, prev_hash: str
+) -> str:
+    """SHA-256 (hex) of one record; fields joined with '|' after JSON-quoting the texts."""
+    at_text = at if isinstance(at, str) else iso(at)
+    # json.dumps quotes the free texts, so a '|' inside one cannot shift field borders.
+    material = "|".join(
+        (str(seq), str(at_text), json.dumps(kind), json.dumps(subject_id), payload, prev_hash)
+    )
+    return hashlib.sha256(material.encode("ascii", "backslashreplace")).hexdigest()
+
+
+def commitment(call_id: str, value: str) -> str:
+    """SHA-256 of a personal value (caller ID), bound to its call: the log keeps this,
+    not the value, so that redacting the value later leaves the chain intact."""
+    return hashlib.sha256(f"{call_id}\x00{value}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def dedup_key_exists(conn: Connection, dedup_key: str) -> bool:
+    return bool(conn.scalar(select(exists().where(AuditLogRecord.dedup_key == dedup_key))))
+
+
+def append_audit_record(
+    conn: Connection,
+    kind: str,
+    subject_id: str,
+    payload: dict[str, Any],
+    *,
+    at: datetime | None = None,
+    dedup_key: str | None = None,
+) -> AuditRecord:
+    """Append one record to the chain inside the caller's transaction.
+
+    Public API for every feature that must leave a tamper-evident trace
+    (alerts and acknowledgements, configuration versions, shift-start outcomes,
+    retention deletions...). Call it with the same `conn` that writes your own
+    rows, inside `engine.begin()`: both commit or roll back together.
+
+    kind: dotted name, e.g. "alert.acknowledged" (<= 64 chars); subject_id: the
+    id of what the record is about (<= 128 chars). payload: JSON-able dict,
+    datetimes converted with `iso()`; untrusted text should go through
+    `safe_text` first. dedup_key: when given and already in the log, nothing is
+    appended and the existing record is returned (safe replays).
+
+    Holds the chain's head lock until the transaction ends: keep those short.
+    """
+    if dedup_key is not None:
+        existing = conn.execute(
+            select(AuditLogRecord.__table__).where(AuditLogRecord.dedup_key == dedup_key)
+        ).mappings()
+        row = existing.first()
+        if row is not None:
+            return _record(row)
+    kind = safe_text(kind, KIND_LEN)
+    subject_id = safe_text(subject_id, SUBJECT_LEN)
+    text = canonical_json(payload)
+    when = datetime.now(UTC) if at is None else at.astimezone(UTC)
+    # Stored precision is microseconds on both backends: hash what will be read back.
+    when = datetime.fromisoformat(str(iso(when)))
+    # Lock the head first (row lock / SQLite write lock), then read it.
+    conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=AuditLogHead.seq))
+    head = conn.execute(select(AuditLogHead.seq, AuditLogHead.hash).where(AuditLogHead.id == 1))
+    found = head.first()
+    if found is None:
+        raise RuntimeError("audit_log_head is empty: run `astreinte db upgrade`")
+    seq, prev_hash = int(found[0]) + 1, str(found[1])
+    digest = record_hash(seq, when, kind, subject_id, text, prev_hash)
+    conn.execute(
+        insert(AuditLogRecord).values(
+            seq=seq,
+            at=when,
+            kind=kind,
+            subject_id=subject_id,
+            payload=text,
+            prev_hash=prev_hash,
+            hash=digest,
+            dedup_key=dedup_key,
+        )
+    )
+    conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=seq, hash=digest))
+    return AuditRecord(seq, when, kind, subject_id, text, prev_hash, digest)
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row["seq"]),
+        at=row["at"],
+        kind=row["kind"],
+        subject_id=row["subject_id"],
+        payload=row["payload"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def read_head(conn: Connection) -> tuple[int, str]:
+    row = conn.execute(select(AuditLogHead.seq, AuditLogHead.hash).where(AuditLogHead.id == 1))
+    found = row.first()
+    return (0, GENESIS_HASH) if found is None else (int(found[0]), str(found[1]))

@@ -1,0 +1,136 @@
+"""`astreinte retention run`: delete expired voicemail files, redact old caller IDs.
+
+Each action is recorded in the hash chain in the same transaction as the
+change it describes, so `audit verify` accepts the result:
+- "retention.delete_recording" (subject: call id): path, SHA-256 and size of
+  the deleted file (proof of what was destroyed), or why nothing was deleted;
+- "retention.redact_caller_id" (subject: call id): the new values; the log
+  itself only ever held SHA-256 commitments of the caller ID (audit_log.py),
+  so after redaction the plain caller ID exists nowhere in the database.
+
+Both carry a dedup key: running the job twice does nothing the second time.
+Only files under the configured recordings directory are ever deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, and_, not_, select, update
+
+from astreinte_ari.adapters.store.audit_log import AuditLogRecord, append_audit_record, iso
+from astreinte_ari.adapters.store.models import Call
+from astreinte_ari.config.reporting import RetentionConfig
+
+log = logging.getLogger(__name__)
+
+REDACTED_NUMBER = "[redacted]"
+REDACTED_NAME = ""
+DELETE_KIND = "retention.delete_recording"
+REDACT_KIND = "retention.redact_caller_id"
+BATCH = 500  # calls per transaction: bounded lock time on a big backlog
+
+
+@dataclass(slots=True)
+class RetentionResult:
+    recordings_deleted: int = 0
+    recordings_missing: int = 0
+    recordings_refused: list[str] = field(default_factory=list)  # outside recordings_dir
+    caller_ids_redacted: int = 0
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 16), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _not_done(kind: str) -> object:
+    """Calls for which `kind` is not yet in the log (the dedup key names the call)."""
+    done = select(AuditLogRecord.dedup_key).where(AuditLogRecord.kind == kind)
+    return not_((kind + ":" + Call.id).in_(done))
+
+
+def run_retention(
+    engine: Engine,
+    config: RetentionConfig,
+    recordings_dir: Path,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RetentionResult:
+    result = RetentionResult()
+    now = clock()
+    if config.recordings_days is not None:
+        _delete_recordings(engine, now - timedelta(days=config.recordings_days),
+                           recordings_dir, result, now)  # fmt: skip
+    if config.caller_id_days is not None:
+        _redact_caller_ids(engine, now - timedelta(days=config.caller_id_days), result, now)
+    return result
+
+
+def _delete_recordings(
+    engine: Engine, cutoff: datetime, root: Path, result: RetentionResult, now: datetime
+) -> None:
+    root = root.resolve()
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(
+                select(Call.id, Call.voicemail_path)
+                .where(and_(Call.started_at < cutoff, Call.voicemail_path.is_not(None)))
+                .where(_not_done(DELETE_KIND))  # type: ignore[arg-type]
+                .order_by(Call.started_at)
+                .limit(BATCH)
+            ).all()
+            for call_id, stored_path in rows:
+                path = Path(stored_path).resolve()
+                payload: dict[str, object] = {"path": stored_path, "cutoff": iso(cutoff)}
+                if not path.is_relative_to(root):
+                    payload |= {"deleted": False, "reason": f"outside {root}: not deleted"}
+                    result.recordings_refused.append(stored_path)
+                elif path.is_file():
+                    sha256, size = _file_digest(path)
+                    payload |= {"deleted": True, "sha256": sha256, "bytes": size}
+                else:
+                    payload |= {"deleted": False, "reason": "file already absent"}
+                    result.recordings_missing += 1
+                append_audit_record(conn, DELETE_KIND, call_id, payload, at=now,
+                                    dedup_key=f"{DELETE_KIND}:{call_id}")  # fmt: skip
+                if payload["deleted"]:
+                    # Inside the transaction: if this fails, the record rolls back too.
+                    path.unlink()
+                    result.recordings_deleted += 1
+                    log.info("retention: deleted %s (call %s)", path, call_id)
+        if len(rows) < BATCH:
+            return
+
+
+def _redact_caller_ids(
+    engine: Engine, cutoff: datetime, result: RetentionResult, now: datetime
+) -> None:
+    values = {"caller_number": REDACTED_NUMBER, "caller_name": REDACTED_NAME}
+    while True:
+        with engine.begin() as conn:
+            ids = conn.scalars(
+                select(Call.id)
+                .where(Call.started_at < cutoff)
+                .where(_not_done(REDACT_KIND))  # type: ignore[arg-type]
+                .order_by(Call.started_at)
+                .limit(BATCH)
+            ).all()
+            for call_id in ids:
+                conn.execute(update(Call).where(Call.id == call_id).values(values))
+                append_audit_record(conn, REDACT_KIND, call_id,
+                                    {"values": values, "cutoff": iso(cutoff)}, at=now,
+                                    dedup_key=f"{REDACT_KIND}:{call_id}")  # fmt: skip
+            result.caller_ids_redacted += len(ids)
+        if len(ids) < BATCH:
+            return

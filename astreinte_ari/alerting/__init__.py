@@ -1,0 +1,1 @@
+"""Alerts that repeat until acknowledged: missed calls, shift starts (see docs/alerts.md)."""

@@ -1,0 +1,392 @@
+"""The alert engine: opens alerts, sends due notifications, escalates, acknowledges.
+
+State lives in the database (alerts.next_step); the scheduler only wakes the
+engine up (`run_due(alert_id)`), so a restart resumes where it stopped. Sends
+run as background tasks: a 60 s voice call never delays another alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from astreinte_ari.adapters.notify.base import AlertMessage, Notifier, NotifyError, Recipient
+from astreinte_ari.adapters.store.alerts import Alert, AlertStore, ShiftOverride, ack_alert
+from astreinte_ari.alerting.links import LinkSigner
+from astreinte_ari.alerting.messages import readable_number, subject_and_text
+from astreinte_ari.alerting.policy import Step, due_steps, step_at
+from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState
+from astreinte_ari.config.alerting import AlertingConfig
+from astreinte_ari.config.model import AppConfig
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+# States in which a hung-up caller had heard the announcement and was waiting for us.
+_AFTER_ANNOUNCEMENT = frozenset(
+    {CallState.DIALING, CallState.AGENT_PROMPT, CallState.VOICEMAIL_GREETING, CallState.RECORDING}
+)
+MISSED_OUTCOMES = frozenset(
+    {CallOutcome.VOICEMAIL, CallOutcome.VOICEMAIL_EMPTY, CallOutcome.NO_ONE}
+)
+
+
+def is_missed(closed: CallClosed) -> bool:
+    """Voicemail (left or not), nobody reached, or abandoned after the announcement."""
+    if closed.outcome in MISSED_OUTCOMES:
+        return True
+    return closed.outcome is CallOutcome.ABANDONED and closed.last_state in _AFTER_ANNOUNCEMENT
+
+
+def new_alert_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        store: AlertStore,
+        notifiers: dict[str, Notifier],
+        signer: LinkSigner | None,
+        clock: Clock,
+        schedule: Callable[[str, datetime], None],
+        unschedule: Callable[[str], None],
+    ) -> None:
+        assert config.alerting is not None
+        self.config = config
+        self.alerting: AlertingConfig = config.alerting
+        self.store = store
+        self.notifiers = notifiers
+        self.signer = signer
+        self.clock = clock
+        self._schedule = schedule
+        self._unschedule = unschedule
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._overrides: list[ShiftOverride] = []
+
+    # -- opening ---------------------------------------------------------------------
+
+    def on_call_closed(self, closed: CallClosed) -> None:
+        """Call listener (event loop): a missed call opens an alert for its chain."""
+        if not self.alerting.missed_calls.enabled or not is_missed(closed):
+            return
+        self._spawn(self.open_missed_call(closed))
+
+    async def open_missed_call(self, closed: CallClosed) -> str | None:
+        chain: list[str] = []
+        for hop in closed.plan.hops:
+            if hop.person_id not in chain and hop.person_id != "business-forward":
+                chain.append(hop.person_id)
+        if not chain or closed.plan.team is None:
+            log.error("call %s missed but has nobody to alert", closed.call_id[:8])
+            return None
+        return await self.open_alert(
+            kind="missed_call",
+            policy=self.alerting.missed_calls.policy,
+            chain=tuple(chain),
+            opened_at=self.clock(),
+            team=closed.plan.team,
+            call_id=closed.call_id,
+            line_did=closed.plan.did,
+            line_name=closed.plan.line_name,
+            language=closed.plan.language,
+            caller_number=closed.caller_number,
+            voicemail_path=closed.voicemail_path,
+        )
+
+    async def open_alert(
+        self,
+        *,
+        kind: str,
+        policy: str,
+        chain: tuple[str, ...],
+        opened_at: datetime,
+        state: str = "open",
+        **values: object,
+    ) -> str:
+        alert_id = new_alert_id()
+        row = dict(
+            values,
+            id=alert_id,
+            kind=kind,
+            state=state,
+            policy=policy,
+            chain=chain,
+            opened_at=opened_at,
+            next_step=0,
+        )
+        await asyncio.to_thread(self.store.insert_alert, row)
+        event = "opened" if state == "open" else "scheduled"
+        await asyncio.to_thread(self.store.add_event, alert_id, self.clock(), event, detail=kind)
+        log.info("alert %s (%s) %s for %s", alert_id, kind, event, ", ".join(chain))
+        if state == "open":
+            await self.run_due(alert_id)
+        else:
+            self._schedule(alert_id, opened_at)
+        return alert_id
+
+    # -- the scheduled wake-up -------------------------------------------------------------
+
+    async def run_due(self, alert_id: str) -> None:
+        lock = self._locks.setdefault(alert_id, asyncio.Lock())
+        async with lock:
+            await self._run_due(alert_id)
+        if not lock.locked():
+            self._locks.pop(alert_id, None)
+
+    async def _run_due(self, alert_id: str) -> None:
+        alert = await asyncio.to_thread(self.store.get, alert_id)
+        if alert is None or not alert.is_open:
+            return
+        now = self.clock()
+        if alert.state == "scheduled":
+            if now < alert.opened_at:
+                self._schedule(alert_id, alert.opened_at)
+                return
+            await asyncio.to_thread(self.store.update, alert_id, state="open")
+            await asyncio.to_thread(
+                self.store.add_event, alert_id, now, "opened", detail=alert.kind
+            )
+        if alert.deadline_at is not None and now >= alert.deadline_at:
+            await self._deadline_passed(alert, now)
+            return
+        policy = self.alerting.policy(alert.policy)
+        due, upcoming = due_steps(
+            alert.next_step,
+            now,
+            opened_at=alert.opened_at,
+            chain=alert.chain,
+            policy=policy,
+            channels_for=self.alerting.channels_for,
+        )
+        last_person = None
+        if alert.next_step:
+            previous = step_at(
+                alert.next_step - 1,
+                opened_at=alert.opened_at,
+                chain=alert.chain,
+                policy=policy,
+                channels_for=self.alerting.channels_for,
+            )
+            last_person = previous.person_id if previous else None
+        next_index = due[-1].index + 1 if due else alert.next_step
+        if upcoming is not None:
+            next_index = upcoming.index
+        wake = upcoming.at if upcoming is not None else None
+        if alert.deadline_at is not None:
+            wake = alert.deadline_at if wake is None else min(wake, alert.deadline_at)
+        await asyncio.to_thread(self.store.update, alert_id, next_step=next_index, next_at=wake)
+        for step in due:
+            if last_person is not None and step.person_id != last_person:
+                await asyncio.to_thread(
+                    self.store.add_event,
+                    alert_id,
+                    now,
+                    "escalated",
+                    person_id=step.person_id,
+                    detail=f"from {last_person} after round {step.round}",
+                )
+            last_person = step.person_id
+            self._spawn(self._send(alert, step))
+        if wake is not None:
+            self._schedule(alert_id, wake)
+        elif upcoming is None and not due:
+            await asyncio.to_thread(
+                self.store.update, alert_id, only_if_open=True, state="exhausted"
+            )
+            await asyncio.to_thread(
+                self.store.add_event,
+                alert_id,
+                now,
+                "exhausted",
+                detail=f"{policy.max_rounds} rounds without acknowledgement",
+            )
+            log.error("alert %s: %d rounds without acknowledgement", alert_id, policy.max_rounds)
+
+    async def _send(self, alert: Alert, step: Step) -> None:
+        via = step.channel.via
+        notifier = self.notifiers.get(via)
+        recipient = self.recipient(alert.team, step.person_id)
+        if notifier is None or recipient is None:
+            what = f"no {via} notifier configured" if notifier is None else "unknown person"
+            await asyncio.to_thread(
+                self.store.add_event,
+                alert.id,
+                self.clock(),
+                "failed",
+                person_id=step.person_id,
+                channel=via,
+                detail=what,
+            )
+            return
+        message = self.message(alert, step.person_id)
+        try:
+            delivery = await notifier.send(recipient, message)
+        except NotifyError as exc:
+            log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)
+            await asyncio.to_thread(
+                self.store.add_event,
+                alert.id,
+                self.clock(),
+                "failed",
+                person_id=step.person_id,
+                channel=via,
+                detail=f"round {step.round + 1}: {exc}",
+            )
+            return
+        except Exception as exc:  # a notifier bug must not kill the alert
+            log.exception("alert %s: %s notifier crashed", alert.id, via)
+            await asyncio.to_thread(
+                self.store.add_event,
+                alert.id,
+                self.clock(),
+                "failed",
+                person_id=step.person_id,
+                channel=via,
+                detail=repr(exc)[:300],
+            )
+            return
+        await asyncio.to_thread(
+            self.store.add_event,
+            alert.id,
+            self.clock(),
+            "notified",
+            person_id=step.person_id,
+            channel=via,
+            detail=f"round {step.round + 1}: {delivery.detail}",
+        )
+        if delivery.acked:
+            how = "voice-callback" if delivery.called_back else "voice-dtmf"
+            await self.ack(alert.id, by=step.person_id, via=how)
+
+    # -- deadline of a shift start -------------------------------------------------------------
+
+    async def _deadline_passed(self, alert: Alert, now: datetime) -> None:
+        if not await asyncio.to_thread(
+            self.store.update, alert.id, only_if_open=True, state="expired"
+        ):
+            return
+        await asyncio.to_thread(
+            self.store.add_event,
+            alert.id,
+            now,
+            "expired",
+            person_id=alert.chain[0],
+            detail="not acknowledged by the deadline",
+        )
+        spec = next(
+            (s for s in self.alerting.shift_start if s.team == alert.team and s.rota == alert.rota),
+            None,
+        )
+        if spec is None:
+            return
+        missed = self.recipient(alert.team, alert.chain[0])
+        common = dict(
+            team=alert.team,
+            rota=alert.rota,
+            shift_start=alert.shift_start,
+            shift_end=alert.shift_end,
+            parent_id=alert.id,
+            language=alert.language,
+        )
+        await self.open_alert(
+            kind="shift_cover",
+            policy=spec.policy,
+            chain=(spec.replacement,),
+            opened_at=now,
+            **common,
+        )
+        await self.open_alert(
+            kind="shift_missed",
+            policy=spec.policy,
+            chain=(spec.supervisor,),
+            opened_at=now,
+            line_name=missed.name if missed else alert.chain[0],
+            **common,
+        )
+
+    # -- acknowledgement ---------------------------------------------------------------------
+
+    async def ack(self, alert_id: str, *, by: str, via: str) -> Alert | None:
+        acked = await asyncio.to_thread(
+            ack_alert, self.store, alert_id, by=by, via=via, now=self.clock()
+        )
+        if acked is None:
+            return None
+        self._unschedule(acked.id)
+        log.info("alert %s acknowledged by %s via %s", acked.id, by, via)
+        if acked.kind == "shift_cover":
+            await self.refresh_overrides()
+        return acked
+
+    # -- overrides for the router ------------------------------------------------------------
+
+    async def refresh_overrides(self) -> None:
+        since = self.clock() - timedelta(days=1)
+        self._overrides = await asyncio.to_thread(self.store.overrides, since)
+
+    def on_call_override(self, team: str, rota: str, at: datetime) -> str | None:
+        """Router hook: the recorded replacement holding `rota` at `at`, if any."""
+        for o in reversed(self._overrides):
+            if o.team == team and o.rota == rota and o.start <= at < o.end:
+                return o.person_id
+        return None
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def recipient(self, team: str | None, person_id: str) -> Recipient | None:
+        team_cfg = self.config.teams.get(team or "")
+        person = team_cfg.people.get(person_id) if team_cfg else None
+        if person is None:
+            return None
+        return Recipient(person_id, person.name, person.mobile, person.email)
+
+    def message(self, alert: Alert, person_id: str) -> AlertMessage:
+        subject, text = subject_and_text(alert, self.config.timezone)
+        ack_url = vm_url = None
+        if self.signer is not None:
+            links = self.alerting.links
+            expires = self.clock() + timedelta(seconds=links.ttl)
+            ack_url = (
+                f"{links.public_url}/ack/{self.signer.sign('ack', alert.id, person_id, expires)}"
+            )
+            if alert.voicemail_path:
+                vm_url = (
+                    f"{links.public_url}/vm/{self.signer.sign('vm', alert.id, person_id, expires)}"
+                )
+        caller = readable_number(alert.caller_number)
+        return AlertMessage(
+            alert_id=alert.id,
+            kind=alert.kind,
+            subject=subject,
+            text=text,
+            language=alert.language or "fr",
+            line_name=alert.line_name,
+            caller_number=caller,
+            call_id=alert.call_id,
+            at=alert.opened_at,
+            voicemail=Path(alert.voicemail_path) if alert.voicemail_path else None,
+            ack_url=ack_url,
+            voicemail_url=vm_url,
+            can_call_back=bool(caller and alert.call_id and self.config.trunk.is_allowed(caller)),
+        )
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = 120.0) -> None:
+        """Wait for in-flight notifications (tests, graceful stop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - loop.time()))

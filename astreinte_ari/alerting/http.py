@@ -1,0 +1,101 @@
+"""The service's small HTTP endpoint: acknowledgement links and voicemail downloads.
+
+GET /ack/<token> shows a confirmation button (mail scanners prefetch links: a
+GET must not acknowledge); POST /ack/<token> acknowledges; GET /vm/<token>
+returns the recording. Tokens are HMAC-signed and expire (links.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from pathlib import Path
+
+from aiohttp import web
+
+from astreinte_ari.alerting.engine import AlertEngine
+from astreinte_ari.alerting.links import BadToken, LinkClaim, LinkSigner
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>Astreinte</title></head>
+<body style="font-family:sans-serif;max-width:30em;margin:2em auto">{body}</body></html>"""
+
+
+def _page(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=_PAGE.format(body=body), status=status, content_type="text/html")
+
+
+class LinkEndpoint:
+    def __init__(self, engine: AlertEngine, signer: LinkSigner, recordings_dir: Path) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.recordings_dir = recordings_dir.resolve()
+        self.app = web.Application()
+        self.app.add_routes(
+            [
+                web.get("/ack/{token}", self.ack_page),
+                web.post("/ack/{token}", self.ack),
+                web.get("/vm/{token}", self.voicemail),
+            ]
+        )
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server  # the bound port when 0 was asked (tests)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _claim(self, request: web.Request, purpose: str) -> LinkClaim:
+        try:
+            return self.signer.verify(request.match_info["token"], purpose, self.engine.clock())
+        except BadToken as exc:
+            raise web.HTTPForbidden(text=f"lien refusé / link refused: {exc}") from None
+
+    async def ack_page(self, request: web.Request) -> web.Response:
+        claim = self._claim(request, "ack")
+        alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
+        if alert is None:
+            raise web.HTTPNotFound(text="alerte inconnue")
+        if not alert.is_open:
+            return _page(
+                f"<p>Alerte {html.escape(alert.id)} déjà traitée ({html.escape(alert.state)}).</p>"
+            )
+        return _page(
+            f"<p>Alerte {html.escape(alert.id)} ({html.escape(alert.kind)}).</p>"
+            '<form method="post"><button type="submit" style="font-size:1.5em">'
+            "Je prends en charge / Acknowledge</button></form>"
+        )
+
+    async def ack(self, request: web.Request) -> web.Response:
+        claim = self._claim(request, "ack")
+        acked = await self.engine.ack(claim.alert_id, by=claim.person_id, via="link")
+        if acked is None:
+            return _page("<p>Alerte déjà traitée / already handled.</p>", status=409)
+        return _page(f"<p>Alerte {html.escape(acked.id)} acquittée. Merci.</p>")
+
+    async def voicemail(self, request: web.Request) -> web.StreamResponse:
+        claim = self._claim(request, "vm")
+        alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
+        if alert is None or not alert.voicemail_path:
+            raise web.HTTPNotFound(text="pas de message")
+        path = Path(alert.voicemail_path).resolve()
+        # Serve only our own recordings, whatever the database says.
+        if not path.is_relative_to(self.recordings_dir) or not path.is_file():
+            raise web.HTTPNotFound(text="pas de message")
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "audio/wav",
+                "Content-Disposition": f'attachment; filename="message-{alert.id}.wav"',
+            },
+        )

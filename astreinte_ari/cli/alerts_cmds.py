@@ -1,0 +1,129 @@
+"""`astreinte alerts list|ack` and `astreinte shifts`.
+
+Acknowledging from the command line works while the service runs: the state
+is in the database, and the service's next reminder finds the alert closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="database URL (overrides the configuration)")
+    common.add_argument("-c", "--config", help="configuration file (default: $ASTREINTE_CONFIG)")
+
+    alerts = subparsers.add_parser("alerts", help="alerts waiting for acknowledgement")
+    sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", parents=[common], help="open alerts (newest first)")
+    p.add_argument("--all", action="store_true", help="also acknowledged/closed alerts")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
+    p.add_argument("id", help="alert id, or a unique prefix of it (4+ characters)")
+    p.add_argument("--by", help="who takes it in charge (default: your login)")
+    p.set_defaults(func=_cmd_ack)
+
+    p = subparsers.add_parser(
+        "shifts", parents=[common], help="state of the current and next shift starts"
+    )
+    p.set_defaults(func=_cmd_shifts)
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, str]:
+    if not getattr(args, "verbose", False):
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty on import
+    path = args.config or os.environ.get("ASTREINTE_CONFIG")
+    config = None
+    if path:
+        from astreinte_ari.config.loader import load_config
+
+        config = load_config(path)
+    url = args.url or (config.database_url() if config else None)
+    if not url:
+        raise SystemExit("astreinte: no database given: use --url URL or -c CONFIG")
+    return config, url
+
+
+def _store(url: str) -> Any:
+    from astreinte_ari.adapters.store.alerts import AlertStore
+    from astreinte_ari.adapters.store.migrate import create_db_engine
+
+    return AlertStore(create_db_engine(url))
+
+
+def _when(at: datetime | None, zone: ZoneInfo | None) -> str:
+    if at is None:
+        return "-"
+    return at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    config, url = _load(args)
+    zone = ZoneInfo(config.timezone) if config else None
+    store = _store(url)
+    alerts = store.list(open_only=not args.all, limit=args.limit)
+    if not alerts:
+        print("no open alert" if not args.all else "no alert")
+        return EXIT_OK
+    print(f"{'ID':<12}  {'KIND':<12}  {'STATE':<9}  {'OPENED':<16}  {'NEXT':<16}  WHO / WHAT")
+    for a in alerts:
+        what = a.line_name or a.rota or ""
+        if a.caller_number:
+            what += f" from {a.caller_number}"
+        if a.acked_by:
+            what += f" (acked by {a.acked_by} via {a.ack_via})"
+        print(
+            f"{a.id:<12}  {a.kind:<12}  {a.state:<9}  {_when(a.opened_at, zone):<16}  "
+            f"{_when(a.next_at, zone):<16}  {','.join(a.chain)}: {what}"
+        )
+    store.engine.dispose()
+    return EXIT_OK
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    from astreinte_ari.adapters.store.alerts import ack_alert
+
+    _, url = _load(args)
+    store = _store(url)
+    by = args.by or f"cli:{getpass.getuser()}"
+    alert = ack_alert(store, args.id, by=by, via="cli", now=datetime.now(UTC))
+    store.engine.dispose()
+    if alert is None:
+        print(f"astreinte: no open alert {args.id!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"alert {alert.id} acknowledged by {by}")
+    return EXIT_OK
+
+
+def _cmd_shifts(args: argparse.Namespace) -> int:
+    from astreinte_ari.alerting.shifts import shift_states
+
+    config, url = _load(args)
+    if config is None:
+        print("astreinte: `shifts` needs the configuration (-c)", file=sys.stderr)
+        return EXIT_USAGE
+    zone = ZoneInfo(config.timezone)
+    store = _store(url)
+    states = shift_states(config, store, datetime.now(UTC))
+    store.engine.dispose()
+    if not states:
+        print("no shift-start alert configured (alerting.shift_start)")
+        return EXIT_OK
+    print(f"{'TEAM/ROTA':<20}  {'FROM':<16}  {'TO':<16}  {'PERSON':<10}  STATE")
+    for s in states:
+        print(
+            f"{s.spec.team + '/' + s.spec.rota:<20}  {_when(s.shift.start, zone):<16}  "
+            f"{_when(s.shift.end, zone):<16}  {s.shift.person_id:<10}  {s.status}"
+        )
+    return EXIT_OK

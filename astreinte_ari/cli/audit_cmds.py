@@ -1,0 +1,179 @@
+"""`astreinte audit verify|export|verify-export` and `astreinte retention run`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from astreinte_ari.cli.db_cmds import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    _CommandError,
+    _config_path,
+    _open_checked,
+    _parse_when,
+    _run,
+    database_options,
+)
+
+
+def register(subparsers: Any) -> None:
+    common = database_options()
+    audit = subparsers.add_parser("audit", help="tamper-evident audit log")
+    sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    p = sub.add_parser("verify", parents=[common], help="recompute the hash chain, cross-check")
+    _range_options(p)
+    p.add_argument("--no-domain", action="store_true",
+                   help="check the chain only, not calls/hops/transitions against it")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=_cmd_verify)
+    p = sub.add_parser("export", parents=[common], help="JSON Lines + manifest, for auditors")
+    _range_options(p)
+    p.add_argument("--out", required=True, help="directory to write (created if needed)")
+    p.add_argument("--key-file", help="HMAC key file (default: audit.export_key_file)")
+    p.set_defaults(func=_cmd_export)
+    p = sub.add_parser("verify-export", help="check an export offline (no database)")
+    p.add_argument("dir", help="export directory")
+    p.add_argument("--key-file", help="HMAC key file, to check the manifest signature")
+    p.set_defaults(func=_cmd_verify_export)
+
+    retention = subparsers.add_parser("retention", help="delete expired recordings, caller IDs")
+    rsub = retention.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
+    p = rsub.add_parser("run", parents=[common], help="apply the retention: block of the config")
+    p.set_defaults(func=_cmd_retention)
+
+
+def _range_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="since", help="records from this date/time (ISO 8601)")
+    p.add_argument("--to", dest="until", help="records before this date/time (ISO 8601)")
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    path = _config_path(args)
+    if not path:
+        return None
+    from astreinte_ari.config.loader import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _CommandError(f"configuration {path} refused:\n{exc}") from None
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.audit_verify import verify
+
+        since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
+        engine = _open_checked(url, args)
+        try:
+            report = verify(engine, since=since, until=until, check_domain=not args.no_domain)
+        finally:
+            engine.dispose()
+        if args.json:
+            data = {
+                "ok": report.ok,
+                "records": report.records,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+                "head_seq": report.head_seq,
+                "head_hash": report.head_hash,
+                "calls": report.calls,
+                "hops": report.hops,
+                "transitions": report.transitions,
+                "pre_chain_calls": report.pre_chain_calls,
+                "problem_count": report.problem_count,
+                "problems": [str(p) for p in report.problems],
+            }
+            print(json.dumps(data, indent=2))
+        else:
+            span = f"seq {report.first_seq}..{report.last_seq}" if report.records else "none"
+            print(f"audit log: {report.records} records checked ({span}); "
+                  f"head seq {report.head_seq} {report.head_hash}")  # fmt: skip
+            if not args.no_domain:
+                print(f"domain:    {report.calls} calls, {report.hops} hops, "
+                      f"{report.transitions} transitions compared with the log"
+                      + (f" ({report.pre_chain_calls} calls predate the chain, not checkable)"
+                         if report.pre_chain_calls else ""))  # fmt: skip
+            if report.ok:
+                print("OK: chain intact, domain rows match the log")
+            else:
+                print(f"FIRST BROKEN LINK: {report.first_broken}")
+                print(f"{report.problem_count} problem(s):")
+                for problem in report.problems:
+                    print(f"  {problem}")
+        return EXIT_OK if report.ok else EXIT_FAILURE
+
+    return _run(args, body)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.audit_export import export_log, read_key
+
+        since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
+        key_file = args.key_file
+        if key_file is None:
+            config = _load_config(args)
+            if config is not None and config.audit.export_key_file is not None:
+                key_file = str(config.audit.export_key_file)
+        try:
+            key = None if key_file is None else read_key(Path(key_file))
+        except (OSError, ValueError) as exc:
+            raise _CommandError(f"key file: {exc}") from None
+        engine = _open_checked(url, args)
+        try:
+            manifest = export_log(engine, Path(args.out), since=since, until=until, key=key)
+        finally:
+            engine.dispose()
+        signed = "signed (HMAC-SHA256)" if key else "unsigned (no key file)"
+        print(f"exported {manifest['records']} records (seq {manifest['first_seq']}.."
+              f"{manifest['last_seq']}) to {args.out}, {signed}")  # fmt: skip
+        print(f"head hash {manifest['head_hash']}")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _cmd_verify_export(args: argparse.Namespace) -> int:
+    from astreinte_ari.adapters.store.audit_export import read_key, verify_export
+
+    try:
+        key = None if args.key_file is None else read_key(Path(args.key_file))
+    except (OSError, ValueError) as exc:
+        print(f"astreinte: key file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    check = verify_export(Path(args.dir), key=key)
+    print(f"{check.records} records, head hash {check.head_hash}, signature {check.signature}")
+    if check.ok:
+        print("OK: export intact")
+        return EXIT_OK
+    for problem in check.problems:
+        print(f"  {problem}")
+    return EXIT_FAILURE
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.adapters.store.retention import run_retention
+
+        config = _load_config(args)
+        if config is None:
+            raise _CommandError("retention needs the configuration: -c CONFIG")
+        engine = _open_checked(url, args)
+        try:
+            result = run_retention(engine, config.retention, config.recordings_dir)
+        finally:
+            engine.dispose()
+        print(f"recordings deleted: {result.recordings_deleted} "
+              f"(already absent: {result.recordings_missing})")  # fmt: skip
+        print(f"caller IDs redacted: {result.caller_ids_redacted}")
+        for path in result.recordings_refused:
+            print(f"  NOT deleted (outside the recordings directory): {path}")
+        return EXIT_OK
+
+    return _run(args, body)

@@ -1,0 +1,121 @@
+"""`astreinte report` (KPIs) and `astreinte statement` (monthly on-call statements)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from astreinte_ari.cli.audit_cmds import _load_config
+from astreinte_ari.cli.db_cmds import (
+    EXIT_OK,
+    _CommandError,
+    _open_checked,
+    _run,
+    _UsageError,
+    database_options,
+)
+
+
+def register(subparsers: Any) -> None:
+    common = database_options()
+    p = subparsers.add_parser("report", parents=[common], help="KPIs over a period (managers)")
+    p.add_argument("--from", dest="since", required=True, help="first day (YYYY-MM-DD or ISO)")
+    p.add_argument("--to", dest="until", required=True, help="end, exclusive (YYYY-MM-DD or ISO)")
+    p.add_argument("--line", metavar="DID", help="only this line")
+    p.add_argument("--format", choices=("html", "csv", "json"), default="json")
+    p.add_argument("--tz", help="time zone for days and hours (default: the configuration's)")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(func=_cmd_report)
+
+    p = subparsers.add_parser("statement", parents=[common], help="monthly on-call statement")
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p.add_argument("--person", help="only this person id (default: everyone on call)")
+    p.add_argument("--format", choices=("csv", "html"), default="csv")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(func=_cmd_statement)
+
+
+def _when(text: str, option: str, zone: ZoneInfo) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _UsageError(f"{option}: not a date or ISO 8601 date/time: {text!r}") from None
+    return value.replace(tzinfo=zone) if value.tzinfo is None else value
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        print(f"written: {output}", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.reports import render
+        from astreinte_ari.reports.kpis import build_report
+
+        config = _load_config(args) if args.tz is None else None
+        tz_name = args.tz or (config.timezone if config is not None else "UTC")
+        try:
+            zone = ZoneInfo(tz_name)
+        except Exception:
+            raise _UsageError(f"--tz: unknown time zone {tz_name!r}") from None
+        since, until = _when(args.since, "--from", zone), _when(args.until, "--to", zone)
+        if until <= since:
+            raise _UsageError("--to must be after --from")
+        engine = _open_checked(url, args)
+        try:
+            report = build_report(engine, since, until, timezone=tz_name, line=args.line)
+        finally:
+            engine.dispose()
+        renderers = {"json": render.to_json, "csv": render.to_csv, "html": render.to_html}
+        _emit(renderers[args.format](report), args.output)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _cmd_statement(args: argparse.Namespace) -> int:
+    def body(url: str) -> int:
+        from astreinte_ari.reports import statement as st
+        from astreinte_ari.schedule.rota import shifts
+
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+            raise _UsageError(f"--month: expected YYYY-MM, got {args.month!r}")
+        config = _load_config(args)
+        if config is None:
+            raise _CommandError("statement needs the configuration (rotas, rates): -c CONFIG")
+        zone = ZoneInfo(config.timezone)
+        start, end = st.month_bounds(args.month, zone)
+        periods: dict[str, list[st.Period]] = {}
+        for team_name, team in config.teams.items():
+            for rota_name in team.rotas:
+                for shift in shifts(team, rota_name, start, end):
+                    period = st.Period(max(shift.start, start), min(shift.end, end), team_name,
+                                       rota_name, shift.source)  # fmt: skip
+                    periods.setdefault(shift.person_id, []).append(period)
+        people = [args.person] if args.person else sorted(periods)
+        engine = _open_checked(url, args)
+        statements = []
+        try:
+            for person in people:
+                statement = st.Statement(person, args.month, config.compensation.currency)
+                statement.periods = sorted(periods.get(person, []), key=lambda p: p.start)
+                # Interventions count even outside a rota period (e.g. a supervisor hop).
+                statement.interventions = st.interventions(engine, person, start, end)
+                st.compensate(statement, zone, config.compensation)
+                statements.append(statement)
+        finally:
+            engine.dispose()
+        render = st.to_csv if args.format == "csv" else st.to_html
+        _emit(render(statements, zone), args.output)
+        return EXIT_OK
+
+    return _run(args, body)

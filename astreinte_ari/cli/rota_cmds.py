@@ -1,0 +1,114 @@
+"""`astreinte rota show|ical|fairness`: the programme for ops staff (config only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from astreinte_ari.cli.config_cmds import _add_config_arg, _load
+from astreinte_ari.config.model import AppConfig, TeamConfig
+from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, month_grid
+
+
+def register(sub: Any) -> None:
+    rota = sub.add_parser("rota", help="show the on-call programme: month grid, iCal, fairness")
+    rota_sub = rota.add_subparsers(dest="rota_command", metavar="ACTION")
+    rota.set_defaults(func=lambda args: (rota.print_help(), 2)[1])
+
+    show = rota_sub.add_parser("show", help="a month of a team's rotas, one line per day")
+    _add_config_arg(show)
+    show.add_argument("--team", required=True)
+    show.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    show.set_defaults(func=cmd_show)
+
+    ical = rota_sub.add_parser("ical", help="write an iCalendar (.ics) feed of the shifts")
+    _add_config_arg(ical)
+    who = ical.add_mutually_exclusive_group(required=True)
+    who.add_argument("--team")
+    who.add_argument("--person", help="person id; every team they belong to")
+    ical.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="default: today")
+    ical.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="default: 1 year later")
+    ical.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    ical.set_defaults(func=cmd_ical)
+
+    fair = rota_sub.add_parser("fairness", help="per-person weekend and holiday counts")
+    _add_config_arg(fair)
+    fair.add_argument("--team", required=True)
+    fair.add_argument("--year", type=int, help="default: this year")
+    fair.set_defaults(func=cmd_fairness)
+
+
+def _team(config: AppConfig, name: str) -> TeamConfig | None:
+    team = config.teams.get(name)
+    if team is None:
+        print(f"error: unknown team {name!r} (teams: {', '.join(config.teams)})", file=sys.stderr)
+    return team
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if isinstance(config, int):
+        return config
+    team = _team(config, args.team)
+    if team is None:
+        return 1
+    try:
+        month = date.fromisoformat(f"{args.month}-01") if args.month else date.today()
+    except ValueError:
+        print(f"error: --month {args.month!r} is not like 2026-12", file=sys.stderr)
+        return 2
+    print(month_grid(args.team, team, month.year, month.month))
+    return 0
+
+
+def _day(value: str | None, default: date) -> date:
+    return date.fromisoformat(value) if value else default
+
+
+def cmd_ical(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if isinstance(config, int):
+        return config
+    try:
+        first = _day(args.start, date.today())
+        last = _day(args.end, first + timedelta(days=365))
+    except ValueError as exc:
+        print(f"error: {exc} (dates look like 2026-12-24)", file=sys.stderr)
+        return 2
+    if args.team:
+        teams = [args.team] if _team(config, args.team) is not None else []
+    else:
+        teams = [n for n, t in config.teams.items() if args.person in t.people]
+        if not teams:
+            print(f"error: nobody called {args.person!r} in any team", file=sys.stderr)
+    if not teams:
+        return 1
+    # One team per feed keeps one VTIMEZONE; a person in several teams gets the first.
+    name = teams[0]
+    team = config.teams[name]
+    begin, end = day_bounds(team, first)[0], day_bounds(team, last)[0]
+    feed = ical_feed(name, team, begin, end, person=args.person, stamp=datetime.now(UTC))
+    if args.output:
+        Path(args.output).write_bytes(feed)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(feed.decode("utf-8"))
+    return 0
+
+
+def cmd_fairness(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if isinstance(config, int):
+        return config
+    team = _team(config, args.team)
+    if team is None:
+        return 1
+    year = args.year or date.today().year
+    print(f"Team {args.team}, {year}: days on call at noon (one per rota held)")
+    print(f"  {'person':<12} {'weekend days':>12} {'holiday days':>12} {'periods':>8}")
+    for row in fairness(team, year):
+        print(f"  {row.person:<12} {row.weekend_days:>12} {row.holiday_days:>12} {row.periods:>8}")
+    return 0

@@ -1,0 +1,171 @@
+"""Configuration of alerts: notifiers, per-person channel lists, policies, shift starts.
+
+Everything here is optional under the top-level `alerting:` key. Secrets (SMTP
+password, SMS gateway token, the link-signing key) come from files or the
+environment, never from the YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from astreinte_ari.config.fields import Frozen, Phone, RingTimeout
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> int:
+    """'90s', '5m', '2h', '1d' or a bare number of minutes -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration like 5m, 90s or 2h is expected")
+    if isinstance(value, int):
+        return value * 60
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            return int(m.group(1)) * _UNIT_S[m.group(2) or "m"]
+    raise ValueError(f"'{value}' is not a duration like 5m, 90s or 2h")
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]  # seconds
+ChannelKind = Literal["email", "sms", "voice"]
+
+
+class ChannelSpec(Frozen):
+    """One way to reach a person, `after` seconds into each round."""
+
+    via: ChannelKind
+    after: Duration = 0
+
+
+class AlertPolicy(Frozen):
+    renotify_every: Duration = 300
+    escalate_after: int = Field(2, ge=1, le=100)  # unanswered rounds per person
+    max_rounds: int = Field(48, ge=1, le=1000)  # then the alert is closed as "exhausted"
+
+    @field_validator("renotify_every")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 30:
+            raise ValueError("renotify_every must be at least 30s")
+        return value
+
+
+class SmtpConfig(Frozen):
+    host: str
+    port: int = 587
+    starttls: bool = True
+    ssl: bool = False  # implicit TLS (port 465); exclusive with starttls
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str = "ASTREINTE_SMTP_PASSWORD"
+    sender: str
+    ca_file: Path | None = None  # trust this CA for the server certificate (private PKI)
+    timeout: int = Field(20, ge=1, le=300)
+
+    @model_validator(mode="after")
+    def _tls(self) -> SmtpConfig:
+        if self.ssl and self.starttls:
+            raise ValueError("choose ssl (port 465) or starttls (port 587), not both")
+        return self
+
+
+class SmsGatewayConfig(Frozen):
+    """Any HTTP SMS API: the body template gets {to}, {text}, {to_json}, {text_json},
+    {to_url}, {text_url}; header values may name environment variables as ${NAME}."""
+
+    url: str
+    method: Literal["POST", "PUT", "GET"] = "POST"
+    headers: Mapping[str, str] = Field(default_factory=dict)
+    body: str = '{"to": {to_json}, "text": {text_json}}'
+    content_type: str = "application/json"
+    success_status: tuple[int, ...] = (200, 201, 202, 204)
+    success_contains: str | None = None  # response body must contain this text
+    retries: int = Field(3, ge=0, le=10)
+    backoff: float = Field(2.0, ge=0.0, le=300.0)  # seconds, doubled at each retry
+    timeout: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        return value
+
+
+class VoiceAlertConfig(Frozen):
+    ring_timeout: RingTimeout = 25
+    caller_id: Phone | None = None  # default: trunk.caller_id
+
+
+class LinksConfig(Frozen):
+    """The small HTTP endpoint serving acknowledgement and voicemail links."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8091, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8091"  # as people's phones reach it
+    key_file: Path | None = None
+    key_env: str = "ASTREINTE_LINK_KEY"
+    ttl: Duration = 86400
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        return value.rstrip("/")
+
+
+class MissedCallAlerts(Frozen):
+    enabled: bool = True
+    policy: str = "missed_call"
+
+
+class ShiftStartAlert(Frozen):
+    team: str
+    rota: str
+    before: Duration = 1800  # alert this long before the handoff
+    ack_within: Duration = 1200  # deadline, counted from the alert
+    supervisor: str
+    replacement: str
+    policy: str = "shift_start"
+
+
+class AlertingConfig(Frozen):
+    smtp: SmtpConfig | None = None
+    sms: SmsGatewayConfig | None = None
+    voice: VoiceAlertConfig = VoiceAlertConfig()
+    links: LinksConfig = LinksConfig()
+    policies: Mapping[str, AlertPolicy] = Field(
+        default_factory=lambda: {"missed_call": AlertPolicy(), "shift_start": AlertPolicy()}
+    )
+    default_channels: tuple[ChannelSpec, ...] = (
+        ChannelSpec(via="sms"),
+        ChannelSpec(via="voice", after="2m"),
+    )
+    channels: Mapping[str, tuple[ChannelSpec, ...]] = Field(default_factory=dict)  # per person
+    missed_calls: MissedCallAlerts = MissedCallAlerts()
+    shift_start: tuple[ShiftStartAlert, ...] = ()
+
+    @model_validator(mode="after")
+    def _policies_exist(self) -> AlertingConfig:
+        wanted = [self.missed_calls.policy, *(s.policy for s in self.shift_start)]
+        for name in wanted:
+            if name not in self.policies:
+                raise ValueError(
+                    f"unknown alert policy '{name}' (have: {', '.join(self.policies)})"
+                )
+        return self
+
+    def policy(self, name: str) -> AlertPolicy:
+        return self.policies.get(name) or AlertPolicy()
+
+    def channels_for(self, person_id: str) -> tuple[ChannelSpec, ...]:
+        chosen = self.channels.get(person_id, self.default_channels)
+        return tuple(sorted(chosen, key=lambda c: c.after))

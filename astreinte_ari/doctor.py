@@ -1,0 +1,320 @@
+"""`astreinte doctor`: is this machine ready to take on-call calls? One line per
+check, and for each failure the command or edit that fixes it.
+
+Checks: secret files, ARI reachability and credentials, Asterisk modules the
+dialplan needs, this project's dialplan contexts and globals (asked over ARI:
+a Local channel into [astreinte-publish] reports DIALPLAN_EXISTS for each),
+sounds for every configured language and prompt, database migrated,
+recordings and fallback spool directories writable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from astreinte_ari.adapters.ari.client import AriClient, AriError
+from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.secrets import SecretError
+from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
+
+# Modules the dialplan and the service use, beyond what ARI itself needs.
+REQUIRED_MODULES = (
+    "app_stasis.so",
+    "res_ari_channels.so",
+    "res_ari_bridges.so",
+    "res_ari_recordings.so",
+    "res_agi.so",
+    "app_dial.so",
+    "app_read.so",
+    "app_stack.so",
+    "app_record.so",
+    "app_playback.so",
+    "func_db.so",
+    "func_env.so",
+    "func_global.so",
+    "func_strings.so",
+    "func_dialplan.so",
+)
+CONTEXTS = (
+    "astreinte-inbound",
+    "astreinte-fallback",
+    "astreinte-lastresort",
+    "astreinte-fallback-accept",
+)
+FIXED_PROMPTS = (
+    "astreinte-press-1",
+    "astreinte-voicemail",
+    "astreinte-goodbye",
+    "astreinte-no-one",
+)
+SOUND_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".g722")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _fail(name: str, detail: str, fix: str) -> Check:
+    return Check(name, False, detail, fix)
+
+
+def check_secrets(config: AppConfig) -> list[Check]:
+    from astreinte_ari.cli.config_cmds import secret_file_errors
+
+    checks = [
+        _fail("secret files", e.split("; run: ")[0], e.split("; run: ")[-1])
+        for e in secret_file_errors(config)
+    ]
+    try:
+        config.ari_password()
+    except SecretError as exc:
+        checks.append(
+            _fail(
+                "ARI password",
+                str(exc),
+                f"export {config.ari.password_env}=... or set ari.password_file",
+            )
+        )
+    if not checks:
+        checks.append(Check("secret files", True, "readable by their owner only"))
+    return checks
+
+
+def prompt_names(config: AppConfig) -> set[str]:
+    """Every sound the configuration can play (announcements, prompts)."""
+    names = set(FIXED_PROMPTS) | set(DEFAULT_ANNOUNCEMENTS.values())
+    for line in config.lines.values():
+        for route in (line.after_hours, line.night, line.weekend, line.holiday):
+            if route is not None and route.announcement:
+                names.add(route.announcement)
+        fwd = line.in_business_hours
+        if fwd is not None and fwd.announcement:
+            names.add(fwd.announcement)
+        names.update(n for n in (line.line_prompt, line.recorded_notice) if n)
+    return names
+
+
+def check_sounds(config: AppConfig) -> Check:
+    languages = sorted({line.language for line in config.lines.values()})
+    missing = [
+        f"{lang}/{name}"
+        for lang in languages
+        for name in sorted(prompt_names(config))
+        if not any((config.sounds_dir / lang / f"{name}{ext}").exists() for ext in SOUND_EXTENSIONS)
+    ]
+    if missing:
+        shown = ", ".join(missing[:6]) + (
+            f" (+{len(missing) - 6} more)" if len(missing) > 6 else ""
+        )
+        return _fail(
+            "sounds",
+            f"missing in {config.sounds_dir}: {shown}",
+            "run scripts/make-sounds.sh or copy the files (WAV 8 kHz mono) into "
+            f"{config.sounds_dir}/<language>/",
+        )
+    return Check(
+        "sounds",
+        True,
+        f"{len(prompt_names(config))} prompt(s) in {', '.join(languages)} "
+        f"under {config.sounds_dir}",
+    )
+
+
+def check_database(config: AppConfig) -> Check:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from astreinte_ari.adapters.store.migrate import (
+        DatabaseNotMigrated,
+        create_db_engine,
+        ensure_migrated,
+        mask_url,
+    )
+
+    try:
+        url = config.database_url()
+    except SecretError as exc:
+        return _fail("database", str(exc), "fix database.url_file or set ASTREINTE_DATABASE_URL")
+    engine = create_db_engine(url)
+    try:
+        ensure_migrated(engine, config_path=str(config.source_path))
+    except DatabaseNotMigrated as exc:
+        return _fail(
+            "database", str(exc).split(". Run:")[0], f"astreinte db upgrade -c {config.source_path}"
+        )
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return _fail(
+            "database",
+            f"cannot connect to {mask_url(url)}: {reason}",
+            "check the database URL and that the server is running",
+        )
+    finally:
+        engine.dispose()
+    return Check("database", True, f"{mask_url(url)} at the current schema")
+
+
+def _writable(name: str, path: Path, who: str) -> Check:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent  # the service creates missing directories under a writable parent
+    if os.access(probe, os.W_OK | os.X_OK):
+        return Check(name, True, f"{path} writable{'' if probe == path else ' (will be created)'}")
+    return _fail(
+        name, f"{path} is not writable by this user", f"mkdir -p {path} && chown {who} {path}"
+    )
+
+
+def check_directories(config: AppConfig) -> list[Check]:
+    return [
+        _writable("recordings dir", config.recordings_dir, "<service user>"),
+        _writable(
+            "fallback spool", config.fallback_spool_dir, "asterisk:<service group>; chmod 2770"
+        ),
+    ]
+
+
+async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.0) -> list[Check]:
+    client = AriClient(
+        config.ari.url, config.ari.username, password, config.ari.app, request_timeout_s=timeout_s
+    )
+    try:
+        try:
+            info = await client.asterisk_info()
+        except AriError as exc:
+            if exc.status == 401:
+                return [
+                    _fail(
+                        "ARI",
+                        f"{config.ari.url} refused user {config.ari.username!r} (HTTP 401)",
+                        f"check [{config.ari.username}] in ari.conf and the password "
+                        f"(file or ${config.ari.password_env})",
+                    )
+                ]
+            return [_fail("ARI", str(exc), "check ari.conf (enabled = yes) and res_ari is loaded")]
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return [
+                _fail(
+                    "ARI",
+                    f"{config.ari.url} unreachable: {exc or type(exc).__name__}",
+                    "start Asterisk; check http.conf (enabled = yes, bindaddr, bindport) "
+                    "matches ari.url",
+                )
+            ]
+        version = (info.get("system") or {}).get("version", "?")
+        checks = [
+            Check(
+                "ARI", True, f"Asterisk {version} at {config.ari.url}, user {config.ari.username}"
+            )
+        ]
+        checks.append(await _check_modules(client))
+        checks.extend(await _check_dialplan(client, config))
+        return checks
+    finally:
+        await client.close()
+
+
+async def _check_modules(client: AriClient) -> Check:
+    missing: list[str] = []
+    for module in REQUIRED_MODULES:
+        try:
+            await client.request("GET", f"/asterisk/modules/{module}")
+        except AriError:
+            missing.append(module)
+    if missing:
+        return _fail(
+            "modules",
+            f"not loaded: {', '.join(missing)}",
+            "add `load => <module>` to modules.conf (or autoload), then: "
+            "asterisk -rx 'module load <module>'",
+        )
+    return Check("modules", True, f"{len(REQUIRED_MODULES)} required modules loaded")
+
+
+async def _global(client: AriClient, name: str) -> str:
+    reply = await client.request("GET", "/asterisk/variable", params={"variable": name})
+    return str((reply or {}).get("value") or "")
+
+
+async def _check_dialplan(client: AriClient, config: AppConfig) -> list[Check]:
+    include = (
+        '#include "/opt/astreinte/dialplan/extensions_astreinte.conf" in extensions.conf, '
+        "then: asterisk -rx 'dialplan reload'"
+    )
+    try:
+        digits = await run_publish(client, "check", {}, 3.0)
+    except (AriError, TimeoutError):
+        return [
+            _fail(
+                "dialplan",
+                f"[{PUBLISH_CONTEXT}] did not answer: the project's dialplan is not loaded",
+                include,
+            )
+        ]
+    flags = digits.removeprefix("v1:")
+    missing = [
+        c for c, flag in zip(CONTEXTS, flags.ljust(len(CONTEXTS), "0"), strict=True) if flag != "1"
+    ]
+    checks = [
+        _fail(
+            "dialplan",
+            f"contexts missing: {', '.join(missing)}",
+            include + " (and load func_dialplan)",
+        )
+        if missing
+        else Check("dialplan", True, f"contexts loaded: {', '.join(CONTEXTS)}")
+    ]
+    configured = await _global(client, "ASTREINTE_CONFIG")
+    if not configured:
+        checks.append(
+            _fail(
+                "fallback config",
+                "global ASTREINTE_CONFIG is not set: the fallback cannot read the YAML",
+                f"[globals] ASTREINTE_CONFIG = {config.source_path} in extensions.conf, "
+                "then dialplan reload",
+            )
+        )
+    elif Path(configured).resolve() != config.source_path.resolve():
+        checks.append(
+            _fail(
+                "fallback config",
+                f"ASTREINTE_CONFIG is {configured}, not {config.source_path}",
+                f"set [globals] ASTREINTE_CONFIG = {config.source_path}",
+            )
+        )
+    else:
+        checks.append(Check("fallback config", True, f"ASTREINTE_CONFIG = {configured}"))
+    return checks
+
+
+def run_checks(config: AppConfig) -> list[Check]:
+    checks = check_secrets(config)
+    try:
+        password = config.ari_password()
+    except SecretError:
+        checks.append(_fail("ARI", "not checked: no password", "see the ARI password check above"))
+    else:
+        checks.extend(asyncio.run(check_asterisk(config, password)))
+    checks.append(check_sounds(config))
+    checks.append(check_database(config))
+    checks.extend(check_directories(config))
+    return checks
+
+
+def render(checks: Iterable[Check]) -> str:
+    lines: list[str] = []
+    for check in checks:
+        lines.append(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name:<16} {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"        {'':<16} fix: {check.fix}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Managers' reports and on-call statements (read side of the audit store)."""

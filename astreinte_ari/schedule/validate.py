@@ -1,0 +1,32 @@
+"""Schedule checks that need the engine: overrides outside any shift, swaps
+that name no shift. Run by the config loader after the models validated, so
+each problem is reported with its YAML line like any other error."""
+
+from __future__ import annotations
+
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.references import Loc
+from astreinte_ari.schedule.rota import compiled_rota
+
+
+def schedule_issues(config: AppConfig) -> list[tuple[Loc, str]]:
+    issues: list[tuple[Loc, str]] = []
+    for team_name, team in config.teams.items():
+        where: Loc = ("teams", team_name)
+        for rota_name in team.rotas:
+            rota = compiled_rota(team, rota_name)
+            for entry, problem in rota.swap_issues:
+                issues.append(((*where, "swaps", entry), problem))
+            for entry, override in enumerate(team.overrides):
+                if override.rota != rota_name:
+                    continue
+                start, end = rota.override_range(entry)
+                if not rota.covered_between(start, end):
+                    issues.append(
+                        (
+                            (*where, "overrides", entry),
+                            f"outside any shift: rota '{rota_name}' has nobody on call "
+                            f"between {override.from_} and {override.to}",
+                        )
+                    )
+    return issues

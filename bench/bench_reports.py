@@ -1,0 +1,141 @@
+"""Benchmark: `report` over N calls and `audit verify` (chain) over M records.
+
+Run by hand (targets: report < 5 s over 1 million calls, verify < 10 s over
+1 million records, on a 2-core machine):
+
+    .venv/bin/python bench/bench_reports.py                      # 1M calls, 1M records
+    .venv/bin/python bench/bench_reports.py --calls 2000 --records 5000   # smoke
+
+Both backends: SQLite in a temp file, PostgreSQL on a private server
+(tests/rig/postgres.py). Seeding goes straight to the tables (bulk inserts),
+not through the writer: it measures the read side only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import Engine, insert, update
+
+from astreinte_ari.adapters.store.audit_log import (
+    GENESIS_HASH,
+    AuditLogHead,
+    AuditLogRecord,
+    canonical_json,
+    iso,
+    record_hash,
+)
+from astreinte_ari.adapters.store.audit_verify import verify
+from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
+from astreinte_ari.adapters.store.models import Call, Hop
+from astreinte_ari.reports.kpis import build_report
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+DAYS = 365
+OUTCOMES = ["accepted"] * 6 + ["voicemail", "abandoned", "no_one", "voicemail_empty"]
+HOP_OUTCOMES = ["busy", "no_answer", "declined", "not_accepted"]
+CHUNK = 20_000
+
+
+def _calls(n: int, rng: random.Random) -> Iterator[tuple[list[dict], list[dict]]]:
+    calls: list[dict] = []
+    hops: list[dict] = []
+    for i in range(n):
+        start = START + timedelta(seconds=rng.uniform(0, DAYS * 86400))
+        outcome = rng.choice(OUTCOMES)
+        answered = start + timedelta(seconds=rng.uniform(5, 90)) if outcome == "accepted" else None
+        call_id = f"b{i:09d}"
+        calls.append({
+            "id": call_id, "did": "+33180000000", "line_name": "L", "period": "night",
+            "caller_number": "+336", "caller_name": "", "channel_id": "c", "started_at": start,
+            "answered_at": answered, "ended_at": start + timedelta(seconds=200),
+            "outcome": outcome, "talk_seconds": rng.uniform(10, 600) if answered else None,
+        })  # fmt: skip
+        n_hops = rng.randint(1, 3)
+        for seq in range(1, n_hops + 1):
+            last = seq == n_hops and answered is not None
+            hops.append({
+                "id": f"{call_id}-{seq}", "call_id": call_id, "seq": seq, "label": "r",
+                "person_id": f"p{rng.randint(1, 12)}", "person_name": "P", "number": "+336",
+                "started_at": start, "outcome": "accepted" if last else rng.choice(HOP_OUTCOMES),
+            })  # fmt: skip
+        if len(calls) >= CHUNK:
+            yield calls, hops
+            calls, hops = [], []
+    if calls:
+        yield calls, hops
+
+
+def seed(engine: Engine, n_calls: int, n_records: int) -> None:
+    rng = random.Random(1)
+    with engine.begin() as conn:
+        for calls, hops in _calls(n_calls, rng):
+            conn.execute(insert(Call), calls)
+            conn.execute(insert(Hop), hops)
+    prev = GENESIS_HASH
+    seq = 0
+    with engine.begin() as conn:
+        while seq < n_records:
+            rows = []
+            for _ in range(min(CHUNK, n_records - seq)):
+                seq += 1
+                at = datetime.fromisoformat(str(iso(START + timedelta(seconds=seq))))
+                payload = canonical_json({"n": seq, "outcome": rng.choice(OUTCOMES)})
+                digest = record_hash(seq, at, "bench.record", f"s{seq}", payload, prev)
+                rows.append({"seq": seq, "at": at, "kind": "bench.record",
+                             "subject_id": f"s{seq}", "payload": payload,
+                             "prev_hash": prev, "hash": digest})  # fmt: skip
+                prev = digest
+            conn.execute(insert(AuditLogRecord), rows)
+        conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=seq, hash=prev))
+
+
+def measure(name: str, url: str, n_calls: int, n_records: int) -> None:
+    upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        t0 = time.perf_counter()
+        seed(engine, n_calls, n_records)
+        seeded = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        report = build_report(engine, START, START + timedelta(days=DAYS), timezone="Europe/Paris")
+        report_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = verify(engine, check_domain=False)
+        verify_s = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+    assert report.total == n_calls and result.ok and result.records == n_records
+    print(f"{name:10s} seed {seeded:7.1f} s | report over {n_calls:,} calls: {report_s:6.2f} s "
+          f"(target < 5) | audit verify over {n_records:,} records: {verify_s:6.2f} s "
+          f"(target < 10)", flush=True)  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
+        if args.backend in ("sqlite", "both"):
+            measure("sqlite", f"sqlite:///{tmp}/bench.db", args.calls, args.records)
+        if args.backend in ("postgresql", "both"):
+            from tests.rig.postgres import running_postgres
+
+            with running_postgres(Path(tmp) / "pg") as url:
+                measure("postgresql", url, args.calls, args.records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Voice alerts through a real Asterisk (LocalAsterisk) with sipp phones, in-process
+service and alert engine (injected clock): DTMF 1 acknowledges, an unanswered
+voice alert escalates, and 2 calls the caller back and bridges them with the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from astreinte_ari.adapters.ari.client import AriClient
+from astreinte_ari.adapters.ari.events import event_from_json
+from astreinte_ari.adapters.ari.telephony import AriTelephony
+from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
+from astreinte_ari.adapters.store.queries import get_call
+from astreinte_ari.adapters.store.writer import AuditWriter
+from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
+from astreinte_ari.callflow.outcomes import CallOutcome
+from astreinte_ari.callflow.runtime import SoundLibrary
+from astreinte_ari.callflow.telephony import DialRefused
+from astreinte_ari.config.model import AppConfig, NumberNotAllowed
+from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.service import OnCallService
+from tests.alerts.conftest import FakeClock
+from tests.alerts.helpers import CALLER, LINE, P1, P2, closed_call, write_config
+from tests.e2e.rig import sipp_available
+from tests.rig.sipp import SippRun, agent_scenario, start_sipp
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "alerts-e2e-password"
+VOICE = "{p1: [{via: voice}], p2: [{via: voice}]}"
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAsterisk]:
+    if not sipp_available():
+        pytest.fail("sipp/asterisk missing: run scripts/install-system-deps.sh")
+    ports = {n: free_port(socket.SOCK_DGRAM) for n in (P1, P2, CALLER)}
+    work = tmp_path_factory.mktemp("alerts-pbx")
+    pbx = LocalAsterisk(work, ari_password=PASSWORD, mobiles=ports, rtp_start=31000, rtp_end=31999)
+    pbx.start()
+    try:
+        yield pbx
+    finally:
+        pbx.stop()
+
+
+@dataclass
+class Rig:
+    pbx: LocalAsterisk
+    config: AppConfig
+    clock: FakeClock
+    alerting: Alerting
+    writer: AuditWriter
+    workdir: Path
+    runs: list[SippRun]
+    client: AriClient
+
+    def phone(self, number: str, scenario: str) -> SippRun:
+        run = start_sipp(
+            self.workdir / "sipp",
+            f"m{number[1:]}-{len(self.runs)}",
+            scenario,
+            local_port=self.pbx.mobiles[number],
+            media_port=_even_port(),
+        )
+        self.runs.append(run)
+        return run
+
+    async def missed_call(self) -> str:
+        """A call that ended in 'no one': its rows exist, its alert opens."""
+        closed = closed_call(self.config, self.clock(), None)
+        now = self.clock()
+        self.writer.emit(
+            CallStarted(closed.call_id, LINE, "Maintenance", "after_hours", CALLER, "C", "x", now)
+        )
+        self.writer.emit(CallEnded(closed.call_id, CallOutcome.NO_ONE, now, "all hops failed"))
+        await self.writer.flush()
+        alert_id = await self.alerting.engine.open_missed_call(closed)
+        assert alert_id is not None
+        return alert_id
+
+
+def _even_port() -> int:
+    while True:
+        port = free_port(socket.SOCK_DGRAM)
+        if port % 2 == 0 and port < 65000:
+            return port
+
+
+@pytest.fixture
+async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
+    # SQLite only: the telephony does not depend on the backend (alert storage is
+    # tested on both in test_alert_delivery.py / test_shift_start.py).
+    db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    upgrade(db_url)
+    config = write_config(
+        tmp_path, db_url=db_url, links_port=free_port(), ari_url=pbx.ari_url, channels=VOICE
+    )
+    config = config.model_copy(
+        update={
+            "alerting": config.alerting.model_copy(  # type: ignore[union-attr]
+                update={"policies": {"missed_call": _policy(), "shift_start": _policy()}}
+            )
+        }
+    )
+    engine = create_db_engine(db_url)
+    writer = AuditWriter(engine)
+    client = AriClient(pbx.ari_url, "astreinte", PASSWORD, "astreinte")
+    port = AriTelephony(client, _dial_guard(config))
+    clock = FakeClock()
+    service = OnCallService(
+        port=port,
+        audit=writer,
+        sounds=SoundLibrary(PurePosixPath(config.sounds_dir)),
+        voicemail=None,  # type: ignore[arg-type]
+        plan_for=lambda did, now: None,
+        clock=clock,
+    )
+    connected = asyncio.Event()
+
+    async def on_message(data: dict[str, object]) -> None:
+        event = event_from_json(data)
+        if event is not None:
+            await service.handle(event)
+
+    async def on_connect() -> None:
+        connected.set()
+
+    await client.open()
+    events = asyncio.create_task(client.run_events(on_message, on_connect))
+    await asyncio.wait_for(connected.wait(), 15)
+    alerting = await start_alerting(
+        config=config,
+        engine=engine,
+        service=service,
+        port=port,
+        audit=writer,
+        clock=clock,
+        paused=True,
+    )
+    assert alerting is not None
+    rig = Rig(pbx, config, clock, alerting, writer, tmp_path, [], client)
+    try:
+        yield rig
+    finally:
+        for run in rig.runs:
+            run.kill()
+        await alerting.close()
+        client.stop()
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await client.close()
+        await writer.flush()
+        writer.close()
+        engine.dispose()
+
+
+def _dial_guard(config: AppConfig):  # type: ignore[no-untyped-def]
+    """As the service does: only numbers of the trunk's allow-list are dialled."""
+
+    def dial_string_for(number: str) -> str:
+        try:
+            return config.trunk.dial_string(number)
+        except NumberNotAllowed as exc:
+            raise DialRefused(str(exc)) from exc
+
+    return dial_string_for
+
+
+def _policy():  # type: ignore[no-untyped-def]
+    from astreinte_ari.config.alerting import AlertPolicy
+
+    return AlertPolicy.model_validate({"renotify_every": "5m", "escalate_after": 1})
+
+
+async def _wait_sipp(*runs: SippRun) -> None:
+    for run in runs:
+        code = await asyncio.to_thread(run.wait, 60)
+        assert code == 0, run.output()
+
+
+async def test_voice_alert_acknowledged_by_dtmf_1(rig: Rig) -> None:
+    agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=2500))
+    alert_id = await rig.missed_call()
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(agent)
+    alert = rig.alerting.engine.store.get(alert_id)
+    assert alert is not None and alert.state == "acked", rig.alerting.engine.store.events(alert_id)
+    assert (alert.acked_by, alert.ack_via) == ("p1", "voice-dtmf")
+    events = [(e[1], e[3]) for e in rig.alerting.engine.store.events(alert_id)]
+    assert ("notified", "voice") in events and ("acked", "voice-dtmf") in events
+
+
+async def test_unanswered_voice_alert_escalates(rig: Rig) -> None:
+    first = rig.phone(P1, agent_scenario("noanswer"))
+    alert_id = await rig.missed_call()
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(first)
+    store = rig.alerting.engine.store
+    failed = [e for e in store.events(alert_id) if e[1] == "failed"]
+    assert len(failed) == 1 and failed[0][2] == "p1"
+    second = rig.phone(P2, agent_scenario("accept", dtmf="1", dtmf_after_ms=2000))
+    rig.clock.advance(minutes=5)
+    assert await rig.alerting.fire_due() == 1
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(second)
+    alert = store.get(alert_id)
+    assert alert is not None and (alert.state, alert.acked_by) == ("acked", "p2")
+    assert ("escalated", "p2") in [(e[1], e[2]) for e in store.events(alert_id)]
+
+
+async def test_press_2_calls_the_caller_back_and_bridges(rig: Rig) -> None:
+    agent = rig.phone(P1, agent_scenario("accept", dtmf="2", dtmf_after_ms=2000))
+    caller = rig.phone(CALLER, agent_scenario("silent", ring_ms=500))
+    started: datetime = rig.clock()
+    alert_id = await rig.missed_call()
+    # Wait until Asterisk holds a bridge with the agent and the called-back caller.
+    bridged: list[str] = []
+    for _ in range(150):
+        for bridge in await rig.client.list_bridges():
+            channels = [str(c) for c in bridge.get("channels", [])]  # type: ignore[union-attr]
+            if len(channels) == 2 and any(c.startswith("astreinte-alert-cb-") for c in channels):
+                bridged = channels
+        if bridged:
+            break
+        await asyncio.sleep(0.2)
+    assert bridged, "agent and caller were never bridged"
+    await asyncio.sleep(1.0)  # they talk...
+    callback_leg = next(c for c in bridged if c.startswith("astreinte-alert-cb-"))
+    await rig.client.hangup(callback_leg)  # ...then the caller hangs up
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(agent, caller)
+    alert = rig.alerting.engine.store.get(alert_id)
+    assert alert is not None and (alert.state, alert.ack_via) == ("acked", "voice-callback")
+    await rig.writer.flush()
+    call = get_call(rig.alerting.engine.store.engine, alert.call_id or "")
+    assert call is not None
+    [hop] = [h for h in call.hops if h.label == "call-back"]
+    assert (hop.person_id, hop.number, hop.outcome, hop.dtmf) == ("p1", CALLER, "connected", "2")
+    assert hop.seq == 1 and hop.answered_at is not None and hop.started_at >= started
+    assert "talked" in (hop.cause_text or "")
