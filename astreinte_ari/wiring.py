@@ -19,6 +19,7 @@ from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_jso
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.importer import import_fallback_spool
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
+from astreinte_ari.adapters.metrics import ServiceMetrics
 from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
@@ -30,6 +31,7 @@ from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
 from astreinte_ari.config.watcher import ConfigWatcher
+from astreinte_ari.metrics_server import MeteredAudit, MetricsServer
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
@@ -108,7 +110,9 @@ def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
     )
 
 
-async def _watch_config(config: AppConfig, live: LiveConfig, engine: Engine) -> ConfigWatcher:
+async def _watch_config(
+    config: AppConfig, live: LiveConfig, engine: Engine, metrics: ServiceMetrics
+) -> ConfigWatcher:
     """Pick up YAML edits within seconds; every accepted version goes to the trail."""
 
     async def record(text: str, previous: str | None) -> None:
@@ -121,6 +125,7 @@ async def _watch_config(config: AppConfig, live: LiveConfig, engine: Engine) -> 
 
     async def on_change(new_config: AppConfig, version: str) -> None:
         live.current = new_config
+        metrics.set_config_version(version, str(config.source_path))
         await record(watcher.text, watcher.previous_text)
 
     def on_error(error: ConfigError) -> None:
@@ -129,6 +134,7 @@ async def _watch_config(config: AppConfig, live: LiveConfig, engine: Engine) -> 
 
     watcher = ConfigWatcher(config.source_path, config, on_change, on_error=on_error)
     await record(watcher.text, None)
+    metrics.set_config_version(watcher.version, str(config.source_path))
     watcher.start()
     return watcher
 
@@ -155,9 +161,10 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     async def resume_lookup(channel_id: str) -> ResumePoint | None:
         return await asyncio.to_thread(resume_point_for_channel, engine, channel_id)
 
+    metrics = ServiceMetrics()
     service = OnCallService(
         port=telephony,
-        audit=writer,
+        audit=MeteredAudit(writer, metrics),
         sounds=SoundLibrary(PurePosixPath(config.sounds_dir)),
         voicemail=FileVoicemailStore(config.recordings_dir),
         plan_for=plan_for,
@@ -176,6 +183,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         channels = tuple(channel_from_json(c) for c in await client.list_channels())
         bridges = tuple(bridge_from_json(b) for b in await client.list_bridges())
         await service.handle(Resynced(channels=channels, bridges=bridges))
+        metrics.set_ari_connected(True)
         log.info(
             "astreinte ready: app %r, %d line(s), %d channel(s) on the PBX",
             config.ari.app,
@@ -184,11 +192,15 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         )
 
     # -- feature hooks (alerting, metrics, live reload) are wired below this line --
+    service.add_call_listener(metrics.on_call_closed)
+    metrics_server = MetricsServer(config.metrics, metrics) if config.metrics else None
+    if metrics_server is not None:
+        await metrics_server.start()
     alerting = await start_alerting(
         config=config, engine=engine, service=service, port=telephony, audit=writer, clock=utcnow
     )
 
-    watcher = await _watch_config(config, live, engine)
+    watcher = await _watch_config(config, live, engine, metrics)
     # Calls the dialplan fallback took while we were away join the audit trail.
     try:
         imported = await asyncio.to_thread(import_fallback_spool, config, writer)
@@ -216,7 +228,11 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
     await client.open()
-    events = asyncio.create_task(client.run_events(on_message, on_connect))
+
+    async def on_disconnect() -> None:
+        metrics.set_ari_connected(False)
+
+    events = asyncio.create_task(client.run_events(on_message, on_connect, on_disconnect))
     stopper = asyncio.create_task(stop.wait())
     fatal = asyncio.create_task(service.fatal.wait())
     await asyncio.wait({events, stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
@@ -236,6 +252,8 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     if alerting is not None:
         await alerting.close()
     await watcher.stop()
+    if metrics_server is not None:
+        await metrics_server.close()
     fallback_task.cancel()
     await asyncio.gather(fallback_task, return_exceptions=True)
     await client.close()

@@ -148,12 +148,25 @@ class CallFlow:
         while True:
             event = await rt.next_event(None)
             if not rt.caller_present:
+                if rt.caller_cause is None:
+                    await self._cause_after_leave(rt.caller_channel_id)
                 cause, text = rt.caller_cause or (None, "caller left")
                 return "caller", cause, text
             if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == agent_id:
+                if isinstance(event, ChannelLeft):
+                    event = await self._cause_after_leave(agent_id) or event
                 if isinstance(event, ChannelHungUp):
                     return "agent", event.cause, event.cause_text
                 return "agent", None, "agent left"
+
+    async def _cause_after_leave(self, channel_id: str) -> ChannelHungUp | None:
+        """StasisEnd comes before ChannelDestroyed: wait briefly for the hangup cause."""
+        rt = self.rt
+        deadline = rt.deadline_in(0.5)
+        while (event := await rt.next_event(deadline)) is not None:
+            if isinstance(event, ChannelHungUp) and event.channel_id == channel_id:
+                return event  # (for the caller, next_event has noted the cause)
+        return None
 
     async def _start_ringback(self) -> None:
         self._ringback_on = True

@@ -160,7 +160,10 @@ class CallRuntime:
                 return None
             if self._is_caller_gone(event):
                 if not self.caller_present:
-                    continue  # second notice (StasisEnd then ChannelDestroyed)
+                    # Second notice (StasisEnd, then ChannelDestroyed with the cause).
+                    if isinstance(event, ChannelHungUp) and self.caller_cause is None:
+                        self.caller_cause = (event.cause, event.cause_text)
+                    return event
                 self.caller_present = False
                 if isinstance(event, ChannelHungUp):
                     self.caller_cause = (event.cause, event.cause_text)

@@ -90,6 +90,20 @@ class StorageConfig(Frozen):
     journal_dir: Path | None = None  # audit write-ahead journal (database outages)
 
 
+class MetricsConfig(Frozen):
+    """Prometheus endpoint (GET /metrics); keep it on loopback or behind a proxy."""
+
+    listen: str = Field("127.0.0.1:9464", pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
 class SoundsConfig(Frozen):
     dir: Path | None = None
 
@@ -182,6 +196,7 @@ class AppConfig(Frozen):
     lines: Mapping[str, LineConfig]
     teams: Mapping[str, TeamConfig]
     alerting: AlertingConfig | None = None  # alerts and shift starts: docs/alerts.md
+    metrics: MetricsConfig | None = None  # Prometheus endpoint, off unless configured
     # audit export signing, retention, compensation: docs/audit-and-reports.md
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()

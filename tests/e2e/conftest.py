@@ -55,10 +55,17 @@ def service(
             request.getfixturevalue("postgres_url"), f"e2e_{work.name[-8:]}".replace("-", "_")
         )
     config_path = work / "astreinte.yaml"
+    metrics_port = free_port()
     config_path.write_text(
-        e2e_config(ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=work / "recordings")
+        e2e_config(
+            ari_url=e2e_rig.pbx.ari_url,
+            db_url=db_url,
+            recordings=work / "recordings",
+            metrics_port=metrics_port,
+        )
     )
     proc = ServiceProcess(config_path, db_url, work / "recordings", work / "service.log")
+    proc.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     proc.start()
     try:
         yield proc

@@ -31,7 +31,9 @@ LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
-def e2e_config(*, ari_url: str, db_url: str, recordings: Path, rate_limit: int = 50) -> str:
+def e2e_config(
+    *, ari_url: str, db_url: str, recordings: Path, rate_limit: int = 50, metrics_port: int = 0
+) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -41,6 +43,7 @@ ari: {{url: "{ari_url}", username: astreinte, app: astreinte}}
 database: {{url: "{db_url}"}}
 storage: {{recordings_dir: "{recordings}"}}
 sounds: {{dir: "{REPO_ROOT / "sounds"}"}}
+{f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}' if metrics_port else ""}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361", "+3362"]}}
 defaults:
   accept_timeout: 4
@@ -99,6 +102,7 @@ class ServiceProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     engine: Engine | None = None
+    metrics_url: str | None = None
 
     def start(self, timeout: float = 20.0) -> None:
         env = dict(os.environ, ASTREINTE_ARI_PASSWORD=ARI_PASSWORD)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServicePro
     assert _states(call) == ["announcing", "dialing", "agent_prompt", "bridged", "ended"]
     assert call.caller_number == "+33199000001"
     assert call.period == "after_hours"
+    assert service.metrics_url is not None
+    with urllib.request.urlopen(service.metrics_url, timeout=5) as resp:
+        exposition = resp.read().decode()
+    assert 'astreinte_calls_total{outcome="accepted"}' in exposition
+    assert 'astreinte_hops_total{outcome="accepted"}' in exposition
+    assert "astreinte_ari_connected 1.0" in exposition
 
 
 def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: ServiceProcess) -> None:
@@ -158,3 +165,15 @@ def test_number_outside_allow_list_is_never_dialled(
         assert result.returncode == 1, result.stdout + result.stderr
         assert "teams.e2e.people.sup.mobile" in result.stdout
         assert OUTSIDE in result.stdout
+
+
+def test_agent_hangs_up_first_caller_is_released(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    agent = rig.phone(P1, rig.agent("accept", talk_ms=4000))  # the agent ends the call
+    caller = rig.call(LINE_FULL, hold_ms=40000)  # would stay much longer
+    _finish(caller, agent)  # the caller got a BYE from the PBX: torn down for it
+    call = service.wait_for_call(since, LINE_FULL)
+    assert call.outcome == "accepted", call.outcome_detail
+    assert "ended by agent" in (call.outcome_detail or "")
+    assert call.talk_seconds is not None and 2.0 < call.talk_seconds < 8.0
+    assert call.hops[0].cause_code == 16  # normal clearing, from the agent's BYE

@@ -126,7 +126,16 @@ def caller_scenario(
     )
 
 
-def _answer(ring_ms: int) -> str:
+def _answer(ring_ms: int, capture_dialog: bool = False) -> str:
+    """Ring, answer; with capture_dialog, keep From/To of the ACK for our own BYE."""
+    ack = '<recv request="ACK"/>'
+    if capture_dialog:
+        ack = (
+            '<recv request="ACK"><action>'
+            '<ereg regexp=".*" search_in="hdr" header="From:" assign_to="peer"/>'
+            '<ereg regexp=".*" search_in="hdr" header="To:" assign_to="me"/>'
+            "</action></recv>"
+        )
     return f"""<send><![CDATA[
       SIP/2.0 180 Ringing
       {_RESPONSE_HEADERS}
@@ -143,7 +152,7 @@ def _answer(ring_ms: int) -> str:
 
       {_SDP}
     ]]></send>
-  <recv request="ACK" optional="false"/>"""
+  {ack}"""
 
 
 _WAIT_BYE = f"""<recv request="BYE"/>
@@ -164,7 +173,7 @@ def agent_scenario(
     accept: answers, presses `dtmf` (RFC 2833) after dtmf_after_ms, then waits
     for BYE (or hangs up itself after talk_ms when talk_ms > 0).
     """
-    invite = '<recv request="INVITE" crlf="true"/>'
+    invite = '<recv request="INVITE" crlf="true" rrs="true"/>'
     if behaviour in ("busy", "reject"):
         code = "486 Busy Here" if behaviour == "busy" else "603 Decline"
         body = f"""{invite}
@@ -211,9 +220,9 @@ def agent_scenario(
   <send retrans="500"><![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_To:]
-      [last_From:]
-      [last_Call-ID:]
+      From: [$me]
+      To: [$peer]
+      Call-ID: [call_id]
       CSeq: 10 BYE
       Max-Forwards: 70
       Content-Length: 0
@@ -221,7 +230,7 @@ def agent_scenario(
   <recv response="200"/>
   <label id="done"/>"""
         body = f"""{invite}
-  {_answer(ring_ms)}
+  {_answer(ring_ms, capture_dialog=bool(talk_ms))}
   {_stream(speech)}
   <pause milliseconds="{dtmf_after_ms}"/>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>

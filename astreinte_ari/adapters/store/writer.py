@@ -157,10 +157,16 @@ class AuditWriter:
             try:
                 self.write_events(batch)
                 return True
-            except Exception:
+            except Exception as exc:
                 self.failed_attempts += 1
-                log.exception(
-                    "audit write failed (%d events kept, retry in %.1f s)", len(batch), delay
+                # An outage is expected operation (the journal holds the events): one
+                # line per retry, the full traceback only for the first failure.
+                log.warning(
+                    "audit write failed (%d events kept, retry in %.1f s): %s",
+                    len(batch),
+                    delay,
+                    str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+                    exc_info=self.failed_attempts == 1,
                 )
             if self._abort.wait(delay):
                 return False
