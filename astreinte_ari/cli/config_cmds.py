@@ -100,8 +100,7 @@ def secret_file_errors(config: AppConfig) -> list[str]:
     ):
         if path is not None and is_world_readable(path):
             errors.append(
-                f"{what} {path} is readable by every user of this machine; "
-                f"run: chmod 600 {path}"
+                f"{what} {path} is readable by every user of this machine; run: chmod 600 {path}"
             )
     return errors
 
@@ -211,8 +210,7 @@ def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
             extra = f", {shift.source}: {shift.reason or 'no reason given'}{asked}"
         layer = f" [{shift.layer}]" if len(team.rotas[rota_name].all_layers()) > 1 else ""
         print(
-            f"  rota {rota_name}{layer}: {shift.person_id} until "
-            f"{_local(shift.end, config)}{extra}"
+            f"  rota {rota_name}{layer}: {shift.person_id} until {_local(shift.end, config)}{extra}"
         )
 
 

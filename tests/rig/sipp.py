@@ -66,8 +66,7 @@ def caller_scenario(
     )
     pcap = DTMF_PCAP_DIR / "dtmf_2833_1.pcap"
     flood = "".join(
-        f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
-        '<pause milliseconds="250"/>'
+        f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop><pause milliseconds="250"/>'
         for _ in range(dtmf_flood)
     )
     stream = flood + stream
