@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-.venv/bin/ruff check astreinte_ari tests scripts
+.venv/bin/ruff check astreinte_ari tests scripts bench
+.venv/bin/ruff format --check astreinte_ari tests scripts bench
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -48,6 +48,10 @@ class CallFlow:
         self._hop: HopAttempt | None = None
 
     async def run(self) -> None:
+        self._emit_started()
+        await self._guarded(self._run_plan())
+
+    def _emit_started(self) -> None:
         rt, plan = self.rt, self.rt.plan
         rt.audit.emit(
             CallStarted(
@@ -61,7 +65,6 @@ class CallFlow:
                 at=self._started_at,
             )
         )
-        await self._guarded(self._run_plan())
 
     async def _guarded(self, body: Awaitable[None]) -> None:
         """Run the call's body; whatever happens, the call ends audited."""

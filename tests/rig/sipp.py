@@ -52,7 +52,13 @@ def _wrap(name: str, body: str) -> str:
 
 
 def caller_scenario(
-    *, number: str, name: str, hold_ms: int, speech: Path | None, dtmf_flood: int = 0
+    *,
+    number: str,
+    name: str,
+    hold_ms: int,
+    speech: Path | None,
+    dtmf_flood: int = 0,
+    target: str = "[service]",
 ) -> str:
     """Call the DID, stream speech, hang up after hold_ms unless hung up first.
 
@@ -74,10 +80,10 @@ def caller_scenario(
     return _wrap(
         "caller",
         f"""<send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      INVITE sip:{target}@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: {from_hdr}
-      To: <sip:[service]@[remote_ip]:[remote_port]>
+      To: <sip:{target}@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
       Contact: <sip:caller@[local_ip]:[local_port]>
