@@ -64,8 +64,8 @@ _BUSINESS_SETTINGS = ("hours", "holidays", "holiday_subdiv", "closures", "night"
 
 class BusinessHours(Frozen):
     hours: Mapping[DaySpec, Ranges] = Field(default_factory=dict)
-    holidays: str | None = None  # country code for public holidays, e.g. FR
-    holiday_subdiv: str | None = None  # e.g. "57" (Moselle) for FR
+    holidays: str | None = "FR"  # country code for public holidays; null: none
+    holiday_subdiv: str | None = None  # e.g. "57" (Moselle) or "alsace-moselle" for FR
     closures: tuple[date, ...] = ()  # company closure days, handled like holidays
     night: str | None = "20:00-08:00"  # null: no separate night period
 
@@ -83,6 +83,13 @@ class BusinessHours(Frozen):
             else:
                 hours[key] = value
         return {**rest, "hours": hours}
+
+    @field_validator("holiday_subdiv")
+    @classmethod
+    def _subdiv(cls, value: str | None) -> str | None:
+        # Alsace-Moselle keeps Good Friday and St Stephen's Day (local law).
+        aliases = {"alsace-moselle": "57", "alsace": "67", "moselle": "57"}
+        return aliases.get(value.strip().lower(), value) if value else value
 
     @field_validator("night")
     @classmethod

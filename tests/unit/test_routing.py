@@ -221,3 +221,31 @@ def test_every_planned_number_is_allowed(config: AppConfig, minutes: int) -> Non
             assert 5 <= hop.ring_timeout_s <= 30
         pairs = list(zip(plan.hops, plan.hops[1:], strict=False))
         assert all(a.person_id != b.person_id for a, b in pairs)
+
+
+@pytest.mark.parametrize(
+    ("business_hours", "day", "period"),
+    [
+        ({"mon-fri": "08:00-18:00"}, "2026-12-25 10:00", Period.HOLIDAY),  # France by default
+        ({"mon-fri": "08:00-18:00"}, "2026-04-03 10:00", Period.BUSINESS),  # Good Friday: no
+        (
+            {"mon-fri": "08:00-18:00", "holiday_subdiv": "alsace-moselle"},
+            "2026-04-03 10:00",
+            Period.HOLIDAY,  # Good Friday is a public holiday in Alsace-Moselle
+        ),
+        ({"mon-fri": "08:00-18:00", "holidays": None}, "2026-12-25 10:00", Period.BUSINESS),
+    ],
+    ids=["fr-default", "fr-good-friday", "alsace-moselle", "holidays-off"],
+)
+def test_public_holidays_france_by_default(
+    business_hours: dict[str, object], day: str, period: Period
+) -> None:
+    line = LineConfig.model_validate(
+        {
+            "name": "L",
+            "team": "t",
+            "business_hours": business_hours,
+            "after_hours": {"hops": [{"person": "p", "timeout": 20}]},
+        }
+    )
+    assert resolve_period(line, local(day), "Europe/Paris") is period
