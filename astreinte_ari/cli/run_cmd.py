@@ -24,6 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     from astreinte_ari.config.loader import ConfigError, load_config
     from astreinte_ari.wiring import StartupError, run_service
 
+    if not getattr(args, "verbose", False):
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty schema checks
     if not args.config:
         print("astreinte run: no configuration: give -c FILE or set ASTREINTE_CONFIG")
         return 2
