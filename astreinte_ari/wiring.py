@@ -24,6 +24,7 @@ from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
 from astreinte_ari.adapters.store.recovery import resume_point_for_channel
+from astreinte_ari.adapters.store.retention import keep_retention
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.callflow.recovery import ResumePoint
 from astreinte_ari.callflow.runtime import SoundLibrary
@@ -211,6 +212,9 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     fallback_task = asyncio.create_task(
         keep_fallback_published(client, lambda: live.current, utcnow)
     )
+    retention_task = asyncio.create_task(
+        keep_retention(engine, lambda: (live.current.retention, live.current.recordings_dir))
+    )
 
     # Events journaled before a crash are written before calls are resumed from them.
     with contextlib.suppress(TimeoutError):
@@ -254,8 +258,9 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     await watcher.stop()
     if metrics_server is not None:
         await metrics_server.close()
-    fallback_task.cancel()
-    await asyncio.gather(fallback_task, return_exceptions=True)
+    for task in (fallback_task, retention_task):
+        task.cancel()
+    await asyncio.gather(fallback_task, retention_task, return_exceptions=True)
     await client.close()
     await writer.flush()
     writer.close()

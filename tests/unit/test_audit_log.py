@@ -285,3 +285,31 @@ def test_calls_older_than_the_chain_are_accepted_and_only_them(blank_db_url: str
         assert "baseline" in str(verify(eng).first_broken)
     finally:
         eng.dispose()
+
+
+async def test_retention_is_also_scheduled_by_the_service(filled: Engine, tmp_path: Path) -> None:
+    """keep_retention runs at once (then every interval) with the live settings."""
+    from astreinte_ari.adapters.store.retention import keep_retention
+
+    recordings = tmp_path / "recordings"
+    (recordings / "2026" / "03").mkdir(parents=True)
+    wav = recordings / "2026" / "03" / "vm-sched.wav"
+    wav.write_bytes(b"RIFF fake wav")
+    await _write(
+        filled,
+        [
+            CallStarted("vm-sched", "+33180000000", "M", "night", "+33611", "Bob", "c", T0),
+            CallEnded("vm-sched", CallOutcome.VOICEMAIL, T0 + timedelta(seconds=30), "vm",
+                      voicemail_path=str(wav), voicemail_seconds=9.0),
+        ],
+    )  # fmt: skip
+    settings = (RetentionConfig(recordings_days=30), recordings)
+    task = asyncio.create_task(
+        keep_retention(filled, lambda: settings, clock=lambda: T0 + timedelta(days=40))
+    )
+    for _ in range(100):
+        if not wav.exists():
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert not wav.exists()

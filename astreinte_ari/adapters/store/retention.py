@@ -14,6 +14,7 @@ Only files under the configured recordings directory are ever deleted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -134,3 +135,28 @@ def _redact_caller_ids(
             result.caller_ids_redacted += len(ids)
         if len(ids) < BATCH:
             return
+
+
+async def keep_retention(
+    engine: Engine,
+    current: Callable[[], tuple[RetentionConfig, Path]],
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    interval_s: float = 6 * 3600,
+) -> None:
+    """The scheduled side of `astreinte retention run`: at start, then every interval."""
+    while True:
+        config, recordings_dir = current()
+        if config.recordings_days is not None or config.caller_id_days is not None:
+            try:
+                result = await asyncio.to_thread(
+                    run_retention, engine, config, recordings_dir, clock=clock
+                )
+                log.info(
+                    "retention: %d recording(s) deleted, %d caller ID(s) redacted",
+                    result.recordings_deleted,
+                    result.caller_ids_redacted,
+                )
+            except Exception:
+                log.exception("retention run failed; retried at the next interval")
+        await asyncio.sleep(interval_s)
