@@ -55,7 +55,11 @@ class OnCallService:
         app: str = "astreinte",
         resume_lookup: ResumeLookup | None = None,
         rate_limiter: CallerRateLimiter | None = None,
+        max_parallel_cascades: int | None = None,
     ) -> None:
+        self._admission = (
+            asyncio.Semaphore(max_parallel_cascades) if max_parallel_cascades else None
+        )
         self._rate_limiter = rate_limiter
         self._app = app
         self._resume_lookup = resume_lookup
@@ -172,7 +176,8 @@ class OnCallService:
             " [resumed after restart]" if recovered else "",
         )
         if not recovered:
-            self._spawn(self._run_flow(call_id, CallFlow(runtime, caller, self._voicemail)))
+            flow = CallFlow(runtime, caller, self._voicemail, self._admission)
+            self._spawn(self._run_flow(call_id, flow))
             return
         flow = ResumedCallFlow(runtime, caller, self._voicemail, point=resume)
         if bridged is not None:

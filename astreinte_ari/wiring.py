@@ -173,6 +173,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         app=config.ari.app,
         resume_lookup=resume_lookup,
         rate_limiter=_rate_limiter(config),
+        max_parallel_cascades=config.defaults.max_parallel_cascades,
     )
 
     async def on_message(data: dict[str, object]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -36,7 +37,15 @@ class CallClosed:
 
 
 class CallFlow:
-    def __init__(self, rt: CallRuntime, caller: Channel, voicemail: VoicemailSink) -> None:
+    def __init__(
+        self,
+        rt: CallRuntime,
+        caller: Channel,
+        voicemail: VoicemailSink,
+        admission: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.admission = admission
+        self._has_slot = False
         self.rt = rt
         self.caller = caller
         self.voicemail = voicemail
@@ -49,7 +58,46 @@ class CallFlow:
 
     async def run(self) -> None:
         self._emit_started()
-        await self._guarded(self._run_plan())
+        await self._guarded(self._run_admitted())
+
+    async def _run_admitted(self) -> None:
+        try:
+            await self._admit()
+            await self._run_plan()
+        finally:
+            self._release()
+
+    async def _admit(self) -> None:
+        """Take a cascade slot; during a burst, wait on hold for one."""
+        slots, rt = self.admission, self.rt
+        if slots is None:
+            return
+        if not slots.locked():
+            await slots.acquire()
+            self._has_slot = True
+            return
+        rt.transition(CallState.QUEUED, "every cascade slot busy: the caller waits on hold")
+        await rt.play_and_wait(rt.caller_channel_id, "astreinte-please-wait")
+        await self._start_ringback()
+        acquire = asyncio.ensure_future(slots.acquire())
+        try:
+            while not acquire.done():
+                # Poll, so that a caller who hangs up while waiting is noticed
+                # (CallerGone) without cancelling a pending queue read.
+                await rt.next_event(rt.deadline_in(0.2))
+        except BaseException:
+            if acquire.done() and not acquire.cancelled():
+                slots.release()
+            else:
+                acquire.cancel()
+            raise
+        self._has_slot = True
+        await self._stop_ringback()  # the announcement comes next
+
+    def _release(self) -> None:
+        if self._has_slot and self.admission is not None:
+            self._has_slot = False
+            self.admission.release()
 
     def _emit_started(self) -> None:
         rt, plan = self.rt, self.rt.plan
@@ -102,6 +150,7 @@ class CallFlow:
                 await self._talk(self._hop, result.agent_channel_id)
                 return
         self._hop = None
+        self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
         reason = plan.note or (
             f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
@@ -130,6 +179,7 @@ class CallFlow:
                 )
             )
             rt.caller_may_leave = True
+            self._release()  # the conversation does not hold a cascade slot
             self._accepted_by = hop.hop.person_id
             loop_start = rt.deadline_in(0)
             ended_by, cause, cause_text = await self._wait_for_end(agent_id)

@@ -7,6 +7,7 @@ import enum
 
 class CallState(enum.StrEnum):
     RECEIVED = "received"
+    QUEUED = "queued"  # too many cascades at once: waits on hold for a free slot
     ANNOUNCING = "announcing"
     DIALING = "dialing"  # an agent leg is being originated / is ringing
     AGENT_PROMPT = "agent_prompt"  # agent answered, hearing "press 1"

@@ -32,6 +32,15 @@ log = logging.getLogger("astreinte_ari.call")
 # Which state may follow which: anything else is a programming error.
 ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     CallState.RECEIVED: frozenset(
+        {
+            CallState.QUEUED,
+            CallState.ANNOUNCING,
+            CallState.DIALING,
+            CallState.VOICEMAIL_GREETING,
+            CallState.ENDED,
+        }
+    ),
+    CallState.QUEUED: frozenset(
         {CallState.ANNOUNCING, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
     ),
     CallState.ANNOUNCING: frozenset(

@@ -158,6 +158,9 @@ class Defaults(Frozen):
     accept_timeout: int = Field(10, ge=3, le=60)
     voicemail: VoicemailDefaults = VoicemailDefaults()
     caller_rate_limit: CallerRateLimit | None = CallerRateLimit()  # null disables it
+    # Calls in announcement / ringing at once; more wait on hold ("please hold")
+    # instead of loading the PBX during a burst (an outage makes everyone call).
+    max_parallel_cascades: int | None = Field(100, ge=1, le=10000)
 
 
 class Person(Frozen):

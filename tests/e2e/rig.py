@@ -32,7 +32,13 @@ ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
 def e2e_config(
-    *, ari_url: str, db_url: str, recordings: Path, rate_limit: int = 50, metrics_port: int = 0
+    *,
+    ari_url: str,
+    db_url: str,
+    recordings: Path,
+    rate_limit: int = 50,
+    metrics_port: int = 0,
+    max_parallel: int = 100,
 ) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
@@ -49,6 +55,7 @@ defaults:
   accept_timeout: 4
   voicemail: {{max_duration: 10, max_silence: 3}}
   caller_rate_limit: {{max_calls: {rate_limit}, window_minutes: 10}}
+  max_parallel_cascades: {max_parallel}
 lines:
   "{LINE_FULL}":
     name: Maintenance E2E
