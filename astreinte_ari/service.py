@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -230,9 +231,23 @@ class OnCallService:
         self._spawn(self._play_then_hangup(caller.id, media))
 
     async def _play_then_hangup(self, channel_id: str, media: str) -> None:
-        await self._port.play(channel_id, media, f"astreinte-pb-{uuid.uuid4().hex[:16]}")
-        await asyncio.sleep(6)
-        await self._port.hangup(channel_id)
+        """Play one prompt, hang up when it ends (or the caller leaves first)."""
+        session = self.open_session()
+        playback_id = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
+        session.bind(channel_id)
+        session.bind(playback_id)
+        try:
+            if await self._port.play(channel_id, media, playback_id):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(30):
+                        while not isinstance(
+                            await session.events.get(),
+                            PlaybackFinished | ChannelHungUp | ChannelLeft,
+                        ):
+                            pass
+            await self._port.hangup(channel_id)
+        finally:
+            session.close()
 
     async def _reconcile(self, snapshot: Resynced) -> None:
         """After a (re)connection: events sent meanwhile are lost, so compare."""

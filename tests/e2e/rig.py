@@ -249,6 +249,13 @@ def _even_free_port() -> int:
     return 40000 + (uuid.uuid4().int % 5000) * 2
 
 
+def finish(*runs: SippRun, timeout: float = 90) -> None:
+    """Every sipp phone ended its scenario successfully."""
+    for run in runs:
+        code = run.wait(timeout)
+        assert code == 0, f"sipp {run.name} exited {code}:\n{run.output()}"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,12 +24,11 @@ from tests.e2e.rig import (
     SUP,
     E2ERig,
     ServiceProcess,
+    finish,
     now_utc,
 )
 
 pytestmark = pytest.mark.e2e
-
-CALL_TIMEOUT = 90
 
 
 def _states(call: CallDetail) -> list[str]:
@@ -39,19 +39,13 @@ def _outcomes(call: CallDetail) -> list[tuple[str, str | None]]:
     return [(h.person_id, h.outcome) for h in call.hops]
 
 
-def _finish(*runs: object) -> None:
-    for run in runs:
-        code = run.wait(CALL_TIMEOUT)  # type: ignore[attr-defined]
-        assert code == 0, f"sipp {run.name} exited {code}:\n{run.output()}"  # type: ignore[attr-defined]
-
-
 def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
     agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1200))
     caller = rig.call(LINE_FULL, hold_ms=14000, caller="+33199000001")
     bridged = rig.wait_for_bridge("astreinte-agent-")  # caller and agent, for real
     assert any(not c.startswith("astreinte-") for c in bridged), bridged
-    _finish(caller, agent)
+    finish(caller, agent)
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "accepted", call.outcome_detail
     assert _outcomes(call) == [("p1", "accepted")]
@@ -78,7 +72,7 @@ def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: Servi
     first = rig.phone(P1, rig.agent("noanswer"))
     supervisor = rig.phone(SUP, rig.agent("accept"))
     caller = rig.call(LINE_SHORT, hold_ms=24000)
-    _finish(caller, first, supervisor)
+    finish(caller, first, supervisor)
     call = service.wait_for_call(since, LINE_SHORT)
     assert call.outcome == "accepted", call.outcome_detail
     assert _outcomes(call) == [("p1", "no_answer"), ("sup", "accepted")]
@@ -92,7 +86,7 @@ def test_busy_goes_to_next_hop_at_once(rig: E2ERig, service: ServiceProcess) -> 
     busy = rig.phone(P1, rig.agent("busy"))
     second = rig.phone(P2, rig.agent("accept"))
     caller = rig.call(LINE_FULL, hold_ms=16000)
-    _finish(caller, busy, second)
+    finish(caller, busy, second)
     call = service.wait_for_call(since, LINE_FULL)
     assert _outcomes(call) == [("p1", "busy"), ("p2", "accepted")]
     assert call.hops[0].cause_code == 17
@@ -107,7 +101,7 @@ def test_answer_without_key_is_not_accepted(rig: E2ERig, service: ServiceProcess
     voicemail_like = rig.phone(P1, rig.agent("silent"))
     second = rig.phone(P2, rig.agent("accept"))
     caller = rig.call(LINE_FULL, hold_ms=26000)
-    _finish(caller, voicemail_like, second)
+    finish(caller, voicemail_like, second)
     call = service.wait_for_call(since, LINE_FULL)
     assert _outcomes(call) == [("p1", "not_accepted"), ("p2", "accepted")]
     assert call.hops[0].answered_at is not None
@@ -121,7 +115,7 @@ def test_every_hop_fails_then_voicemail_is_recorded(rig: E2ERig, service: Servic
     reject = rig.phone(P2, rig.agent("reject"))
     # Nothing answers on the supervisor's mobile: unreachable within the hop timeout.
     caller = rig.call(LINE_FULL, hold_ms=60000)
-    _finish(caller, busy, reject)
+    finish(caller, busy, reject)
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "voicemail", call.outcome_detail
     assert [o for _, o in _outcomes(call)] == ["busy", "rejected", "unreachable"]
@@ -139,7 +133,7 @@ def test_caller_hangs_up_while_agent_rings(rig: E2ERig, service: ServiceProcess)
     ringing = rig.phone(P1, rig.agent("noanswer"))
     # The announcement lasts ~6.7 s; hang up ~2 s into the first hop's ringing.
     caller = rig.call(LINE_FULL, hold_ms=9000)
-    _finish(caller, ringing)  # the phone got a CANCEL: the leg was torn down
+    finish(caller, ringing)  # the phone got a CANCEL: the leg was torn down
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "abandoned", call.outcome_detail
     assert "dialing" in (call.outcome_detail or "")
@@ -171,9 +165,20 @@ def test_agent_hangs_up_first_caller_is_released(rig: E2ERig, service: ServicePr
     since = now_utc()
     agent = rig.phone(P1, rig.agent("accept", talk_ms=4000))  # the agent ends the call
     caller = rig.call(LINE_FULL, hold_ms=40000)  # would stay much longer
-    _finish(caller, agent)  # the caller got a BYE from the PBX: torn down for it
+    finish(caller, agent)  # the caller got a BYE from the PBX: torn down for it
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "accepted", call.outcome_detail
     assert "ended by agent" in (call.outcome_detail or "")
     assert call.talk_seconds is not None and 2.0 < call.talk_seconds < 8.0
     assert call.hops[0].cause_code == 16  # normal clearing, from the agent's BYE
+
+
+def test_unknown_did_is_told_hung_up_and_audited(rig: E2ERig, service: ServiceProcess) -> None:
+    since = now_utc()
+    caller = rig.call("+33180009999", hold_ms=30000)  # hangs up itself only after 30 s
+    started = time.monotonic()
+    finish(caller)  # the PBX hung up on it: after the prompt, not after 30 s
+    assert time.monotonic() - started < 15
+    call = service.wait_for_call(since, "+33180009999")
+    assert call.outcome == "failed" and call.hops == ()
+    assert "no line configured" in (call.outcome_detail or "")

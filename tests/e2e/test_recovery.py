@@ -12,16 +12,9 @@ import time
 
 import pytest
 
-from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, now_utc
+from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, finish, now_utc
 
 pytestmark = pytest.mark.e2e
-CALL_TIMEOUT = 90
-
-
-def _finish(*runs: object) -> None:
-    for run in runs:
-        code = run.wait(CALL_TIMEOUT)  # type: ignore[attr-defined]
-        assert code == 0, f"sipp {run.name} exited {code}:\n{run.output()}"  # type: ignore[attr-defined]
 
 
 def _wait_agent_ringing(rig: E2ERig, timeout: float = 20.0) -> None:
@@ -46,7 +39,7 @@ def test_bridged_call_survives_a_crash_and_is_reattached(
     restartable.start()
     # The caller hangs up at the end: the agent gets a BYE only if the new
     # process re-attached the call and tore the other side down.
-    _finish(caller, agent)
+    finish(caller, agent)
     call = restartable.wait_for_call(since, LINE_FULL)
     assert call.outcome == "accepted", call.outcome_detail
     assert "re-attached" in (call.outcome_detail or "")
@@ -66,7 +59,7 @@ def test_waiting_caller_gets_next_hop_after_a_crash(
     _wait_agent_ringing(e2e_rig)
     restartable.signal(signal.SIGKILL)  # crash while the first agent's phone rings
     restartable.start()
-    _finish(caller, ringing, second)  # first phone: CANCEL; second: answers, presses 1
+    finish(caller, ringing, second)  # first phone: CANCEL; second: answers, presses 1
     call = restartable.wait_for_call(since, LINE_FULL)
     assert call.outcome == "accepted", call.outcome_detail
     assert [(h.person_id, h.outcome) for h in call.hops] == [
@@ -87,7 +80,7 @@ def test_sigterm_lets_the_bridged_call_finish(e2e_rig: E2ERig, restartable: Serv
     assert restartable.process is not None and restartable.process.poll() is None, (
         "the service must wait for the call in progress"
     )
-    _finish(caller, agent)
+    finish(caller, agent)
     assert restartable.process.wait(15) == 0
     restartable.process = None
     engine_proc = ServiceProcess(

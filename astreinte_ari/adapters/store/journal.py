@@ -201,14 +201,11 @@ class JournaledAuditWriter:
                 return
 
     def _journal_and_hand_over(self, batch: list[AuditEvent]) -> None:
-        while True:
-            try:
-                self.journal.append(batch)
-                break
-            except OSError:
-                # Disk full or failing: keep going in memory rather than stall calls.
-                log.exception("audit journal append failed; events kept in memory only")
-                break
+        try:
+            self.journal.append(batch)
+        except OSError:
+            # Disk full or failing: keep going in memory rather than stall calls.
+            log.exception("audit journal append failed; events kept in memory only")
         for event in batch:
             self._writer.emit(event)
         with self._lock:
