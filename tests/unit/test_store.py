@@ -108,7 +108,8 @@ def test_migrations_apply_and_are_idempotent(blank_db_url: str) -> None:
         tables = set(inspect(eng).get_table_names())
         assert {"calls", "hops", "call_transitions", "alembic_version"} <= tables
         indexed = {tuple(ix["column_names"]) for ix in inspect(eng).get_indexes("calls")}
-        assert {("started_at",), ("did", "started_at"), ("outcome", "started_at")} <= indexed
+        report = ("started_at", "outcome", "answered_at", "talk_seconds", "id")
+        assert {report, ("did", "started_at"), ("outcome", "started_at")} <= indexed
     finally:
         eng.dispose()
 

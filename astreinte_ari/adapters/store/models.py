@@ -87,7 +87,8 @@ class Call(Base):
 
     __table_args__ = (
         # What auditors ask: "last night's calls", "calls on line X", "unanswered".
-        Index("ix_calls_started_at", "started_at"),
+        # Reports read calls by start time and need only these columns (0005).
+        Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),
         Index("ix_calls_did_started_at", "did", "started_at"),
         Index("ix_calls_outcome_started_at", "outcome", "started_at"),
     )
@@ -97,7 +98,7 @@ class Hop(Base):
     __tablename__ = "hops"
 
     id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("calls.id"), index=True)
+    call_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("calls.id"))
     seq: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(Text)
     person_id: Mapped[str] = mapped_column(Text)
@@ -112,6 +113,9 @@ class Hop(Base):
     cause_code: Mapped[int | None] = mapped_column(Integer)
     cause_text: Mapped[str | None] = mapped_column(Text)
     dtmf: Mapped[str | None] = mapped_column(Text)
+
+    # Per-hop report counts come from this index alone (0005); also "hops of a call".
+    __table_args__ = (Index("ix_hops_report", "call_id", "seq", "person_id", "outcome"),)
 
 
 class CallTransition(Base):
