@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
-import holidays as holidays_lib
 from pydantic import Field, field_validator, model_validator
 
 from astreinte_ari.config import timespec
@@ -20,6 +19,7 @@ from astreinte_ari.config.fields import (
     SoundName,
     check_sound,
 )
+from astreinte_ari.public_holidays import country_holidays
 
 
 class HopConfig(Frozen):
@@ -110,7 +110,7 @@ class BusinessHours(Frozen):
                 seen[day] = spec
         if self.holidays is not None:
             try:
-                holidays_lib.country_holidays(self.holidays, subdiv=self.holiday_subdiv)
+                country_holidays(self.holidays, subdiv=self.holiday_subdiv)
             except NotImplementedError as exc:
                 raise ValueError(f"public holidays: {exc}") from None
         elif self.holiday_subdiv is not None:

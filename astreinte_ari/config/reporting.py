@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import holidays as holidays_lib
 from pydantic import Field, field_validator
 
 from astreinte_ari.config.fields import Frozen
+from astreinte_ari.public_holidays import country_holidays
 
 _RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -70,7 +70,7 @@ class CompensationConfig(Frozen):
     def _holidays(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                holidays_lib.country_holidays(value)
+                country_holidays(value)
             except NotImplementedError as exc:
                 raise ValueError(f"public holidays: {exc}") from None
         return value

@@ -14,11 +14,11 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-import holidays as holidays_lib
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from astreinte_ari.config import rotaspec, timespec
 from astreinte_ari.config.fields import DaySpec, Frozen, Ranges
+from astreinte_ari.public_holidays import country_holidays
 
 RuleLevel = Literal["off", "warning", "error"]
 SUBDIV_ALIASES = {"alsace-moselle": "57", "alsace": "6AE", "moselle": "57"}
@@ -243,7 +243,7 @@ class HolidayCalendar(Frozen):
                 raise ValueError("subdiv needs a country")
             return self
         try:
-            holidays_lib.country_holidays(self.country, subdiv=self.subdiv)
+            country_holidays(self.country, subdiv=self.subdiv)
         except NotImplementedError as exc:
             raise ValueError(f"public holidays: {exc}") from None
         return self

@@ -10,10 +10,9 @@ from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
-
 from astreinte_ari.config.model import BusinessHours, LineConfig
 from astreinte_ari.config.timespec import in_wrapping_range
+from astreinte_ari.public_holidays import country_holidays
 from astreinte_ari.routing.plan import Period
 
 _SATURDAY = 5
@@ -22,7 +21,7 @@ _SATURDAY = 5
 @lru_cache(maxsize=64)
 def _public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
     # Cached per year: resolve_period runs for every incoming call.
-    return frozenset(holidays_lib.country_holidays(country, subdiv=subdiv, years=year))
+    return frozenset(country_holidays(country, subdiv=subdiv, years=year))
 
 
 def is_holiday(hours: BusinessHours, day: date) -> bool:

@@ -19,10 +19,9 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
-
 from astreinte_ari.config.model import TeamConfig
 from astreinte_ari.config.rotas import HolidayCalendar
+from astreinte_ari.public_holidays import country_holidays
 from astreinte_ari.schedule.layers import CompiledLayer, local_to_utc
 
 ShiftSource = Literal["rotation", "swap", "override", "holiday", "closure"]
@@ -43,7 +42,7 @@ class Assignment:
 
 @lru_cache(maxsize=256)
 def public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
-    return frozenset(holidays_lib.country_holidays(country, subdiv=subdiv, years=year))
+    return frozenset(country_holidays(country, subdiv=subdiv, years=year))
 
 
 def is_public_holiday(calendar: HolidayCalendar, day: date) -> bool:

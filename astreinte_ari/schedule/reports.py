@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from astreinte_ari.config.model import TeamConfig
 from astreinte_ari.schedule.engine import is_public_holiday
 from astreinte_ari.schedule.layers import local_to_utc
@@ -136,6 +134,8 @@ def ical_feed(
 ) -> bytes:
     """An iCalendar feed (RFC 5545) of the shifts, in the team's zone with VTIMEZONE."""
     zone = _zone(team)
+    import icalendar  # here, not at the top: `astreinte run` loads this module (~1.5 MB)
+
     cal = icalendar.Calendar()
     cal.add("prodid", "-//astreinte-ari//rota//FR")
     cal.add("version", "2.0")

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, make_url
 
 from astreinte_ari.adapters.store.migrate import (
+    SCHEMA_HEAD,
     DatabaseNotMigrated,
     create_db_engine,
     current_revision,
@@ -95,6 +98,20 @@ async def write_all(engine: Engine, events: list[AuditEvent]) -> None:
 
 
 # -- migrations ------------------------------------------------------------------
+
+
+def test_schema_head_constant_is_alembics_head() -> None:
+    # The service checks the schema against SCHEMA_HEAD without Alembic: a new
+    # migration must bump it, or the service would refuse every migrated database.
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_service_path_does_not_import_alembic() -> None:
+    code = (
+        "import sys, astreinte_ari.wiring, astreinte_ari.cli.run_cmd; "
+        "sys.exit(1 if 'alembic' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_migrations_apply_and_are_idempotent(blank_db_url: str) -> None:
