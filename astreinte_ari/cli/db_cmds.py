@@ -1,4 +1,4 @@
-"""`astreinte db upgrade|current` and `astreinte calls list|show`.
+"""`astreinte db upgrade|current` and `astreinte calls list|show` (timeline: call_timeline).
 
 The database comes from `--url`, else from the configuration given with `-c`
 (or the ASTREINTE_CONFIG environment variable).
@@ -182,12 +182,6 @@ def _duration(seconds: float | None) -> str:
     return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
 
-def _offset(start: datetime, value: datetime | None) -> str:
-    if value is None:
-        return "-"
-    return f"+{(value - start).total_seconds():.1f}s"
-
-
 def _caller(number: str, name: str) -> str:
     if number and name:
         return f"{number} ({name})"
@@ -345,52 +339,9 @@ def _cmd_calls_show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(call.to_json_dict(), indent=2, ensure_ascii=False))
             return EXIT_OK
-        for line in _timeline(call):
-            print(line)
+        from astreinte_ari.cli.call_timeline import print_call  # rich: only when needed
+
+        print_call(call, sys.stdout)
         return EXIT_OK
 
     return _run(args, body)
-
-
-def _timeline(call: Any) -> list[str]:
-    start: datetime = call.started_at
-    lines = [
-        f"call     {call.id}",
-        f"line     {call.line_name} ({call.did})",
-        f"caller   {_caller(call.caller_number, call.caller_name)}",
-        f"period   {call.period}",
-        f"started  {_local(start)} (local time)",
-        f"outcome  {call.outcome or '(in progress)'}"
-        + (f" - {call.outcome_detail}" if call.outcome_detail else ""),
-        f"answered {_offset(start, call.answered_at)}   wait {_duration(call.wait_seconds)}"
-        f"   talk {_duration(call.talk_seconds)}   ended {_offset(start, call.ended_at)}",
-    ]
-    if call.accepted_person_id:
-        lines.append(f"taken by {call.accepted_person_id} (hop {call.accepted_hop_id})")
-    if call.voicemail_path:
-        lines.append(f"voicemail {call.voicemail_path} ({_duration(call.voicemail_seconds)})")
-    lines.append("")
-    lines.append(f"hops ({len(call.hops)}), times from call start:")
-    for hop in call.hops:
-        cause = "-" if hop.cause_code is None else str(hop.cause_code)
-        if hop.cause_text:
-            cause += f" {hop.cause_text}"
-        lines.append(f"  #{hop.seq} {hop.label}: {hop.person_name} [{hop.person_id}] {hop.number}")
-        lines.append(
-            f"     started {_offset(start, hop.started_at)}"
-            f"  ringing {_offset(start, hop.ringing_at)}"
-            f"  answered {_offset(start, hop.answered_at)}"
-            f"  accepted {_offset(start, hop.accepted_at)}  ended {_offset(start, hop.ended_at)}"
-        )
-        lines.append(
-            f"     outcome {hop.outcome or '(in progress)'}  cause {cause}"
-            f"  dtmf {hop.dtmf if hop.dtmf else '-'}"
-        )
-    lines.append("")
-    lines.append(f"transitions ({len(call.transitions)}):")
-    for tr in call.transitions:
-        lines.append(
-            f"  {tr.seq:>3} {_offset(start, tr.at):>9}  {tr.from_state} -> {tr.to_state}"
-            + (f"  ({tr.reason})" if tr.reason else "")
-        )
-    return lines

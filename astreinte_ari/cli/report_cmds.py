@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 from astreinte_ari.cli.audit_cmds import _load_config
 from astreinte_ari.cli.db_cmds import (
     EXIT_OK,
-    _CommandError,
+    EXIT_USAGE,
+    _config_path,
     _open_checked,
     _run,
     _UsageError,
@@ -83,15 +84,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
+    # Usage errors first: they need neither the database nor the configuration.
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        print(f"astreinte: --month: expected YYYY-MM with a month from 01 to 12, "
+              f"got {args.month!r}", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if not _config_path(args):
+        print("astreinte: statement needs the configuration (rotas, people, compensation "
+              "rates): use -c CONFIG (or set ASTREINTE_CONFIG)", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+
     def body(url: str) -> int:
         from astreinte_ari.reports import statement as st
         from astreinte_ari.schedule.rota import shifts
 
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
-            raise _UsageError(f"--month: expected YYYY-MM, got {args.month!r}")
         config = _load_config(args)
-        if config is None:
-            raise _CommandError("statement needs the configuration (rotas, rates): -c CONFIG")
         zone = ZoneInfo(config.timezone)
         start, end = st.month_bounds(args.month, zone)
         periods: dict[str, list[st.Period]] = {}
@@ -101,10 +108,12 @@ def _cmd_statement(args: argparse.Namespace) -> int:
                     period = st.Period(max(shift.start, start), min(shift.end, end), team_name,
                                        rota_name, shift.source)  # fmt: skip
                     periods.setdefault(shift.person_id, []).append(period)
-        people = [args.person] if args.person else sorted(periods)
         engine = _open_checked(url, args)
         statements = []
         try:
+            # Everyone on call, and whoever intervened without being on a rota.
+            everyone = set(periods) | st.people_with_interventions(engine, start, end)
+            people = [args.person] if args.person else sorted(everyone)
             for person in people:
                 statement = st.Statement(person, args.month, config.compensation.currency)
                 statement.periods = sorted(periods.get(person, []), key=lambda p: p.start)

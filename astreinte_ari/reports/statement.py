@@ -2,7 +2,8 @@
 
 Periods come from the resolved rota (`schedule.rota.shifts`, overrides
 included); interventions are accepted hops from the audit store (accept ->
-hang-up). The arithmetic (`compensate`) is pure and table-tested.
+hang-up) and answered call-backs (answer -> hang-up). The arithmetic
+(`compensate`) is pure and table-tested.
 
 Compensation (config `compensation:`):
   per_period x number of periods
@@ -23,11 +24,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, and_, or_, select
 
 from astreinte_ari.adapters.store.models import Hop
 from astreinte_ari.config.reporting import CompensationConfig
+from astreinte_ari.public_holidays import country_holidays
+
+# Label of the hop a voice alert writes when the agent presses 2 to call the caller
+# back (adapters/notify/voice.py): paid as an intervention from the caller's answer.
+CALL_BACK_LABEL = "call-back"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,7 @@ class Period:
 @dataclass(frozen=True, slots=True)
 class Intervention:
     call_id: str
-    start: datetime  # UTC: when the agent accepted
+    start: datetime  # UTC: when the agent accepted (a call-back: when the caller answered)
     end: datetime
 
 
@@ -74,7 +79,7 @@ def month_bounds(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
 def _holiday_days(config: CompensationConfig, years: Iterable[int]) -> set[date]:
     if config.holidays is None:
         return set()
-    found = holidays_lib.country_holidays(
+    found = country_holidays(
         config.holidays, subdiv=config.holiday_subdiv, years=sorted(set(years))
     )
     return set(found)
@@ -158,19 +163,34 @@ def compensate(statement: Statement, zone: ZoneInfo, config: CompensationConfig)
     }
 
 
+def _intervention_hops(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Accepted hops accepted in [start, end), and call-backs answered in it."""
+    return or_(
+        and_(Hop.outcome == "accepted", Hop.accepted_at >= start, Hop.accepted_at < end),
+        and_(Hop.label == CALL_BACK_LABEL, Hop.outcome == "connected",
+             Hop.answered_at >= start, Hop.answered_at < end),
+    )  # fmt: skip
+
+
 def interventions(
     engine: Engine, person: str, start: datetime, end: datetime
 ) -> list[Intervention]:
-    """Accepted hops of `person` accepted in [start, end)."""
-    stmt = (
-        select(Hop.call_id, Hop.accepted_at, Hop.ended_at)
-        .where(Hop.person_id == person, Hop.outcome == "accepted")
-        .where(Hop.accepted_at >= start, Hop.accepted_at < end)
-        .order_by(Hop.accepted_at)
+    """Interventions of `person` starting in [start, end): accept (or the called-back
+    caller answering) -> hang-up."""
+    stmt = select(Hop.call_id, Hop.accepted_at, Hop.answered_at, Hop.ended_at).where(
+        Hop.person_id == person, _intervention_hops(start, end)
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    return [Intervention(c, a, e or a) for c, a, e in rows]
+    found = [Intervention(c, a or b, e or a or b) for c, a, b, e in rows]
+    return sorted(found, key=lambda item: item.start)
+
+
+def people_with_interventions(engine: Engine, start: datetime, end: datetime) -> set[str]:
+    """Whoever intervened in [start, end), on a rota or not (e.g. a supervisor hop)."""
+    stmt = select(Hop.person_id).where(_intervention_hops(start, end)).distinct()
+    with engine.connect() as conn:
+        return set(conn.scalars(stmt))
 
 
 def to_csv(statements: list[Statement], zone: ZoneInfo) -> str:

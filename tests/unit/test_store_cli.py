@@ -113,30 +113,93 @@ def test_calls_list_filters_and_json(filled_url: str, capsys: pytest.CaptureFixt
     assert code == 2 and "ISO 8601" in err
 
 
-def test_calls_show_timeline(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+_TIMELINE = "timeline (offset from the call's start, local time)"
+
+
+def _squashed(text: str) -> list[str]:
+    """Output lines with runs of blanks made single: table columns align with spaces."""
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+def _table_rows(lines: list[str], title: str) -> list[str]:
+    """Header and data rows of the table titled `title`, up to the next table."""
+    start = lines.index(title) + 1
+    rows: list[str] = []
+    for line in lines[start:]:
+        if line.startswith(("hops (", "timeline (")):
+            break
+        if line and set(line) != {"─"}:
+            rows.append(line)
+    return rows
+
+
+def test_calls_show_timeline(
+    filled_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # would make rich colour a pipe
+        monkeypatch.delenv(name, raising=False)
     code, out, _ = run(capsys, "calls", "show", CALL_ID[:6], "--url", filled_url)
     assert code == 0
-    for expected in (
-        f"call     {CALL_ID}",
-        "line     Maintenance (+33180000000)",
-        "caller   +33612345678 (ACME Corp)",
-        "period   after_hours",
-        "outcome  accepted - accepted by sup (hop 3)",
-        "wait 44s",
-        "taken by sup (hop 5f1c2d3e-hop-3)",
-        "#1 primary: Alice Martin [alice] +33611111111",
-        "outcome busy  cause 17 User busy  dtmf -",
-        "#2 secondary: Bob Durand [bob] +33622222222",
-        "started +7.0s  ringing +8.0s  answered -  accepted -  ended +33.0s",
-        "outcome no_answer  cause 0 Normal, unspecified",
-        "#3 supervisor: Sam Chef [sup] +33633333333",
-        "started +33.0s  ringing +34.0s  answered +40.0s  accepted +44.0s  ended +44.0s",
-        "outcome accepted  cause -  dtmf 1",
-        "transitions (5):",
-        "received -> announcing  (after hours)",
-        "+109.5s  bridged -> ended  (caller hung up)",
-    ):
-        assert expected in out, expected
+    assert "\x1b" not in out  # captured output is not a terminal: no colour codes
+    lines = _squashed(out)
+    local_start = T0.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert lines[:8] == [
+        f"call {CALL_ID}",
+        "line Maintenance (+33180000000)",
+        "caller +33612345678 (ACME Corp)",
+        "period after_hours",
+        f"started {local_start} (local time)",
+        "outcome accepted - accepted by sup (hop 3)",
+        "wait/talk wait 44s, talk 1m06s",
+        "taken by sup (hop #3)",
+    ]
+    assert _table_rows(lines, "hops (3)") == [
+        "# label person number outcome cause dtmf ring",
+        "1 primary Alice Martin [alice] +33611111111 busy 17 User busy - 1s",
+        "2 secondary Bob Durand [bob] +33622222222 no_answer 0 Normal, unspecified - 26s",
+        "3 supervisor Sam Chef [sup] +33633333333 accepted - 1 7s",
+    ]
+
+    def clock(seconds: float) -> str:
+        return at(seconds).astimezone().strftime("%H:%M:%S")
+
+    timeline = _table_rows(lines, _TIMELINE)
+    assert timeline == [
+        "offset time source event detail",
+        f"+0.0s {clock(0)} call started +33612345678 (ACME Corp) called Maintenance "
+        "(+33180000000), period after_hours",
+        f"+0.5s {clock(0.5)} state received -> announcing after hours",
+        f"+6.0s {clock(6)} hop #1 rung primary: Alice Martin [alice] +33611111111",
+        f"+6.0s {clock(6)} state announcing -> dialing announcement done",
+        f"+7.0s {clock(7)} hop #1 ended: busy cause 17 User busy",
+        f"+7.0s {clock(7)} hop #2 rung secondary: Bob Durand [bob] +33622222222",
+        f"+8.0s {clock(8)} hop #2 ringing",
+        f"+33.0s {clock(33)} hop #2 ended: no_answer cause 0 Normal, unspecified",
+        f"+33.0s {clock(33)} hop #3 rung supervisor: Sam Chef [sup] +33633333333",
+        f"+34.0s {clock(34)} hop #3 ringing",
+        f"+40.0s {clock(40)} hop #3 answered",
+        f"+40.0s {clock(40)} state dialing -> agent_prompt agent answered",
+        f"+44.0s {clock(44)} hop #3 accepted dtmf 1",
+        f"+44.0s {clock(44)} hop #3 ended: accepted dtmf 1",
+        f"+44.0s {clock(44)} state agent_prompt -> bridged accepted",
+        f"+44.0s {clock(44)} call answered connected to sup after 44s",
+        f"+109.5s {clock(109.5)} state bridged -> ended caller hung up",
+        f"+109.5s {clock(109.5)} call ended: accepted accepted by sup (hop 3); talk 1m06s",
+    ]
+
+
+def test_calls_show_voicemail_call(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "calls", "show", "vm-call-1", "--url", filled_url)
+    assert code == 0
+    lines = _squashed(out)
+    assert "outcome voicemail - voicemail after 3 hops" in lines
+    assert "voicemail /var/spool/vm/vm-call-1.wav (21s)" in lines
+    assert _table_rows(lines, "hops (0)") == ["# label person number outcome cause dtmf ring"]
+    assert [line.split(" ", 3)[2:] for line in _table_rows(lines, _TIMELINE)[1:]] == [
+        ["call", "started +33699999999 called Chauffage (+33180000099), period night"],
+        ["call", "voicemail /var/spool/vm/vm-call-1.wav (21s)"],
+        ["call", "ended: voicemail voicemail after 3 hops"],
+    ]
 
 
 def test_calls_show_json_and_errors(filled_url: str, capsys: pytest.CaptureFixture[str]) -> None:

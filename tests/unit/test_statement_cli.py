@@ -1,0 +1,358 @@
+"""`astreinte statement` end to end: a real YAML configuration, a migrated audit
+database written by the real AuditWriter, the CLI, and figures worked out by
+hand from the rota below (not by the statement module).
+
+May 2026, Europe/Paris (UTC+2 all month). French public holidays in May:
+Fri 1 (Labour Day), Fri 8 (Victory Day), Thu 14 (Ascension), Mon 25 (Whit Monday).
+Rota `primary`: weekly, handoff Fri 18:00, first handoff Fri 2026-01-02 to
+alice, then bob, alternately. May 1 18:00 is 119 days (17 weeks) after that
+first handoff, so bob takes over then: alice holds Apr 24-May 1, May 8-15 and
+May 22-29; bob May 1-8, May 15-22 and May 29-Jun 5 (18:00 to 18:00).
+Override: carol holds alice's night of Tue May 12 20:00 - Wed May 13 08:00.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import itertools
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from astreinte_ari import cli
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.callflow.audit_events import (
+    AuditEvent,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    HopEnded,
+    HopProgress,
+    HopStarted,
+    StateChanged,
+)
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from tests.unit.test_store import write_all
+
+PARIS = ZoneInfo("Europe/Paris")
+LINE = "+33180000000"
+
+CONFIG = """\
+timezone: Europe/Paris
+ari: {url: "http://127.0.0.1:8088", username: astreinte, app: astreinte}
+trunk: {dial: "PJSIP/{number}", caller_id: "+33180000000", allowed_prefixes: ["+336"]}
+lines:
+  "+33180000000":
+    name: Maintenance
+    team: maintenance
+    after_hours:
+      hops:
+        - {rota: primary, timeout: 20}
+        - {person: sup, label: supervisor, timeout: 20}
+      finally: voicemail
+teams:
+  maintenance:
+    people:
+      alice: {name: Alice Martin, mobile: "+33611111111"}
+      bob: {name: Bob Durand, mobile: "+33622222222"}
+      carol: {name: Carol Petit, mobile: "+33633333333"}
+      sup: {name: Sam Chef, mobile: "+33644444444"}
+    rotas:
+      primary: {every: week, handoff: "fri 18:00", start: 2026-01-02, people: [alice, bob]}
+    overrides:
+      - {rota: primary, person: carol, from: "2026-05-12 20:00", to: "2026-05-13 08:00",
+         requested_by: alice, reason: "dentist"}
+compensation:
+  currency: EUR
+  per_period: 10
+  on_call_hourly: {weekday: 1.50, weekend: 2.50, holiday: 3.00}
+  intervention_hourly: 30
+  majorations: {night: 0.25, weekend: 0.50, holiday: 1.00}
+  night: "22:00-06:00"
+  holidays: FR
+  rest_hours: 11
+"""
+
+PEOPLE = {
+    "alice": ("Alice Martin", "+33611111111"),
+    "bob": ("Bob Durand", "+33622222222"),
+    "carol": ("Carol Petit", "+33633333333"),
+    "sup": ("Sam Chef", "+33644444444"),
+}
+
+
+def paris(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=PARIS)
+
+
+def answered_call(call_id: str, rung: list[tuple[str, HopOutcome]], accept_local: str,
+                  minutes: float) -> list[AuditEvent]:  # fmt: skip
+    """A call as the call flow writes it: each hop in `rung` fails as given, the last
+    one is accepted at `accept_local` and the conversation lasts `minutes`."""
+    accepted = paris(accept_local)
+    start = accepted - timedelta(seconds=10 + 30 * len(rung))
+    end = accepted + timedelta(minutes=minutes)
+    st, state_seq = CallState, itertools.count(1)
+    events: list[AuditEvent] = [
+        CallStarted(call_id, LINE, "Maintenance", "night", "+33612345678", "Client",
+                    f"ch-{call_id}", start),
+        StateChanged(call_id, next(state_seq), st.RECEIVED, st.ANNOUNCING, "period night",
+                     start),
+    ]  # fmt: skip
+    for seq, (person, outcome) in enumerate(rung, start=1):
+        hop_id, rung_at = f"{call_id}-hop-{seq}", start + timedelta(seconds=5 + 30 * (seq - 1))
+        name, number = PEOPLE[person]
+        events += [
+            HopStarted(call_id, hop_id, seq, "primary" if seq == 1 else "supervisor", person,
+                       name, number, rung_at),
+            StateChanged(call_id, next(state_seq), st.ANNOUNCING if seq == 1 else st.DIALING,
+                         st.DIALING, f"hop {seq} ringing", rung_at),
+            HopProgress(hop_id, "ringing", rung_at + timedelta(seconds=1)),
+        ]  # fmt: skip
+        if outcome is HopOutcome.ACCEPTED:
+            events += [
+                HopProgress(hop_id, "answered", accepted - timedelta(seconds=4)),
+                StateChanged(call_id, next(state_seq), st.DIALING, st.AGENT_PROMPT,
+                             "answered", accepted - timedelta(seconds=4)),
+                HopProgress(hop_id, "accepted", accepted),
+                StateChanged(call_id, next(state_seq), st.AGENT_PROMPT, st.BRIDGED,
+                             "accepted", accepted),
+                CallAnswered(call_id, hop_id, person, accepted),
+                HopEnded(hop_id, outcome, end, 16, "Normal Clearing", "1"),
+                StateChanged(call_id, next(state_seq), st.BRIDGED, st.ENDED, "caller hung up",
+                             end),
+                CallEnded(call_id, CallOutcome.ACCEPTED, end, f"talked with {person}",
+                          minutes * 60),
+            ]  # fmt: skip
+        else:
+            events.append(HopEnded(hop_id, outcome, rung_at + timedelta(seconds=25), 17,
+                                   "User busy"))  # fmt: skip
+    return events
+
+
+def missed_then_called_back(call_id: str, missed_local: str, back_local: str,
+                            minutes: float) -> list[AuditEvent]:  # fmt: skip
+    """Alice misses the call (voicemail); the alert rings her, she presses 2 and the
+    caller, called back, answers at `back_local`: a `call-back` hop of the call."""
+    start, answered = paris(missed_local), paris(back_local)
+    first, back = f"{call_id}-hop-1", f"{call_id}-hop-2"
+    name, number = PEOPLE["alice"]
+    return [
+        CallStarted(call_id, LINE, "Maintenance", "night", "+33612345678", "Client",
+                    f"ch-{call_id}", start),
+        HopStarted(call_id, first, 1, "primary", "alice", name, number, start),
+        HopEnded(first, HopOutcome.NO_ANSWER, start + timedelta(seconds=20), 0, "ring timeout"),
+        CallEnded(call_id, CallOutcome.VOICEMAIL, start + timedelta(seconds=60),
+                  "voicemail after 1 hop", voicemail_path=f"/vm/{call_id}.wav",
+                  voicemail_seconds=30.0),
+        HopStarted(call_id, back, 2, "call-back", "alice", name, "+33612345678",
+                   answered - timedelta(seconds=20)),
+        HopProgress(back, "answered", answered),
+        HopEnded(back, HopOutcome.CONNECTED, answered + timedelta(minutes=minutes), None,
+                 "called back", "2"),
+    ]  # fmt: skip
+
+
+ACCEPTED = HopOutcome.ACCEPTED
+# Alice's interventions in May: (call, accepted at (local), minutes, majoration).
+ALICE_MAY = [
+    ("e-may1", "2026-05-01 00:30", 10, 1.00),  # Labour Day (and night): holiday wins
+    ("a-sat", "2026-05-09 14:00", 30, 0.50),  # Saturday
+    ("d-asc", "2026-05-14 10:00", 15, 1.00),  # Ascension Day
+    ("b-night", "2026-05-26 23:10", 20, 0.25),  # Tuesday night
+    ("c-morning", "2026-05-27 06:30", 45, 0.00),  # Wednesday, after the night: no majoration
+]
+CALL_BACK = ("cb-night", "2026-05-28 02:00", "2026-05-28 02:10", 12, 0.25)  # Thursday night
+
+
+@pytest.fixture
+def statement_db(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(configuration path, database URL) with the calls of the scenario written."""
+    monkeypatch.delenv("ASTREINTE_CONFIG", raising=False)
+    monkeypatch.delenv("ASTREINTE_DATABASE_URL", raising=False)
+    config = tmp_path / "astreinte.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    events: list[AuditEvent] = []
+    for call_id, when, minutes, _ in ALICE_MAY:
+        events += answered_call(call_id, [("alice", ACCEPTED)], when, minutes)
+    call_id, missed, back, minutes, _ = CALL_BACK
+    events += missed_then_called_back(call_id, missed, back, minutes)
+    # Alice outside May: 23:30 on April 30 and 00:10 on June 1, local time (both are
+    # in May in UTC: the month is the local one).
+    events += answered_call("x-april", [("alice", ACCEPTED)], "2026-04-30 23:30", 20)
+    events += answered_call("x-june", [("alice", ACCEPTED)], "2026-06-01 00:10", 20)
+    # Other people: bob in his week; carol (override night) busy, then the supervisor.
+    events += answered_call("bob-1", [("bob", ACCEPTED)], "2026-05-05 22:00", 24)
+    events += answered_call("sup-1", [("carol", HopOutcome.BUSY), ("sup", ACCEPTED)],
+                            "2026-05-12 22:30", 10)  # fmt: skip
+    engine = create_db_engine(db_url)
+    try:
+        asyncio.run(write_all(engine, events))
+    finally:
+        engine.dispose()
+    return str(config), db_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- the figures, by hand --------------------------------------------------------
+
+PER_PERIOD, WEEKDAY_RATE, WEEKEND_RATE, HOLIDAY_RATE, INTERVENTION_RATE = 10, 1.5, 2.5, 3.0, 30
+
+# Alice, day by day (hours on call, by kind of local day):
+ALICE_WEEKDAY_H = (
+    24 + 20  # Mon 11, Tue 12 until carol's override at 20:00
+    + 16 + 18  # Wed 13 from 08:00 (override over), Fri 15 until 18:00
+    + 6 + 3 * 24 + 18  # Fri 22 from 18:00, Tue 26 - Thu 28, Fri 29 until 18:00
+)  # fmt: skip
+ALICE_WEEKEND_H = 2 * 24 + 2 * 24  # Sat-Sun 9-10 and 23-24
+ALICE_HOLIDAY_H = 18 + 6 + 24 + 24  # May 1 until 18:00, May 8 from 18:00, Ascension, Whit Monday
+# Her week of May 8 is cut in two by the override: two periods, plus May 1 (the end
+# of April's week, cut at the month's start) and May 22-29.
+ALICE_PERIODS = [
+    ("2026-05-01T00:00:00+02:00", "2026-05-01T18:00:00+02:00", "18.00"),
+    ("2026-05-08T18:00:00+02:00", "2026-05-12T20:00:00+02:00", "98.00"),
+    ("2026-05-13T08:00:00+02:00", "2026-05-15T18:00:00+02:00", "58.00"),
+    ("2026-05-22T18:00:00+02:00", "2026-05-29T18:00:00+02:00", "168.00"),
+]
+# The call-back counts from the caller's answer to the hang-up.
+ALICE_INTERVENTIONS = [*ALICE_MAY, (CALL_BACK[0], CALL_BACK[2], CALL_BACK[3], CALL_BACK[4])]
+ALICE_MINUTES = sum(m for _, _, m, _ in ALICE_INTERVENTIONS)
+ALICE_PAY = {
+    "periods": PER_PERIOD * len(ALICE_PERIODS),
+    "on_call_weekday": ALICE_WEEKDAY_H * WEEKDAY_RATE,
+    "on_call_weekend": ALICE_WEEKEND_H * WEEKEND_RATE,
+    "on_call_holiday": ALICE_HOLIDAY_H * HOLIDAY_RATE,
+    "interventions": sum(m / 60 * INTERVENTION_RATE * (1 + maj)
+                         for _, _, m, maj in ALICE_INTERVENTIONS),
+}  # fmt: skip
+
+
+def _rows(text: str) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["person", "month", "item", "start", "end", "hours", "detail"]
+    return rows[1:]
+
+
+def test_statement_csv_for_one_person(
+    statement_db: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, url = statement_db
+    code, out, err = run(capsys, "statement", "--month", "2026-05", "--person", "alice",
+                         "-c", config, "--url", url)  # fmt: skip
+    assert code == 0, err
+    rows = _rows(out)
+    assert {row[:2] == ["alice", "2026-05"] for row in rows} == {True}
+    by_item: dict[str, list[list[str]]] = {}
+    for row in rows:
+        by_item.setdefault(row[2], []).append(row[3:])
+    assert by_item["period"] == [
+        [start, end, hours, "maintenance/primary (rotation)"] for start, end, hours in ALICE_PERIODS
+    ]
+    assert by_item["intervention"] == [
+        [paris(at).isoformat(), (paris(at) + timedelta(minutes=m)).isoformat(),
+         f"{m / 60:.4f}", f"call {call}"]
+        for call, at, m, _ in ALICE_INTERVENTIONS
+    ]  # fmt: skip
+    assert by_item["on_call_hours_weekday"] == [["", "", f"{float(ALICE_WEEKDAY_H)}", ""]]
+    assert by_item["on_call_hours_weekend"] == [["", "", f"{float(ALICE_WEEKEND_H)}", ""]]
+    assert by_item["on_call_hours_holiday"] == [["", "", f"{float(ALICE_HOLIDAY_H)}", ""]]
+    for name, amount in ALICE_PAY.items():
+        assert by_item[f"amount_{name}"] == [["", "", "", f"{amount:.2f} EUR"]], name
+    assert by_item["total"] == [["", "", "", f"{sum(ALICE_PAY.values()):.2f} EUR"]]
+    # The hand figures hang together: the periods' 342 h (18 + 168 - 12 + 168) split by
+    # day kind, 132 minutes of interventions, and a total of 847.
+    on_call = ALICE_WEEKDAY_H + ALICE_WEEKEND_H + ALICE_HOLIDAY_H
+    assert sum(float(h) for _, _, h in ALICE_PERIODS) == on_call == 342
+    assert ALICE_MINUTES == 132 and sum(ALICE_PAY.values()) == pytest.approx(847.0)
+    # Tue 26 23:10-23:30, then Wed 27 06:30: 7 h of rest, under the 11 h rule.
+    assert by_item["warning"] == [["", "", "", "rest interrupted: intervention at "
+                                   "2026-05-27 06:30 only 7.0 h after the previous one "
+                                   "(rule: 11 h)"]]  # fmt: skip
+
+
+def test_statement_csv_for_everyone(
+    statement_db: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, url = statement_db
+    code, out, err = run(capsys, "statement", "--month", "2026-05", "-c", config, "--url", url)
+    assert code == 0, err
+    rows = _rows(out)
+    # The supervisor is on no rota but intervened: listed too.
+    assert sorted({row[0] for row in rows}) == ["alice", "bob", "carol", "sup"]
+    totals = {row[0]: row[6] for row in rows if row[2] == "total"}
+    # bob: 3 periods (May 1-8, May 15-22, May 29 until the month's end);
+    #   weekday 4 x 24 (4-7) + 6 + 4 x 24 (18-21) + 18 + 6 = 222 h,
+    #   weekend 3 x 48 = 144 h, holiday 6 (May 1 from 18:00) + 18 (May 8) = 24 h;
+    #   24 min at Tue 5 22:00 (night): 0.4 h x 30 x 1.25.
+    bob = 3 * PER_PERIOD + 222 * WEEKDAY_RATE + 144 * WEEKEND_RATE + 24 * HOLIDAY_RATE
+    bob += 0.4 * INTERVENTION_RATE * 1.25
+    # carol: the override, Tue 12 20:00 - Wed 13 08:00, 12 weekday hours; her busy hop
+    # is no intervention. sup: 10 min at Tue 12 22:30 (night), no period.
+    carol = PER_PERIOD + 12 * WEEKDAY_RATE
+    sup = 10 / 60 * INTERVENTION_RATE * 1.25
+    assert totals == {"alice": "847.00 EUR", "bob": f"{bob:.2f} EUR",
+                      "carol": f"{carol:.2f} EUR", "sup": f"{sup:.2f} EUR"}  # fmt: skip
+    assert (bob, carol, sup) == (810.0, 28.0, 6.25)
+    carol_periods = [row[3:] for row in rows if row[0] == "carol" and row[2] == "period"]
+    assert carol_periods == [["2026-05-12T20:00:00+02:00", "2026-05-13T08:00:00+02:00",
+                              "12.00", "maintenance/primary (override)"]]  # fmt: skip
+    interventions = {p: sum(1 for r in rows if r[0] == p and r[2] == "intervention")
+                     for p in ("alice", "bob", "carol", "sup")}  # fmt: skip
+    assert interventions == {"alice": 6, "bob": 1, "carol": 0, "sup": 1}
+
+
+def test_statement_html(
+    statement_db: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, url = statement_db
+    target = tmp_path / "statement.html"
+    code, out, err = run(capsys, "statement", "--month", "2026-05", "--person", "alice",
+                         "--format", "html", "-o", str(target),
+                         "-c", config, "--url", url)  # fmt: skip
+    assert code == 0 and out == "" and f"written: {target}" in err
+    page = target.read_text(encoding="utf-8")
+    assert page.count("<section") == 1
+    assert "On-call statement 2026-05: alice</h1>" in page
+    assert f"<h2>Periods on call ({len(ALICE_PERIODS)})</h2>" in page
+    assert "<td>2026-05-08 18:00</td><td>2026-05-12 20:00</td>" in page
+    assert f"<h2>Interventions (6, {ALICE_MINUTES / 60:.2f} h)</h2>" in page
+    assert "<td>2026-05-28 02:10</td><td>12.0 min</td><td>cb-night</td>" in page
+    for name, amount in ALICE_PAY.items():
+        assert f"<tr><td>{name}</td><td>{amount:.2f} EUR</td></tr>" in page, name
+    assert "<th>total</th><th>847.00 EUR</th>" in page
+    assert "only 7.0 h after the previous one" in page
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-00", "2026-5", "May 2026"])
+def test_statement_bad_month(
+    month: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "astreinte.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    code, out, err = run(capsys, "statement", "--month", month, "-c", str(config))
+    assert code == 2 and out == ""
+    assert err == (
+        f"astreinte: --month: expected YYYY-MM with a month from 01 to 12, got {month!r}\n"
+    )
+
+
+def test_statement_without_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ASTREINTE_CONFIG", raising=False)
+    for argv in (["--url", f"sqlite:///{tmp_path}/audit.db"], []):
+        code, out, err = run(capsys, "statement", "--month", "2026-05", *argv)
+        assert code == 2 and out == ""
+        assert err == (
+            "astreinte: statement needs the configuration (rotas, people, "
+            "compensation rates): use -c CONFIG (or set ASTREINTE_CONFIG)\n"
+        )
