@@ -106,8 +106,12 @@ class OnCallService:
                 # Stopping: the dialplan fallback takes new calls from here on.
                 log.info("draining: call on %s handed to the dialplan fallback", event.channel.id)
                 await self._port.continue_in_dialplan(event.channel.id, *FALLBACK_CONTEXT)
-            else:
+            elif await self._port.disarm_watchdog(event.channel.id):
                 self._start_call(event.channel, event.args)
+            else:
+                # The dialplan watchdog fired before we got here (this process was
+                # frozen or too slow): its fallback has the call and records it.
+                log.warning("call on %s already taken by the dialplan watchdog", event.channel.id)
         elif isinstance(event, Resynced):
             await self._reconcile(event)
         elif isinstance(event, AppReplaced):
@@ -268,6 +272,8 @@ class OnCallService:
             agents = [
                 c for c in (bridge.channel_ids if bridge else ()) if c.startswith(AGENT_PREFIX)
             ]
+            if not await self._port.disarm_watchdog(caller.id):
+                continue  # left Stasis meanwhile: the dialplan has it
             point = await self._lookup(caller.id)
             if bridge is not None and agents and agents[0] in present:
                 adopted.update((agents[0], bridge.id))

@@ -131,6 +131,14 @@ class TelephonyPort(Protocol):
         """Hand the channel back to the dialplan (e.g. to the fallback while draining)."""
         ...
 
+    async def disarm_watchdog(self, channel_id: str) -> bool:
+        """Cancel the dialplan's timer that sends an untaken call to the fallback.
+
+        False: the channel is no longer ours (the timer fired while this process
+        was too slow or frozen, or the caller left): do not handle the call.
+        """
+        ...
+
     async def play(
         self, channel_id: str, media: str, playback_id: str, language: str | None = None
     ) -> bool: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -30,14 +31,17 @@ from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
+    ARI_PASSWORD,
     LINE_FULL,
     LINE_SHORT,
     P1,
     P2,
     SUP,
     E2ERig,
+    ServiceProcess,
     e2e_config,
     make_speech,
+    now_utc,
     sipp_available,
 )
 from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
@@ -112,8 +116,11 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
     pbx = LocalAsterisk(
         work / "asterisk",
+        ari_password=ARI_PASSWORD,
         mobiles=ports,
-        dialplan_globals={"ASTREINTE_CONFIG": str(config_path)},
+        # A short watchdog: the service-down tests below (calls of 5-7 s) then also
+        # prove that the fallback disarms it for its own cascade.
+        dialplan_globals={"ASTREINTE_CONFIG": str(config_path), "ASTREINTE_WATCHDOG": "2"},
     )
     config_path.write_text(
         e2e_config(ari_url=pbx.ari_url, db_url=db_url, recordings=work / "recordings")
@@ -246,3 +253,42 @@ def test_doctor_passes_then_names_each_fix(
         fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {fb.config_path}")
     out = capsys.readouterr().out
     assert "FAIL  fallback config" in out and f"ASTREINTE_CONFIG = {fb.config_path}" in out
+
+
+def test_frozen_service_watchdog_hands_the_call_to_the_fallback(
+    fb: FallbackRig, tmp_path: Path
+) -> None:
+    """Connected but frozen (SIGSTOP): Stasis() succeeds and nobody answers the
+    StasisStart; the dialplan's TIMEOUT(absolute) watchdog sends the caller to
+    the fallback, and the thawed service does not record the call a second time."""
+    service = ServiceProcess(fb.config_path, fb.db_url, tmp_path / "rec", tmp_path / "svc.log")
+    service.start()
+    since = now_utc()
+    try:
+        service.signal(signal.SIGSTOP)  # its websocket stays open: Asterisk sees it connected
+        agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
+        caller = fb.call(LINE_FULL, hold_ms=8000)
+        assert caller.wait(40) == 0, caller.output()
+        assert agent.wait(10) == 0, agent.output()
+        delay = _first_invite_time(agent, sent=False) - _first_invite_time(caller, sent=True)
+        print(f"\nring delay with a frozen service (watchdog 2 s): {delay * 1000:.0f} ms")
+        assert 2.0 <= delay < 4.0
+        service.signal(signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while "already taken by the dialplan watchdog" not in service.log_tail():
+            assert time.monotonic() < deadline, service.log_tail()
+            time.sleep(0.2)
+    finally:
+        if service.process is not None:
+            service.signal(signal.SIGCONT)
+        service.stop()
+    detail = _imported_call(fb, LINE_FULL)
+    assert detail.started_at >= since
+    assert detail.outcome == "accepted", detail
+    assert [(h.person_id, h.outcome, h.dtmf) for h in detail.hops] == [("p1", "accepted", "1")]
+    assert "did not take the call in time" in detail.transitions[0].reason
+    engine = create_db_engine(fb.db_url)
+    try:
+        assert [c.id for c in list_calls(engine, since=since, did=LINE_FULL)] == [detail.id]
+    finally:
+        engine.dispose()

@@ -55,6 +55,12 @@ class AriTelephony:
             self._client.continue_in_dialplan(channel_id, context, exten)
         )
 
+    async def disarm_watchdog(self, channel_id: str) -> bool:
+        # dialplan/extensions_astreinte.conf arms TIMEOUT(absolute) before Stasis().
+        return await self._tolerate_gone(
+            self._client.set_variable(channel_id, "TIMEOUT(absolute)", "0")
+        )
+
     async def play(
         self, channel_id: str, media: str, playback_id: str, language: str | None = None
     ) -> bool:

@@ -123,6 +123,9 @@ class FallbackCall:
             caller_number=bounded(self.caller.number),
             caller_name=bounded(self.caller.name),
             channel=self.caller.channel,
+            # Set by the dialplan's T extension: the service was connected but did
+            # not take the call in time (frozen), rather than not connected at all.
+            trigger="watchdog" if self.pbx.get("ASTREINTE_WATCHDOG_FIRED") == "1" else "stasis",
         )
         # Agents see the line's number, never the caller's (untrusted) identity.
         self.pbx.set("CALLERID(name)", "")

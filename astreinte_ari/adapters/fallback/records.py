@@ -184,7 +184,10 @@ def call_audit_events(uniqueid: str, steps: Sequence[Mapping[str, Any]]) -> list
             at=start_at,
         )
     )
-    reason = "service not connected: dialplan fallback (AGI)"
+    if call and call.get("trigger") == "watchdog":
+        reason = "service connected but did not take the call in time: dialplan fallback (AGI)"
+    else:
+        reason = "service not connected: dialplan fallback (AGI)"
     b.move(CallState.DIALING, reason if call else "service not connected, AGI failed", start_at)
     hop_ends = {int(s["seq"]): s for s in steps if s.get("event") == "hop_end"}
     hops = [s for s in steps if s.get("event") == "hop"]
