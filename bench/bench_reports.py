@@ -28,15 +28,15 @@ from sqlalchemy import Engine, insert, update
 
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
-    AuditLogHead,
-    AuditLogRecord,
+    audit_log_head_table,
+    audit_log_table,
     canonical_json,
     iso,
     record_hash,
 )
 from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
-from astreinte_ari.adapters.store.models import Call, Hop
+from astreinte_ari.adapters.store.models import calls_table, hops_table
 from astreinte_ari.reports.kpis import build_report
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -79,8 +79,8 @@ def seed(engine: Engine, n_calls: int, n_records: int) -> None:
     rng = random.Random(1)
     with engine.begin() as conn:
         for calls, hops in _calls(n_calls, rng):
-            conn.execute(insert(Call), calls)
-            conn.execute(insert(Hop), hops)
+            conn.execute(insert(calls_table), calls)
+            conn.execute(insert(hops_table), hops)
     prev = GENESIS_HASH
     seq = 0
     with engine.begin() as conn:
@@ -95,8 +95,12 @@ def seed(engine: Engine, n_calls: int, n_records: int) -> None:
                              "subject_id": f"s{seq}", "payload": payload,
                              "prev_hash": prev, "hash": digest})  # fmt: skip
                 prev = digest
-            conn.execute(insert(AuditLogRecord), rows)
-        conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=seq, hash=prev))
+            conn.execute(insert(audit_log_table), rows)
+        conn.execute(
+            update(audit_log_head_table)
+            .where(audit_log_head_table.c.id == 1)
+            .values(seq=seq, hash=prev)
+        )
 
 
 def measure(name: str, url: str, n_calls: int, n_records: int) -> None:

@@ -14,10 +14,10 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from astreinte_ari.adapters.store.models import Base
+from astreinte_ari.adapters.store.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 # Only configure logging from alembic.ini when run as the `alembic` command:
 # inside the service the application owns the logging setup.

@@ -27,7 +27,7 @@ from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
 from astreinte_ari.adapters.notify.voice import VoiceNotifier
 from astreinte_ari.adapters.store.alerts import AlertStore
-from astreinte_ari.adapters.store.models import Hop
+from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.alerting.engine import AlertEngine
 from astreinte_ari.alerting.http import LinkEndpoint
 from astreinte_ari.alerting.links import LinkSigner
@@ -125,7 +125,9 @@ def _unschedule_fn(scheduler: AsyncIOScheduler) -> Callable[[str], None]:
 def _next_hop_seq(db: Engine) -> Callable[[str], int]:
     def next_seq(call_id: str) -> int:
         with db.connect() as conn:
-            current = conn.scalar(select(func.max(Hop.seq)).where(Hop.call_id == call_id))
+            current = conn.scalar(
+                select(func.max(hops_table.c.seq)).where(hops_table.c.call_id == call_id)
+            )
         return int(current or 0) + 1
 
     return next_seq

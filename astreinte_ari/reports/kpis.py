@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from astreinte_ari.adapters.store.models import Call, Hop
+from astreinte_ari.adapters.store.models import calls_table, hops_table
 from astreinte_ari.adapters.store.sql_time import seconds_between, utc_hour_bucket
 
 ANSWERED = ("accepted", "connected")
@@ -128,9 +128,9 @@ class Report:
 
 
 def _filters(since: datetime, until: datetime, line: str | None) -> list[ColumnElement[bool]]:
-    where = [Call.started_at >= since, Call.started_at < until]
+    where = [calls_table.c.started_at >= since, calls_table.c.started_at < until]
     if line is not None:
-        where.append(Call.did == line)
+        where.append(calls_table.c.did == line)
     return where
 
 
@@ -143,16 +143,20 @@ def build_report(
     dialect = engine.dialect.name
     with engine.connect() as conn:
         _volume(conn, report, where, dialect, ZoneInfo(timezone))
-        answered = [*where, Call.answered_at.is_not(None)]
-        tta = seconds_between(dialect, Call.started_at, Call.answered_at)
+        answered = [*where, calls_table.c.answered_at.is_not(None)]
+        tta = seconds_between(dialect, calls_table.c.started_at, calls_table.c.answered_at)
         report.tta_median, report.tta_p90 = _percentiles(conn, dialect, tta, answered, (0.5, 0.9))
-        talking = [*where, Call.talk_seconds.is_not(None)]
+        talking = [*where, calls_table.c.talk_seconds.is_not(None)]
         total, mean = conn.execute(
-            select(func.sum(Call.talk_seconds), func.avg(Call.talk_seconds)).where(*talking)
+            select(
+                func.sum(calls_table.c.talk_seconds), func.avg(calls_table.c.talk_seconds)
+            ).where(*talking)
         ).one()
         report.talk_total = float(total or 0.0)
         report.talk_mean = None if mean is None else float(mean)
-        (report.talk_median,) = _percentiles(conn, dialect, Call.talk_seconds, talking, (0.5,))
+        (report.talk_median,) = _percentiles(
+            conn, dialect, calls_table.c.talk_seconds, talking, (0.5,)
+        )
         _hops(conn, report, where)
     return report
 
@@ -160,8 +164,12 @@ def build_report(
 def _volume(
     conn: Connection, report: Report, where: list[Any], dialect: str, zone: ZoneInfo
 ) -> None:
-    bucket = utc_hour_bucket(dialect, Call.started_at).label("bucket")
-    stmt = select(bucket, Call.outcome, func.count()).where(*where).group_by(bucket, Call.outcome)
+    bucket = utc_hour_bucket(dialect, calls_table.c.started_at).label("bucket")
+    stmt = (
+        select(bucket, calls_table.c.outcome, func.count())
+        .where(*where)
+        .group_by(bucket, calls_table.c.outcome)
+    )
     per_day: dict[str, int] = defaultdict(int)
     local_hours: dict[str, tuple[str, int, int]] = {}  # a bucket per outcome: convert once
     for hour_text, outcome, count in conn.execute(stmt):
@@ -211,10 +219,10 @@ def _percentiles(
 
 def _hops(conn: Connection, report: Report, where: list[Any]) -> None:
     stmt = (
-        select(Hop.seq, Hop.person_id, Hop.outcome, func.count())
-        .join(Call, Call.id == Hop.call_id)
+        select(hops_table.c.seq, hops_table.c.person_id, hops_table.c.outcome, func.count())
+        .join(calls_table, calls_table.c.id == hops_table.c.call_id)
         .where(*where)
-        .group_by(Hop.seq, Hop.person_id, Hop.outcome)
+        .group_by(hops_table.c.seq, hops_table.c.person_id, hops_table.c.outcome)
     )
     people: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for seq, person, outcome, count in conn.execute(stmt):

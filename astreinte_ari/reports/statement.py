@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, and_, or_, select
 
-from astreinte_ari.adapters.store.models import Hop
+from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.config.reporting import CompensationConfig
 from astreinte_ari.public_holidays import country_holidays
 
@@ -165,10 +165,11 @@ def compensate(statement: Statement, zone: ZoneInfo, config: CompensationConfig)
 
 def _intervention_hops(start: datetime, end: datetime) -> ColumnElement[bool]:
     """Accepted hops accepted in [start, end), and call-backs answered in it."""
+    hop = hops_table.c
     return or_(
-        and_(Hop.outcome == "accepted", Hop.accepted_at >= start, Hop.accepted_at < end),
-        and_(Hop.label == CALL_BACK_LABEL, Hop.outcome == "connected",
-             Hop.answered_at >= start, Hop.answered_at < end),
+        and_(hop.outcome == "accepted", hop.accepted_at >= start, hop.accepted_at < end),
+        and_(hop.label == CALL_BACK_LABEL, hop.outcome == "connected",
+             hop.answered_at >= start, hop.answered_at < end),
     )  # fmt: skip
 
 
@@ -177,9 +178,12 @@ def interventions(
 ) -> list[Intervention]:
     """Interventions of `person` starting in [start, end): accept (or the called-back
     caller answering) -> hang-up."""
-    stmt = select(Hop.call_id, Hop.accepted_at, Hop.answered_at, Hop.ended_at).where(
-        Hop.person_id == person, _intervention_hops(start, end)
-    )
+    stmt = select(
+        hops_table.c.call_id,
+        hops_table.c.accepted_at,
+        hops_table.c.answered_at,
+        hops_table.c.ended_at,
+    ).where(hops_table.c.person_id == person, _intervention_hops(start, end))
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     found = [Intervention(c, a or b, e or a or b) for c, a, b, e in rows]
@@ -188,7 +192,7 @@ def interventions(
 
 def people_with_interventions(engine: Engine, start: datetime, end: datetime) -> set[str]:
     """Whoever intervened in [start, end), on a rota or not (e.g. a supervisor hop)."""
-    stmt = select(Hop.person_id).where(_intervention_hops(start, end)).distinct()
+    stmt = select(hops_table.c.person_id).where(_intervention_hops(start, end)).distinct()
     with engine.connect() as conn:
         return set(conn.scalars(stmt))
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import ARI_PASSWORD, ServiceProcess
 from tests.rig.postgres import PostgresHandle, stoppable_postgres
@@ -128,19 +128,23 @@ def test_200_concurrent_calls_with_a_60s_database_outage(
         while time.monotonic() < deadline:
             with engine.connect() as conn:
                 ended = conn.execute(
-                    select(func.count()).select_from(Call).where(Call.ended_at.is_not(None))
+                    select(func.count())
+                    .select_from(calls_table)
+                    .where(calls_table.c.ended_at.is_not(None))
                 ).scalar_one()
             if ended >= CALLS:
                 break
             time.sleep(0.5)
         with engine.connect() as conn:
-            calls = conn.execute(select(func.count()).select_from(Call)).scalar_one()
+            calls = conn.execute(select(func.count()).select_from(calls_table)).scalar_one()
             accepted = conn.execute(
-                select(func.count()).select_from(Call).where(Call.outcome == "accepted")
+                select(func.count())
+                .select_from(calls_table)
+                .where(calls_table.c.outcome == "accepted")
             ).scalar_one()
-            hops = conn.execute(select(func.count()).select_from(Hop)).scalar_one()
+            hops = conn.execute(select(func.count()).select_from(hops_table)).scalar_one()
             transitions = conn.execute(
-                select(func.count()).select_from(CallTransition)
+                select(func.count()).select_from(call_transitions_table)
             ).scalar_one()
     finally:
         engine.dispose()

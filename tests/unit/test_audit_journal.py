@@ -16,7 +16,7 @@ from astreinte_ari.adapters.store.journal import (
     event_to_json,
 )
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.adapters.store.queries import get_call
 from astreinte_ari.adapters.store.writer import AuditWriter
 from tests.unit.test_store import CALL_ID, T0, engine, three_hop_call
@@ -110,9 +110,11 @@ async def test_outage_then_crash_then_replay_loses_nothing(tmp_path: Path) -> No
     assert again.replayed == 0
     again.close()
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(Call)).scalar() == 1
-        assert conn.execute(select(func.count()).select_from(Hop)).scalar() == 3
-        transitions = conn.execute(select(func.count()).select_from(CallTransition)).scalar()
+        assert conn.execute(select(func.count()).select_from(calls_table)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(hops_table)).scalar() == 3
+        transitions = conn.execute(
+            select(func.count()).select_from(call_transitions_table)
+        ).scalar()
     assert transitions == sum(1 for e in events if type(e).__name__ == "StateChanged")
     detail = get_call(engine, CALL_ID)
     assert detail is not None and [h.outcome for h in detail.hops] == [

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, func, select, text
 from astreinte_ari import cli
 from astreinte_ari.adapters.store.audit_export import export_log, verify_export
 from astreinte_ari.adapters.store.audit_log import (
-    AuditLogRecord,
     append_audit_record,
+    audit_log_table,
     canonical_json,
     record_hash,
 )
@@ -65,8 +65,8 @@ def _sql(engine: Engine, statement: str, **params: object) -> None:
 def _seq_of(engine: Engine, kind: str, subject: str) -> int:
     with engine.connect() as conn:
         found = conn.scalar(
-            select(AuditLogRecord.seq).where(
-                AuditLogRecord.kind == kind, AuditLogRecord.subject_id == subject
+            select(audit_log_table.c.seq).where(
+                audit_log_table.c.kind == kind, audit_log_table.c.subject_id == subject
             )
         )
     assert found is not None
@@ -80,7 +80,7 @@ def test_every_event_is_chained_and_verifies(filled: Engine) -> None:
     assert (report.calls, report.hops, report.transitions) == (2, 6, 10)
     assert report.head_seq == report.last_seq == 2 * EVENTS_PER_CALL
     with filled.connect() as conn:
-        payload = conn.scalar(select(AuditLogRecord.payload).where(AuditLogRecord.seq == 1))
+        payload = conn.scalar(select(audit_log_table.c.payload).where(audit_log_table.c.seq == 1))
     assert "+33612345678" not in str(payload)  # only a commitment of the caller ID
 
 
@@ -124,12 +124,12 @@ def test_inserted_log_record_is_detected(filled: Engine) -> None:
     # A forger who knows the algorithm computes a valid hash, but appends behind
     # the head's back (or must rewrite every later hash: see the export test).
     with filled.begin() as conn:
-        table = AuditLogRecord.__table__
+        table = audit_log_table
         row = conn.execute(select(table).order_by(table.c.seq.desc())).first()
         assert row is not None
         seq, when, payload = row.seq + 1, row.at + timedelta(seconds=1), canonical_json({"x": 1})
         digest = record_hash(seq, when, "call.note", CALL_ID, payload, row.hash)
-        conn.execute(AuditLogRecord.__table__.insert().values(
+        conn.execute(audit_log_table.insert().values(
             seq=seq, at=when, kind="call.note", subject_id=CALL_ID, payload=payload,
             prev_hash=row.hash, hash=digest))  # fmt: skip
     assert "audit_log_head" in str(verify(filled, check_domain=False).first_broken)
@@ -182,7 +182,7 @@ def test_other_features_append_their_records(filled: Engine) -> None:
 
 def test_range_verification(filled: Engine) -> None:
     with filled.connect() as conn:
-        middle = conn.scalar(select(AuditLogRecord.at).where(AuditLogRecord.seq == 10))
+        middle = conn.scalar(select(audit_log_table.c.at).where(audit_log_table.c.seq == 10))
     assert middle is not None
     report = verify(filled, since=middle, until=middle + timedelta(days=1))
     assert report.ok, report.problems
@@ -213,9 +213,9 @@ def test_retention_redacts_and_deletes_and_still_verifies(filled: Engine, tmp_pa
     with filled.connect() as conn:
         numbers = set(conn.scalars(select(text("caller_number")).select_from(text("calls"))))
         deleted = conn.scalar(
-            select(AuditLogRecord.payload).where(
-                AuditLogRecord.kind == "retention.delete_recording",
-                AuditLogRecord.subject_id == "vm-old",
+            select(audit_log_table.c.payload).where(
+                audit_log_table.c.kind == "retention.delete_recording",
+                audit_log_table.c.subject_id == "vm-old",
             )
         )
     assert numbers == {REDACTED_NUMBER}
@@ -260,7 +260,7 @@ def test_audit_cli(filled: Engine, db_url: str, tmp_path: Path,
     out = capsys.readouterr().out
     assert "FIRST BROKEN LINK: hops" in out and "dtmf is '9'" in out
     with filled.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(AuditLogRecord)) == 36
+        assert conn.scalar(select(func.count()).select_from(audit_log_table)) == 36
 
 
 def test_calls_older_than_the_chain_are_accepted_and_only_them(blank_db_url: str) -> None:

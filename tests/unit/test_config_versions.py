@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from astreinte_ari.adapters.store.config_versions import (
-    ConfigVersion,
+    config_versions_table,
     diff_summary,
     list_config_versions,
     record_config_version,
@@ -41,11 +41,13 @@ def test_record_is_idempotent_and_listed_in_order(db_url: str) -> None:
 
 
 def test_model_matches_migration_0002(db_url: str) -> None:
-    assert ConfigVersion.__tablename__ == "config_versions"
+    assert config_versions_table.name == "config_versions"
     engine = create_db_engine(db_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), ConfigVersion.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn), config_versions_table.metadata
+            )
     finally:
         engine.dispose()
 

@@ -28,7 +28,7 @@ from astreinte_ari.adapters.store.migrate import (
     normalize_url,
     upgrade,
 )
-from astreinte_ari.adapters.store.models import Base
+from astreinte_ari.adapters.store.models import metadata
 from astreinte_ari.adapters.store.queries import AmbiguousCallIdError, get_call, list_calls
 from astreinte_ari.adapters.store.safe_text import unescape, unescape_bytes
 from astreinte_ari.adapters.store.writer import AuditWriter
@@ -114,6 +114,15 @@ def test_service_path_does_not_import_alembic() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+def test_service_path_does_not_import_the_orm() -> None:
+    # Tables are plain Core: sqlalchemy.orm would cost the service ~5.6 MB of RSS.
+    code = (
+        "import sys, astreinte_ari.wiring, astreinte_ari.cli.run_cmd; "
+        "sys.exit(1 if 'sqlalchemy.orm' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_migrations_apply_and_are_idempotent(blank_db_url: str) -> None:
     head = head_revision()
     assert upgrade(blank_db_url) == head
@@ -133,7 +142,7 @@ def test_migrations_apply_and_are_idempotent(blank_db_url: str) -> None:
 
 def test_models_match_migrations(engine: Engine) -> None:
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, make_url, select, text
 
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
-from astreinte_ari.adapters.store.models import Call, CallTransition
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table
 from astreinte_ari.adapters.store.queries import get_call, list_calls
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.callflow.audit_events import AuditEvent, CallStarted, StateChanged
@@ -47,7 +47,9 @@ async def test_writer_keeps_emission_order_under_load(engine: Engine) -> None:
         writer.close()
     with engine.connect() as conn:
         rows = conn.execute(
-            select(CallTransition.call_id, CallTransition.seq).order_by(CallTransition.id)
+            select(call_transitions_table.c.call_id, call_transitions_table.c.seq).order_by(
+                call_transitions_table.c.id
+            )
         ).all()
     assert [tuple(r) for r in rows] == order
 
@@ -119,7 +121,7 @@ async def test_writer_retries_while_sqlite_is_locked(tmp_path: Path) -> None:
         writer.close()
         blocker.close()
     with engine.connect() as conn:
-        assert conn.scalar(select(Call.outcome)) == "accepted"
+        assert conn.scalar(select(calls_table.c.outcome)) == "accepted"
     engine.dispose()
 
 

@@ -14,21 +14,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     and_,
     insert,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
-from astreinte_ari.adapters.store.models import ID_LEN, SHORT_LEN, Base, UTCDateTime
+from astreinte_ari.adapters.store.models import ID_LEN, SHORT_LEN, UTCDateTime, metadata
 from astreinte_ari.adapters.store.safe_text import safe_text
 
 try:  # another feature's hash-chained audit log; alerts are logged there when present
@@ -41,66 +42,62 @@ except ImportError:  # pragma: no cover - older trees without migration 0003
 OPEN_STATES = ("scheduled", "open")
 
 
-class AlertRow(Base):
-    __tablename__ = "alerts"
+alerts_table = Table(
+    "alerts",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("kind", String(SHORT_LEN), nullable=False),  # missed_call|shift_start|shift_cover
+    Column("state", String(SHORT_LEN), nullable=False),
+    Column("policy", String(SHORT_LEN), nullable=False),
+    Column("chain", Text, nullable=False),  # JSON list of person ids, in escalation order
+    Column("opened_at", UTCDateTime, nullable=False),  # base of the schedule
+    Column("next_step", Integer, nullable=False, default=0),
+    Column("next_at", UTCDateTime, nullable=True),
+    Column("deadline_at", UTCDateTime, nullable=True),
+    Column("call_id", String(ID_LEN), nullable=True),
+    Column("line_did", String(SHORT_LEN), nullable=True),
+    Column("line_name", Text, nullable=True),
+    Column("language", String(16), nullable=True),
+    Column("caller_number", Text, nullable=True),  # safe_text of untrusted input
+    Column("voicemail_path", Text, nullable=True),
+    Column("team", String(SHORT_LEN), nullable=True),
+    Column("rota", String(SHORT_LEN), nullable=True),
+    Column("shift_start", UTCDateTime, nullable=True),
+    Column("shift_end", UTCDateTime, nullable=True),
+    Column("parent_id", String(ID_LEN), nullable=True),
+    Column("acked_at", UTCDateTime, nullable=True),
+    Column("acked_by", Text, nullable=True),
+    Column("ack_via", String(SHORT_LEN), nullable=True),
+    Index("ix_alerts_state_opened_at", "state", "opened_at"),
+    Index("ix_alerts_kind_team_rota_shift_start", "kind", "team", "rota", "shift_start"),
+)
 
-    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(SHORT_LEN))  # missed_call|shift_start|shift_cover
-    state: Mapped[str] = mapped_column(String(SHORT_LEN))
-    policy: Mapped[str] = mapped_column(String(SHORT_LEN))
-    chain: Mapped[str] = mapped_column(Text)  # JSON list of person ids, in escalation order
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)  # base of the schedule
-    next_step: Mapped[int] = mapped_column(Integer, default=0)
-    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    call_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    line_did: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    line_name: Mapped[str | None] = mapped_column(Text)
-    language: Mapped[str | None] = mapped_column(String(16))
-    caller_number: Mapped[str | None] = mapped_column(Text)  # safe_text of untrusted input
-    voicemail_path: Mapped[str | None] = mapped_column(Text)
-    team: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    rota: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    shift_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    shift_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    parent_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    acked_by: Mapped[str | None] = mapped_column(Text)
-    ack_via: Mapped[str | None] = mapped_column(String(SHORT_LEN))
+alert_events_table = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(ID_LEN), ForeignKey("alerts.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(SHORT_LEN), nullable=False),  # opened, notified, failed, acked...
+    Column("person_id", Text, nullable=True),
+    Column("channel", String(SHORT_LEN), nullable=True),
+    Column("detail", Text, nullable=True),
+)
 
-    __table_args__ = (
-        Index("ix_alerts_state_opened_at", "state", "opened_at"),
-        Index("ix_alerts_kind_team_rota_shift_start", "kind", "team", "rota", "shift_start"),
-    )
-
-
-class AlertEventRow(Base):
-    __tablename__ = "alert_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alert_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("alerts.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    event: Mapped[str] = mapped_column(String(SHORT_LEN))  # opened, notified, failed, acked...
-    person_id: Mapped[str | None] = mapped_column(Text)
-    channel: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    detail: Mapped[str | None] = mapped_column(Text)
-
-
-class ShiftOverrideRow(Base):
-    """A person routed calls instead of the rota for [start, end): a recorded replacement."""
-
-    __tablename__ = "shift_overrides"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    team: Mapped[str] = mapped_column(String(SHORT_LEN))
-    rota: Mapped[str] = mapped_column(String(SHORT_LEN))
-    person_id: Mapped[str] = mapped_column(Text)
-    start: Mapped[datetime] = mapped_column(UTCDateTime)
-    end: Mapped[datetime] = mapped_column(UTCDateTime)
-    alert_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    __table_args__ = (Index("ix_shift_overrides_team_rota_end", "team", "rota", "end"),)
+# A person routed calls instead of the rota for [start, end): a recorded replacement.
+shift_overrides_table = Table(
+    "shift_overrides",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team", String(SHORT_LEN), nullable=False),
+    Column("rota", String(SHORT_LEN), nullable=False),
+    Column("person_id", Text, nullable=False),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=False),
+    Column("alert_id", String(ID_LEN), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_shift_overrides_team_rota_end", "team", "rota", "end"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +181,14 @@ class AlertStore:
         if values.get("caller_number") is not None:
             values["caller_number"] = safe_text(str(values["caller_number"]), 64)
         with self.engine.begin() as conn:
-            conn.execute(insert(AlertRow).values(**values))
+            conn.execute(insert(alerts_table).values(**values))
 
     def get(self, alert_id: str) -> Alert | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(AlertRow.__table__).where(AlertRow.id == alert_id)).first()
+            row = conn.execute(select(alerts_table).where(alerts_table.c.id == alert_id)).first()
             if row is None:
                 rows = conn.execute(
-                    select(AlertRow.__table__).where(AlertRow.id.startswith(alert_id)).limit(2)
+                    select(alerts_table).where(alerts_table.c.id.startswith(alert_id)).limit(2)
                 ).all()
                 row = rows[0] if len(rows) == 1 and len(alert_id) >= 4 else None
             return None if row is None else _alert(row)
@@ -199,27 +196,27 @@ class AlertStore:
     def find_shift(self, kind: str, team: str, rota: str, start: datetime) -> Alert | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(AlertRow.__table__).where(
-                    AlertRow.kind == kind,
-                    AlertRow.team == team,
-                    AlertRow.rota == rota,
-                    AlertRow.shift_start == start,
+                select(alerts_table).where(
+                    alerts_table.c.kind == kind,
+                    alerts_table.c.team == team,
+                    alerts_table.c.rota == rota,
+                    alerts_table.c.shift_start == start,
                 )
             ).first()
             return None if row is None else _alert(row)
 
     def list(self, *, open_only: bool = True, limit: int = 100) -> list[Alert]:
-        stmt = select(AlertRow.__table__).order_by(AlertRow.opened_at.desc()).limit(limit)
+        stmt = select(alerts_table).order_by(alerts_table.c.opened_at.desc()).limit(limit)
         if open_only:
-            stmt = stmt.where(AlertRow.state.in_(OPEN_STATES))
+            stmt = stmt.where(alerts_table.c.state.in_(OPEN_STATES))
         with self.engine.connect() as conn:
             return [_alert(r) for r in conn.execute(stmt)]
 
     def update(self, alert_id: str, *, only_if_open: bool = False, **values: object) -> bool:
         """Returns False when nothing was updated (e.g. already acknowledged)."""
-        stmt = update(AlertRow).where(AlertRow.id == alert_id).values(**values)
+        stmt = update(alerts_table).where(alerts_table.c.id == alert_id).values(**values)
         if only_if_open:
-            stmt = stmt.where(AlertRow.state.in_(OPEN_STATES))
+            stmt = stmt.where(alerts_table.c.state.in_(OPEN_STATES))
         with self.engine.begin() as conn:
             return bool(conn.execute(stmt).rowcount)
 
@@ -238,9 +235,9 @@ class AlertStore:
 
     def events(self, alert_id: str) -> list[tuple[datetime, str, str | None, str | None, str]]:
         stmt = (
-            select(AlertEventRow.__table__)
-            .where(AlertEventRow.alert_id == alert_id)
-            .order_by(AlertEventRow.id)
+            select(alert_events_table)
+            .where(alert_events_table.c.alert_id == alert_id)
+            .order_by(alert_events_table.c.id)
         )
         with self.engine.connect() as conn:
             return [
@@ -250,7 +247,7 @@ class AlertStore:
     def add_override(self, override: ShiftOverride, at: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                insert(ShiftOverrideRow).values(
+                insert(shift_overrides_table).values(
                     team=override.team,
                     rota=override.rota,
                     person_id=override.person_id,
@@ -263,9 +260,9 @@ class AlertStore:
 
     def overrides(self, since: datetime) -> list[ShiftOverride]:
         stmt = (
-            select(ShiftOverrideRow.__table__)
-            .where(and_(ShiftOverrideRow.end > since))
-            .order_by(ShiftOverrideRow.id)
+            select(shift_overrides_table)
+            .where(and_(shift_overrides_table.c.end > since))
+            .order_by(shift_overrides_table.c.id)
         )
         with self.engine.connect() as conn:
             return [
@@ -285,7 +282,7 @@ def _add_event(
 ) -> None:
     text = None if detail is None else safe_text(detail, 1024)
     conn.execute(
-        insert(AlertEventRow).values(
+        insert(alert_events_table).values(
             alert_id=alert_id, at=at, event=event, person_id=person_id, channel=channel, detail=text
         )
     )
@@ -307,8 +304,8 @@ def ack_alert(
         return None
     with store.engine.begin() as conn:
         done = conn.execute(
-            update(AlertRow)
-            .where(AlertRow.id == alert.id, AlertRow.state.in_(OPEN_STATES))
+            update(alerts_table)
+            .where(alerts_table.c.id == alert.id, alerts_table.c.state.in_(OPEN_STATES))
             .values(state="acked", acked_at=now, acked_by=safe_text(by, 128), ack_via=via)
         ).rowcount
         if not done:
@@ -317,7 +314,7 @@ def ack_alert(
         if alert.kind == "shift_cover" and alert.team and alert.rota and alert.shift_end:
             start = max(now, alert.shift_start or now)
             conn.execute(
-                insert(ShiftOverrideRow).values(
+                insert(shift_overrides_table).values(
                     team=alert.team,
                     rota=alert.rota,
                     person_id=alert.chain[0],

@@ -29,10 +29,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, Text, exists, insert, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    String,
+    Table,
+    Text,
+    exists,
+    insert,
+    select,
+    update,
+)
 
-from astreinte_ari.adapters.store.models import Base, UTCDateTime
+from astreinte_ari.adapters.store.models import UTCDateTime, metadata
 from astreinte_ari.adapters.store.safe_text import safe_text
 
 GENESIS_HASH = "0" * 64
@@ -42,25 +52,26 @@ SUBJECT_LEN = 128
 DEDUP_LEN = 200
 
 
-class AuditLogRecord(Base):
-    __tablename__ = "audit_log"
+audit_log_table = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("kind", String(KIND_LEN), nullable=False),
+    Column("subject_id", String(SUBJECT_LEN), nullable=False, index=True),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("dedup_key", String(DEDUP_LEN), nullable=True, unique=True),
+)
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    kind: Mapped[str] = mapped_column(String(KIND_LEN))
-    subject_id: Mapped[str] = mapped_column(String(SUBJECT_LEN), index=True)
-    payload: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-    dedup_key: Mapped[str | None] = mapped_column(String(DEDUP_LEN), unique=True)
-
-
-class AuditLogHead(Base):
-    __tablename__ = "audit_log_head"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
-    hash: Mapped[str] = mapped_column(String(64))
+audit_log_head_table = Table(
+    "audit_log_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +134,7 @@ def commitment(call_id: str, value: str) -> str:
 
 
 def dedup_key_exists(conn: Connection, dedup_key: str) -> bool:
-    return bool(conn.scalar(select(exists().where(AuditLogRecord.dedup_key == dedup_key))))
+    return bool(conn.scalar(select(exists().where(audit_log_table.c.dedup_key == dedup_key))))
 
 
 def append_audit_record(
@@ -152,7 +163,7 @@ def append_audit_record(
     """
     if dedup_key is not None:
         existing = conn.execute(
-            select(AuditLogRecord.__table__).where(AuditLogRecord.dedup_key == dedup_key)
+            select(audit_log_table).where(audit_log_table.c.dedup_key == dedup_key)
         ).mappings()
         row = existing.first()
         if row is not None:
@@ -164,15 +175,23 @@ def append_audit_record(
     # Stored precision is microseconds on both backends: hash what will be read back.
     when = datetime.fromisoformat(str(iso(when)))
     # Lock the head first (row lock / SQLite write lock), then read it.
-    conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=AuditLogHead.seq))
-    head = conn.execute(select(AuditLogHead.seq, AuditLogHead.hash).where(AuditLogHead.id == 1))
+    conn.execute(
+        update(audit_log_head_table)
+        .where(audit_log_head_table.c.id == 1)
+        .values(seq=audit_log_head_table.c.seq)
+    )
+    head = conn.execute(
+        select(audit_log_head_table.c.seq, audit_log_head_table.c.hash).where(
+            audit_log_head_table.c.id == 1
+        )
+    )
     found = head.first()
     if found is None:
         raise RuntimeError("audit_log_head is empty: run `astreinte db upgrade`")
     seq, prev_hash = int(found[0]) + 1, str(found[1])
     digest = record_hash(seq, when, kind, subject_id, text, prev_hash)
     conn.execute(
-        insert(AuditLogRecord).values(
+        insert(audit_log_table).values(
             seq=seq,
             at=when,
             kind=kind,
@@ -183,7 +202,11 @@ def append_audit_record(
             dedup_key=dedup_key,
         )
     )
-    conn.execute(update(AuditLogHead).where(AuditLogHead.id == 1).values(seq=seq, hash=digest))
+    conn.execute(
+        update(audit_log_head_table)
+        .where(audit_log_head_table.c.id == 1)
+        .values(seq=seq, hash=digest)
+    )
     return AuditRecord(seq, when, kind, subject_id, text, prev_hash, digest)
 
 
@@ -200,6 +223,10 @@ def _record(row: Any) -> AuditRecord:
 
 
 def read_head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(AuditLogHead.seq, AuditLogHead.hash).where(AuditLogHead.id == 1))
+    row = conn.execute(
+        select(audit_log_head_table.c.seq, audit_log_head_table.c.hash).where(
+            audit_log_head_table.c.id == 1
+        )
+    )
     found = row.first()
     return (0, GENESIS_HASH) if found is None else (int(found[0]), str(found[1]))

@@ -29,21 +29,21 @@ from sqlalchemy import Connection, Engine, String, select, type_coerce
 
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
-    AuditLogRecord,
+    audit_log_table,
     commitment,
     iso,
     read_head,
     record_hash,
 )
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 
 MAX_PROBLEMS = 50  # enough to see the pattern; the count says how many in all
 REDACT_KIND = "retention.redact_caller_id"
 BASELINE_KIND = "audit.baseline"  # written by migration 0003 for pre-existing calls
 _FOLD_MARGIN = timedelta(days=1)  # a call's records are written within this of its start
 
-_CALL_FIELDS = [c.name for c in Call.__table__.columns]
-_HOP_FIELDS = [c.name for c in Hop.__table__.columns]
+_CALL_FIELDS = [c.name for c in calls_table.columns]
+_HOP_FIELDS = [c.name for c in hops_table.columns]
 _CALLER_FIELDS = ("caller_number", "caller_name")
 
 
@@ -105,11 +105,11 @@ def verify(
 
 
 def iter_records(conn: Connection, since: datetime | None, until: datetime | None) -> Iterator[Any]:
-    stmt = select(AuditLogRecord.__table__).order_by(AuditLogRecord.seq)
+    stmt = select(audit_log_table).order_by(audit_log_table.c.seq)
     if since is not None:
-        stmt = stmt.where(AuditLogRecord.at >= since)
+        stmt = stmt.where(audit_log_table.c.at >= since)
     if until is not None:
-        stmt = stmt.where(AuditLogRecord.at < until)
+        stmt = stmt.where(audit_log_table.c.at < until)
     result = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
     yield from result
 
@@ -121,7 +121,7 @@ def iter_chain(
 
     `at` is read as the stored text and reshaped, not parsed into a datetime and
     formatted back: that round trip was a third of `audit verify`'s time."""
-    table = AuditLogRecord.__table__.c
+    table = audit_log_table.c
     stmt = select(
         table.seq,
         type_coerce(table.at, String()) if conn.dialect.name == "sqlite" else table.at,
@@ -203,7 +203,7 @@ def _where(seq: int, kind: str, subject_id: str) -> str:
 def hash_before(conn: Connection, seq: int) -> str | None:
     if seq == 1:
         return GENESIS_HASH
-    found = conn.scalar(select(AuditLogRecord.hash).where(AuditLogRecord.seq == seq - 1))
+    found = conn.scalar(select(audit_log_table.c.hash).where(audit_log_table.c.seq == seq - 1))
     return None if found is None else str(found)
 
 
@@ -224,12 +224,12 @@ def _fold(conn: Connection, since: datetime | None, until: datetime | None) -> _
     """Rebuild the expected domain rows by replaying the logged values in order."""
     exp = _Expected()
     baseline = conn.scalar(
-        select(AuditLogRecord.payload).where(AuditLogRecord.kind == BASELINE_KIND).limit(1)
+        select(audit_log_table.c.payload).where(audit_log_table.c.kind == BASELINE_KIND).limit(1)
     )
     exp.baseline = None if baseline is None else json.loads(baseline)
     fold_until = None if until is None else until + _FOLD_MARGIN
-    redactions = select(AuditLogRecord.subject_id, AuditLogRecord.payload).where(
-        AuditLogRecord.kind == REDACT_KIND
+    redactions = select(audit_log_table.c.subject_id, audit_log_table.c.payload).where(
+        audit_log_table.c.kind == REDACT_KIND
     )
     for subject, payload in conn.execute(redactions):  # whenever they happened
         exp.redactions[subject] = json.loads(payload)
@@ -265,11 +265,11 @@ def _cross_check(
     conn: Connection, report: VerifyReport, since: datetime | None, until: datetime | None
 ) -> None:
     exp = _fold(conn, since, until)
-    calls_stmt = select(Call.__table__)
+    calls_stmt = select(calls_table)
     if since is not None:
-        calls_stmt = calls_stmt.where(Call.started_at >= since)
+        calls_stmt = calls_stmt.where(calls_table.c.started_at >= since)
     if until is not None:
-        calls_stmt = calls_stmt.where(Call.started_at < until)
+        calls_stmt = calls_stmt.where(calls_table.c.started_at < until)
     in_scope: set[str] = set()
     for row in conn.execute(calls_stmt).mappings():
         call_id = row["id"]
@@ -333,7 +333,7 @@ def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
 def _check_hops(conn: Connection, report: VerifyReport, exp: _Expected, in_scope: set[str]) -> None:
     seen: set[str] = set()
     for ids in _chunks(sorted(in_scope)):
-        for row in conn.execute(select(Hop.__table__).where(Hop.call_id.in_(ids))).mappings():
+        for row in conn.execute(select(hops_table).where(hops_table.c.call_id.in_(ids))).mappings():
             report.hops += 1
             seen.add(row["id"])
             logged = exp.hops.get(row["id"])
@@ -362,15 +362,15 @@ def _check_transitions(
 ) -> None:
     seen: set[tuple[str, int]] = set()
     columns = (
-        CallTransition.call_id,
-        CallTransition.seq,
-        CallTransition.from_state,
-        CallTransition.to_state,
-        CallTransition.reason,
-        CallTransition.at,
+        call_transitions_table.c.call_id,
+        call_transitions_table.c.seq,
+        call_transitions_table.c.from_state,
+        call_transitions_table.c.to_state,
+        call_transitions_table.c.reason,
+        call_transitions_table.c.at,
     )
     for ids in _chunks(sorted(in_scope)):
-        stmt = select(*columns).where(CallTransition.call_id.in_(ids))
+        stmt = select(*columns).where(call_transitions_table.c.call_id.in_(ids))
         for row in conn.execute(stmt).mappings():
             report.transitions += 1
             key = (row["call_id"], int(row["seq"]))

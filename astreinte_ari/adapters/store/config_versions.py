@@ -11,24 +11,24 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Integer, String, Text, select
+from sqlalchemy import Column, Connection, Engine, Integer, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from astreinte_ari.adapters.store.models import Base, UTCDateTime
+from astreinte_ari.adapters.store.models import UTCDateTime, metadata
 
 _SUMMARY_LINES = 12  # changed lines quoted in the summary; the full text is kept anyway
 
 
-class ConfigVersion(Base):
-    __tablename__ = "config_versions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    source_path: Mapped[str] = mapped_column(Text)
-    diff_summary: Mapped[str] = mapped_column(Text)
-    config_text: Mapped[str] = mapped_column(Text)
+config_versions_table = Table(
+    "config_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("accepted_at", UTCDateTime, nullable=False, index=True),
+    Column("source_path", Text, nullable=False),
+    Column("diff_summary", Text, nullable=False),
+    Column("config_text", Text, nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,40 +78,43 @@ def record_config_version(
     """Store an accepted configuration; returns its id (the existing one if this
     content was already recorded)."""
     digest = text_hash(config_text)
-    with Session(engine) as session:
-        existing = session.scalar(
-            select(ConfigVersion.id).where(ConfigVersion.content_hash == digest)
-        )
-        if existing is not None:
-            return existing
-        row = ConfigVersion(
-            content_hash=digest,
-            accepted_at=now or datetime.now(UTC),
-            source_path=path,
-            diff_summary=diff_summary(previous_text, config_text),
-            config_text=config_text,
-        )
-        session.add(row)
-        try:
-            session.commit()
-        except IntegrityError:  # recorded concurrently by another process
-            session.rollback()
-            found = session.scalar(
-                select(ConfigVersion.id).where(ConfigVersion.content_hash == digest)
-            )
-            if found is None:
-                raise
-            return found
-        return row.id
+    with engine.connect() as conn:
+        existing = _version_id(conn, digest)
+    if existing is not None:
+        return existing
+    values = {
+        "content_hash": digest,
+        "accepted_at": now or datetime.now(UTC),
+        "source_path": path,
+        "diff_summary": diff_summary(previous_text, config_text),
+        "config_text": config_text,
+    }
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(insert(config_versions_table).values(**values))
+            return int(result.inserted_primary_key[0])
+    except IntegrityError:  # recorded concurrently by another process
+        with engine.connect() as conn:
+            found = _version_id(conn, digest)
+        if found is None:
+            raise
+        return found
+
+
+def _version_id(conn: Connection, digest: str) -> int | None:
+    table = config_versions_table
+    found = conn.scalar(select(table.c.id).where(table.c.content_hash == digest))
+    return None if found is None else int(found)
 
 
 def list_config_versions(engine: Engine) -> list[ConfigVersionRecord]:
     """Every recorded version, oldest first."""
-    with Session(engine) as session:
-        rows = session.scalars(select(ConfigVersion).order_by(ConfigVersion.id)).all()
-        return [
-            ConfigVersionRecord(
-                r.id, r.content_hash, r.accepted_at, r.source_path, r.diff_summary, r.config_text
-            )
-            for r in rows
-        ]
+    table = config_versions_table
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).order_by(table.c.id)).all()
+    return [
+        ConfigVersionRecord(
+            r.id, r.content_hash, r.accepted_at, r.source_path, r.diff_summary, r.config_text
+        )
+        for r in rows
+    ]

@@ -1,7 +1,7 @@
 """Audit trail tables: one row per call, per hop (agent leg) and per state change.
 
 The schema itself is created by the Alembic migrations in <repo>/migrations;
-these models must stay in step with them (a test compares the two).
+these tables must stay in step with them (a test compares the two).
 Free text columns hold `safe_text` output (escaped, bounded), hence `Text`.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -18,10 +19,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 ID_LEN = 64  # call/hop ids are uuids; room for other generated ids
@@ -59,74 +60,70 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# Every table lives on this one MetaData (Alembic env, the models-vs-migrations test).
+# Plain Core tables, no ORM: importing sqlalchemy.orm costs the service ~5.6 MB RSS.
+# Nullability is spelled out on every column because Core defaults to nullable.
+metadata = MetaData(naming_convention=NAMING)
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+calls_table = Table(
+    "calls",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("did", String(SHORT_LEN), nullable=False),
+    Column("line_name", Text, nullable=False),
+    Column("period", String(SHORT_LEN), nullable=False),
+    Column("caller_number", Text, nullable=False),
+    Column("caller_name", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("outcome", String(SHORT_LEN), nullable=True),
+    Column("outcome_detail", Text, nullable=True),
+    Column("accepted_hop_id", String(ID_LEN), nullable=True),
+    Column("accepted_person_id", Text, nullable=True),
+    Column("talk_seconds", Float, nullable=True),
+    Column("voicemail_path", Text, nullable=True),
+    Column("voicemail_seconds", Float, nullable=True),
+    # What auditors ask: "last night's calls", "calls on line X", "unanswered".
+    # Reports read calls by start time and need only these columns (0005).
+    Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),
+    Index("ix_calls_did_started_at", "did", "started_at"),
+    Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+)
 
-
-class Call(Base):
-    __tablename__ = "calls"
-
-    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
-    did: Mapped[str] = mapped_column(String(SHORT_LEN))
-    line_name: Mapped[str] = mapped_column(Text)
-    period: Mapped[str] = mapped_column(String(SHORT_LEN))
-    caller_number: Mapped[str] = mapped_column(Text)
-    caller_name: Mapped[str] = mapped_column(Text)
-    channel_id: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    outcome_detail: Mapped[str | None] = mapped_column(Text)
-    accepted_hop_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    accepted_person_id: Mapped[str | None] = mapped_column(Text)
-    talk_seconds: Mapped[float | None] = mapped_column(Float)
-    voicemail_path: Mapped[str | None] = mapped_column(Text)
-    voicemail_seconds: Mapped[float | None] = mapped_column(Float)
-
-    __table_args__ = (
-        # What auditors ask: "last night's calls", "calls on line X", "unanswered".
-        # Reports read calls by start time and need only these columns (0005).
-        Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),
-        Index("ix_calls_did_started_at", "did", "started_at"),
-        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
-    )
-
-
-class Hop(Base):
-    __tablename__ = "hops"
-
-    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
-    call_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("calls.id"))
-    seq: Mapped[int] = mapped_column(Integer)
-    label: Mapped[str] = mapped_column(Text)
-    person_id: Mapped[str] = mapped_column(Text)
-    person_name: Mapped[str] = mapped_column(Text)
-    number: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    ringing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(SHORT_LEN))
-    cause_code: Mapped[int | None] = mapped_column(Integer)
-    cause_text: Mapped[str | None] = mapped_column(Text)
-    dtmf: Mapped[str | None] = mapped_column(Text)
-
+hops_table = Table(
+    "hops",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("call_id", String(ID_LEN), ForeignKey("calls.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("person_id", Text, nullable=False),
+    Column("person_name", Text, nullable=False),
+    Column("number", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ringing_at", UTCDateTime, nullable=True),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Column("accepted_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("outcome", String(SHORT_LEN), nullable=True),
+    Column("cause_code", Integer, nullable=True),
+    Column("cause_text", Text, nullable=True),
+    Column("dtmf", Text, nullable=True),
     # Per-hop report counts come from this index alone (0005); also "hops of a call".
-    __table_args__ = (Index("ix_hops_report", "call_id", "seq", "person_id", "outcome"),)
+    Index("ix_hops_report", "call_id", "seq", "person_id", "outcome"),
+)
 
-
-class CallTransition(Base):
-    __tablename__ = "call_transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(String(ID_LEN), ForeignKey("calls.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    from_state: Mapped[str] = mapped_column(String(SHORT_LEN))
-    to_state: Mapped[str] = mapped_column(String(SHORT_LEN))
-    reason: Mapped[str] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+call_transitions_table = Table(
+    "call_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(ID_LEN), ForeignKey("calls.id"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("from_state", String(SHORT_LEN), nullable=False),
+    Column("to_state", String(SHORT_LEN), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("call_id", "seq"),
+)

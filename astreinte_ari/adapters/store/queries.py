@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, exists, func, or_, select
 
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.adapters.store.sql_time import seconds_between
 
 
@@ -140,7 +140,7 @@ class CallDetail:
         return data
 
 
-_CALL_COLUMNS = [c.name for c in Call.__table__.columns]
+_CALL_COLUMNS = [c.name for c in calls_table.columns]
 _HOP_FIELDS = [f.name for f in dataclasses.fields(HopRecord)]
 _TRANSITION_FIELDS = [f.name for f in dataclasses.fields(TransitionRecord)]
 _SUMMARY_FIELDS = [f.name for f in dataclasses.fields(CallSummary) if f.name != "hop_count"]
@@ -167,35 +167,46 @@ def list_calls(
     connection, or to the end for a call never connected.
     """
     hop_count = (
-        select(func.count(Hop.id)).where(Hop.call_id == Call.id).correlate(Call).scalar_subquery()
+        select(func.count(hops_table.c.id))
+        .where(hops_table.c.call_id == calls_table.c.id)
+        .correlate(calls_table)
+        .scalar_subquery()
     )
     stmt: Select[Any] = select(
-        *(getattr(Call, name) for name in _SUMMARY_FIELDS), hop_count.label("hop_count")
+        *(calls_table.c[name] for name in _SUMMARY_FIELDS), hop_count.label("hop_count")
     )
     if since is not None:
-        stmt = stmt.where(Call.started_at >= since)
+        stmt = stmt.where(calls_table.c.started_at >= since)
     if until is not None:
-        stmt = stmt.where(Call.started_at < until)
+        stmt = stmt.where(calls_table.c.started_at < until)
     if did is not None:
-        stmt = stmt.where(Call.did == did)
+        stmt = stmt.where(calls_table.c.did == did)
     if outcome is not None:
-        stmt = stmt.where(Call.outcome == outcome)
+        stmt = stmt.where(calls_table.c.outcome == outcome)
     if period is not None:
-        stmt = stmt.where(Call.period == period)
+        stmt = stmt.where(calls_table.c.period == period)
     if caller:
         stmt = stmt.where(
             or_(
-                Call.caller_number.contains(caller, autoescape=True),
-                Call.caller_name.contains(caller, autoescape=True),
+                calls_table.c.caller_number.contains(caller, autoescape=True),
+                calls_table.c.caller_name.contains(caller, autoescape=True),
             )
         )
     if person is not None:
-        stmt = stmt.where(exists().where(Hop.call_id == Call.id, Hop.person_id == person))
+        stmt = stmt.where(
+            exists().where(
+                hops_table.c.call_id == calls_table.c.id, hops_table.c.person_id == person
+            )
+        )
     if min_wait is not None:
-        reached = func.coalesce(Call.answered_at, Call.ended_at)
-        wait = seconds_between(engine.dialect.name, Call.started_at, reached)
+        reached = func.coalesce(calls_table.c.answered_at, calls_table.c.ended_at)
+        wait = seconds_between(engine.dialect.name, calls_table.c.started_at, reached)
         stmt = stmt.where(wait >= min_wait)
-    stmt = stmt.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
+    stmt = (
+        stmt.order_by(calls_table.c.started_at.desc(), calls_table.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     return [CallSummary(**row) for row in rows]
@@ -211,14 +222,14 @@ def get_call(engine: Engine, call_id_or_unique_prefix: str) -> CallDetail | None
     if not key:
         return None
     with engine.connect() as conn:
-        call = conn.execute(select(Call.__table__).where(Call.id == key)).mappings().first()
+        call = conn.execute(select(calls_table).where(calls_table.c.id == key)).mappings().first()
         if call is None:
             # The prefix is user input: autoescape keeps % and _ literal.
             matches = (
                 conn.execute(
-                    select(Call.__table__)
-                    .where(Call.id.startswith(key, autoescape=True))
-                    .order_by(Call.id)
+                    select(calls_table)
+                    .where(calls_table.c.id.startswith(key, autoescape=True))
+                    .order_by(calls_table.c.id)
                     .limit(10)
                 )
                 .mappings()
@@ -231,15 +242,15 @@ def get_call(engine: Engine, call_id_or_unique_prefix: str) -> CallDetail | None
             call = matches[0]
         call_id = call["id"]
         hops = conn.execute(
-            select(*(getattr(Hop, n) for n in _HOP_FIELDS))
-            .where(Hop.call_id == call_id)
-            .order_by(Hop.seq, Hop.started_at)
+            select(*(hops_table.c[n] for n in _HOP_FIELDS))
+            .where(hops_table.c.call_id == call_id)
+            .order_by(hops_table.c.seq, hops_table.c.started_at)
         ).mappings()
         hop_records = tuple(HopRecord(**row) for row in hops)
         transitions = conn.execute(
-            select(*(getattr(CallTransition, n) for n in _TRANSITION_FIELDS))
-            .where(CallTransition.call_id == call_id)
-            .order_by(CallTransition.seq)
+            select(*(call_transitions_table.c[n] for n in _TRANSITION_FIELDS))
+            .where(call_transitions_table.c.call_id == call_id)
+            .order_by(call_transitions_table.c.seq)
         ).mappings()
         transition_records = tuple(TransitionRecord(**row) for row in transitions)
     return CallDetail(

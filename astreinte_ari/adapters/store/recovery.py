@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, func, select
 
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.callflow.recovery import ResumePoint
 
 
@@ -12,20 +12,27 @@ def resume_point_for_channel(engine: Engine, channel_id: str) -> ResumePoint | N
     """The unfinished call whose caller is on `channel_id`, if the trail has one."""
     with engine.connect() as conn:
         call = conn.execute(
-            select(Call.id, Call.accepted_hop_id, Call.accepted_person_id, Call.answered_at)
-            .where(Call.channel_id == channel_id, Call.ended_at.is_(None))
-            .order_by(Call.started_at.desc())
+            select(
+                calls_table.c.id,
+                calls_table.c.accepted_hop_id,
+                calls_table.c.accepted_person_id,
+                calls_table.c.answered_at,
+            )
+            .where(calls_table.c.channel_id == channel_id, calls_table.c.ended_at.is_(None))
+            .order_by(calls_table.c.started_at.desc())
             .limit(1)
         ).first()
         if call is None:
             return None
         last_seq = conn.execute(
-            select(func.coalesce(func.max(CallTransition.seq), 0)).where(
-                CallTransition.call_id == call.id
+            select(func.coalesce(func.max(call_transitions_table.c.seq), 0)).where(
+                call_transitions_table.c.call_id == call.id
             )
         ).scalar_one()
         hops = conn.execute(
-            select(Hop.id, Hop.seq, Hop.ended_at).where(Hop.call_id == call.id).order_by(Hop.seq)
+            select(hops_table.c.id, hops_table.c.seq, hops_table.c.ended_at)
+            .where(hops_table.c.call_id == call.id)
+            .order_by(hops_table.c.seq)
         ).all()
     return ResumePoint(
         call_id=call.id,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, and_, not_, select, update
 
-from astreinte_ari.adapters.store.audit_log import AuditLogRecord, append_audit_record, iso
-from astreinte_ari.adapters.store.models import Call
+from astreinte_ari.adapters.store.audit_log import append_audit_record, audit_log_table, iso
+from astreinte_ari.adapters.store.models import calls_table
 from astreinte_ari.config.reporting import RetentionConfig
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ def _file_digest(path: Path) -> tuple[str, int]:
 
 def _not_done(kind: str) -> object:
     """Calls for which `kind` is not yet in the log (the dedup key names the call)."""
-    done = select(AuditLogRecord.dedup_key).where(AuditLogRecord.kind == kind)
-    return not_((kind + ":" + Call.id).in_(done))
+    done = select(audit_log_table.c.dedup_key).where(audit_log_table.c.kind == kind)
+    return not_((kind + ":" + calls_table.c.id).in_(done))
 
 
 def run_retention(
@@ -85,10 +85,14 @@ def _delete_recordings(
     while True:
         with engine.begin() as conn:
             rows = conn.execute(
-                select(Call.id, Call.voicemail_path)
-                .where(and_(Call.started_at < cutoff, Call.voicemail_path.is_not(None)))
+                select(calls_table.c.id, calls_table.c.voicemail_path)
+                .where(
+                    and_(
+                        calls_table.c.started_at < cutoff, calls_table.c.voicemail_path.is_not(None)
+                    )
+                )
                 .where(_not_done(DELETE_KIND))  # type: ignore[arg-type]
-                .order_by(Call.started_at)
+                .order_by(calls_table.c.started_at)
                 .limit(BATCH)
             ).all()
             for call_id, stored_path in rows:
@@ -121,14 +125,14 @@ def _redact_caller_ids(
     while True:
         with engine.begin() as conn:
             ids = conn.scalars(
-                select(Call.id)
-                .where(Call.started_at < cutoff)
+                select(calls_table.c.id)
+                .where(calls_table.c.started_at < cutoff)
                 .where(_not_done(REDACT_KIND))  # type: ignore[arg-type]
-                .order_by(Call.started_at)
+                .order_by(calls_table.c.started_at)
                 .limit(BATCH)
             ).all()
             for call_id in ids:
-                conn.execute(update(Call).where(Call.id == call_id).values(values))
+                conn.execute(update(calls_table).where(calls_table.c.id == call_id).values(values))
                 append_audit_record(conn, REDACT_KIND, call_id,
                                     {"values": values, "cutoff": iso(cutoff)}, at=now,
                                     dedup_key=f"{REDACT_KIND}:{call_id}")  # fmt: skip

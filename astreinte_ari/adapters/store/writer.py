@@ -31,7 +31,7 @@ from astreinte_ari.adapters.store.audit_log import (
     dedup_key_exists,
     iso,
 )
-from astreinte_ari.adapters.store.models import Call, CallTransition, Hop
+from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.adapters.store.safe_text import safe_text
 from astreinte_ari.callflow.audit_events import (
     AuditEvent,
@@ -235,7 +235,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
         return  # replay of a committed batch
     match event:
         case CallStarted():
-            if conn.scalar(select(exists().where(Call.id == event.call_id))):
+            if conn.scalar(select(exists().where(calls_table.c.id == event.call_id))):
                 return  # row written before the audit chain existed
             row = {
                 "did": safe_text(event.did, 64),
@@ -245,7 +245,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "caller_name": safe_text(event.caller_name),
                 "channel_id": safe_text(event.channel_id),
             }
-            conn.execute(insert(Call).values(id=event.call_id, started_at=event.at, **row))
+            conn.execute(insert(calls_table).values(id=event.call_id, started_at=event.at, **row))
             logged: dict[str, object] = {
                 k: v for k, v in row.items() if not k.startswith("caller_")
             }
@@ -256,7 +256,8 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
         case StateChanged():
             found = select(
                 exists().where(
-                    CallTransition.call_id == event.call_id, CallTransition.seq == event.seq
+                    call_transitions_table.c.call_id == event.call_id,
+                    call_transitions_table.c.seq == event.seq,
                 )
             )
             if conn.scalar(found):
@@ -268,12 +269,14 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "reason": safe_text(event.reason, LONG_TEXT),
             }
             conn.execute(
-                insert(CallTransition).values(call_id=event.call_id, at=event.at, **transition)
+                insert(call_transitions_table).values(
+                    call_id=event.call_id, at=event.at, **transition
+                )
             )
             logged = {**transition, "at": iso(event.at)}
             append_audit_record(conn, "call.state", event.call_id, logged, dedup_key=key)
         case HopStarted():
-            if conn.scalar(select(exists().where(Hop.id == event.hop_id))):
+            if conn.scalar(select(exists().where(hops_table.c.id == event.hop_id))):
                 return
             hop = {
                 "call_id": event.call_id,
@@ -283,7 +286,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "person_name": safe_text(event.person_name),
                 "number": safe_text(event.number, 64),
             }
-            conn.execute(insert(Hop).values(id=event.hop_id, started_at=event.at, **hop))
+            conn.execute(insert(hops_table).values(id=event.hop_id, started_at=event.at, **hop))
             logged = {**hop, "started_at": iso(event.at)}
             append_audit_record(conn, "hop.started", event.hop_id, logged, dedup_key=key)
         case HopProgress():
@@ -291,7 +294,9 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
             if column is None:
                 log.warning("ignored hop progress %r for hop %s", event.event, event.hop_id)
                 return
-            stmt = update(Hop).where(Hop.id == event.hop_id).values({column: event.at})
+            stmt = (
+                update(hops_table).where(hops_table.c.id == event.hop_id).values({column: event.at})
+            )
             if _update(conn, stmt, event):
                 logged = {column: iso(event.at)}
                 append_audit_record(conn, "hop.progress", event.hop_id, logged, dedup_key=key)
@@ -303,7 +308,11 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "cause_text": _opt(event.cause_text),
                 "dtmf": _opt(event.dtmf, 64),
             }
-            if _update(conn, update(Hop).where(Hop.id == event.hop_id).values(values), event):
+            if _update(
+                conn,
+                update(hops_table).where(hops_table.c.id == event.hop_id).values(values),
+                event,
+            ):
                 logged = {**values, "ended_at": iso(event.at)}
                 append_audit_record(conn, "hop.ended", event.hop_id, logged, dedup_key=key)
         case CallAnswered():
@@ -312,7 +321,11 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "accepted_hop_id": event.hop_id,
                 "accepted_person_id": safe_text(event.person_id),
             }
-            if _update(conn, update(Call).where(Call.id == event.call_id).values(values), event):
+            if _update(
+                conn,
+                update(calls_table).where(calls_table.c.id == event.call_id).values(values),
+                event,
+            ):
                 logged = {**values, "answered_at": iso(event.at)}
                 append_audit_record(conn, "call.answered", event.call_id, logged, dedup_key=key)
         case CallEnded():
@@ -324,7 +337,11 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "voicemail_path": _opt(event.voicemail_path, LONG_TEXT),
                 "voicemail_seconds": event.voicemail_seconds,
             }
-            if _update(conn, update(Call).where(Call.id == event.call_id).values(values), event):
+            if _update(
+                conn,
+                update(calls_table).where(calls_table.c.id == event.call_id).values(values),
+                event,
+            ):
                 logged = {**values, "ended_at": iso(event.at)}
                 append_audit_record(conn, "call.ended", event.call_id, logged, dedup_key=key)
         case _:
