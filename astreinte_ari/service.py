@@ -22,6 +22,7 @@ from astreinte_ari.callflow.telephony import (
     ChannelLeft,
     ChannelRinging,
     DtmfReceived,
+    HangupRequested,
     PlaybackFinished,
     RecordingFinished,
     Resynced,
@@ -340,7 +341,9 @@ def _is_channel_id(object_id: str) -> bool:
 
 
 def _key_of(event: TelephonyEvent) -> str | None:
-    if isinstance(event, ChannelHungUp | ChannelLeft | ChannelRinging | DtmfReceived):
+    if isinstance(
+        event, ChannelHungUp | ChannelLeft | HangupRequested | ChannelRinging | DtmfReceived
+    ):
         return event.channel_id
     if isinstance(event, PlaybackFinished):
         return event.playback_id

@@ -121,7 +121,10 @@ class CallFlow:
             await body
         except CallerGone as gone:
             where = f"{rt.state.value}" + (f" ({self._hop.describe()})" if self._hop else "")
-            self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {gone.cause_text}")
+            why = gone.cause_text
+            if gone.cause is not None:
+                why = f"caller hung up, cause {gone.cause} {gone.cause_text}"
+            self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {why}")
         except Exception as exc:
             log.exception("call %s failed", rt.call_id[:8])
             self._end(CallOutcome.FAILED, f"internal error in {rt.state.value}: {exc!r}"[:300])

@@ -21,6 +21,7 @@ from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.telephony import (
     ChannelHungUp,
     ChannelLeft,
+    HangupRequested,
     PlaybackFinished,
     TelephonyEvent,
     TelephonyPort,
@@ -167,6 +168,11 @@ class CallRuntime:
                 event = await asyncio.wait_for(self.events.get(), timeout)
             except TimeoutError:
                 return None
+            if isinstance(event, HangupRequested):
+                if event.channel_id == self.caller_channel_id and self.caller_cause is None:
+                    # Often the only place the caller's own cause reaches us.
+                    self.caller_cause = (event.cause, event.cause_text)
+                continue
             if self._is_caller_gone(event):
                 if not self.caller_present:
                     # Second notice (StasisEnd, then ChannelDestroyed with the cause).

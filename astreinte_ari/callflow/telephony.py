@@ -61,6 +61,17 @@ class ChannelHungUp:
 
 
 @dataclass(frozen=True, slots=True)
+class HangupRequested:
+    """Someone asked to hang the channel up: for a caller, their BYE and its Q.850
+    cause. ChannelLeft follows; ChannelHungUp (with the cause) may not reach us,
+    because the application is unsubscribed once the channel has left it."""
+
+    channel_id: str
+    cause: int
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelRinging:
     channel_id: str
 
@@ -102,6 +113,7 @@ TelephonyEvent = (
     ChannelEntered
     | ChannelLeft
     | ChannelHungUp
+    | HangupRequested
     | ChannelRinging
     | DtmfReceived
     | PlaybackFinished

@@ -137,6 +137,8 @@ def test_caller_hangs_up_while_agent_rings(rig: E2ERig, service: ServiceProcess)
     call = service.wait_for_call(since, LINE_FULL)
     assert call.outcome == "abandoned", call.outcome_detail
     assert "dialing" in (call.outcome_detail or "")
+    # The caller's own BYE cause (from ChannelHangupRequest: StasisEnd comes first).
+    assert "caller hung up, cause 16 Normal Clearing" in (call.outcome_detail or "")
     assert _outcomes(call) == [("p1", "cancelled")]
     assert call.answered_at is None
 

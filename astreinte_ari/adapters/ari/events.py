@@ -13,6 +13,7 @@ from astreinte_ari.callflow.telephony import (
     ChannelLeft,
     ChannelRinging,
     DtmfReceived,
+    HangupRequested,
     PlaybackFinished,
     RecordingFinished,
     TelephonyEvent,
@@ -56,6 +57,28 @@ def _recording_duration(rec: JsonDict) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+# Asterisk's own texts (ast_cause2str) for the causes a caller's hangup carries;
+# ChannelHangupRequest has the code only, ChannelDestroyed has both.
+_Q850_TEXTS = {
+    0: "Unknown",
+    16: "Normal Clearing",
+    17: "User busy",
+    18: "No user responding",
+    19: "User alerting, no answer",
+    21: "Call Rejected",
+    27: "Destination out of order",
+    31: "Normal, unspecified",
+    34: "Circuit/channel congestion",
+    38: "Network out of order",
+    41: "Temporary failure",
+    127: "Interworking, unspecified",
+}
+
+
+def q850_text(cause: int) -> str:
+    return _Q850_TEXTS.get(cause, f"cause {cause}")
+
+
 def event_from_json(data: JsonDict) -> TelephonyEvent | None:
     """Translate one ARI event; None for events this service does not use."""
     kind = data.get("type")
@@ -71,6 +94,12 @@ def event_from_json(data: JsonDict) -> TelephonyEvent | None:
             channel_id=_text(channel.get("id")),
             cause=cause if isinstance(cause, int) else 0,
             cause_text=_text(data.get("cause_txt")),
+        )
+    if kind == "ChannelHangupRequest":
+        cause = data.get("cause")
+        code = cause if isinstance(cause, int) else 0
+        return HangupRequested(
+            channel_id=_text(channel.get("id")), cause=code, cause_text=q850_text(code)
         )
     if kind == "ChannelStateChange" and channel.get("state") == "Ringing":
         return ChannelRinging(channel_id=_text(channel.get("id")))
