@@ -99,6 +99,12 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         from astreinte_ari.schedule.rota import shifts
 
         config = _load_config(args)
+        everyone = {p for team in config.teams.values() for p in team.people}
+        if args.person and args.person not in everyone:
+            # A typo would otherwise print an all-zero statement that looks real.
+            known = ", ".join(sorted(everyone))
+            raise _UsageError(f"--person: no person {args.person!r} in the configuration "
+                              f"(people: {known})")  # fmt: skip
         zone = ZoneInfo(config.timezone)
         start, end = st.month_bounds(args.month, zone)
         periods: dict[str, list[st.Period]] = {}
@@ -112,8 +118,8 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         statements = []
         try:
             # Everyone on call, and whoever intervened without being on a rota.
-            everyone = set(periods) | st.people_with_interventions(engine, start, end)
-            people = [args.person] if args.person else sorted(everyone)
+            listed = set(periods) | st.people_with_interventions(engine, start, end)
+            people = [args.person] if args.person else sorted(listed)
             for person in people:
                 statement = st.Statement(person, args.month, config.compensation.currency)
                 statement.periods = sorted(periods.get(person, []), key=lambda p: p.start)

@@ -356,3 +356,14 @@ def test_statement_without_configuration(
             "astreinte: statement needs the configuration (rotas, people, "
             "compensation rates): use -c CONFIG (or set ASTREINTE_CONFIG)\n"
         )
+
+
+def test_statement_unknown_person_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "astreinte.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    code, out, err = run(capsys, "statement", "--month", "2026-05", "--person", "alcie",
+                         "-c", str(config), "--url", f"sqlite:///{tmp_path}/audit.db")  # fmt: skip
+    assert code == 2 and out == ""
+    assert "--person: no person 'alcie' in the configuration (people: alice, bob" in err
