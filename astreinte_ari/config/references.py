@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from astreinte_ari.config.fields import E164_RE
 
 Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str]
 _SQLITE_RELATIVE = re.compile(r"^(sqlite(?:\+\w+)?):///(?!/)(?!:memory:)(.+)$")
 ROUTE_KEYS = ("after_hours", "night", "weekend", "holiday")
 
@@ -143,6 +144,47 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                     _map(team.get("people")),
                     _map(team.get("rotas")),
                 )
+    issues += _alerting_issues(_map(data.get("alerting")), teams)
+    return issues
+
+
+def _alerting_issues(alerting: Mapping[Any, Any], teams: Mapping[Any, Any]) -> list[Issue]:
+    """People and rotas named under `alerting:` must exist: an unknown replacement
+    would otherwise surface only at a missed shift start, as a hop nobody rings."""
+    issues: list[Issue] = []
+    everyone = {p: t for t, team in teams.items() for p in _map(_map(team).get("people"))}
+    for person_id in _map(alerting.get("channels")):
+        if person_id not in everyone:
+            issues.append(
+                (("alerting", "channels", person_id),
+                 f"unknown person '{person_id}' (people: {_names(everyone)})")
+            )  # fmt: skip
+    for i, raw in enumerate(_seq(alerting.get("shift_start"))):
+        spec, loc = _map(raw), ("alerting", "shift_start", i)
+        team_name = spec.get("team")
+        if not isinstance(team_name, str) or team_name not in teams:
+            issues.append(((*loc, "team"), f"unknown team '{team_name}' (teams: {_names(teams)})"))
+            continue
+        team = _map(teams[team_name])
+        rotas, people = _map(team.get("rotas")), _map(team.get("people"))
+        rota = spec.get("rota")
+        if isinstance(rota, str) and rota not in rotas:
+            issues.append(
+                ((*loc, "rota"), f"unknown rota '{rota}' (team {team_name} has: {_names(rotas)})")
+            )
+        # The replacement takes the rota's calls: a person of that team.
+        replacement = spec.get("replacement")
+        if isinstance(replacement, str) and replacement not in people:
+            issues.append(
+                ((*loc, "replacement"),
+                 f"unknown person '{replacement}' (team {team_name} has: {_names(people)})")
+            )  # fmt: skip
+        supervisor = spec.get("supervisor")
+        if isinstance(supervisor, str) and supervisor not in everyone:
+            issues.append(
+                ((*loc, "supervisor"),
+                 f"unknown person '{supervisor}' (people: {_names(everyone)})")
+            )  # fmt: skip
     return issues
 
 

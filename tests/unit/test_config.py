@@ -275,3 +275,29 @@ def test_dial_string_allow_list(number: str, ok: bool) -> None:
     else:
         with pytest.raises(NumberNotAllowed):
             trunk.dial_string(number)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "fragment"),
+    [
+        ("    david: [{via: voice}]", "    davdi: [{via: voice}]",
+         "alerting.channels.davdi", "unknown person 'davdi'"),
+        ("supervisor: claire, replacement: david", "supervisor: clarie, replacement: david",
+         "alerting.shift_start[0].supervisor", "unknown person 'clarie'"),
+        ("supervisor: claire, replacement: david", "supervisor: claire, replacement: dave",
+         "alerting.shift_start[0].replacement", "unknown person 'dave' (team maintenance has:"),
+        ("{team: maintenance, rota: primary, before: 30m",
+         "{team: maintenance, rota: primery, before: 30m",
+         "alerting.shift_start[0].rota", "unknown rota 'primery'"),
+        ("{team: maintenance, rota: primary, before: 30m",
+         "{team: maintenanse, rota: primary, before: 30m",
+         "alerting.shift_start[0].team", "unknown team 'maintenanse'"),
+    ],
+)  # fmt: skip
+def test_alerting_names_known_people_and_rotas(
+    tmp_path: Path, old: str, new: str, path: str, fragment: str
+) -> None:
+    text = (REPO / "config" / "astreinte.example.yaml").read_text(encoding="utf-8")
+    assert old in text
+    issues = _issues(_write(tmp_path, text.replace(old, new)))
+    assert [(i.path, fragment in i.message) for i in issues] == [(path, True)], issues
