@@ -112,7 +112,11 @@ def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
 
 
 async def _watch_config(
-    config: AppConfig, live: LiveConfig, engine: Engine, metrics: ServiceMetrics
+    config: AppConfig,
+    live: LiveConfig,
+    engine: Engine,
+    metrics: ServiceMetrics,
+    alerting: Alerting | None,
 ) -> ConfigWatcher:
     """Pick up YAML edits within seconds; every accepted version goes to the trail."""
 
@@ -128,6 +132,11 @@ async def _watch_config(
         live.current = new_config
         metrics.set_config_version(version, str(config.source_path))
         await record(watcher.text, watcher.previous_text)
+        if alerting is not None:
+            try:
+                await alerting.use_config(new_config)
+            except Exception:  # the calls already follow the new version; alerts keep the old
+                log.exception("alerting could not follow the configuration change")
 
     def on_error(error: ConfigError) -> None:
         for issue in error.issues:
@@ -202,7 +211,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         config=config, engine=engine, service=service, port=telephony, audit=writer, clock=utcnow
     )
 
-    watcher = await _watch_config(config, live, engine, metrics)
+    watcher = await _watch_config(config, live, engine, metrics, alerting)
     # Calls the dialplan fallback took while we were away join the audit trail.
     try:
         imported = await asyncio.to_thread(import_fallback_spool, config, writer)

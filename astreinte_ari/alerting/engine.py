@@ -72,6 +72,11 @@ class AlertEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._overrides: list[ShiftOverride] = []
 
+    def use_config(self, config: AppConfig) -> None:
+        """A live edit: people, rotas, policies and channels apply from the next step."""
+        assert config.alerting is not None
+        self.config, self.alerting = config, config.alerting
+
     # -- opening ---------------------------------------------------------------------
 
     def on_call_closed(self, closed: CallClosed) -> None:

@@ -78,6 +78,25 @@ class Alerting:
     async def plan_shifts(self) -> int:
         return await plan_shift_alerts(self.config, self.engine, self.engine.clock())
 
+    async def use_config(self, config: AppConfig) -> None:
+        """Follow a live configuration edit (the service's watcher calls this).
+
+        Rotas, people, policies, per-person channels and shift-start rules apply
+        at once (shift starts are re-planned); the notifiers and the link endpoint
+        were built at start: a change there is logged and needs a restart."""
+        old = self.config.alerting
+        if config.alerting is None or old is None:
+            log.warning("alerting: added or removed in the configuration: restart to apply")
+            return
+        for part in ("smtp", "sms", "voice", "links"):
+            if getattr(config.alerting, part) != getattr(old, part):
+                log.warning("alerting.%s changed: restart the service to apply it", part)
+        self.config = config
+        self.engine.use_config(config)
+        created = await self.plan_shifts()
+        if created:
+            log.info("alerting: %d shift start(s) planned after the configuration change", created)
+
     async def fire_due(self) -> int:
         """Run the persisted jobs due by the engine's clock (tests drive time this way)."""
         fired = 0

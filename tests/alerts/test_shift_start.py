@@ -105,3 +105,42 @@ async def test_unacknowledged_shift_start_alerts_replacement_who_gets_the_calls(
         assert plan is not None and plan.hops[0].person_id == "p2"
     finally:
         await again.close()
+
+
+async def test_live_config_edit_reaches_alerting(
+    db_url: str, tmp_path: Path, sms_gateway: SmsGateway
+) -> None:
+    """The running service swaps its configuration on a valid YAML edit; alerting
+    follows: a shift-start rule added by the edit is planned at once."""
+    links_port = free_port()
+    before = write_config(tmp_path, db_url=db_url, sms_url=sms_gateway.url,
+                          links_port=links_port, primary="[p3, p1]")  # fmt: skip
+    clock = FakeClock()
+    clock.now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    handoff = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    alerting = await start_alerting(
+        config=before,
+        engine=create_db_engine(before.database_url()),
+        service=NoTelephonyService(),
+        port=None,  # type: ignore[arg-type]
+        audit=None,  # type: ignore[arg-type]
+        clock=clock,
+        paused=True,
+    )
+    assert alerting is not None
+    try:
+        store = alerting.engine.store
+        assert store.find_shift("shift_start", "t", "primary", handoff) is None
+        after = write_config(tmp_path, db_url=db_url, sms_url=sms_gateway.url,
+                             links_port=links_port, shift_start=SHIFT, primary="[p3, p1]",
+                             channels="{p3: [{via: sms}], sup: [{via: sms}]}")  # fmt: skip
+        await alerting.use_config(after)
+        planned = store.find_shift("shift_start", "t", "primary", handoff)
+        assert planned is not None and planned.chain == ("p3",)
+        assert alerting.engine.alerting.channels_for("p1") == after.alerting.default_channels  # type: ignore[union-attr]
+        clock.advance(minutes=30)
+        await alerting.fire_due()
+        await alerting.engine.drain()
+        assert len(sms_gateway.texts_to(P3)) == 1
+    finally:
+        await alerting.close()
