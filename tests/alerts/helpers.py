@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.loader import load_config
@@ -126,3 +128,21 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def start_without_telephony(
+    config: AppConfig, clock: Any, *, paused: bool = True
+) -> Alerting:
+    """Alerting on the config's database, no PBX (SMS/email only); `paused`: jobs
+    run only through `fire_due()` on the injected clock."""
+    alerting = await start_alerting(
+        config=config,
+        engine=create_db_engine(config.database_url()),
+        service=NoTelephonyService(),
+        port=None,  # type: ignore[arg-type]
+        audit=None,  # type: ignore[arg-type]
+        clock=clock,
+        paused=paused,
+    )
+    assert alerting is not None
+    return alerting

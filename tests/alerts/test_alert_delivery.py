@@ -13,8 +13,6 @@ import pytest
 from sqlalchemy import create_engine
 
 from astreinte_ari.adapters.store.alerts import AlertStore
-from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.localpbx import free_port
 from tests.alerts.conftest import FakeClock, Mailbox, SmsGateway
@@ -22,28 +20,13 @@ from tests.alerts.helpers import (
     CALLER,
     P1,
     P2,
-    NoTelephonyService,
     closed_call,
+    start_without_telephony,
     wait_for,
     write_config,
 )
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 40
-
-
-async def _start(config: AppConfig, clock: FakeClock) -> Alerting:
-    engine = create_db_engine(config.database_url())
-    alerting = await start_alerting(
-        config=config,
-        engine=engine,
-        service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
-        clock=clock,
-        paused=True,
-    )
-    assert alerting is not None
-    return alerting
 
 
 def _voicemail(config: AppConfig) -> Path:
@@ -71,7 +54,7 @@ async def test_alert_repeats_escalates_and_stops_on_link_ack(
         links_port=free_port(),
     )
     clock = FakeClock()
-    alerting = await _start(config, clock)
+    alerting = await start_without_telephony(config, clock)
     try:
         engine = alerting.engine
         alert_id = await engine.open_missed_call(closed_call(config, clock(), _voicemail(config)))
@@ -149,14 +132,15 @@ async def test_restart_between_two_reminders_loses_nothing(
         channels="{p1: [{via: sms}], p2: [{via: sms}]}",
     )
     clock = FakeClock()
-    first = await _start(config, clock)
+    first = await start_without_telephony(config, clock)
     alert_id = await first.engine.open_missed_call(closed_call(config, clock(), None))
     await first.engine.drain()
     assert len(sms_gateway.texts_to(P1)) == 1
     await first.close()  # the service stops between two reminders
 
     clock.advance(minutes=6)
-    second = await _start(config, clock)  # a new process: only the database remains
+    # A new process: only the database remains.
+    second = await start_without_telephony(config, clock)
     try:
         jobs = second.scheduler.get_jobs(jobstore="default")
         assert [j.id for j in jobs] == [f"alert-{alert_id}"]
@@ -178,7 +162,7 @@ async def test_sms_gateway_failures_are_retried_then_reported(
         channels="{p1: [{via: sms}], p2: [{via: sms}]}",
     )
     clock = FakeClock()
-    alerting = await _start(config, clock)
+    alerting = await start_without_telephony(config, clock)
     try:
         sms_gateway.fail_next = 2  # two 503s, then accepted (retries: 2)
         first = await alerting.engine.open_missed_call(closed_call(config, clock(), None))
@@ -243,15 +227,7 @@ async def test_apscheduler_itself_fires_the_persisted_reminder(
         links_port=free_port(),
         channels="{p1: [{via: sms}], p2: [{via: sms}]}",
     )
-    alerting = await start_alerting(
-        config=config,
-        engine=create_db_engine(config.database_url()),
-        service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
-        clock=lambda: datetime.now(UTC),
-    )
-    assert alerting is not None
+    alerting = await start_without_telephony(config, lambda: datetime.now(UTC), paused=False)
     try:
         alert_id = await alerting.engine.open_missed_call(
             closed_call(config, datetime.now(UTC), None)

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import aiohttp
 
-from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.alerting.runtime import start_alerting
 from astreinte_ari.alerting.shifts import shift_states
 from astreinte_ari.localpbx import free_port
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import who_is_on_call
 from tests.alerts.conftest import FakeClock, SmsGateway
-from tests.alerts.helpers import LINE, P2, P3, SUP, NoTelephonyService, write_config
+from tests.alerts.helpers import LINE, P2, P3, SUP, start_without_telephony, write_config
 
 SHIFT = "[{team: t, rota: primary, before: 30m, ack_within: 20m, supervisor: sup, replacement: p2}]"
 
@@ -38,16 +36,7 @@ async def test_unacknowledged_shift_start_alerts_replacement_who_gets_the_calls(
     handoff = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
     team = config.teams["t"]
     assert who_is_on_call(team, "primary", handoff) == "p3"
-    alerting = await start_alerting(
-        config=config,
-        engine=create_db_engine(config.database_url()),
-        service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
-        clock=clock,
-        paused=True,
-    )
-    assert alerting is not None
+    alerting = await start_without_telephony(config, clock)
     try:
         store = alerting.engine.store
         assert await alerting.plan_shifts() == 0  # planned at start already; idempotent
@@ -90,16 +79,7 @@ async def test_unacknowledged_shift_start_alerts_replacement_who_gets_the_calls(
         await alerting.close()
 
     # A restarted service (new process) still routes to the replacement.
-    again = await start_alerting(
-        config=config,
-        engine=create_db_engine(config.database_url()),
-        service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
-        clock=clock,
-        paused=True,
-    )
-    assert again is not None
+    again = await start_without_telephony(config, clock)
     try:
         plan = build_plan(config, LINE, handoff, on_call_override=again.on_call_override)
         assert plan is not None and plan.hops[0].person_id == "p2"
@@ -118,16 +98,7 @@ async def test_live_config_edit_reaches_alerting(
     clock = FakeClock()
     clock.now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     handoff = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
-    alerting = await start_alerting(
-        config=before,
-        engine=create_db_engine(before.database_url()),
-        service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
-        clock=clock,
-        paused=True,
-    )
-    assert alerting is not None
+    alerting = await start_without_telephony(before, clock)
     try:
         store = alerting.engine.store
         assert store.find_shift("shift_start", "t", "primary", handoff) is None
