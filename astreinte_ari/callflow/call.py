@@ -181,16 +181,15 @@ class CallFlow:
                     at=rt.clock(),
                 )
             )
-            rt.caller_may_leave = True
-            self._release()  # the conversation does not hold a cascade slot
-            self._accepted_by = hop.hop.person_id
-            loop_start = rt.deadline_in(0)
-            ended_by, cause, cause_text = await self._wait_for_end(agent_id)
-            talk_s = round(rt.deadline_in(0) - loop_start, 1)
-        finally:
+        except BaseException:  # from here on, _until_hangup tears the bridge down
             await self._quietly(rt.port.destroy_bridge(bridge_id))
-        other = agent_id if ended_by == "caller" else rt.caller_channel_id
-        await self._quietly(rt.port.hangup(other))
+            raise
+        rt.caller_may_leave = True
+        self._release()  # the conversation does not hold a cascade slot
+        self._accepted_by = hop.hop.person_id
+        loop_start = rt.deadline_in(0)
+        ended_by, cause, cause_text = await self._until_hangup(agent_id, bridge_id)
+        talk_s = round(rt.deadline_in(0) - loop_start, 1)
         hop.end_after_talk(cause, cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
         self._end(
@@ -198,6 +197,20 @@ class CallFlow:
             f"talked {talk_s}s with {hop.hop.person_id}, ended by {ended_by}",
             talk_s=talk_s,
         )
+
+    async def _until_hangup(
+        self, agent_id: str, bridge_id: str
+    ) -> tuple[str, int | None, str | None]:
+        """Wait until either party hangs up, then tear down the bridge and the other leg;
+        returns (who ended: "caller"/"agent", Q.850 cause, cause text)."""
+        rt = self.rt
+        try:
+            ended = await self._wait_for_end(agent_id)
+        finally:
+            await self._quietly(rt.port.destroy_bridge(bridge_id))
+        other = agent_id if ended[0] == "caller" else rt.caller_channel_id
+        await self._quietly(rt.port.hangup(other))
+        return ended
 
     async def _wait_for_end(self, agent_id: str) -> tuple[str, int | None, str | None]:
         rt = self.rt

@@ -49,12 +49,7 @@ class ResumedCallFlow(CallFlow):
 
     async def _finish_talk(self, point: ResumePoint, agent_id: str, bridge_id: str) -> None:
         rt = self.rt
-        try:
-            ended_by, cause, cause_text = await self._wait_for_end(agent_id)
-        finally:
-            await self._quietly(rt.port.destroy_bridge(bridge_id))
-        other = agent_id if ended_by == "caller" else rt.caller_channel_id
-        await self._quietly(rt.port.hangup(other))
+        ended_by, cause, cause_text = await self._until_hangup(agent_id, bridge_id)
         talk_s = None
         if point.answered_at is not None:
             talk_s = round((rt.clock() - point.answered_at).total_seconds(), 1)
