@@ -150,7 +150,7 @@ class CallFlow:
             result = await self._hop.run()
             if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
                 assert result.agent_channel_id is not None
-                await self._talk(self._hop, result.agent_channel_id)
+                await self._talk(self._hop, result.agent_channel_id, result.prompt_playback_id)
                 return
         self._hop = None
         self._release()  # voicemail does not need a cascade slot
@@ -165,11 +165,16 @@ class CallFlow:
         await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
         self._end(CallOutcome.NO_ONE, reason)
 
-    async def _talk(self, hop: HopAttempt, agent_id: str) -> None:
+    async def _talk(self, hop: HopAttempt, agent_id: str, prompt: str | None) -> None:
         rt = self.rt
-        await self._stop_ringback()
         bridge_id = rt.new_id("bridge")
-        await rt.port.create_bridge(bridge_id)
+        # Three independent objects (the agent's prompt, the caller's ringback, a new
+        # bridge): one round trip of wall time instead of three before the bridging.
+        await asyncio.gather(
+            rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),
+            self._stop_ringback(),
+            rt.port.create_bridge(bridge_id),
+        )
         try:
             await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id))
             rt.transition(CallState.BRIDGED, f"{hop.describe()} accepted")

@@ -31,6 +31,9 @@ class HopResult:
     hop_id: str
     outcome: HopOutcome
     agent_channel_id: str | None = None  # the live agent leg when accepted/connected
+    # The "press 1" prompt still playing when the agent accepted: the call flow stops
+    # it together with the bridge setup (concurrent round trips, not one after another).
+    prompt_playback_id: str | None = None
 
 
 def classify_failure(cause: int, ringing: bool) -> HopOutcome:
@@ -153,11 +156,11 @@ class HopAttempt:
                 # Only the agent's own channel counts; the digit is untrusted data.
                 digit = event.digit if event.digit in VALID_DTMF else "?"
                 self.dtmf = ((self.dtmf or "") + digit)[-16:]
-                if playback_id is not None:
-                    await rt.port.stop_playback(playback_id)
                 if digit == plan.accept_digit:
                     self._progress("accepted")
-                    return HopResult(self.hop_id, HopOutcome.ACCEPTED, self.agent_id)
+                    return HopResult(self.hop_id, HopOutcome.ACCEPTED, self.agent_id, playback_id)
+                if playback_id is not None:
+                    await rt.port.stop_playback(playback_id)
                 await rt.port.hangup(self.agent_id)
                 return self._end(HopOutcome.DECLINED, None, f"wrong key {digit!r}")
             elif (
