@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TextIO
 
 from rich import box
@@ -117,13 +117,13 @@ def _offset(seconds: float) -> str:
     return f"{seconds:+.1f}s"  # a clock step back shows as a negative offset
 
 
-def _clock(call_start: datetime, at: datetime) -> str:
+def _clock(call_start: datetime, at: datetime, zone: tzinfo | None) -> str:
     """Local wall-clock time; with the date when it is not the call's first day."""
-    local, first_day = at.astimezone(), call_start.astimezone().date()
+    local, first_day = at.astimezone(zone), call_start.astimezone(zone).date()
     return f"{local:%H:%M:%S}" if local.date() == first_day else f"{local:%Y-%m-%d %H:%M:%S}"
 
 
-def _header(call: CallDetail) -> Table:
+def _header(call: CallDetail, zone: tzinfo | None) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -136,7 +136,7 @@ def _header(call: CallDetail) -> Table:
         ("line", Text(f"{call.line_name} ({call.did})")),
         ("caller", Text(_caller(call.caller_number, call.caller_name))),
         ("period", Text(call.period)),
-        ("started", Text(f"{_local(call.started_at)} (local time)")),
+        ("started", Text(f"{_local(call.started_at, zone)} ({zone or 'local time'})")),
         ("outcome", outcome),
         ("wait/talk", Text(f"wait {_duration(call.wait_seconds)}, "
                            f"talk {_duration(call.talk_seconds)}")),
@@ -177,14 +177,15 @@ def _hops_table(call: CallDetail) -> Table:
     return table
 
 
-def _timeline_table(call: CallDetail) -> Table:
+def _timeline_table(call: CallDetail, zone: tzinfo | None) -> Table:
     columns = ("offset", "time", "source", "event", "detail")
-    table = _table("timeline (offset from the call's start, local time)", columns, ("offset",))
+    title = f"timeline (offset from the call's start, {zone or 'local time'})"
+    table = _table(title, columns, ("offset",))
     for entry in build_timeline(call):
         event_style = outcome_style(entry.outcome) if entry.outcome is not None else ""
         table.add_row(
             Text(_offset(entry.offset_seconds)),
-            Text(_clock(call.started_at, entry.at)),
+            Text(_clock(call.started_at, entry.at, zone)),
             Text(entry.source),
             Text(entry.event, style=event_style),
             Text(entry.detail),
@@ -192,13 +193,14 @@ def _timeline_table(call: CallDetail) -> Table:
     return table
 
 
-def call_renderables(call: CallDetail) -> list[RenderableType]:
-    return [_header(call), Text(""), _hops_table(call), _timeline_table(call)]
+def call_renderables(call: CallDetail, zone: tzinfo | None = None) -> list[RenderableType]:
+    return [_header(call, zone), Text(""), _hops_table(call), _timeline_table(call, zone)]
 
 
-def print_call(call: CallDetail, out: TextIO) -> None:
-    """Coloured for a terminal; plain, unwrapped and without trailing blanks when piped."""
-    parts = call_renderables(call)
+def print_call(call: CallDetail, out: TextIO, zone: tzinfo | None = None) -> None:
+    """Coloured for a terminal; plain, unwrapped and without trailing blanks when piped.
+    Times in `zone` (the configuration's), the machine's zone when None."""
+    parts = call_renderables(call, zone)
     terminal = Console(file=out, highlight=False, markup=False, emoji=False)
     if terminal.is_terminal:
         for part in parts:

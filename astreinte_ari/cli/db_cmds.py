@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from astreinte_ari.callflow.outcomes import CallOutcome
@@ -159,7 +159,7 @@ def _open_checked(url: str, args: argparse.Namespace) -> Any:
     return engine
 
 
-def _parse_when(text: str | None, option: str) -> datetime | None:
+def _parse_when(text: str | None, option: str, zone: tzinfo | None = None) -> datetime | None:
     if text is None:
         return None
     try:
@@ -167,12 +167,29 @@ def _parse_when(text: str | None, option: str) -> datetime | None:
     except ValueError:
         raise _UsageError(f"{option}: not an ISO 8601 date/time: {text!r}") from None
     if value.tzinfo is None:
-        value = value.astimezone()  # a naive time is the operator's local time
+        # A naive time is in the zone times are shown in (see _display_zone).
+        value = value.replace(tzinfo=zone) if zone else value.astimezone()
     return value
 
 
-def _local(value: datetime | None) -> str:
-    return "-" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+def _local(value: datetime | None, zone: tzinfo | None = None) -> str:
+    return "-" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _display_zone(args: argparse.Namespace) -> tzinfo | None:
+    """Times are shown in the configuration's time zone (the service's, whatever the
+    server's own zone, often UTC); without a configuration, in the machine's zone."""
+    path = _config_path(args)
+    if not path:
+        return None
+    from zoneinfo import ZoneInfo
+
+    from astreinte_ari.config.loader import ConfigError, load_config
+
+    try:
+        return ZoneInfo(load_config(path).timezone)
+    except ConfigError:  # the database URL step reports it; keep the machine's zone
+        return None
 
 
 def _duration(seconds: float | None) -> str:
@@ -252,8 +269,9 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.queries import list_calls
 
-        since = _parse_when(args.since, "--since")
-        until = _parse_when(args.until, "--until")
+        zone = _display_zone(args)
+        since = _parse_when(args.since, "--since", zone)
+        until = _parse_when(args.until, "--until", zone)
         engine = _open_checked(url, args)
         try:
             calls = list_calls(
@@ -275,7 +293,7 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
         header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
         rows = [
             (
-                _local(c.started_at),
+                _local(c.started_at, zone),
                 f"{c.line_name} {c.did}".strip(),
                 _caller(c.caller_number, c.caller_name)[:40],
                 c.outcome or "(in progress)",
@@ -341,7 +359,7 @@ def _cmd_calls_show(args: argparse.Namespace) -> int:
             return EXIT_OK
         from astreinte_ari.cli.call_timeline import print_call  # rich: only when needed
 
-        print_call(call, sys.stdout)
+        print_call(call, sys.stdout, _display_zone(args))
         return EXIT_OK
 
     return _run(args, body)

@@ -238,3 +238,18 @@ def test_read_commands_do_not_create_a_sqlite_file(
         code, _, err = run(capsys, *argv, "--url", url)
         assert code == 1 and "no database file" in err and "astreinte db upgrade" in err
     assert not (tmp_path / "missing").exists()
+
+
+def test_times_follow_the_configuration_zone(
+    filled_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Servers often run in UTC: with -c, times are shown and read in the service's zone."""
+    monkeypatch.setenv("ASTREINTE_DATABASE_URL", filled_url)
+    config = str(REPO / "config" / "demo.yaml")  # Europe/Paris
+    code, out, err = run(capsys, "calls", "show", CALL_ID[:6], "-c", config)
+    assert code == 0, err
+    assert "2026-03-01 23:15:00 (Europe/Paris)" in out  # started 22:15 UTC
+    for since, listed in (("2026-03-01T23:15", True), ("2026-03-01T23:16", False)):
+        code, out, err = run(capsys, "calls", "list", "-c", config, "--since", since, "--json")
+        assert code == 0, err
+        assert (CALL_ID in [c["id"] for c in json.loads(out)]) is listed, since
