@@ -26,6 +26,7 @@ from astreinte_ari.callflow.telephony import (
     PlaybackFinished,
     RecordingFinished,
     Resynced,
+    TelephonyError,
     TelephonyEvent,
     TelephonyPort,
 )
@@ -107,7 +108,7 @@ class OnCallService:
                 # Stopping: the dialplan fallback takes new calls from here on.
                 log.info("draining: call on %s handed to the dialplan fallback", event.channel.id)
                 await self._port.continue_in_dialplan(event.channel.id, *FALLBACK_CONTEXT)
-            elif await self._port.disarm_watchdog(event.channel.id):
+            elif await self._disarm_watchdog(event.channel.id):
                 self._start_call(event.channel, event.args)
             else:
                 # The dialplan watchdog fired before we got here (this process was
@@ -122,6 +123,16 @@ class OnCallService:
             key = _key_of(event)
             if key is not None:
                 self._route(key, event)
+
+    async def _disarm_watchdog(self, channel_id: str) -> bool:
+        """False only when the channel is no longer ours (the watchdog fired)."""
+        try:
+            return await self._port.disarm_watchdog(channel_id)
+        except TelephonyError:
+            # A PBX error, not a verdict: take the call; at worst the watchdog hands
+            # it to the fallback later, and the flow records the caller leaving.
+            log.exception("could not disarm the dialplan watchdog of %s", channel_id)
+            return True
 
     def _route(self, key: str, event: TelephonyEvent) -> None:
         runtime = self._owner.get(key)
@@ -273,7 +284,7 @@ class OnCallService:
             agents = [
                 c for c in (bridge.channel_ids if bridge else ()) if c.startswith(AGENT_PREFIX)
             ]
-            if not await self._port.disarm_watchdog(caller.id):
+            if not await self._disarm_watchdog(caller.id):
                 continue  # left Stasis meanwhile: the dialplan has it
             point = await self._lookup(caller.id)
             if bridge is not None and agents and agents[0] in present:
