@@ -151,6 +151,12 @@ def test_inserted_log_record_is_detected(filled: Engine) -> None:
         ("INSERT INTO calls (id, did, line_name, period, caller_number, caller_name, channel_id,"
          " started_at) SELECT 'forged', did, line_name, period, caller_number, caller_name,"
          " channel_id, started_at FROM calls WHERE id = :call", "not in the audit log"),
+        ("INSERT INTO hops (id, call_id, seq, label, person_id, person_name, number,"
+         " started_at) SELECT 'forged-hop', call_id, 9, label, person_id, person_name, number,"
+         " started_at FROM hops WHERE id = :hop", "hops forged-hop"),
+        ("INSERT INTO call_transitions (call_id, seq, from_state, to_state, reason, at)"
+         " SELECT call_id, 99, from_state, to_state, reason, at FROM call_transitions"
+         " WHERE call_id = :call AND seq = 2", "#99"),
     ],
 )  # fmt: skip
 def test_tampered_domain_rows_are_detected(filled: Engine, statement: str, expected: str) -> None:

@@ -18,33 +18,23 @@ exactly those are accepted as "pre-chain", any other unlogged row is an error.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, String, select, type_coerce
 
+from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
     audit_log_table,
-    commitment,
-    iso,
     read_head,
     record_hash,
+    stored_iso,
 )
-from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 
 MAX_PROBLEMS = 50  # enough to see the pattern; the count says how many in all
-REDACT_KIND = "retention.redact_caller_id"
-BASELINE_KIND = "audit.baseline"  # written by migration 0003 for pre-existing calls
-_FOLD_MARGIN = timedelta(days=1)  # a call's records are written within this of its start
-
-_CALL_FIELDS = [c.name for c in calls_table.columns]
-_HOP_FIELDS = [c.name for c in hops_table.columns]
-_CALLER_FIELDS = ("caller_number", "caller_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +85,12 @@ def verify(
     of calls started in that range; the whole database when both are None."""
     report = VerifyReport()
     with engine.connect() as conn:
-        _verify_chain(conn, report, since, until)
+        # Whole database: the domain replay rides on the chain's pass over the
+        # records instead of reading them a second time.
+        replay = ExpectedRows() if check_domain and since is None and until is None else None
+        _verify_chain(conn, report, since, until, replay)
         if check_domain:
-            _cross_check(conn, report, since, until)
+            cross_check(conn, report, since, until, replay)
     return report
 
 
@@ -137,20 +130,15 @@ def iter_chain(
         stmt = stmt.where(table.at < until)
     rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
     for seq, at, kind, subject_id, payload, prev_hash, digest in rows:
-        yield int(seq), _iso_text(at), kind, subject_id, payload, prev_hash, digest
-
-
-def _iso_text(at: str | datetime | None) -> str:
-    if isinstance(at, str):
-        # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC).
-        if len(at) == 26 and at[10] == " ":
-            return f"{at[:10]}T{at[11:]}+00:00"
-        at = datetime.fromisoformat(at)
-    return iso(at) or ""
+        yield int(seq), stored_iso(at), kind, subject_id, payload, prev_hash, digest
 
 
 def _verify_chain(
-    conn: Connection, report: VerifyReport, since: datetime | None, until: datetime | None
+    conn: Connection,
+    report: VerifyReport,
+    since: datetime | None,
+    until: datetime | None,
+    replay: ExpectedRows | None = None,
 ) -> None:
     prev_seq: int | None = None
     prev_hash: str | None = None
@@ -182,6 +170,8 @@ def _verify_chain(
             )
         prev_seq, prev_hash = seq, stored_hash
         report.records += 1
+        if replay is not None:
+            replay.add(kind, subject_id, payload)
     report.last_seq = prev_seq
     head_seq, head_hash = read_head(conn)
     report.head_seq, report.head_hash = head_seq, head_hash
@@ -205,188 +195,3 @@ def hash_before(conn: Connection, seq: int) -> str | None:
         return GENESIS_HASH
     found = conn.scalar(select(audit_log_table.c.hash).where(audit_log_table.c.seq == seq - 1))
     return None if found is None else str(found)
-
-
-# -- domain rows against the log --------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Expected:
-    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hops: dict[str, dict[str, Any]] = field(default_factory=dict)
-    transitions: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    redactions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baseline: dict[str, Any] | None = None  # "audit.baseline": calls older than the chain
-    pre_chain: set[str] = field(default_factory=set)
-
-
-def _fold(conn: Connection, since: datetime | None, until: datetime | None) -> _Expected:
-    """Rebuild the expected domain rows by replaying the logged values in order."""
-    exp = _Expected()
-    baseline = conn.scalar(
-        select(audit_log_table.c.payload).where(audit_log_table.c.kind == BASELINE_KIND).limit(1)
-    )
-    exp.baseline = None if baseline is None else json.loads(baseline)
-    fold_until = None if until is None else until + _FOLD_MARGIN
-    redactions = select(audit_log_table.c.subject_id, audit_log_table.c.payload).where(
-        audit_log_table.c.kind == REDACT_KIND
-    )
-    for subject, payload in conn.execute(redactions):  # whenever they happened
-        exp.redactions[subject] = json.loads(payload)
-    for row in iter_records(conn, since, fold_until):
-        kind, subject = row.kind, row.subject_id
-        if not (kind.startswith("call.") or kind.startswith("hop.")):
-            continue
-        data = json.loads(row.payload)
-        if kind == "call.started":
-            exp.calls[subject] = {name: None for name in _CALL_FIELDS} | data | {"id": subject}
-        elif kind in ("call.answered", "call.ended") and subject in exp.calls:
-            exp.calls[subject].update(data)
-        elif kind == "call.state":
-            key = (subject, int(data.pop("seq")))
-            exp.transitions[key] = data
-        elif kind == "hop.started":
-            exp.hops[subject] = {name: None for name in _HOP_FIELDS} | data | {"id": subject}
-        elif kind in ("hop.progress", "hop.ended") and subject in exp.hops:
-            exp.hops[subject].update(data)
-    return exp
-
-
-def _norm(value: Any) -> Any:
-    return iso(value) if isinstance(value, datetime) else value
-
-
-def _in_range(value: Any, since: datetime | None, until: datetime | None) -> bool:
-    text = _norm(value)
-    return (since is None or text >= iso(since)) and (until is None or text < iso(until))
-
-
-def _cross_check(
-    conn: Connection, report: VerifyReport, since: datetime | None, until: datetime | None
-) -> None:
-    exp = _fold(conn, since, until)
-    calls_stmt = select(calls_table)
-    if since is not None:
-        calls_stmt = calls_stmt.where(calls_table.c.started_at >= since)
-    if until is not None:
-        calls_stmt = calls_stmt.where(calls_table.c.started_at < until)
-    in_scope: set[str] = set()
-    for row in conn.execute(calls_stmt).mappings():
-        call_id = row["id"]
-        in_scope.add(call_id)
-        report.calls += 1
-        logged = exp.calls.pop(call_id, None)
-        if logged is None:
-            last = None if exp.baseline is None else exp.baseline["last_started_at"]
-            if last is not None and _norm(row["started_at"]) <= last:
-                report.pre_chain_calls += 1
-                exp.pre_chain.add(call_id)
-            else:
-                report.add(f"calls {call_id}", "not in the audit log (row inserted)")
-            continue
-        _compare_call(report, call_id, row, logged, exp.redactions.get(call_id))
-    for call_id, logged in exp.calls.items():
-        if _in_range(logged["started_at"], since, until):
-            report.add(f"calls {call_id}", "in the audit log but not in the table (row deleted)")
-            in_scope.add(call_id)
-    if exp.baseline is not None and since is None and until is None:
-        digest = hashlib.sha256("\n".join(sorted(exp.pre_chain)).encode()).hexdigest()
-        if (len(exp.pre_chain), digest) != (exp.baseline["calls"], exp.baseline["ids_sha256"]):
-            report.add(
-                "calls (pre-chain)",
-                f"{len(exp.pre_chain)} calls predate the chain but the baseline recorded "
-                f"{exp.baseline['calls']} others (a row inserted or deleted before the chain)",
-            )
-    _check_hops(conn, report, exp, in_scope)
-    _check_transitions(conn, report, exp, in_scope)
-
-
-def _compare_call(
-    report: VerifyReport,
-    call_id: str,
-    row: Any,
-    logged: dict[str, Any],
-    redaction: dict[str, Any] | None,
-) -> None:
-    for name in _CALL_FIELDS:
-        if name in _CALLER_FIELDS:
-            actual = row[name]
-            if redaction is not None and name in redaction.get("values", {}):
-                if actual != redaction["values"][name]:
-                    report.add(f"calls {call_id}", f"{name} differs from the recorded redaction")
-            elif commitment(call_id, actual) != logged.get(f"{name}_sha256"):
-                report.add(f"calls {call_id}", f"{name} differs from the log (row edited)")
-            continue
-        if _norm(row[name]) != logged.get(name):
-            report.add(
-                f"calls {call_id}",
-                f"{name} is {_norm(row[name])!r} but the log says {logged.get(name)!r} "
-                "(row edited)",
-            )
-
-
-def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-def _check_hops(conn: Connection, report: VerifyReport, exp: _Expected, in_scope: set[str]) -> None:
-    seen: set[str] = set()
-    for ids in _chunks(sorted(in_scope)):
-        for row in conn.execute(select(hops_table).where(hops_table.c.call_id.in_(ids))).mappings():
-            report.hops += 1
-            seen.add(row["id"])
-            logged = exp.hops.get(row["id"])
-            where = f"hops {row['id']} (call {row['call_id']})"
-            if logged is None:
-                if row["call_id"] not in exp.pre_chain:
-                    report.add(where, "not in the audit log (row inserted)")
-                continue
-            for name in _HOP_FIELDS:
-                if _norm(row[name]) != logged.get(name):
-                    report.add(
-                        where,
-                        f"{name} is {_norm(row[name])!r} but the log says "
-                        f"{logged.get(name)!r} (row edited)",
-                    )
-    for hop_id, logged in exp.hops.items():
-        if logged["call_id"] in in_scope and hop_id not in seen:
-            report.add(
-                f"hops {hop_id} (call {logged['call_id']})",
-                "in the log but not in the table (row deleted)",
-            )
-
-
-def _check_transitions(
-    conn: Connection, report: VerifyReport, exp: _Expected, in_scope: set[str]
-) -> None:
-    seen: set[tuple[str, int]] = set()
-    columns = (
-        call_transitions_table.c.call_id,
-        call_transitions_table.c.seq,
-        call_transitions_table.c.from_state,
-        call_transitions_table.c.to_state,
-        call_transitions_table.c.reason,
-        call_transitions_table.c.at,
-    )
-    for ids in _chunks(sorted(in_scope)):
-        stmt = select(*columns).where(call_transitions_table.c.call_id.in_(ids))
-        for row in conn.execute(stmt).mappings():
-            report.transitions += 1
-            key = (row["call_id"], int(row["seq"]))
-            seen.add(key)
-            logged = exp.transitions.get(key)
-            where = f"call_transitions {key[0]} #{key[1]}"
-            if logged is None:
-                if key[0] not in exp.pre_chain:
-                    report.add(where, "not in the audit log (row inserted)")
-                continue
-            for name in ("from_state", "to_state", "reason", "at"):
-                if _norm(row[name]) != logged.get(name):
-                    report.add(where, f"{name} differs from the log (row edited)")
-    for key in exp.transitions:
-        if key[0] in in_scope and key not in seen:
-            report.add(
-                f"call_transitions {key[0]} #{key[1]}",
-                "in the log but not in the table (row deleted)",
-            )
