@@ -9,6 +9,11 @@ Run by hand (targets: report < 5 s over 1 million calls, verify < 10 s over
 Both backends: SQLite in a temp file, PostgreSQL on a private server
 (tests/rig/postgres.py). Seeding goes straight to the tables (bulk inserts),
 not through the writer: it measures the read side only.
+
+    .venv/bin/python bench/bench_reports.py --full-verify-calls 55556
+
+times `audit verify` as auditors run it (chain + domain cross-check) over 1 M
+records written by the real AuditWriter (about 10 minutes of seeding per backend).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +43,8 @@ from astreinte_ari.adapters.store.audit_log import (
 from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.models import calls_table, hops_table
+from astreinte_ari.adapters.store.writer import AuditWriter
+from astreinte_ari.callflow.audit_events import AuditEvent
 from astreinte_ari.reports.kpis import build_report
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -129,20 +137,68 @@ def measure(name: str, url: str, n_calls: int, n_records: int) -> None:
           f"(target < 10)", flush=True)  # fmt: skip
 
 
+def measure_full_verify(name: str, url: str, n_calls: int) -> None:
+    """`audit verify` as an auditor runs it (chain + domain cross-check) over calls
+    written by the real AuditWriter: 18 records per call (3 hops, 5 transitions)."""
+    from tests.unit.test_store import three_hop_call
+
+    upgrade(url)
+    engine = create_db_engine(url)
+    writer = AuditWriter(engine)
+    try:
+        t0 = time.perf_counter()
+        batch: list[AuditEvent] = []
+        for i in range(n_calls):
+            batch += three_hop_call(str(uuid.uuid4()), START + timedelta(minutes=i))
+            if len(batch) >= 9000 or i == n_calls - 1:
+                writer.write_events(batch)
+                batch = []
+            if i % 5000 == 4999:
+                print(f"  {name}: {i + 1:,} calls written", file=sys.stderr, flush=True)
+        if engine.dialect.name == "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+        seeded = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = verify(engine)
+        verify_s = time.perf_counter() - t0
+    finally:
+        writer.close()
+        engine.dispose()
+    assert result.ok and result.calls == n_calls
+    print(f"{name:10s} seed {seeded:7.1f} s | full audit verify (chain + domain) over "
+          f"{result.records:,} records ({n_calls:,} calls): {verify_s:6.2f} s (target < 10)",
+          flush=True)  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--full-verify-calls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: full `audit verify` over N calls written by the real writer "
+        "(55556 calls = 1M records; ~10 min of seeding per backend)",
+    )
     args = parser.parse_args()
+    run = measure
+    if args.full_verify_calls:
+
+        def run(name: str, url: str, *_: int) -> None:
+            measure_full_verify(name, url, args.full_verify_calls)
+
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         if args.backend in ("sqlite", "both"):
-            measure("sqlite", f"sqlite:///{tmp}/bench.db", args.calls, args.records)
+            run("sqlite", f"sqlite:///{tmp}/bench.db", args.calls, args.records)
         if args.backend in ("postgresql", "both"):
             from tests.rig.postgres import running_postgres
 
             with running_postgres(Path(tmp) / "pg") as url:
-                measure("postgresql", url, args.calls, args.records)
+                run("postgresql", url, args.calls, args.records)
     return 0
 
 

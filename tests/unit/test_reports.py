@@ -229,3 +229,11 @@ def test_benchmark_smoke() -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "report over 300 calls" in result.stdout and "verify over 500 records" in result.stdout
+
+
+def test_full_verify_benchmark_smoke() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_reports.py"
+    cmd = [sys.executable, str(bench), "--full-verify-calls", "50", "--backend", "sqlite"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "over 900 records (50 calls)" in result.stdout
