@@ -125,12 +125,8 @@ def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[s
         yield dict(zip(names, values, strict=True))
 
 
-def _norm(value: Any) -> Any:
-    return iso(value) if isinstance(value, datetime) else value
-
-
-def _in_range(value: Any, since: datetime | None, until: datetime | None) -> bool:
-    text = _norm(value)
+def _in_range(text: str, since: datetime | None, until: datetime | None) -> bool:
+    """`text`: an `iso()` timestamp, as the log and _domain_rows give them."""
     return (since is None or text >= iso(since)) and (until is None or text < iso(until))
 
 
@@ -155,7 +151,7 @@ def cross_check(
         logged = exp.calls.pop(call_id, None)
         if logged is None:
             last = None if exp.baseline is None else exp.baseline["last_started_at"]
-            if last is not None and _norm(row["started_at"]) <= last:
+            if last is not None and row["started_at"] <= last:
                 report.pre_chain_calls += 1
                 exp.pre_chain.add(call_id)
             else:
