@@ -19,6 +19,7 @@ from tests.e2e.rig import (
     e2e_config,
     make_speech,
     sipp_available,
+    sqlite_service,
 )
 from tests.rig.postgres import create_database
 
@@ -82,15 +83,5 @@ def rig(e2e_rig: E2ERig, service: ServiceProcess) -> Iterator[E2ERig]:
 
 @pytest.fixture
 def restartable(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
-    config_path = tmp_path / "astreinte.yaml"
-    db_url = f"sqlite:///{tmp_path / 'audit.db'}"
-    config_path.write_text(
-        e2e_config(ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=tmp_path / "rec")
-    )
-    proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
-    proc.start()
-    try:
+    with sqlite_service(e2e_rig, tmp_path, clean_stop=False) as proc:
         yield proc
-    finally:
-        proc.stop()
-        e2e_rig.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,6 +239,28 @@ class E2ERig:
         for run in self.runs:
             run.kill()
         self.runs.clear()
+
+
+@contextlib.contextmanager
+def sqlite_service(
+    rig: E2ERig, tmp_path: Path, *, clean_stop: bool = True, **config: Any
+) -> Iterator[ServiceProcess]:
+    """The service on its own SQLite file with the e2e configuration (+ `config`
+    overrides), started; stopped and the rig's calls cleared afterwards.
+    `clean_stop`: its exit code must be 0 (not for tests that kill it themselves)."""
+    config_path = tmp_path / "astreinte.yaml"
+    db_url = f"sqlite:///{tmp_path / 'audit.db'}"
+    config_path.write_text(
+        e2e_config(ari_url=rig.pbx.ari_url, db_url=db_url, recordings=tmp_path / "rec", **config)
+    )
+    proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+        rig.cleanup()
+        assert code == 0 or not clean_stop, f"service exited with {code}:\n{proc.log_tail()}"
 
 
 def _even_free_port() -> int:

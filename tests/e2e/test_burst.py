@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari.localpbx import free_port
-from tests.e2e.rig import LINE_SHORT, P1, E2ERig, ServiceProcess, e2e_config, now_utc
+from tests.e2e.rig import LINE_SHORT, P1, E2ERig, ServiceProcess, now_utc, sqlite_service
 from tests.rig.sipp import caller_scenario, start_sipp
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +20,8 @@ SLOTS = 2
 
 @pytest.fixture
 def two_slot_service(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
-    config_path = tmp_path / "astreinte.yaml"
-    db_url = f"sqlite:///{tmp_path / 'audit.db'}"
-    config_path.write_text(
-        e2e_config(
-            ari_url=e2e_rig.pbx.ari_url,
-            db_url=db_url,
-            recordings=tmp_path / "rec",
-            max_parallel=SLOTS,
-        )
-    )
-    proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
-    proc.start()
-    try:
+    with sqlite_service(e2e_rig, tmp_path, max_parallel=SLOTS) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.log_tail()
-        e2e_rig.cleanup()
 
 
 def test_burst_of_calls_waits_on_hold_and_every_call_is_taken(

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect
 
 from astreinte_ari.adapters.store.safe_text import unescape
-from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, e2e_config, now_utc
+from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, now_utc, sqlite_service
 from tests.rig.sipp import caller_scenario, start_sipp
 
 pytestmark = pytest.mark.e2e
@@ -21,20 +21,8 @@ HOSTILE_NUMBER = "+331'$(id)"
 @pytest.fixture
 def strict_service(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
     """The e2e configuration with a caller rate limit of one call per 10 minutes."""
-    config_path = tmp_path / "astreinte.yaml"
-    db_url = f"sqlite:///{tmp_path / 'audit.db'}"
-    config_path.write_text(
-        e2e_config(
-            ari_url=e2e_rig.pbx.ari_url, db_url=db_url, recordings=tmp_path / "rec", rate_limit=1
-        )
-    )
-    proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
-    proc.start()
-    try:
+    with sqlite_service(e2e_rig, tmp_path, rate_limit=1) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0, proc.log_tail()
-        e2e_rig.cleanup()
 
 
 def _hostile_call(rig: E2ERig, hold_ms: int, flood: int = 0) -> object:
