@@ -8,9 +8,10 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
 from astreinte_ari import cli
 from astreinte_ari.adapters.store.audit_export import export_log, verify_export
@@ -18,7 +19,10 @@ from astreinte_ari.adapters.store.audit_log import (
     append_audit_record,
     audit_log_table,
     canonical_json,
+    iso,
+    raw_time_column,
     record_hash,
+    stored_iso,
 )
 from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.migrate import create_db_engine
@@ -31,6 +35,7 @@ from tests.unit.test_store import CALL_ID, T0, three_hop_call
 
 SECOND_CALL = "7a7a7a7a-0000-4000-8000-000000000002"
 EVENTS_PER_CALL = 18  # three_hop_call()
+GENESIS = "0" * 64
 
 
 @pytest.fixture
@@ -319,3 +324,28 @@ async def test_retention_is_also_scheduled_by_the_service(filled: Engine, tmp_pa
         await asyncio.sleep(0.05)
     task.cancel()
     assert not wav.exists()
+
+
+RAW_TIMES = [
+    datetime(2025, 1, 1, tzinfo=UTC),  # no microseconds: isoformat() alone would drop them
+    datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2026, 3, 29, 2, 30, 0, 1, tzinfo=ZoneInfo("Europe/Paris")),  # DST jump day
+    datetime(2026, 10, 25, 2, 30, 0, 500, tzinfo=ZoneInfo("Europe/Paris"), fold=1),
+    datetime(1999, 12, 31, 23, 0, 0, 10),  # naive: taken as UTC
+]
+
+
+def test_timestamps_read_as_raw_text_are_exactly_iso(engine: Engine) -> None:
+    """`audit verify` hashes what raw_time_column + stored_iso give: they must match
+    iso() byte for byte, or every record would read as tampered."""
+    rows = [
+        {"seq": 900 + i, "at": at, "kind": "t", "subject_id": "s", "payload": "{}",
+         "prev_hash": GENESIS, "hash": GENESIS}
+        for i, at in enumerate(RAW_TIMES)
+    ]  # fmt: skip
+    with engine.connect() as conn:
+        conn.execute(insert(audit_log_table), rows)
+        column = raw_time_column(audit_log_table.c.at, conn.dialect.name)
+        got = conn.execute(select(column).order_by(audit_log_table.c.seq)).scalars().all()
+        conn.rollback()
+    assert [stored_iso(text) for text in got] == [iso(at) for at in RAW_TIMES]

@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, String, Table, or_, select, type_coerce
+from sqlalchemy import Connection, Table, or_, select
 
-from astreinte_ari.adapters.store.audit_log import audit_log_table, commitment, iso, stored_iso
+from astreinte_ari.adapters.store.audit_log import (
+    audit_log_table,
+    commitment,
+    iso,
+    raw_time_column,
+    stored_iso,
+)
 from astreinte_ari.adapters.store.models import (
     UTCDateTime,
     call_transitions_table,
@@ -107,13 +113,11 @@ def _fold(
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:
-    """Rows as dicts, timestamps already in `iso()` text: read as stored text on
-    SQLite and reshaped (as in the chain check), not parsed and formatted back."""
-    sqlite = conn.dialect.name == "sqlite"
+    """Rows as dicts, timestamps already in `iso()` text: read as text
+    (`raw_time_column`, as in the chain check), not as datetimes formatted back."""
     times = [c.name for c in table.columns if isinstance(c.type, UTCDateTime)]
     columns = [
-        type_coerce(c, String()).label(c.name) if sqlite and c.name in times else c
-        for c in table.columns
+        raw_time_column(c, conn.dialect.name) if c.name in times else c for c in table.columns
     ]
     names = [c.name for c in table.columns]
     time_index = [i for i, name in enumerate(names) if name in times]
