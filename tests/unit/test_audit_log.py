@@ -4,6 +4,7 @@ retention — each case on SQLite and PostgreSQL (db_url)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,18 @@ def test_every_event_is_chained_and_verifies(filled: Engine) -> None:
     assert "+33612345678" not in str(payload)  # only a commitment of the caller ID
 
 
+def test_verify_gives_the_cyclic_collector_back(filled: Engine) -> None:
+    """verify pauses Python's cyclic GC for its bulk replay; it must come back on,
+    and stay off for a caller that had turned it off."""
+    assert verify(filled).ok and gc.isenabled()
+    gc.disable()
+    try:
+        verify(filled)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_replayed_batch_adds_nothing(filled: Engine) -> None:
     writer = AuditWriter(filled)
     try:
@@ -153,6 +166,9 @@ def test_inserted_log_record_is_detected(filled: Engine) -> None:
         ("DELETE FROM hops WHERE id = :hop", "row deleted"),
         ("UPDATE call_transitions SET reason = 'x' WHERE call_id = :call AND seq = 2", "reason"),
         ("DELETE FROM call_transitions WHERE call_id = :call AND seq = 2", "row deleted"),
+        ("UPDATE hops SET ended_at = started_at WHERE id = :hop", "ended_at is"),
+        ("UPDATE call_transitions SET at = (SELECT ended_at FROM calls WHERE id = :call)"
+         " WHERE call_id = :call AND seq = 2", "at differs"),
         ("INSERT INTO calls (id, did, line_name, period, caller_number, caller_name, channel_id,"
          " started_at) SELECT 'forged', did, line_name, period, caller_number, caller_name,"
          " channel_id, started_at FROM calls WHERE id = :call", "not in the audit log"),
