@@ -140,10 +140,9 @@ def raw_time_is_iso(dialect: str) -> bool:
 
 
 def stored_iso(at: str | datetime | None) -> str:
-    """`iso()` of a timestamp read through `raw_time_column` (or as a datetime)."""
+    """`iso()` of a timestamp read through `raw_time_column` where that is not
+    `iso()` already (SQLite), or of a datetime."""
     if isinstance(at, str):
-        if len(at) == 32 and at[10] == "T" and at.endswith("+00:00"):
-            return at  # PostgreSQL's to_char: already iso()
         # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC).
         if len(at) == 26 and at[10] == " ":
             return f"{at[:10]}T{at[11:]}+00:00"
