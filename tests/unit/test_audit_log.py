@@ -21,10 +21,9 @@ from astreinte_ari.adapters.store.audit_log import (
     audit_log_table,
     canonical_json,
     iso,
-    raw_time_column,
-    raw_time_is_iso,
     record_hash,
-    stored_iso,
+    rows_with_iso_times,
+    select_times_as_text,
 )
 from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.migrate import create_db_engine
@@ -353,17 +352,18 @@ RAW_TIMES = [
 
 
 def test_timestamps_read_as_raw_text_are_exactly_iso(engine: Engine) -> None:
-    """`audit verify` hashes what raw_time_column + stored_iso give: they must match
-    iso() byte for byte, or every record would read as tampered."""
+    """`audit verify` hashes the times select_times_as_text + rows_with_iso_times give:
+    they must match iso() byte for byte, or every record would read as tampered."""
     rows = [
         {"seq": 900 + i, "at": at, "kind": "t", "subject_id": "s", "payload": "{}",
          "prev_hash": GENESIS, "hash": GENESIS}
         for i, at in enumerate(RAW_TIMES)
     ]  # fmt: skip
+    columns = [audit_log_table.c.seq, audit_log_table.c.at]
     with engine.connect() as conn:
         conn.execute(insert(audit_log_table), rows)
-        column = raw_time_column(audit_log_table.c.at, conn.dialect.name)
-        got = conn.execute(select(column).order_by(audit_log_table.c.seq)).scalars().all()
-        exact = raw_time_is_iso(conn.dialect.name)
+        dialect = conn.dialect.name
+        stmt = select_times_as_text(columns, dialect).order_by(audit_log_table.c.seq)
+        got = [row[1] for row in rows_with_iso_times(conn.execute(stmt), columns, dialect)]
         conn.rollback()
-    assert [text if exact else stored_iso(text) for text in got] == [iso(at) for at in RAW_TIMES]
+    assert got == [iso(at) for at in RAW_TIMES]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,12 +24,10 @@ from astreinte_ari.adapters.store.audit_log import (
     audit_log_table,
     commitment,
     iso,
-    raw_time_column,
-    raw_time_is_iso,
-    stored_iso,
+    rows_with_iso_times,
+    select_times_as_text,
 )
 from astreinte_ari.adapters.store.models import (
-    UTCDateTime,
     call_transitions_table,
     calls_table,
     hops_table,
@@ -126,23 +124,11 @@ def _fold(
     return exp
 
 
-def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[tuple[Any, ...]]:
-    """Rows as tuples, timestamps already in `iso()` text: read as text
-    (`raw_time_column`, as in the chain check), not as datetimes formatted back."""
+def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[Sequence[Any]]:
+    """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them)."""
     dialect = conn.dialect.name
-    times = [i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime)]
-    read = [raw_time_column(c, dialect) if i in times else c for i, c in enumerate(columns)]
-    stmt = select(*read)
-    rows = conn.execute(stmt.where(*where))
-    if raw_time_is_iso(dialect):
-        yield from rows
-        return
-    for row in rows:
-        values = list(row)
-        for i in times:
-            if values[i] is not None:
-                values[i] = stored_iso(values[i])
-        yield tuple(values)
+    rows = conn.execute(select_times_as_text(columns, dialect).where(*where))
+    return rows_with_iso_times(rows, columns, dialect)
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:

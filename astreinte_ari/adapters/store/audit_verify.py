@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,11 +31,10 @@ from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
     audit_log_table,
-    raw_time_column,
-    raw_time_is_iso,
     read_head,
     record_hash,
-    stored_iso,
+    rows_with_iso_times,
+    select_times_as_text,
 )
 
 MAX_PROBLEMS = 50  # enough to see the pattern; the count says how many in all
@@ -128,31 +127,21 @@ def iter_records(conn: Connection, since: datetime | None, until: datetime | Non
 
 def iter_chain(
     conn: Connection, since: datetime | None, until: datetime | None
-) -> Iterator[tuple[int, str, str, str, str, str, str]]:
-    """(seq, at as `iso()` text, kind, subject_id, payload, prev_hash, hash) in seq order.
-
-    `at` is read as text (`raw_time_column`), not as a datetime formatted back."""
+) -> Iterator[Sequence[Any]]:
+    """(seq, at as `iso()` text, kind, subject_id, payload, prev_hash, hash) in seq order."""
     table = audit_log_table.c
-    stmt = select(
-        table.seq,
-        raw_time_column(table.at, conn.dialect.name),
-        table.kind,
-        table.subject_id,
-        table.payload,
-        table.prev_hash,
+    columns = [
+        table.seq, table.at, table.kind, table.subject_id, table.payload, table.prev_hash,
         table.hash,
-    ).order_by(table.seq)
+    ]  # fmt: skip
+    dialect = conn.dialect.name
+    stmt = select_times_as_text(columns, dialect).order_by(table.seq)
     if since is not None:
         stmt = stmt.where(table.at >= since)
     if until is not None:
         stmt = stmt.where(table.at < until)
     rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
-    exact = raw_time_is_iso(conn.dialect.name)
-    if exact:
-        yield from rows
-        return
-    for seq, at, kind, subject_id, payload, prev_hash, digest in rows:
-        yield seq, stored_iso(at), kind, subject_id, payload, prev_hash, digest
+    yield from rows_with_iso_times(rows, columns, dialect)
 
 
 def _verify_chain(
