@@ -13,7 +13,7 @@ from astreinte_ari.cli.db_cmds import (
     EXIT_OK,
     EXIT_USAGE,
     _CommandError,
-    _config_path,
+    _load_config,
     _open_checked,
     _parse_when,
     _run,
@@ -50,18 +50,6 @@ def register(subparsers: Any) -> None:
 def _range_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="since", help="records from this date/time (ISO 8601)")
     p.add_argument("--to", dest="until", help="records before this date/time (ISO 8601)")
-
-
-def _load_config(args: argparse.Namespace) -> Any:
-    path = _config_path(args)
-    if not path:
-        return None
-    from astreinte_ari.config.loader import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _CommandError(f"configuration {path} refused:\n{exc}") from None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

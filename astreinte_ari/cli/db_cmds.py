@@ -89,18 +89,32 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return args.config or os.environ.get("ASTREINTE_CONFIG") or None
 
 
+def _load_config(args: argparse.Namespace) -> Any:
+    """The configuration named by -c or $ASTREINTE_CONFIG (None without one), loaded
+    once per command: the database URL, the display zone and the command's own
+    work all read it."""
+    path = _config_path(args)
+    if not path:
+        return None
+    loaded = getattr(args, "loaded_config", None)
+    if loaded is None:
+        from astreinte_ari.config.loader import ConfigError, load_config  # lazily: heavy
+
+        try:
+            loaded = load_config(path)
+        except ConfigError as exc:
+            raise _CommandError(f"configuration {path} refused:\n{exc}") from None
+        args.loaded_config = loaded
+    return loaded
+
+
 def _database_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
-    path = _config_path(args)
-    if not path:
+    config = _load_config(args)
+    if config is None:
         raise _UsageError("no database given: use --url URL or -c CONFIG (or set ASTREINTE_CONFIG)")
-    from astreinte_ari.config.loader import ConfigError, load_config  # lazily: heavy imports
-
-    try:
-        return str(load_config(path).database_url())
-    except ConfigError as exc:
-        raise _CommandError(f"configuration {path} refused:\n{exc}") from None
+    return str(config.database_url())
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -179,17 +193,13 @@ def _local(value: datetime | None, zone: tzinfo | None = None) -> str:
 def _display_zone(args: argparse.Namespace) -> tzinfo | None:
     """Times are shown in the configuration's time zone (the service's, whatever the
     server's own zone, often UTC); without a configuration, in the machine's zone."""
-    path = _config_path(args)
-    if not path:
-        return None
     from zoneinfo import ZoneInfo
 
-    from astreinte_ari.config.loader import ConfigError, load_config
-
     try:
-        return ZoneInfo(load_config(path).timezone)
-    except ConfigError:  # the database URL step reports it; keep the machine's zone
+        config = _load_config(args)
+    except _CommandError:  # the database came from --url; keep the machine's zone
         return None
+    return None if config is None else ZoneInfo(config.timezone)
 
 
 def _duration(seconds: float | None) -> str:

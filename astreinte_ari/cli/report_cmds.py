@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from astreinte_ari.cli.audit_cmds import _load_config
 from astreinte_ari.cli.db_cmds import (
     EXIT_OK,
     EXIT_USAGE,
     _config_path,
+    _load_config,
     _open_checked,
     _run,
     _UsageError,
