@@ -155,37 +155,30 @@ def _alerting_issues(alerting: Mapping[Any, Any], teams: Mapping[Any, Any]) -> l
     everyone = {p: t for t, team in teams.items() for p in _map(_map(team).get("people"))}
     for person_id in _map(alerting.get("channels")):
         if person_id not in everyone:
-            issues.append(
-                (("alerting", "channels", person_id),
-                 f"unknown person '{person_id}' (people: {_names(everyone)})")
-            )  # fmt: skip
+            issues.append(_unknown(("alerting", "channels", person_id), "person", person_id,
+                                   everyone, "people"))  # fmt: skip
     for i, raw in enumerate(_seq(alerting.get("shift_start"))):
         spec, loc = _map(raw), ("alerting", "shift_start", i)
         team_name = spec.get("team")
         if not isinstance(team_name, str) or team_name not in teams:
-            issues.append(((*loc, "team"), f"unknown team '{team_name}' (teams: {_names(teams)})"))
+            issues.append(_unknown((*loc, "team"), "team", team_name, teams, "teams"))
             continue
         team = _map(teams[team_name])
-        rotas, people = _map(team.get("rotas")), _map(team.get("people"))
-        rota = spec.get("rota")
-        if isinstance(rota, str) and rota not in rotas:
-            issues.append(
-                ((*loc, "rota"), f"unknown rota '{rota}' (team {team_name} has: {_names(rotas)})")
-            )
+        in_team = f"team {team_name} has"
         # The replacement takes the rota's calls: a person of that team.
-        replacement = spec.get("replacement")
-        if isinstance(replacement, str) and replacement not in people:
-            issues.append(
-                ((*loc, "replacement"),
-                 f"unknown person '{replacement}' (team {team_name} has: {_names(people)})")
-            )  # fmt: skip
-        supervisor = spec.get("supervisor")
-        if isinstance(supervisor, str) and supervisor not in everyone:
-            issues.append(
-                ((*loc, "supervisor"),
-                 f"unknown person '{supervisor}' (people: {_names(everyone)})")
-            )  # fmt: skip
+        for key, what, known, among in (
+            ("rota", "rota", _map(team.get("rotas")), in_team),
+            ("replacement", "person", _map(team.get("people")), in_team),
+            ("supervisor", "person", everyone, "people"),
+        ):
+            name = spec.get(key)
+            if isinstance(name, str) and name not in known:
+                issues.append(_unknown((*loc, key), what, name, known, among))
     return issues
+
+
+def _unknown(loc: Loc, what: str, name: object, known: Mapping[Any, Any], among: str) -> Issue:
+    return (loc, f"unknown {what} '{name}' ({among}: {_names(known)})")
 
 
 def _target_issues(
