@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,19 +27,19 @@ from astreinte_ari.callflow.audit_events import (
     HopStarted,
     StateChanged,
 )
+from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 
 SPOOL_SUFFIX = ".jsonl"  # written by the AGI, one per call
 LASTRESORT_SUFFIX = ".lastresort.json"  # written by the dialplan (FILE()), one line
 CALLER_MAX = 256  # caller data is untrusted: bounded here, escaped by JSON
-_NAMESPACE = uuid.UUID("1f0e7a52-3a9c-4d1e-9d0a-6a2f8c1b7e44")
 # Q.850 cause 21 = call rejected (603/403); others behind CONGESTION are "unreachable".
 _CAUSE_REJECTED = 21
 
 
 def call_id_for(uniqueid: str) -> str:
-    """The audit call id of a fallback call: stable for one Asterisk UNIQUEID."""
-    return str(uuid.uuid5(_NAMESPACE, f"astreinte-fallback/{uniqueid}"))
+    """The audit call id of a fallback call: the same id the service gives that channel."""
+    return call_id_for_channel(uniqueid)
 
 
 def bounded(value: str | None, limit: int = CALLER_MAX) -> str:
