@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ def register(subparsers: Any) -> None:
     _range_options(p)
     p.add_argument("--no-domain", action="store_true",
                    help="check the chain only, not calls/hops/transitions against it")  # fmt: skip
+    p.add_argument("--open-after", type=int, default=60, metavar="MINUTES",
+                   help="report calls still open this long after they started "
+                        "(default 60; 0 to skip)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("export", parents=[common], help="JSON Lines + manifest, for auditors")
@@ -59,7 +63,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
         engine = _open_checked(url, args)
         try:
-            report = verify(engine, since=since, until=until, check_domain=not args.no_domain)
+            open_after = timedelta(minutes=args.open_after) if args.open_after > 0 else None
+            report = verify(
+                engine,
+                since=since,
+                until=until,
+                check_domain=not args.no_domain,
+                open_after=open_after,
+            )
         finally:
             engine.dispose()
         if args.json:
@@ -74,6 +85,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 "hops": report.hops,
                 "transitions": report.transitions,
                 "pre_chain_calls": report.pre_chain_calls,
+                "open_calls": report.open_calls,
                 "problem_count": report.problem_count,
                 "problems": [str(p) for p in report.problems],
             }
@@ -87,8 +99,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                       f"{report.transitions} transitions compared with the log"
                       + (f" ({report.pre_chain_calls} calls predate the chain, not checkable)"
                          if report.pre_chain_calls else ""))  # fmt: skip
+            if report.open_calls:
+                print(f"open:      {report.open_calls} call(s) never ended")
             if report.ok:
-                print("OK: chain intact, domain rows match the log")
+                print("OK: chain intact, domain rows match the log, no call left open")
             else:
                 print(f"FIRST BROKEN LINK: {report.first_broken}")
                 print(f"{report.problem_count} problem(s):")

@@ -22,7 +22,7 @@ import contextlib
 import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -36,6 +36,7 @@ from astreinte_ari.adapters.store.audit_log import (
     rows_with_iso_times,
     select_times_as_text,
 )
+from astreinte_ari.adapters.store.models import calls_table
 
 MAX_PROBLEMS = 50  # enough to see the pattern; the count says how many in all
 
@@ -60,6 +61,7 @@ class VerifyReport:
     hops: int = 0
     transitions: int = 0
     pre_chain_calls: int = 0
+    open_calls: int = 0  # calls never ended (older than the threshold)
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
 
@@ -77,15 +79,23 @@ class VerifyReport:
             self.problems.append(Problem(where, what))
 
 
+# A call that has not ended this long after it started is a finding: the trail
+# does not say what became of it (the service reconciles within minutes).
+DEFAULT_OPEN_AFTER = timedelta(hours=1)
+
+
 def verify(
     engine: Engine,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     check_domain: bool = True,
+    open_after: timedelta | None = DEFAULT_OPEN_AFTER,
+    now: datetime | None = None,
 ) -> VerifyReport:
     """Check the chain over records appended in [since, until) and the domain rows
-    of calls started in that range; the whole database when both are None."""
+    of calls started in that range; the whole database when both are None. Calls
+    still open `open_after` their start are findings too (None: not checked)."""
     report = VerifyReport()
     with _cyclic_gc_paused(), engine.connect() as conn:
         # Whole database: the domain replay rides on the chain's pass over the
@@ -94,7 +104,34 @@ def verify(
         _verify_chain(conn, report, since, until, replay)
         if check_domain:
             cross_check(conn, report, since, until, replay)
+        if open_after is not None:
+            _never_ended(conn, report, (now or datetime.now(UTC)) - open_after, since, until)
     return report
+
+
+def _never_ended(
+    conn: Connection,
+    report: VerifyReport,
+    started_before: datetime,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    calls = calls_table.c
+    stmt = select(calls.id, calls.started_at).where(
+        calls.ended_at.is_(None), calls.started_at < started_before
+    )
+    if since is not None:
+        stmt = stmt.where(calls.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(calls.started_at < until)
+    for call_id, started_at in conn.execute(stmt.order_by(calls.started_at)):
+        report.open_calls += 1
+        report.add(
+            f"calls {call_id}",
+            f"never ended: started {started_at:%Y-%m-%d %H:%M:%S} UTC and still open "
+            "(nothing says what became of the caller; a running service closes such calls "
+            "from the PBX's records)",
+        )
 
 
 @contextlib.contextmanager
