@@ -43,7 +43,7 @@ bridge_holding codec_ulaw codec_alaw codec_a_mu codec_gsm format_wav format_pcm 
 format_gsm app_dial app_playback app_echo app_record app_senddtmf app_verbose
 pbx_config func_timeout func_callerid func_strings func_channel func_db func_logic
 func_global res_speech res_agi func_hangupcause app_db res_musiconhold
-app_read app_stack func_env func_math func_dialplan
+app_read app_stack func_env func_math func_dialplan cel_custom
 """
 
 
@@ -95,11 +95,16 @@ class LocalAsterisk:
         return self.etc / "asterisk.conf"
 
     @property
+    def cel_file(self) -> Path:
+        """Where cel_custom writes (dialplan/cel_custom_astreinte.conf)."""
+        return self.workdir / "log" / "cel-custom" / "astreinte-cel.csv"
+
+    @property
     def recordings_dir(self) -> Path:
         return self.workdir / "spool" / "recording"
 
     def write_config(self) -> None:
-        for sub in ("etc", "lib", "db", "spool/recording", "run", "log", "agi-bin"):
+        for sub in ("etc", "lib", "db", "spool/recording", "run", "log/cel-custom", "agi-bin"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         w = self.workdir
         files = {
@@ -136,7 +141,10 @@ transmit_silence = yes
             # What a waiting caller hears: the ringback tone, as a MOH class.
             "musiconhold.conf": f"[astreinte-ringback]\nmode = files\n"
             f"directory = {SOUNDS_DIR / 'ringback'}\n",
-            "cel.conf": "[general]\nenable = no\n",
+            # The PBX's own record of every channel, for the service's reconciliation.
+            "cel.conf": "[general]\nenable = yes\n"
+            "events = CHAN_START,CHAN_END,ANSWER,HANGUP,BRIDGE_ENTER,BRIDGE_EXIT\n",
+            "cel_custom.conf": (DIALPLAN_DIR / "cel_custom_astreinte.conf").read_text(),
             "stasis.conf": "",
             "pjproject.conf": "",
             "res_stun_monitor.conf": "",

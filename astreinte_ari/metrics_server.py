@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -29,16 +30,34 @@ class MeteredAudit:
             log.exception("metrics update failed for %s", type(event).__name__)
 
 
+Readiness = Callable[[], tuple[bool, str]]
+
+
 class MetricsServer:
-    def __init__(self, config: MetricsConfig, metrics: ServiceMetrics) -> None:
+    """/metrics, and the health a supervisor or load balancer asks for:
+    /healthz (the event loop answers) and /readyz (503 unless calls can be taken)."""
+
+    def __init__(
+        self, config: MetricsConfig, metrics: ServiceMetrics, ready: Readiness | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics
+        self._ready = ready or (lambda: (True, "ready"))
         self._runner: web.AppRunner | None = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ok, why = self._ready()
+        return web.Response(text=why + "\n", status=200 if ok else 503)
 
     async def start(self) -> None:
         app = web.Application()
         app[METRICS_KEY] = self.metrics
         app.router.add_get("/metrics", metrics_handler)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.config.host, self.config.port).start()

@@ -1,4 +1,10 @@
-"""The on-call service: turns PBX events into one call flow per inbound call."""
+"""The on-call service: turns PBX events into one call flow per inbound call.
+
+Dispatch never waits on the PBX: an event is routed to the queue of the call
+it concerns (in order within that call), and everything that talks to ARI
+runs in that call's own task. One slow or failing request for one call never
+delays the events of another.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +12,28 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime, timedelta
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.call import CallClosed, CallFlow
+from astreinte_ari.callflow.hop import AGENT_PREFIX
+from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome
+from astreinte_ari.callflow.reconcile import PbxRecords, Reconciler, ended_meanwhile
 from astreinte_ari.callflow.recovery import ResumedCallFlow, ResumePoint
 from astreinte_ari.callflow.runtime import AuditSink, CallRuntime, SoundLibrary
+from astreinte_ari.callflow.sessions import EventConsumer, EventSession, event_key, is_channel_id
 from astreinte_ari.callflow.telephony import (
     AppReplaced,
+    CallResync,
     Channel,
     ChannelEntered,
     ChannelHungUp,
     ChannelLeft,
-    ChannelRinging,
-    DtmfReceived,
-    HangupRequested,
     PlaybackFinished,
-    RecordingFinished,
     Resynced,
+    TakeResult,
     TelephonyError,
     TelephonyEvent,
     TelephonyPort,
@@ -35,13 +43,13 @@ from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter, limited_plan
 
 log = logging.getLogger(__name__)
+_RECORDS_LOOKBACK = timedelta(hours=6)
 
 PlanBuilder = Callable[[str, datetime], CallPlan | None]
 ResumeLookup = Callable[[str], Awaitable[ResumePoint | None]]
-FALLBACK_CONTEXT = ("astreinte-fallback", "s")
 CallListener = Callable[[CallClosed], None]
-AGENT_PREFIX = "astreinte-agent-"
 DEFAULT_LANGUAGE = "fr"
+OWN_PREFIX = "astreinte-"  # every channel this service creates (agent legs, alerts...)
 
 
 class OnCallService:
@@ -59,6 +67,8 @@ class OnCallService:
         resume_lookup: ResumeLookup | None = None,
         rate_limiter: CallerRateLimiter | None = None,
         max_parallel_cascades: int | None = None,
+        pbx_records: PbxRecords | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self._admission = (
             asyncio.Semaphore(max_parallel_cascades) if max_parallel_cascades else None
@@ -66,6 +76,8 @@ class OnCallService:
         self._rate_limiter = rate_limiter
         self._app = app
         self._resume_lookup = resume_lookup
+        self._records = pbx_records
+        self.reconciler = reconciler
         self.draining = False  # set on SIGTERM: new calls go to the dialplan fallback
         self._port = port
         self._call_listeners = list(call_listeners)
@@ -75,14 +87,19 @@ class OnCallService:
         self._plan_for = plan_for
         self._clock = clock
         # channel/playback/recording id -> whoever consumes its events
-        self._owner: dict[str, CallRuntime | EventSession] = {}
+        self._owner: dict[str, EventConsumer] = {}
         self._keys: dict[str, list[str]] = {}  # call id -> ids it owns
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resyncs = 0
         self.fatal = asyncio.Event()  # set when another client took our app name
 
     @property
     def active_calls(self) -> int:
         return len(self._keys)
+
+    @property
+    def live_call_ids(self) -> Collection[str]:
+        return self._keys.keys()
 
     def add_call_listener(self, listener: CallListener) -> None:
         """Called (on the event loop) with a summary of every call that ends."""
@@ -97,75 +114,60 @@ class OnCallService:
         return EventSession(self._owner)
 
     async def handle(self, event: TelephonyEvent) -> None:
+        """Route one event. Never awaits the PBX: per-call work runs in its own task."""
         if isinstance(event, ChannelEntered):
-            if event.channel.id in self._owner:
-                self._route(event.channel.id, event)
-            elif event.args[:1] == ("agent",) or event.channel.id.startswith(AGENT_PREFIX):
-                # An agent leg whose call has ended (answered too late): release it.
-                log.info("stray agent leg %s hung up", event.channel.id)
-                await self._port.hangup(event.channel.id)
-            elif self.draining:
-                # Stopping: the dialplan fallback takes new calls from here on.
-                log.info("draining: call on %s handed to the dialplan fallback", event.channel.id)
-                await self._port.continue_in_dialplan(event.channel.id, *FALLBACK_CONTEXT)
-            elif await self._disarm_watchdog(event.channel.id):
-                self._start_call(event.channel, event.args)
+            channel = event.channel
+            if channel.id in self._owner:
+                self._route(channel.id, event)
+            elif channel.id.startswith(OWN_PREFIX) or event.args[:1] == ("agent",):
+                # A leg of ours whose flow has ended (answered too late): release it.
+                log.info("stray leg %s hung up", channel.id)
+                self._spawn(self._port.hangup(channel.id))
             else:
-                # The dialplan watchdog fired before we got here (this process was
-                # frozen or too slow): its fallback has the call and records it.
-                log.warning("call on %s already taken by the dialplan watchdog", event.channel.id)
+                self._new_call(channel, event.args)
         elif isinstance(event, Resynced):
-            await self._reconcile(event)
+            self._spawn(self._reconcile(event))
         elif isinstance(event, AppReplaced):
-            log.critical("another ARI client took over the application: stopping")
+            log.critical(
+                "another ARI client took over the application %r (a second service on "
+                "this PBX?): stopping",
+                self._app,
+            )
             self.fatal.set()
         else:
-            key = _key_of(event)
+            key = event_key(event)
             if key is not None:
                 self._route(key, event)
-
-    async def _disarm_watchdog(self, channel_id: str) -> bool:
-        """False only when the channel is no longer ours (the watchdog fired)."""
-        try:
-            return await self._port.disarm_watchdog(channel_id)
-        except TelephonyError:
-            # A PBX error, not a verdict: take the call; at worst the watchdog hands
-            # it to the fallback later, and the flow records the caller leaving.
-            log.exception("could not disarm the dialplan watchdog of %s", channel_id)
-            return True
 
     def _route(self, key: str, event: TelephonyEvent) -> None:
         runtime = self._owner.get(key)
         if runtime is not None:
             runtime.events.put_nowait(event)
 
-    def _start_call(
-        self,
-        caller: Channel,
-        args: tuple[str, ...],
-        *,
-        resume: ResumePoint | None = None,
-        bridged: tuple[str, str] | None = None,
-        recovered: bool = False,
-    ) -> None:
-        """Start (or, after a restart, resume) the flow of one inbound call."""
-        call_id = resume.call_id if resume else str(uuid.uuid4())
+    def _new_call(self, caller: Channel, args: tuple[str, ...]) -> None:
+        """A caller entered the application: on record first, then its own task."""
+        call_id = call_id_for_channel(caller.id)
         did = args[0] if args else caller.exten
-        try:
-            plan = self._plan_for(did, self._clock())
-        except Exception:
-            log.exception("cannot build a plan for DID %r", did)
-            plan = None
+        plan = self._plan(did)
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
         limiter = self._rate_limiter
-        if (
-            limiter
-            and not recovered
-            and not limiter.admit(did, caller.caller_number, self._clock())
-        ):
+        if limiter and not limiter.admit(did, caller.caller_number, self._clock()):
             plan = limited_plan(plan, limiter.max_calls, limiter.window)
+        runtime = self._runtime(call_id, caller, plan)
+        flow = CallFlow(runtime, caller, self._voicemail, self._admission)
+        flow.record_start()  # journalled before any request to the PBX can fail
+        self._spawn(self._run_flow(call_id, flow, flow.run(draining=self.draining)))
+
+    def _plan(self, did: str) -> CallPlan | None:
+        try:
+            return self._plan_for(did, self._clock())
+        except Exception:
+            log.exception("cannot build a plan for DID %r", did)
+            return None
+
+    def _runtime(self, call_id: str, caller: Channel, plan: CallPlan) -> CallRuntime:
         keys: list[str] = [caller.id]
         self._keys[call_id] = keys
 
@@ -185,39 +187,63 @@ class OnCallService:
         )
         self._owner[caller.id] = runtime
         log.info(
-            "call %s: line %s (%s), %d hop(s)%s",
+            "call %s: line %s (%s), %d hop(s), channel %s",
             call_id[:8],
             plan.line_name,
             plan.period,
             len(plan.hops),
-            " [resumed after restart]" if recovered else "",
+            caller.id,
         )
-        if not recovered:
-            flow = CallFlow(runtime, caller, self._voicemail, self._admission)
-            self._spawn(self._run_flow(call_id, flow))
+        return runtime
+
+    async def _resume(self, caller: Channel, bridged: tuple[str, str] | None) -> None:
+        """A caller found on the PBX after a restart: take it back where it was."""
+        call_id = call_id_for_channel(caller.id)
+        if call_id in self._keys:
             return
-        flow = ResumedCallFlow(runtime, caller, self._voicemail, point=resume)
+        did = caller.stasis_args[0] if caller.stasis_args else caller.exten
+        plan = self._plan(did)
+        if plan is None:
+            self._refuse_unknown(call_id, caller, did)
+            return
+        runtime = self._runtime(call_id, caller, plan)
+        try:
+            taken = await self._port.take_call(caller.id)
+        except TelephonyError:
+            log.exception("could not disarm the dialplan watchdog of %s", caller.id)
+            taken = TakeResult.TAKEN
+        if taken is not TakeResult.TAKEN:
+            self._release(call_id)  # left meanwhile: the sweep or the fallback has it
+            return
+        point = await self._lookup(caller.id)
+        flow = ResumedCallFlow(runtime, caller, self._voicemail, point=point)
+        log.info("call %s: resumed after a restart", call_id[:8])
         if bridged is not None:
             for object_id in bridged:
-                bind(object_id)
-            self._spawn(self._run_flow(call_id, flow, flow.resume_bridged(*bridged)))
+                runtime.own(object_id)
+            await self._run_flow(call_id, flow, flow.resume_bridged(*bridged))
         else:
-            self._spawn(self._run_flow(call_id, flow, flow.resume_waiting()))
+            await self._run_flow(call_id, flow, flow.resume_waiting())
 
-    async def _run_flow(
-        self, call_id: str, flow: CallFlow, body: Awaitable[None] | None = None
-    ) -> None:
+    async def _run_flow(self, call_id: str, flow: CallFlow, body: Awaitable[None]) -> None:
         try:
-            await (body if body is not None else flow.run())
+            await body
         finally:
-            for key in self._keys.pop(call_id, []):
-                self._owner.pop(key, None)
+            self._release(call_id)
         if flow.closed is not None:
-            for listener in self._call_listeners:
-                try:
-                    listener(flow.closed)
-                except Exception:
-                    log.exception("call listener failed for call %s", call_id[:8])
+            self.announce_closed(flow.closed)
+
+    def announce_closed(self, closed: CallClosed) -> None:
+        """Tell alerts and metrics a call ended (also for calls the fallback handled)."""
+        for listener in self._call_listeners:
+            try:
+                listener(closed)
+            except Exception:
+                log.exception("call listener failed for call %s", closed.call_id[:8])
+
+    def _release(self, call_id: str) -> None:
+        for key in self._keys.pop(call_id, []):
+            self._owner.pop(key, None)
 
     def _refuse_unknown(self, call_id: str, caller: Channel, did: str) -> None:
         # Unknown DID: audited, told, hung up. The DID is never dialled.
@@ -231,7 +257,7 @@ class OnCallService:
                 caller_number=caller.caller_number,
                 caller_name=caller.caller_name,
                 channel_id=caller.id,
-                at=now,
+                at=caller.created_at or now,
             )
         )
         self._audit.emit(
@@ -253,6 +279,8 @@ class OnCallService:
         session.bind(channel_id)
         session.bind(playback_id)
         try:
+            if await self._port.take_call(channel_id) is not TakeResult.TAKEN:
+                return
             if await self._port.play(channel_id, media, playback_id):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(30):
@@ -267,41 +295,67 @@ class OnCallService:
 
     async def _reconcile(self, snapshot: Resynced) -> None:
         """After a (re)connection: events sent meanwhile are lost, so compare."""
-        present = {c.id for c in snapshot.channels}
-        for object_id, owner in list(self._owner.items()):
-            if object_id in present or not _is_channel_id(object_id):
-                continue
-            owner.events.put_nowait(ChannelHungUp(object_id, 0, "gone while ARI was disconnected"))
+        self._resyncs += 1
+        present = {c.id: c for c in snapshot.channels}
+        await self._resync_live(present)
         bridge_of = {cid: b for b in snapshot.bridges for cid in b.channel_ids}
-        orphans = [
-            c for c in snapshot.channels if c.stasis_app == self._app and c.id not in self._owner
-        ]
         adopted: set[str] = set()
-        for caller in orphans:
-            if caller.id.startswith(AGENT_PREFIX) or caller.stasis_args[:1] == ("agent",):
+        resumes: list[Awaitable[None]] = []
+        for caller in snapshot.channels:
+            if caller.stasis_app != self._app or caller.id in self._owner:
+                continue
+            if caller.id.startswith(OWN_PREFIX) or caller.stasis_args[:1] == ("agent",):
                 continue
             bridge = bridge_of.get(caller.id)
-            agents = [
-                c for c in (bridge.channel_ids if bridge else ()) if c.startswith(AGENT_PREFIX)
-            ]
-            if not await self._disarm_watchdog(caller.id):
-                continue  # left Stasis meanwhile: the dialplan has it
-            point = await self._lookup(caller.id)
-            if bridge is not None and agents and agents[0] in present:
-                adopted.update((agents[0], bridge.id))
-                self._start_call(
-                    caller,
-                    caller.stasis_args,
-                    resume=point,
-                    bridged=(agents[0], bridge.id),
-                    recovered=True,
+            agents = [c for c in (bridge.channel_ids if bridge else ()) if c in present]
+            agents = [c for c in agents if c.startswith(AGENT_PREFIX)]
+            bridged = (agents[0], bridge.id) if bridge is not None and agents else None
+            if bridged is not None:
+                adopted.update(bridged)
+            resumes.append(self._resume(caller, bridged))
+        for channel in snapshot.channels:
+            # Legs of an earlier process (answered or still ringing), nobody's now.
+            ours = channel.id.startswith(OWN_PREFIX)
+            if ours and channel.id not in self._owner and channel.id not in adopted:
+                log.warning("stray leg %s from an earlier run hung up", channel.id)
+                self._spawn(self._port.hangup(channel.id))
+        for resume in resumes:
+            self._spawn(resume)
+        await self.sweep(set(present))
+
+    async def _resync_live(self, present: dict[str, Channel]) -> None:
+        """Tell each call in progress what the PBX holds now (and what ended)."""
+        owners: dict[int, tuple[CallRuntime | EventSession, list[str]]] = {}
+        for object_id, owner in self._owner.items():
+            if is_channel_id(object_id):
+                owners.setdefault(id(owner), (owner, []))[1].append(object_id)
+        gone = {cid for _, ids in owners.values() for cid in ids if cid not in present}
+        since = self._clock() - _RECORDS_LOOKBACK
+        ended = await ended_meanwhile(self._records, gone, since)
+        for owner, ids in owners.values():
+            endings = tuple(ended[cid] for cid in ids if cid in gone)
+            if isinstance(owner, CallRuntime):
+                in_app = tuple(
+                    present[cid]
+                    for cid in ids
+                    if cid in present and present[cid].stasis_app == self._app
                 )
+                owner.events.put_nowait(CallResync(in_app, endings))
             else:
-                self._start_call(caller, caller.stasis_args, resume=point, recovered=True)
-        for channel in orphans:
-            if channel.id.startswith(AGENT_PREFIX) and channel.id not in adopted:
-                log.warning("stray agent leg %s from an earlier run hung up", channel.id)
-                await self._port.hangup(channel.id)
+                for ending in endings:
+                    owner.events.put_nowait(ending)
+
+    async def sweep(self, present: Collection[str] | None = None) -> None:
+        """Close the open calls of the trail that nobody handles any more."""
+        if self.reconciler is None:
+            return
+        try:
+            if present is None:
+                present = await self._port.channel_ids()
+            await self.reconciler.sweep(present, self._keys.keys())
+        except Exception:
+            # Database down or ARI cut: the next gap or the periodic sweep retries.
+            log.warning("reconciliation with the PBX deferred", exc_info=True)
 
     async def _lookup(self, channel_id: str) -> ResumePoint | None:
         if self._resume_lookup is None:
@@ -309,14 +363,20 @@ class OnCallService:
         try:
             return await asyncio.wait_for(self._resume_lookup(channel_id), timeout=3.0)
         except Exception:
-            # Database down: the call still goes on, under a new audit record.
+            # Database down: the call still goes on (see ResumedCallFlow).
             log.exception("cannot read the audit trail to resume channel %s", channel_id)
             return None
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[object]) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("task failed: %r", exc, exc_info=exc)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no call is in progress (graceful stop)."""
@@ -325,39 +385,3 @@ class OnCallService:
         while self._keys and loop.time() < deadline:
             await asyncio.sleep(0.2)
         return not self._keys
-
-
-class EventSession:
-    """Routes the events of the objects it binds into its own queue."""
-
-    def __init__(self, owner: dict[str, CallRuntime | EventSession]) -> None:
-        self._owner = owner
-        self._keys: list[str] = []
-        self.events: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
-
-    def bind(self, object_id: str) -> None:
-        self._keys.append(object_id)
-        self._owner[object_id] = self
-
-    def close(self) -> None:
-        for key in self._keys:
-            if self._owner.get(key) is self:
-                del self._owner[key]
-        self._keys.clear()
-
-
-def _is_channel_id(object_id: str) -> bool:
-    """Our playbacks, recordings and bridges are not channels."""
-    return not object_id.startswith(("astreinte-pb-", "astreinte-vm-", "astreinte-bridge-"))
-
-
-def _key_of(event: TelephonyEvent) -> str | None:
-    if isinstance(
-        event, ChannelHungUp | ChannelLeft | HangupRequested | ChannelRinging | DtmfReceived
-    ):
-        return event.channel_id
-    if isinstance(event, PlaybackFinished):
-        return event.playback_id
-    if isinstance(event, RecordingFinished):
-        return event.name
-    return None

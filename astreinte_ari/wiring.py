@@ -5,28 +5,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from pathlib import PurePosixPath
 
 from sqlalchemy import Engine
 
-from astreinte_ari.adapters.ari.client import AriClient
+from astreinte_ari.adapters.ari.client import AriAuthError, AriClient
 from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_json, event_from_json
 from astreinte_ari.adapters.ari.telephony import AriTelephony
-from astreinte_ari.adapters.fallback.importer import import_fallback_spool
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
+from astreinte_ari.adapters.fallback.live import FallbackLink
 from astreinte_ari.adapters.metrics import ServiceMetrics
+from astreinte_ari.adapters.pbx.cel import CelFile
 from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
-from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
-from astreinte_ari.adapters.store.recovery import resume_point_for_channel
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.recovery import open_calls, resume_point_for_channel
 from astreinte_ari.adapters.store.retention import keep_retention
+from astreinte_ari.adapters.store.voicemail_files import (
+    FileVoicemailStore,
+    keep_voicemails_stored,
+)
+from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
-from astreinte_ari.callflow.recovery import ResumePoint
+from astreinte_ari.callflow.identity import call_id_for_channel
+from astreinte_ari.callflow.reconcile import Reconciler
+from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.loader import ConfigError
@@ -37,51 +43,28 @@ from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.service import OnCallService
+from astreinte_ari.startup import (
+    EXIT_APP_REPLACED,
+    EXIT_ARI_REFUSED,
+    StartupError,
+    check_ari_url,
+    database_ready,
+    is_loopback,
+    refused_message,
+    wait_for_ari,
+)
+
+__all__ = ["StartupError", "check_ari_url", "run_service"]
 
 log = logging.getLogger(__name__)
 
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 GRACEFUL_STOP_S = 600.0  # bridged calls finish; a second signal stops at once
-
-
-class StartupError(Exception):
-    """The service cannot start; the message says how to fix it."""
+SWEEP_EVERY_S = 15.0  # open calls nobody handles: closed from the PBX's records
+DATABASE_RETRY_S = 2.0
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class FileVoicemailStore:
-    """Voicemail messages as WAV files under recordings_dir/YYYY/MM/<call>.wav."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def save(self, call_id: str, data: bytes, at: datetime) -> str:
-        folder = self.root / f"{at:%Y}" / f"{at:%m}"
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{call_id}.wav"
-        tmp = final.with_suffix(".part")
-        # Write, fsync, rename: a crash never leaves half a message under the final name.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        return str(final)
-
-
-def check_ari_url(url: str) -> None:
-    """The ARI login is PBX-admin: plain HTTP only to this machine."""
-    parts = urlsplit(url)
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-        raise StartupError(
-            f"ari.url {url!r} sends the PBX admin password in clear over the network: "
-            "use https:// or run the service on the Asterisk host (127.0.0.1)"
-        )
 
 
 class LiveConfig:
@@ -116,7 +99,7 @@ async def _watch_config(
     live: LiveConfig,
     engine: Engine,
     metrics: ServiceMetrics,
-    alerting: Alerting | None,
+    alerting: Callable[[], Alerting | None],
 ) -> ConfigWatcher:
     """Pick up YAML edits within seconds; every accepted version goes to the trail."""
 
@@ -132,9 +115,10 @@ async def _watch_config(
         live.current = new_config
         metrics.set_config_version(version, str(config.source_path))
         await record(watcher.text, watcher.previous_text)
-        if alerting is not None:
+        running = alerting()
+        if running is not None:
             try:
-                await alerting.use_config(new_config)
+                await running.use_config(new_config)
             except Exception:  # the calls already follow the new version; alerts keep the old
                 log.exception("alerting could not follow the configuration change")
 
@@ -149,41 +133,102 @@ async def _watch_config(
     return watcher
 
 
+def _resume_lookup(
+    engine: Engine, writer: JournaledAuditWriter
+) -> Callable[[str], asyncio.Future[ResumePoint | None]]:
+    """Where an earlier process left a call: the database, completed by the journal
+    (the only record while the database is down)."""
+
+    async def lookup(channel_id: str) -> ResumePoint | None:
+        call_id = call_id_for_channel(channel_id)
+        try:
+            base = await asyncio.wait_for(
+                asyncio.to_thread(resume_point_for_channel, engine, channel_id), 3.0
+            )
+        except Exception as exc:
+            log.warning("trail unreadable to resume %s (%s): using the journal", channel_id, exc)
+            point = resume_point_from_events(call_id, writer.replayed_events)
+            if point is None:  # the database may know more than the journal: skip past it
+                point = ResumePoint(call_id, UNKNOWN_SEQ_GAP, 0, ())
+            return point
+        if base is None:
+            return resume_point_from_events(call_id, writer.replayed_events)
+        return resume_point_from_events(call_id, writer.replayed_events, base)
+
+    return lookup  # type: ignore[return-value]
+
+
+async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -> None:
+    """Reconcile with the PBX periodically too: a database that comes back, a call
+    the watchdog handed over whose fallback left no record."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)
+        if writer.pending == 0:  # the trail is complete enough to compare
+            await service.sweep()
+
+
 async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> int:
     check_ari_url(config.ari.url)
     engine = create_db_engine(config.database_url())
-    ensure_migrated(engine)  # raises DatabaseNotMigrated with the fix command
-    config.recordings_dir.mkdir(parents=True, exist_ok=True)
+    db_ready = database_ready(engine, config)  # raises DatabaseNotMigrated with the fix
     # Journal first: audit events survive a database outage and a crash during it.
     writer = JournaledAuditWriter(engine, config.journal_dir)
-    client = AriClient(config.ari.url, config.ari.username, config.ari_password(), config.ari.app)
+    client = AriClient(
+        config.ari.url,
+        config.ari.username,
+        config.ari_password(),
+        config.ari.app,
+        max_backoff_s=1.0 if is_loopback(config.ari.url) else 5.0,
+    )
+    try:
+        await wait_for_ari(client, config)
+    except StartupError:
+        await client.close()
+        writer.close()
+        engine.dispose()
+        raise
     # The live configuration: replaced by the watcher when a valid edit lands.
     # A call in progress keeps the plan it started with.
     live = LiveConfig(config)
     telephony = AriTelephony(client, dial_guard(live))
-
-    alerting: Alerting | None = None  # started below; its override hook is read per call
+    metrics = ServiceMetrics()
+    audit = MeteredAudit(writer, metrics)
+    fallback = FallbackLink(lambda: live.current, writer)
+    alerting_box: list[Alerting] = []  # started once the database answers
 
     def plan_for(did: str, now: datetime) -> CallPlan | None:
-        hook = alerting.on_call_override if alerting is not None else None
+        hook = alerting_box[0].on_call_override if alerting_box else None
         return build_plan(live.current, did, now, on_call_override=hook)
 
-    async def resume_lookup(channel_id: str) -> ResumePoint | None:
-        return await asyncio.to_thread(resume_point_for_channel, engine, channel_id)
-
-    metrics = ServiceMetrics()
+    records = CelFile(config.cel.file)
+    if not records.available:
+        log.warning(
+            "no readable CEL file (cel.file): calls that end while the service is away "
+            "are closed without the PBX's time and cause; see dialplan/cel_custom_astreinte.conf"
+        )
     service = OnCallService(
         port=telephony,
-        audit=MeteredAudit(writer, metrics),
+        audit=audit,
         sounds=SoundLibrary(PurePosixPath(config.sounds_dir)),
         voicemail=FileVoicemailStore(config.recordings_dir),
         plan_for=plan_for,
         clock=utcnow,
         app=config.ari.app,
-        resume_lookup=resume_lookup,
+        resume_lookup=_resume_lookup(engine, writer),
         rate_limiter=_rate_limiter(config),
         max_parallel_cascades=config.defaults.max_parallel_cascades,
+        pbx_records=records,
+        reconciler=Reconciler(
+            open_calls=lambda: asyncio.to_thread(open_calls, engine),
+            records=records,
+            fallback_pending=fallback.pending_for,
+            audit=audit,
+            clock=utcnow,
+        ),
     )
+    alert_feed = AlertFeed()  # holds ended calls until alerting runs
+    service.add_call_listener(metrics.on_call_closed)
+    service.add_call_listener(alert_feed.on_call_closed)
 
     async def on_message(data: dict[str, object]) -> None:
         event = event_from_json(data)
@@ -202,30 +247,55 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             len(channels),
         )
 
-    # -- feature hooks (alerting, metrics, live reload) are wired below this line --
-    service.add_call_listener(metrics.on_call_closed)
-    metrics_server = MetricsServer(config.metrics, metrics) if config.metrics else None
+    async def on_disconnect() -> None:
+        metrics.set_ari_connected(False)
+
+    def ready() -> tuple[bool, str]:
+        if not client.connected.is_set():
+            return False, f"ARI not connected: {client.last_error or 'connecting'}"
+        return True, "ARI connected, application registered"
+
+    metrics_server = MetricsServer(config.metrics, metrics, ready) if config.metrics else None
     if metrics_server is not None:
         await metrics_server.start()
-    alerting = await start_alerting(
-        config=config, engine=engine, service=service, port=telephony, audit=writer, clock=utcnow
-    )
 
-    watcher = await _watch_config(config, live, engine, metrics, alerting)
-    # Calls the dialplan fallback took while we were away join the audit trail.
-    try:
-        imported = await asyncio.to_thread(import_fallback_spool, config, writer)
-        if imported:
-            log.info("imported %d call(s) handled by the dialplan fallback", imported)
-    except Exception:
-        log.exception("could not import the fallback spool (kept for the next start)")
-    fallback_task = asyncio.create_task(
-        keep_fallback_published(client, lambda: live.current, utcnow)
-    )
-    retention_task = asyncio.create_task(
-        keep_retention(engine, lambda: (live.current.retention, live.current.recordings_dir))
-    )
+    async def start_features() -> None:
+        """What needs the database: alerting (its job store), config versions."""
+        nonlocal watcher
+        while not await asyncio.to_thread(database_ready, engine, config):
+            await asyncio.sleep(DATABASE_RETRY_S)
+        alerting = await start_alerting(
+            config=config,
+            engine=engine,
+            service=service,
+            port=telephony,
+            audit=writer,
+            clock=utcnow,
+        )
+        if alerting is not None:
+            alerting_box.append(alerting)
+            alert_feed.attach(alerting.engine.on_call_closed)
+        watcher = await _watch_config(
+            config, live, engine, metrics, lambda: alerting_box[0] if alerting_box else None
+        )
 
+    watcher: ConfigWatcher | None = None
+    features = asyncio.create_task(start_features())
+    if db_ready:
+        await features  # alerting runs before the first call, as it always has
+    background = [
+        asyncio.create_task(fallback.keep_importing()),
+        asyncio.create_task(keep_fallback_published(client, lambda: live.current, utcnow)),
+        asyncio.create_task(
+            keep_retention(engine, lambda: (live.current.retention, live.current.recordings_dir))
+        ),
+        asyncio.create_task(_keep_sweeping(service, writer)),
+        asyncio.create_task(
+            keep_voicemails_stored(
+                engine, telephony.fetch_recording, telephony.delete_recording, utcnow
+            )
+        ),
+    ]
     # Events journaled before a crash are written before calls are resumed from them.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(writer.flush(), timeout=5.0)
@@ -242,14 +312,16 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
     await client.open()
-
-    async def on_disconnect() -> None:
-        metrics.set_ari_connected(False)
-
     events = asyncio.create_task(client.run_events(on_message, on_connect, on_disconnect))
     stopper = asyncio.create_task(stop.wait())
     fatal = asyncio.create_task(service.fatal.wait())
     await asyncio.wait({events, stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if events.done() and isinstance(events.exception(), AriAuthError):
+        log.critical("%s", refused_message(config))
+        code = EXIT_ARI_REFUSED
+    elif service.fatal.is_set():
+        code = EXIT_APP_REPLACED
     if stop.is_set():
         service.draining = True  # new calls go to the dialplan fallback
         if service.active_calls:
@@ -260,20 +332,19 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             for task in (idle, hard):
                 task.cancel()
     client.stop()
-    for task in (events, stopper, fatal):
+    for task in (events, stopper, fatal, features, *background):
         task.cancel()
-    await asyncio.gather(events, stopper, fatal, return_exceptions=True)
-    if alerting is not None:
+    await asyncio.gather(events, stopper, fatal, features, *background, return_exceptions=True)
+    for alerting in alerting_box:
         await alerting.close()
-    await watcher.stop()
+    if watcher is not None:
+        await watcher.stop()
     if metrics_server is not None:
         await metrics_server.close()
-    for task in (fallback_task, retention_task):
-        task.cancel()
-    await asyncio.gather(fallback_task, retention_task, return_exceptions=True)
     await client.close()
-    await writer.flush()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.flush(), timeout=5.0)
     writer.close()
     engine.dispose()
     log.info("astreinte stopped")
-    return 3 if service.fatal.is_set() else 0
+    return code

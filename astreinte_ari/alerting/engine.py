@@ -31,13 +31,14 @@ Clock = Callable[[], datetime]
 _AFTER_ANNOUNCEMENT = frozenset(
     {CallState.DIALING, CallState.AGENT_PROMPT, CallState.VOICEMAIL_GREETING, CallState.RECORDING}
 )
+# FAILED too: a call the service or the PBX failed on is a caller nobody took.
 MISSED_OUTCOMES = frozenset(
-    {CallOutcome.VOICEMAIL, CallOutcome.VOICEMAIL_EMPTY, CallOutcome.NO_ONE}
+    {CallOutcome.VOICEMAIL, CallOutcome.VOICEMAIL_EMPTY, CallOutcome.NO_ONE, CallOutcome.FAILED}
 )
 
 
 def is_missed(closed: CallClosed) -> bool:
-    """Voicemail (left or not), nobody reached, or abandoned after the announcement."""
+    """Voicemail (left or not), nobody reached, failed, or abandoned after the announcement."""
     if closed.outcome in MISSED_OUTCOMES:
         return True
     return closed.outcome is CallOutcome.ABANDONED and closed.last_state in _AFTER_ANNOUNCEMENT

@@ -12,11 +12,29 @@ from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallSta
 from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
-from astreinte_ari.callflow.telephony import Channel, ChannelHungUp, ChannelLeft, TelephonyError
+from astreinte_ari.callflow.telephony import (
+    Channel,
+    ChannelHungUp,
+    ChannelLeft,
+    TakeResult,
+    TelephonyError,
+)
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
 from astreinte_ari.routing.plan import CallPlan, FinalAction
 
 log = logging.getLogger("astreinte_ari.call")
+FALLBACK_CONTEXT = ("astreinte-fallback", "s")
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a conversation ended: who hung up, why, and when (PBX time when known)."""
+
+    leg: str  # which leg ended first: "caller" | "agent"
+    by: str  # who ended it: the leg's party, or "the PBX" (shutdown, an admin)
+    cause: int | None
+    cause_text: str | None
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +69,88 @@ class CallFlow:
         self.voicemail = voicemail
         self.ended = False
         self.closed: CallClosed | None = None
-        self._started_at = rt.clock()
+        self._started_at = caller.created_at or rt.clock()
         self._accepted_by: str | None = None
         self._ringback_on = False
         self._hop: HopAttempt | None = None
+        # Set when the dialplan fallback has the call (watchdog fired, or draining):
+        # its import completes this call's record, so this flow writes no ending.
+        self.handed_off: str | None = None
 
-    async def run(self) -> None:
+    async def run(self, *, draining: bool = False) -> None:
+        """Take the call, then run its plan. CallStarted is already on record: the
+        service emits it before any request to the PBX (record_start)."""
+        await self._guarded(self._take_then_run(draining))
+
+    def record_start(self) -> None:
+        """The call is on record before anything can fail (journal first)."""
         self._emit_started()
-        await self._guarded(self._run_admitted())
+
+    async def _take_then_run(self, draining: bool) -> None:
+        rt = self.rt
+        try:
+            taken = await rt.port.take_call(rt.caller_channel_id)
+        except TelephonyError:
+            # A PBX error, not a verdict: take the call; at worst the watchdog hands
+            # it to the fallback later, and the flow records the caller leaving.
+            log.exception("could not disarm the dialplan watchdog of %s", rt.caller_channel_id)
+            taken = TakeResult.TAKEN
+        if taken is TakeResult.TAKEN and draining:
+            taken = await self._hand_to_fallback()
+            if taken is TakeResult.ELSEWHERE:
+                return  # handed over on purpose: the fallback completes the record
+        if taken is TakeResult.ELSEWHERE:
+            self._handed_off("already taken by the dialplan watchdog (it fired first)")
+        elif taken is TakeResult.GONE:
+            await self._settle_gone()
+        else:
+            await self._run_admitted()
+
+    async def _hand_to_fallback(self) -> TakeResult:
+        """Stopping: the dialplan fallback takes new calls (it completes this record)."""
+        rt = self.rt
+        # The fallback says why it ran; the variable's value is ours, never the caller's.
+        trigger = {"ASTREINTE_FB_TRIGGER": "draining"}
+        if await rt.port.continue_in_dialplan(
+            rt.caller_channel_id, *FALLBACK_CONTEXT, variables=trigger
+        ):
+            self.handed_off = "service stopping (draining)"
+            log.info("call %s: draining, handed to the dialplan fallback", rt.call_id[:8])
+            return TakeResult.ELSEWHERE
+        return TakeResult.GONE
+
+    def _handed_off(self, why: str) -> None:
+        self.handed_off = why
+        log.warning("call %s: %s; the fallback records the rest", self.rt.call_id[:8], why)
+
+    async def _settle_gone(self) -> None:
+        """The channel vanished before the service took the call: did the caller hang
+        up (abandoned, on record now), or did the fallback take it first (its
+        import completes the record)? The events already sent for the channel say."""
+        rt = self.rt
+        deadline = rt.deadline_in(2.0)
+        rt.caller_may_leave = True  # look at the caller's events instead of unwinding
+        event = None
+        while (event := await rt.next_event(deadline)) is not None:
+            if isinstance(event, ChannelLeft | ChannelHungUp) and (
+                event.channel_id == rt.caller_channel_id
+            ):
+                break
+        if event is None:
+            log.warning(
+                "call %s: channel gone before it was taken, no event says how: "
+                "left to the reconciliation with the PBX's records",
+                rt.call_id[:8],
+            )
+            self.handed_off = "unsettled"
+        elif rt.caller_cause is not None or isinstance(event, ChannelHungUp):
+            # A hangup request or ChannelDestroyed while ours: the caller hung up.
+            cause, text = rt.caller_cause or (None, "caller left")
+            why = f"caller hung up, cause {cause} {text}" if cause is not None else text
+            self._end(CallOutcome.ABANDONED, f"abandoned at received: {why}", at=rt.caller_left_at)
+        else:
+            # Left the application alive (no hangup request first): the dialplan has it.
+            self._handed_off("already taken by the dialplan watchdog (left the application alive)")
 
     async def _run_admitted(self) -> None:
         try:
@@ -121,17 +213,21 @@ class CallFlow:
             await body
         except CallerGone as gone:
             where = f"{rt.state.value}" + (f" ({self._hop.describe()})" if self._hop else "")
+            if gone.by_pbx:  # not the caller's doing: nobody may count it as abandoned
+                detail = f"ended by the PBX at {where}: {gone.cause_text}"
+                self._end(CallOutcome.FAILED, detail, at=gone.at)
+                return
             why = gone.cause_text
             if gone.cause is not None:
                 why = f"caller hung up, cause {gone.cause} {gone.cause_text}"
-            self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {why}")
+            self._end(CallOutcome.ABANDONED, f"abandoned at {where}: {why}", at=gone.at)
         except Exception as exc:
             log.exception("call %s failed", rt.call_id[:8])
             self._end(CallOutcome.FAILED, f"internal error in {rt.state.value}: {exc!r}"[:300])
         finally:
-            if rt.caller_present:
+            if rt.caller_present and self.handed_off is None:
                 await self._quietly(rt.port.hangup(rt.caller_channel_id))
-            if not self.ended:
+            if not self.ended and self.handed_off is None:
                 self._end(CallOutcome.FAILED, f"cancelled in {rt.state.value}")
 
     async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
@@ -150,8 +246,8 @@ class CallFlow:
             result = await self._hop.run()
             if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
                 assert result.agent_channel_id is not None
-                await self._talk(self._hop, result.agent_channel_id, result.prompt_playback_id)
-                return
+                if await self._talk(self._hop, result.agent_channel_id, result.prompt_playback_id):
+                    return
         self._hop = None
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
@@ -160,12 +256,20 @@ class CallFlow:
         )
         if plan.final is FinalAction.VOICEMAIL:
             result = await take_voicemail(rt, self.voicemail, reason)
-            self._end(result.outcome, result.detail, vm_path=result.path, vm_s=result.seconds)
+            self._end(
+                result.outcome,
+                result.detail,
+                vm_path=result.path,
+                vm_s=result.seconds,
+                at=result.at,
+            )
             return
         await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
         self._end(CallOutcome.NO_ONE, reason)
 
-    async def _talk(self, hop: HopAttempt, agent_id: str, prompt: str | None) -> None:
+    async def _talk(self, hop: HopAttempt, agent_id: str, prompt: str | None) -> bool:
+        """Bridge the caller and the agent until one hangs up; False if the agent left
+        at the very moment of bridging (the cascade goes on)."""
         rt = self.rt
         bridge_id = rt.new_id("bridge")
         # Three independent objects (the agent's prompt, the caller's ringback, a new
@@ -176,14 +280,20 @@ class CallFlow:
             rt.port.create_bridge(bridge_id),
         )
         try:
-            await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id))
+            if not await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id)):
+                await rt.ensure_caller_present()  # raises if it was the caller who left
+                await self._quietly(rt.port.destroy_bridge(bridge_id))
+                await self._quietly(rt.port.hangup(agent_id))
+                hop.end_left_before_bridge()
+                return False
             rt.transition(CallState.BRIDGED, f"{hop.describe()} accepted")
+            answered_at = rt.clock()
             rt.audit.emit(
                 CallAnswered(
                     call_id=rt.call_id,
                     hop_id=hop.hop_id,
                     person_id=hop.hop.person_id,
-                    at=rt.clock(),
+                    at=answered_at,
                 )
             )
         except BaseException:  # from here on, _until_hangup tears the bridge down
@@ -192,32 +302,30 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        loop_start = rt.deadline_in(0)
-        ended_by, cause, cause_text = await self._until_hangup(agent_id, bridge_id)
-        talk_s = round(rt.deadline_in(0) - loop_start, 1)
-        hop.end_after_talk(cause, cause_text)
+        end = await self._until_hangup(agent_id, bridge_id)
+        talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
+        hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
         self._end(
             outcome,
-            f"talked {talk_s}s with {hop.hop.person_id}, ended by {ended_by}",
+            f"talked {talk_s}s with {hop.hop.person_id}, ended by {end.by}",
             talk_s=talk_s,
+            at=end.at,
         )
+        return True
 
-    async def _until_hangup(
-        self, agent_id: str, bridge_id: str
-    ) -> tuple[str, int | None, str | None]:
-        """Wait until either party hangs up, then tear down the bridge and the other leg;
-        returns (who ended: "caller"/"agent", Q.850 cause, cause text)."""
+    async def _until_hangup(self, agent_id: str, bridge_id: str) -> Ending:
+        """Wait until either party hangs up, then tear down the bridge and the other leg."""
         rt = self.rt
         try:
             ended = await self._wait_for_end(agent_id)
         finally:
             await self._quietly(rt.port.destroy_bridge(bridge_id))
-        other = agent_id if ended[0] == "caller" else rt.caller_channel_id
+        other = agent_id if ended.leg == "caller" else rt.caller_channel_id
         await self._quietly(rt.port.hangup(other))
         return ended
 
-    async def _wait_for_end(self, agent_id: str) -> tuple[str, int | None, str | None]:
+    async def _wait_for_end(self, agent_id: str) -> Ending:
         rt = self.rt
         while True:
             event = await rt.next_event(None)
@@ -225,13 +333,19 @@ class CallFlow:
                 if rt.caller_cause is None:
                     await self._cause_after_leave(rt.caller_channel_id)
                 cause, text = rt.caller_cause or (None, "caller left")
-                return "caller", cause, text
+                by = "the PBX" if rt.caller_ended_by_pbx else "caller"
+                return Ending("caller", by, cause, text, rt.caller_left_at or rt.clock())
             if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == agent_id:
+                at = event.at or rt.clock()
+                if agent_id in rt.hangup_causes:  # the agent's BYE, seen before StasisEnd
+                    cause, text = rt.hangup_causes[agent_id]
+                    by = "the PBX" if agent_id in rt.pbx_hangups else "agent"
+                    return Ending("agent", by, cause, text, at)
                 if isinstance(event, ChannelLeft):
                     event = await self._cause_after_leave(agent_id) or event
                 if isinstance(event, ChannelHungUp):
-                    return "agent", event.cause, event.cause_text
-                return "agent", None, "agent left"
+                    return Ending("agent", "agent", event.cause, event.cause_text, at)
+                return Ending("agent", "agent", None, "agent left", at)
 
     async def _cause_after_leave(self, channel_id: str) -> ChannelHungUp | None:
         """StasisEnd comes before ChannelDestroyed: wait briefly for the hangup cause."""
@@ -259,6 +373,7 @@ class CallFlow:
         talk_s: float | None = None,
         vm_path: str | None = None,
         vm_s: float | None = None,
+        at: datetime | None = None,
     ) -> None:
         if self.ended:
             return
@@ -266,7 +381,7 @@ class CallFlow:
         rt = self.rt
         last_state = rt.state
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
-        ended_at = rt.clock()
+        ended_at = at or rt.clock()
         rt.audit.emit(
             CallEnded(
                 call_id=rt.call_id,

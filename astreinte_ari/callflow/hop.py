@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
+from astreinte_ari.callflow.causes import unanswered_leg_text
 from astreinte_ari.callflow.outcomes import CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
@@ -16,11 +18,22 @@ from astreinte_ari.callflow.telephony import (
     DialRefused,
     DtmfReceived,
     PlaybackFinished,
+    Reconnected,
     TelephonyError,
 )
 from astreinte_ari.routing.plan import Hop
 
+log = logging.getLogger("astreinte_ari.call")
+
 VALID_DTMF = frozenset("0123456789*#ABCD")
+AGENT_PREFIX = "astreinte-agent-"
+
+
+def agent_channel_id(hop_id: str) -> str:
+    """The channel id of a hop's agent leg (a hop has at most one)."""
+    return AGENT_PREFIX + hop_id.replace("-", "")
+
+
 # Margin over Asterisk's own originate timeout before we cancel the leg ourselves.
 _RING_MARGIN_S = 3.0
 _PROMPT_MAX_S = 60.0
@@ -52,8 +65,12 @@ class HopAttempt:
         self.rt = rt
         self.seq = seq
         self.hop = hop
-        self.hop_id = str(uuid.uuid4())
-        self.agent_id = rt.new_id("agent")
+        hop_uuid = uuid.uuid4()
+        self.hop_id = str(hop_uuid)
+        # Derived from the hop id: the PBX's records of this leg (CEL) can be found
+        # from the trail alone, e.g. when the service was away when it ended.
+        self.agent_id = agent_channel_id(self.hop_id)
+        rt.own(self.agent_id)
         self.ringing = False
         self.dtmf: str | None = None
 
@@ -62,6 +79,7 @@ class HopAttempt:
 
     async def run(self) -> HopResult:
         rt, hop = self.rt, self.hop
+        await rt.ensure_caller_present()  # never ring anyone for a caller who left
         rt.audit.emit(
             HopStarted(
                 call_id=rt.call_id,
@@ -125,14 +143,17 @@ class HopAttempt:
             if event is None:
                 await rt.port.hangup(self.agent_id)
                 outcome = HopOutcome.NO_ANSWER if self.ringing else HopOutcome.UNREACHABLE
-                return self._end(outcome, 0, "ring timeout")
+                what = "no answer" if self.ringing else "unreachable: no response"
+                timeout = self.hop.ring_timeout_s
+                return self._end(outcome, None, f"{what} within {timeout} s (service timeout)")
             if isinstance(event, ChannelRinging) and event.channel_id == self.agent_id:
                 if not self.ringing:
                     self.ringing = True
                     self._progress("ringing")
             elif isinstance(event, ChannelHungUp) and event.channel_id == self.agent_id:
                 outcome = classify_failure(event.cause, self.ringing)
-                return self._end(outcome, event.cause, event.cause_text)
+                text = unanswered_leg_text(event.cause, event.cause_text, self.ringing)
+                return self._end(outcome, event.cause, text)
             elif isinstance(event, ChannelEntered) and event.channel.id == self.agent_id:
                 return None
 
@@ -140,7 +161,8 @@ class HopAttempt:
         rt, plan = self.rt, self.rt.plan
         self._progress("answered")
         rt.transition(CallState.AGENT_PROMPT, f"{self.describe()} answered, asking for key")
-        prompts = [p for p in (plan.line_prompt, plan.accept_prompt) if p]
+        all_prompts = [p for p in (plan.line_prompt, plan.accept_prompt) if p]
+        prompts = list(all_prompts)
         playback_id = await self._play_next(prompts)
         deadline = rt.deadline_in(_PROMPT_MAX_S)
         while True:
@@ -152,6 +174,17 @@ class HopAttempt:
                 playback_id = await self._play_next(prompts)
                 if playback_id is None:  # prompts done: the accept window starts
                     deadline = rt.deadline_in(plan.accept_timeout_s)
+            elif isinstance(event, Reconnected):
+                # A key pressed during the gap is lost: ask again, never "not accepted"
+                # for a key this service could not hear.
+                if playback_id is not None:
+                    await rt.port.stop_playback(playback_id)
+                log.info(
+                    "call %s: %s: prompt replayed after a gap", rt.call_id[:8], self.describe()
+                )
+                prompts = list(all_prompts)
+                playback_id = await self._play_next(prompts)
+                deadline = rt.deadline_in(_PROMPT_MAX_S)
             elif isinstance(event, DtmfReceived) and event.channel_id == self.agent_id:
                 # Only the agent's own channel counts; the digit is untrusted data.
                 digit = event.digit if event.digit in VALID_DTMF else "?"
@@ -166,9 +199,16 @@ class HopAttempt:
             elif (
                 isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == self.agent_id
             ):
-                cause = event.cause if isinstance(event, ChannelHungUp) else None
-                text = event.cause_text if isinstance(event, ChannelHungUp) else "left"
+                cause, text = self._agent_cause(event)
                 return self._end(HopOutcome.DECLINED, cause, f"hung up at prompt ({text})")
+
+    def _agent_cause(self, event: ChannelHungUp | ChannelLeft) -> tuple[int | None, str]:
+        """The agent's own Q.850 cause: on ChannelDestroyed, or on the hangup request
+        that precedes StasisEnd (ChannelDestroyed may never reach us after it)."""
+        if isinstance(event, ChannelHungUp):
+            return event.cause, event.cause_text
+        cause, text = self.rt.hangup_causes.get(self.agent_id, (None, "left"))
+        return cause, text
 
     async def _play_next(self, prompts: list[str]) -> str | None:
         while prompts:
@@ -178,6 +218,11 @@ class HopAttempt:
             if await self.rt.port.play(self.agent_id, uri, playback_id, self.rt.plan.language):
                 return playback_id
         return None
+
+    def end_left_before_bridge(self) -> None:
+        """The agent pressed the key and hung up before the bridge could be built."""
+        cause, text = self.rt.hangup_causes.get(self.agent_id, (None, "left"))
+        self._end(HopOutcome.DECLINED, cause, f"hung up right after accepting ({text})")
 
     def end_after_talk(self, cause: int | None, cause_text: str | None) -> None:
         """Close the audit of an accepted hop when the conversation ends."""

@@ -26,3 +26,9 @@ def uniqueid_key(uniqueid: str) -> str:
 def call_id_for_channel(uniqueid: str) -> str:
     """The audit call id of the inbound call on the channel with this UNIQUEID."""
     return str(uuid.uuid5(_NAMESPACE, f"astreinte-fallback/{uniqueid_key(uniqueid)}"))
+
+
+def recording_name_for(call_id: str) -> str:
+    """The PBX's name for a call's voicemail recording: derivable from the trail alone,
+    so a message the service could not store can be fetched again later."""
+    return "astreinte-vm-" + call_id.replace("-", "")

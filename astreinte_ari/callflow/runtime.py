@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +18,18 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from astreinte_ari.callflow.audit_events import AuditEvent, StateChanged
+from astreinte_ari.callflow.identity import recording_name_for
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.telephony import (
+    CallResync,
+    ChannelEntered,
     ChannelHungUp,
     ChannelLeft,
     HangupRequested,
     PlaybackFinished,
+    Reconnected,
+    RecordingFinished,
+    TelephonyError,
     TelephonyEvent,
     TelephonyPort,
 )
@@ -73,10 +80,18 @@ class AuditSink(Protocol):
 class CallerGone(Exception):
     """The caller hung up: unwinds whatever phase the call is in."""
 
-    def __init__(self, cause: int | None, cause_text: str) -> None:
+    def __init__(
+        self,
+        cause: int | None,
+        cause_text: str,
+        at: datetime | None = None,
+        by_pbx: bool = False,
+    ) -> None:
         super().__init__(cause_text)
         self.cause = cause
         self.cause_text = cause_text
+        self.at = at  # when the caller left, by the PBX's clock (None: unknown)
+        self.by_pbx = by_pbx  # the PBX ended the caller's channel (shutdown...), not the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +136,40 @@ class CallRuntime:
         self.caller_present = True
         self.caller_may_leave = False  # True while a caller hangup is an expected ending
         self.caller_cause: tuple[int | None, str] | None = None
+        self.caller_left_at: datetime | None = None
+        self.caller_ended_by_pbx = False  # a soft hangup: the PBX, not the caller
+        # Hangup requests seen per channel: the Q.850 cause often arrives only there.
+        self.hangup_causes: dict[str, tuple[int | None, str]] = {}
+        self.pbx_hangups: set[str] = set()  # channels the PBX itself ended (soft hangups)
+        # Events this runtime established itself (after a gap in the event stream) or
+        # set aside while checking on the caller: consumed before the queue.
+        self._replay: deque[TelephonyEvent] = deque()
+        self._entered: set[str] = {caller_channel_id}
+        self._playbacks: set[str] = set()
+        self._recordings: set[str] = set()
 
     # -- identities ----------------------------------------------------------------
 
     def new_id(self, kind: str) -> str:
         """A fresh object id owned by this call; the service routes its events here."""
         object_id = f"astreinte-{kind}-{uuid.uuid4().hex[:16]}"
-        self._bind(object_id)
+        self.own(object_id)
+        if kind == "pb":
+            self._playbacks.add(object_id)
+        elif kind == "vm":
+            self._recordings.add(object_id)
         return object_id
+
+    def recording_name(self) -> str:
+        """This call's voicemail recording (one per call; named after the call id)."""
+        name = recording_name_for(self.call_id)
+        self.own(name)
+        self._recordings.add(name)
+        return name
+
+    def own(self, object_id: str) -> None:
+        """Route the events of an object whose id the caller chose to this call."""
+        self._bind(object_id)
 
     # -- state machine -------------------------------------------------------------
 
@@ -163,34 +204,107 @@ class CallRuntime:
         """
         loop = asyncio.get_running_loop()
         while True:
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                event = await asyncio.wait_for(self.events.get(), timeout)
-            except TimeoutError:
-                return None
-            if isinstance(event, HangupRequested):
-                if event.channel_id == self.caller_channel_id and self.caller_cause is None:
-                    # Often the only place the caller's own cause reaches us.
-                    self.caller_cause = (event.cause, event.cause_text)
+            if self._replay:
+                event = self._replay.popleft()
+            else:
+                timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    if timeout == 0:  # wait_for(get(), 0) would never see a queued event
+                        event = self.events.get_nowait()
+                    else:
+                        event = await asyncio.wait_for(self.events.get(), timeout)
+                except (TimeoutError, asyncio.QueueEmpty):
+                    return None
+            if isinstance(event, CallResync):
+                await self._resync(event)
                 continue
+            self._note(event)
             if self._is_caller_gone(event):
                 if not self.caller_present:
                     # Second notice (StasisEnd, then ChannelDestroyed with the cause).
                     if isinstance(event, ChannelHungUp) and self.caller_cause is None:
                         self.caller_cause = (event.cause, event.cause_text)
+                    if isinstance(event, HangupRequested):
+                        continue
                     return event
                 self.caller_present = False
-                if isinstance(event, ChannelHungUp):
+                self.caller_left_at = getattr(event, "at", None) or self.clock()
+                if isinstance(event, HangupRequested) and event.by_pbx:
+                    self.caller_ended_by_pbx = True
+                    self.caller_cause = (None, event.cause_text)
+                elif isinstance(event, ChannelHungUp | HangupRequested):
                     self.caller_cause = (event.cause, event.cause_text)
                 if not self.caller_may_leave:
-                    cause, text = self.caller_cause or (None, "caller left")
-                    raise CallerGone(cause, text)
+                    raise self._caller_gone()
+            if isinstance(event, HangupRequested):
+                continue  # noted; the channel's ChannelLeft/ChannelHungUp follows
             return event
 
+    def _note(self, event: TelephonyEvent) -> None:
+        """Bookkeeping every phase relies on, whoever consumes the event."""
+        if isinstance(event, HangupRequested):
+            cause: int | None = None if event.by_pbx else event.cause
+            self.hangup_causes.setdefault(event.channel_id, (cause, event.cause_text))
+            if event.by_pbx:
+                self.pbx_hangups.add(event.channel_id)
+        elif isinstance(event, ChannelEntered):
+            self._entered.add(event.channel.id)
+        elif isinstance(event, PlaybackFinished):
+            self._playbacks.discard(event.playback_id)
+        elif isinstance(event, RecordingFinished):
+            self._recordings.discard(event.name)
+
     def _is_caller_gone(self, event: TelephonyEvent) -> bool:
-        return isinstance(event, ChannelHungUp | ChannelLeft) and (
+        # A hangup request on the caller is final: the PBX is tearing the channel
+        # down. It can reach us before the PlaybackFinished of the prompt it cut
+        # short, which must not read as "the announcement was heard in full".
+        return isinstance(event, ChannelHungUp | ChannelLeft | HangupRequested) and (
             event.channel_id == self.caller_channel_id
         )
+
+    async def _resync(self, resync: CallResync) -> None:
+        """After a gap in the events: replay what the PBX says happened meanwhile."""
+        replay: list[TelephonyEvent] = list(resync.ended)
+        for channel in resync.in_app:
+            if channel.id not in self._entered and channel.state == "Up":
+                replay.append(ChannelEntered(channel, channel.stasis_args))
+        try:
+            for playback_id in sorted(self._playbacks):
+                if not await self.port.playback_active(playback_id):
+                    replay.append(PlaybackFinished(playback_id))
+            for name in sorted(self._recordings):
+                if not await self.port.recording_active(name):
+                    replay.append(RecordingFinished(name, None))
+        except TelephonyError as exc:  # cut off again: the next resync will tell
+            log.warning("call %s: resync incomplete: %s", self.call_id[:8], exc)
+        replay.append(Reconnected())
+        log.info(
+            "call %s: resynced after a gap (%d event(s) replayed)",
+            self.call_id[:8],
+            len(replay) - 1,
+        )
+        self._replay.extendleft(reversed(replay))
+
+    async def ensure_caller_present(self) -> None:
+        """Raise CallerGone if the caller has left: right before ringing someone.
+
+        Looks at what is already queued for this call (without losing the other
+        events), then asks the PBX: nobody is woken for a caller who hung up.
+        """
+        held: list[TelephonyEvent] = []
+        try:
+            while (event := await self.next_event(self.deadline_in(0))) is not None:
+                held.append(event)
+        finally:
+            self._replay.extendleft(reversed(held))
+        if not await self.port.channel_present(self.caller_channel_id):
+            self.caller_present = False
+            self.caller_left_at = self.caller_left_at or self.clock()
+            raise self._caller_gone()
+
+    def _caller_gone(self) -> CallerGone:
+        cause, text = self.caller_cause or (None, "caller left")
+        return CallerGone(cause, text, self.caller_left_at, self.caller_ended_by_pbx)
 
     def deadline_in(self, seconds: float) -> float:
         return asyncio.get_running_loop().time() + seconds

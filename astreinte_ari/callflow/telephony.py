@@ -7,7 +7,10 @@ nothing outside the adapter sees a raw ARI dict.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -30,6 +33,7 @@ class Channel:
     context: str = ""
     stasis_app: str = ""  # the ARI application holding the channel, if any
     stasis_args: tuple[str, ...] = ()
+    created_at: datetime | None = None  # by the PBX's clock: when the call arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class ChannelEntered:
 
     channel: Channel
     args: tuple[str, ...]
+    at: datetime | None = None  # PBX time of the event (the service may read it late)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,7 @@ class ChannelLeft:
     """The channel left the application (hung up, or continued in the dialplan)."""
 
     channel_id: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class ChannelHungUp:
     channel_id: str
     cause: int  # Q.850 cause code; 0 = our own timeout / unknown
     cause_text: str
+    at: datetime | None = None  # when the channel really ended (PBX time), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,10 @@ class HangupRequested:
     channel_id: str
     cause: int
     cause_text: str
+    at: datetime | None = None
+    # True when the PBX itself ends the channel (shutting down, an admin's or our own
+    # request), not the party on it: `cause` is then Asterisk's reason, not Q.850.
+    by_pbx: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,7 @@ class ChannelRinging:
 class DtmfReceived:
     channel_id: str
     digit: str  # untrusted: validate before use
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,30 @@ class Resynced:
     bridges: tuple[Bridge, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """Told to each call in progress after a gap in the event stream: events may
+    have been lost. The runtime has already replayed what it could establish
+    (channels gone, playbacks ended, an agent leg answered); a phase that waits
+    for something nobody can replay (a key press) starts that wait again."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallResync:
+    """What the service hands each call in progress after a gap in the events."""
+
+    in_app: tuple[Channel, ...]  # this call's channels in our application now
+    ended: tuple[ChannelHungUp, ...] = ()  # this call's channels that ended meanwhile
+
+
+class TakeResult(enum.Enum):
+    """What the PBX answers when the service takes a new call (disarms the watchdog)."""
+
+    TAKEN = "taken"  # ours: the watchdog is disarmed
+    GONE = "gone"  # the channel no longer exists (caller left, maybe via the fallback)
+    ELSEWHERE = "elsewhere"  # alive but out of our application: the dialplan has it
+
+
 TelephonyEvent = (
     ChannelEntered
     | ChannelLeft
@@ -120,6 +156,8 @@ TelephonyEvent = (
     | RecordingFinished
     | AppReplaced
     | Resynced
+    | Reconnected
+    | CallResync
 )
 
 
@@ -139,16 +177,39 @@ class TelephonyPort(Protocol):
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool: ...
 
-    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str) -> bool:
-        """Hand the channel back to the dialplan (e.g. to the fallback while draining)."""
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str,
+        exten: str,
+        variables: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Hand the channel back to the dialplan (e.g. to the fallback while draining),
+        with channel variables set first (names and values are ours, never a caller's)."""
         ...
 
-    async def disarm_watchdog(self, channel_id: str) -> bool:
+    async def channel_ids(self) -> set[str]:
+        """The ids of every channel the PBX holds now."""
+        ...
+
+    async def take_call(self, channel_id: str) -> TakeResult:
         """Cancel the dialplan's timer that sends an untaken call to the fallback.
 
-        False: the channel is no longer ours (the timer fired while this process
-        was too slow or frozen, or the caller left): do not handle the call.
+        GONE or ELSEWHERE: the channel is no longer ours (the caller left, or the
+        timer fired while this process was too slow or frozen).
         """
+        ...
+
+    async def channel_present(self, channel_id: str) -> bool:
+        """Whether the channel still exists (right before ringing someone for it)."""
+        ...
+
+    async def playback_active(self, playback_id: str) -> bool:
+        """Whether a playback is still playing (after a gap in the event stream)."""
+        ...
+
+    async def recording_active(self, name: str) -> bool:
+        """Whether a live recording is still recording (after a gap in the events)."""
         ...
 
     async def play(

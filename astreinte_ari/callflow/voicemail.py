@@ -21,7 +21,12 @@ _CALLER_GONE_GRACE_S = 5.0
 
 class VoicemailSink(Protocol):
     def save(self, call_id: str, data: bytes, at: datetime) -> str:
-        """Store one message; returns where it is (path or URL)."""
+        """Store one message; returns where it is (path or URL). Raises OSError when
+        the storage refuses it (disk full...)."""
+        ...
+
+    def path_for(self, call_id: str, at: datetime) -> str:
+        """Where `save` puts (or will put, once it can) the message of this call."""
         ...
 
 
@@ -31,6 +36,7 @@ class VoicemailResult:
     path: str | None
     seconds: float | None
     detail: str
+    at: datetime | None = None  # when it ended, if not now (the caller left at the beep)
 
 
 def wav_seconds(data: bytes) -> float:
@@ -41,7 +47,7 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
     plan = rt.plan
     rt.transition(CallState.VOICEMAIL_GREETING, reason)
     await rt.play_and_wait(rt.caller_channel_id, plan.voicemail_greeting)
-    name = rt.new_id("vm")
+    name = rt.recording_name()
     rt.transition(CallState.RECORDING, f"recording {name}")
     # From here a hangup is how most callers finish their message.
     rt.caller_may_leave = True
@@ -53,7 +59,8 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
         terminate_on=plan.voicemail.terminate_on,
     )
     if not started:
-        return VoicemailResult(CallOutcome.ABANDONED, None, None, "abandoned at voicemail beep")
+        at = rt.caller_left_at
+        return VoicemailResult(CallOutcome.ABANDONED, None, None, "abandoned at voicemail beep", at)
     deadline = rt.deadline_in(plan.voicemail.max_duration_s + 10)
     finished: RecordingFinished | None = None
     while finished is None:
@@ -65,14 +72,35 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
         elif not rt.caller_present:
             # Asterisk closes the file on hangup; give it a moment to say so.
             deadline = min(deadline, rt.deadline_in(_CALLER_GONE_GRACE_S))
-    if finished is not None and finished.failed:
-        log.error("call %s: recording failed: %s", rt.call_id[:8], finished.cause)
     data = await _fetch(rt, name)
     seconds = wav_seconds(data) if data else 0.0
+    if finished is not None and finished.failed:
+        # Not "no message left": the caller may have spoken and the PBX failed to
+        # write it (its spool full...). Whatever it kept stays there.
+        log.error("call %s: recording failed: %s", rt.call_id[:8], finished.cause)
+        await _goodbye(rt, None)
+        why = finished.cause or "no cause given"
+        return VoicemailResult(
+            CallOutcome.FAILED,
+            None,
+            seconds,
+            f"voicemail: the PBX could not record the message ({why}; see its log)",
+        )
     if not data or seconds < MIN_MESSAGE_S:
         await _goodbye(rt, None)
         return VoicemailResult(CallOutcome.VOICEMAIL_EMPTY, None, seconds, "no message left")
-    path = sink.save(rt.call_id, data, rt.clock())
+    at = rt.clock()
+    try:
+        path = sink.save(rt.call_id, data, at)
+    except OSError as exc:
+        # Our storage refused it (disk full...): the message stays on the PBX under
+        # its name and the trail points to where it goes once storage accepts it
+        # (a background job retries: adapters/store/voicemail_files.py).
+        path = sink.path_for(rt.call_id, at)
+        log.error("call %s: voicemail kept on the PBX as %s: %s", rt.call_id[:8], name, exc)
+        await _goodbye(rt, plan.goodbye)
+        detail = f"message recorded, kept on the PBX as {name} until storage accepts it ({exc})"
+        return VoicemailResult(CallOutcome.VOICEMAIL, path, round(seconds, 2), detail[:300])
     # Our copy is the record; keep the PBX spool from growing.
     await rt.port.delete_recording(name)
     await _goodbye(rt, plan.goodbye)

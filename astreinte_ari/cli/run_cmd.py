@@ -38,6 +38,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     try:
         return asyncio.run(run_service(config))
-    except (DatabaseNotMigrated, StartupError) as exc:
+    except DatabaseNotMigrated as exc:
         print(f"astreinte run: {exc}")
         return 2
+    except StartupError as exc:
+        log.critical("%s", exc)
+        print(f"astreinte run: {exc}")
+        return exc.exit_code

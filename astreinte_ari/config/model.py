@@ -67,6 +67,9 @@ class AriConfig(Frozen):
     app: str = "astreinte"
     password_file: Path | None = None
     password_env: str = "ASTREINTE_ARI_PASSWORD"
+    # At start, how long to wait for ARI before giving up with a non-zero exit (the
+    # supervisor restarts or alerts; calls meanwhile go to the dialplan fallback).
+    start_timeout: int = Field(60, ge=1, le=3600)
 
     @field_validator("url")
     @classmethod
@@ -88,6 +91,13 @@ class DatabaseConfig(Frozen):
 class StorageConfig(Frozen):
     recordings_dir: Path | None = None
     journal_dir: Path | None = None  # audit write-ahead journal (database outages)
+
+
+class CelConfig(Frozen):
+    """Asterisk's own channel records (CEL, written by cel_custom): the truth about
+    calls that ended while the service was away. dialplan/cel_custom_astreinte.conf."""
+
+    file: Path | None = None
 
 
 class MetricsConfig(Frozen):
@@ -196,6 +206,7 @@ class AppConfig(Frozen):
     trunk: TrunkConfig
     defaults: Defaults = Defaults()
     fallback: FallbackConfig = FallbackConfig()
+    cel: CelConfig = CelConfig()
     lines: Mapping[str, LineConfig]
     teams: Mapping[str, TeamConfig]
     alerting: AlertingConfig | None = None  # alerts and shift starts: docs/alerts.md

@@ -63,6 +63,7 @@ def service(
             db_url=db_url,
             recordings=work / "recordings",
             metrics_port=metrics_port,
+            cel_file=e2e_rig.pbx.cel_file,
         )
     )
     proc = ServiceProcess(config_path, db_url, work / "recordings", work / "service.log")

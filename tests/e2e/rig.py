@@ -40,6 +40,7 @@ def e2e_config(
     rate_limit: int = 50,
     metrics_port: int = 0,
     max_parallel: int = 100,
+    cel_file: Path | None = None,
 ) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
@@ -51,6 +52,7 @@ database: {{url: "{db_url}"}}
 storage: {{recordings_dir: "{recordings}"}}
 sounds: {{dir: "{REPO_ROOT / "sounds"}"}}
 {f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}' if metrics_port else ""}
+{f'cel: {{file: "{cel_file}"}}' if cel_file else ""}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361", "+3362"]}}
 defaults:
   accept_timeout: 4
@@ -251,7 +253,13 @@ def sqlite_service(
     config_path = tmp_path / "astreinte.yaml"
     db_url = f"sqlite:///{tmp_path / 'audit.db'}"
     config_path.write_text(
-        e2e_config(ari_url=rig.pbx.ari_url, db_url=db_url, recordings=tmp_path / "rec", **config)
+        e2e_config(
+            ari_url=rig.pbx.ari_url,
+            db_url=db_url,
+            recordings=tmp_path / "rec",
+            cel_file=rig.pbx.cel_file,
+            **config,
+        )
     )
     proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
     proc.start()

@@ -14,7 +14,16 @@ from astreinte_ari.callflow.telephony import ChannelHungUp, HangupRequested
     ("payload", "expected"),
     [
         ({"cause": 16}, HangupRequested("c1", 16, "Normal Clearing")),
-        ({"cause": 17, "soft": True}, HangupRequested("c1", 17, "User busy")),
+        # A soft request's "cause" is Asterisk's AST_SOFTHANGUP_* reason, not Q.850
+        # (main/channel.c ast_softhangup): 4 = the PBX shutting down, 32 = on request.
+        (
+            {"cause": 4, "soft": True},
+            HangupRequested("c1", 4, "the PBX is shutting down", by_pbx=True),
+        ),
+        (
+            {"cause": 32, "soft": True},
+            HangupRequested("c1", 32, "hung up on request (ARI, AMI or the CLI)", by_pbx=True),
+        ),
         ({"cause": 99}, HangupRequested("c1", 99, "cause 99")),
         ({}, HangupRequested("c1", 0, "Unknown")),
         ({"cause": "16; DROP"}, HangupRequested("c1", 0, "Unknown")),  # not an int: ignored

@@ -37,6 +37,10 @@ class AriNotFound(AriError):
     """404: the channel/bridge/playback is already gone (normal in hangup races)."""
 
 
+class AriAuthError(Exception):
+    """Asterisk refused the ARI login (HTTP 401/403): retrying cannot help."""
+
+
 class AriClient:
     def __init__(
         self,
@@ -46,14 +50,19 @@ class AriClient:
         app: str,
         *,
         request_timeout_s: float = 5.0,
-        max_backoff_s: float = 10.0,
+        max_backoff_s: float = 1.0,
+        connect_timeout_s: float = 2.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app = app
+        self._username = username
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._max_backoff_s = max_backoff_s
+        self._connect_timeout_s = connect_timeout_s
+        self.reconnects = 0  # connections made after the first (metrics)
+        self.last_error = ""  # why the last connection attempt failed (health, logs)
         self._session: aiohttp.ClientSession | None = None
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
@@ -166,6 +175,15 @@ class AriClient:
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 
+    async def get_channel(self, channel_id: str) -> JsonDict:
+        return await self.request("GET", f"/channels/{channel_id}")  # type: ignore[no-any-return]
+
+    async def get_playback(self, playback_id: str) -> JsonDict:
+        return await self.request("GET", f"/playbacks/{playback_id}")  # type: ignore[no-any-return]
+
+    async def get_live_recording(self, name: str) -> JsonDict:
+        return await self.request("GET", f"/recordings/live/{name}")  # type: ignore[no-any-return]
+
     async def record(
         self,
         channel_id: str,
@@ -227,26 +245,47 @@ class AriClient:
         on_connect: Callable[[], Awaitable[None]],
         on_disconnect: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Receive events until stop(); reconnect with capped, jittered backoff."""
+        """Receive events until stop(); reconnect at once, then with short capped backoff.
+
+        Events sent while the socket is down are lost: the sooner it is back, the
+        less the resync must repair. Raises AriAuthError when Asterisk refuses the
+        credentials (a configuration error that no retry can fix).
+        """
         await self.open()
         assert self._session is not None
         ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
         attempt = 0
+        connected_once = False
         while not self._stopping.is_set():
             try:
-                async with self._session.ws_connect(
-                    ws_url,
-                    params={"app": self.app, "subscribeAll": "false"},
-                    heartbeat=15.0,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
-                ) as ws:
+                ws = await asyncio.wait_for(
+                    self._session.ws_connect(
+                        ws_url,
+                        params={"app": self.app, "subscribeAll": "false"},
+                        heartbeat=5.0,
+                        timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                    ),
+                    self._connect_timeout_s,
+                )
+                async with ws:
                     attempt = 0
+                    self.last_error = ""
+                    if connected_once:
+                        self.reconnects += 1
+                    connected_once = True
                     self.connected.set()
                     log.info("ARI websocket connected to %s (app %s)", self.base_url, self.app)
                     await on_connect()
                     await self._pump(ws, on_message)
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status in (401, 403):
+                    raise AriAuthError(
+                        f"Asterisk refused the ARI login of user {self._username!r} "
+                        f"(HTTP {exc.status})"
+                    ) from exc
+                self._note_failure(f"HTTP {exc.status} {exc.message}")
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("ARI websocket unavailable: %s", exc)
+                self._note_failure(str(exc) or type(exc).__name__)
             if self.connected.is_set():
                 self.connected.clear()
                 log.warning("ARI websocket disconnected")
@@ -254,10 +293,16 @@ class AriClient:
                     await on_disconnect()
             if self._stopping.is_set():
                 break
-            delay = min(self._max_backoff_s, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+            delay = min(self._max_backoff_s, 0.05 * 2**attempt) * random.uniform(0.8, 1.2)
             attempt = min(attempt + 1, 10)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    def _note_failure(self, error: str) -> None:
+        # One line per change of error, not one per retry (retries are frequent).
+        if error != self.last_error:
+            log.warning("ARI websocket unavailable: %s", error)
+        self.last_error = error
 
     async def _pump(
         self,

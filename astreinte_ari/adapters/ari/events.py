@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from astreinte_ari.callflow.causes import q850_text, soft_hangup_text
 from astreinte_ari.callflow.telephony import (
     AppReplaced,
     Bridge,
@@ -26,6 +28,17 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def pbx_time(value: Any) -> datetime | None:
+    """ARI's timestamps ("2026-11-30T15:24:25.123+0000"), as aware UTC datetimes."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def channel_from_json(data: JsonDict) -> Channel:
     caller = data.get("caller") or {}
     dialplan = data.get("dialplan") or {}
@@ -44,6 +57,7 @@ def channel_from_json(data: JsonDict) -> Channel:
         context=_text(dialplan.get("context")),
         stasis_app=app,
         stasis_args=args,
+        created_at=pbx_time(data.get("creationtime")),
     )
 
 
@@ -57,54 +71,38 @@ def _recording_duration(rec: JsonDict) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-# Asterisk's own texts (ast_cause2str) for the causes a caller's hangup carries;
-# ChannelHangupRequest has the code only, ChannelDestroyed has both.
-_Q850_TEXTS = {
-    0: "Unknown",
-    16: "Normal Clearing",
-    17: "User busy",
-    18: "No user responding",
-    19: "User alerting, no answer",
-    21: "Call Rejected",
-    27: "Destination out of order",
-    31: "Normal, unspecified",
-    34: "Circuit/channel congestion",
-    38: "Network out of order",
-    41: "Temporary failure",
-    127: "Interworking, unspecified",
-}
-
-
-def q850_text(cause: int) -> str:
-    return _Q850_TEXTS.get(cause, f"cause {cause}")
-
-
 def event_from_json(data: JsonDict) -> TelephonyEvent | None:
     """Translate one ARI event; None for events this service does not use."""
     kind = data.get("type")
     channel = data.get("channel") or {}
+    at = pbx_time(data.get("timestamp"))
     if kind == "StasisStart":
         args = tuple(str(a) for a in data.get("args") or [])
-        return ChannelEntered(channel=channel_from_json(channel), args=args)
+        return ChannelEntered(channel=channel_from_json(channel), args=args, at=at)
     if kind == "StasisEnd":
-        return ChannelLeft(channel_id=_text(channel.get("id")))
+        return ChannelLeft(channel_id=_text(channel.get("id")), at=at)
     if kind == "ChannelDestroyed":
         cause = data.get("cause")
         return ChannelHungUp(
             channel_id=_text(channel.get("id")),
             cause=cause if isinstance(cause, int) else 0,
             cause_text=_text(data.get("cause_txt")),
+            at=at,
         )
     if kind == "ChannelHangupRequest":
         cause = data.get("cause")
         code = cause if isinstance(cause, int) else 0
+        soft = data.get("soft") is True
+        text = soft_hangup_text(code) if soft else q850_text(code)
         return HangupRequested(
-            channel_id=_text(channel.get("id")), cause=code, cause_text=q850_text(code)
+            channel_id=_text(channel.get("id")), cause=code, cause_text=text, at=at, by_pbx=soft
         )
     if kind == "ChannelStateChange" and channel.get("state") == "Ringing":
         return ChannelRinging(channel_id=_text(channel.get("id")))
     if kind == "ChannelDtmfReceived":
-        return DtmfReceived(channel_id=_text(channel.get("id")), digit=_text(data.get("digit")))
+        return DtmfReceived(
+            channel_id=_text(channel.get("id")), digit=_text(data.get("digit")), at=at
+        )
     if kind == "PlaybackFinished":
         playback = data.get("playback") or {}
         return PlaybackFinished(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError, AriNotFound
-from astreinte_ari.callflow.telephony import TelephonyError
+from astreinte_ari.callflow.telephony import TakeResult, TelephonyError
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,46 @@ class AriTelephony:
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool:
         return await self._tolerate_gone(self._client.hangup(channel_id, reason))
 
-    async def continue_in_dialplan(self, channel_id: str, context: str, exten: str) -> bool:
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str,
+        exten: str,
+        variables: Mapping[str, str] | None = None,
+    ) -> bool:
+        for name, value in (variables or {}).items():
+            if not await self._tolerate_gone(self._client.set_variable(channel_id, name, value)):
+                return False
         return await self._tolerate_gone(
             self._client.continue_in_dialplan(channel_id, context, exten)
         )
 
-    async def disarm_watchdog(self, channel_id: str) -> bool:
+    async def channel_ids(self) -> set[str]:
+        try:
+            return {str(c.get("id")) for c in await self._client.list_channels()}
+        except AriError as exc:
+            raise TelephonyError(str(exc)) from exc
+
+    async def take_call(self, channel_id: str) -> TakeResult:
         # dialplan/extensions_astreinte.conf arms TIMEOUT(absolute) before Stasis().
-        return await self._tolerate_gone(
-            self._client.set_variable(channel_id, "TIMEOUT(absolute)", "0")
-        )
+        try:
+            await self._client.set_variable(channel_id, "TIMEOUT(absolute)", "0")
+        except AriNotFound:
+            return TakeResult.GONE
+        except AriError as exc:
+            if exc.status == 409:  # "Channel not in Stasis application": the dialplan has it
+                return TakeResult.ELSEWHERE
+            raise TelephonyError(str(exc)) from exc
+        return TakeResult.TAKEN
+
+    async def channel_present(self, channel_id: str) -> bool:
+        return await self._exists(self._client.get_channel(channel_id))
+
+    async def playback_active(self, playback_id: str) -> bool:
+        return await self._exists(self._client.get_playback(playback_id))
+
+    async def recording_active(self, name: str) -> bool:
+        return await self._exists(self._client.get_live_recording(name))
 
     async def play(
         self, channel_id: str, media: str, playback_id: str, language: str | None = None
@@ -106,7 +136,15 @@ class AriTelephony:
             raise TelephonyError(str(exc)) from exc
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool:
-        return await self._tolerate_gone(self._client.add_channels(bridge_id, list(channel_ids)))
+        try:
+            await self._client.add_channels(bridge_id, list(channel_ids))
+        except AriError as exc:
+            # A party that hung up at that very moment: 400 "Channel not found" (ARI
+            # checks the channel list before the bridge), 404/409/422 otherwise.
+            if exc.status in (404, 409, 422) or (exc.status == 400 and "not found" in str(exc)):
+                return False
+            raise TelephonyError(str(exc)) from exc
+        return True
 
     async def destroy_bridge(self, bridge_id: str) -> bool:
         return await self._tolerate_gone(self._client.destroy_bridge(bridge_id))
@@ -121,6 +159,16 @@ class AriTelephony:
 
     async def delete_recording(self, name: str) -> bool:
         return await self._tolerate_gone(self._client.delete_stored_recording(name))
+
+    @staticmethod
+    async def _exists(query: object) -> bool:
+        try:
+            await query  # type: ignore[misc]
+        except AriNotFound:
+            return False
+        except AriError as exc:
+            raise TelephonyError(str(exc)) from exc
+        return True
 
     @staticmethod
     async def _tolerate_gone(action: object) -> bool:

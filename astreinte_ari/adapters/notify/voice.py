@@ -30,6 +30,7 @@ from astreinte_ari.callflow.telephony import (
 
 log = logging.getLogger(__name__)
 ALERT_PREFIX = "astreinte-alert-"
+_DIGITS = frozenset("0123456789*#ABCD")
 _KEY_WAIT_S = 8.0
 _TALK_MAX_S = 3600.0
 
@@ -130,6 +131,7 @@ class VoiceNotifier:
         queue = self._playlist(message) * 2  # the message, repeated once
         playback: str | None = None
         deadline: float | None = None
+        pressed = ""  # keys that did not count, for the trail (untrusted: bounded, checked)
         while True:
             if playback is None and queue:
                 playback = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
@@ -142,7 +144,8 @@ class VoiceNotifier:
                 deadline = loop.time() + _KEY_WAIT_S
             event = await _next(session, deadline)
             if event is None:
-                raise NotifyError(f"voice alert answered by {to.person_id} but no key pressed")
+                what = f"only {pressed!r}, which is not offered" if pressed else "no key"
+                raise NotifyError(f"voice alert answered by {to.person_id}: {what} pressed")
             if isinstance(event, PlaybackFinished) and event.playback_id == playback:
                 playback = None
             elif isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == channel_id:
@@ -150,6 +153,7 @@ class VoiceNotifier:
             elif isinstance(event, DtmfReceived) and event.channel_id == channel_id:
                 digit = event.digit  # untrusted: compared only
                 if digit not in ("1", "2") or (digit == "2" and not message.can_call_back):
+                    pressed = (pressed + (digit if digit in _DIGITS else "?"))[-8:]
                     continue
                 if playback is not None:
                     await self.port.stop_playback(playback)

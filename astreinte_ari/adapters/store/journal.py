@@ -113,6 +113,9 @@ class JournaledAuditWriter:
         self.journal = AuditJournal(journal_dir)
         self._writer = AuditWriter(engine)
         replay = self.journal.read()
+        # What the previous process journalled: the only record of its last calls while
+        # the database is down (restart recovery reads it); dropped once all is written.
+        self.replayed_events: list[AuditEvent] = replay
         if replay:
             log.warning("replaying %d audit event(s) journaled before a stop", len(replay))
             for event in replay:  # first, and in order
@@ -215,3 +218,4 @@ class JournaledAuditWriter:
         # Only this thread appends, so nothing can slip in between check and truncate.
         if self._writer.pending == 0 and self.journal.size() > 0:
             self.journal.truncate()
+            self.replayed_events = []

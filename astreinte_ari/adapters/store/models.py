@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -90,6 +91,13 @@ calls_table = Table(
     Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),
     Index("ix_calls_did_started_at", "did", "started_at"),
     Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+    # The calls still open, for the reconciliation with the PBX (0006).
+    Index(
+        "ix_calls_open",
+        "channel_id",
+        sqlite_where=text("ended_at IS NULL"),
+        postgresql_where=text("ended_at IS NULL"),
+    ),
 )
 
 hops_table = Table(

@@ -82,6 +82,9 @@ class AuditWriter:
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closing = False
         self._abort = threading.Event()  # set when close() gives up waiting
+        # One transaction at a time: direct writers (the fallback import) and the
+        # worker check-then-insert the same dedup keys; in parallel both could insert.
+        self._write_lock = threading.Lock()
         self.failed_attempts = 0  # database errors so far (observability, tests)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -208,7 +211,7 @@ class AuditWriter:
 
     def write_events(self, events: Sequence[AuditEvent]) -> None:
         """Apply events in order in ONE transaction; raises on any database error."""
-        with self._engine.begin() as conn:
+        with self._write_lock, self._engine.begin() as conn:
             for event in events:
                 _apply(conn, event)
 

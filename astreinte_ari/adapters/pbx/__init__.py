@@ -1,0 +1,1 @@
+"""What Asterisk itself records about calls, read by the service (CEL)."""

@@ -1,0 +1,187 @@
+"""A scripted telephony port and helpers for fast tests of the call flow.
+
+The fake PBX answers every action at once and records it; playbacks finish by
+themselves unless the test holds them; the test pushes PBX events (hangups,
+answers, keys) through the service as the ARI adapter would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, HopStarted, StateChanged
+from astreinte_ari.callflow.runtime import SoundLibrary
+from astreinte_ari.callflow.telephony import (
+    Channel,
+    ChannelEntered,
+    PlaybackFinished,
+    TakeResult,
+    TelephonyEvent,
+)
+from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.service import OnCallService
+
+T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+DID = "+33180000000"
+
+
+def hop(person: str, number: str, timeout: int = 20) -> Hop:
+    return Hop(person, person, person.title(), number, f"PJSIP/{number}", timeout)
+
+
+def plan(*hops: Hop, announcement: str | None = "astreinte-after-hours") -> CallPlan:
+    return CallPlan(
+        did=DID,
+        line_name="Maintenance",
+        team="maintenance",
+        language="fr",
+        period=Period.AFTER_HOURS,
+        announcement=announcement,
+        hops=hops,
+        final=FinalAction.HANGUP,
+        voicemail=VoicemailPolicy(),
+        agent_caller_id=DID,
+        accept_timeout_s=5,
+    )
+
+
+@dataclass
+class FakePbx:
+    """TelephonyPort double: every action succeeds unless scripted otherwise."""
+
+    take: TakeResult = TakeResult.TAKEN
+    present: bool = True  # answer to channel_present
+    auto_finish_playbacks: bool = True
+    active_playbacks: set[str] = field(default_factory=set)
+    actions: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    service: OnCallService | None = None
+
+    def did(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for action, args in self.actions if action == name]
+
+    async def take_call(self, channel_id: str) -> TakeResult:
+        self.actions.append(("take_call", (channel_id,)))
+        return self.take
+
+    async def channel_present(self, channel_id: str) -> bool:
+        self.actions.append(("channel_present", (channel_id,)))
+        return self.present
+
+    async def playback_active(self, playback_id: str) -> bool:
+        return playback_id in self.active_playbacks
+
+    async def recording_active(self, name: str) -> bool:
+        return False
+
+    async def play(
+        self, channel_id: str, media: str, playback_id: str, language: str | None = None
+    ) -> bool:
+        self.actions.append(("play", (channel_id, media, playback_id)))
+        if self.auto_finish_playbacks:
+            assert self.service is not None
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self.service.handle(PlaybackFinished(playback_id)))  # type: ignore[union-attr]
+            )
+        else:
+            self.active_playbacks.add(playback_id)
+        return True
+
+    async def continue_in_dialplan(
+        self,
+        channel_id: str,
+        context: str,
+        exten: str,
+        variables: Mapping[str, str] | None = None,
+    ) -> bool:
+        self.actions.append(("continue", (channel_id, context, exten, dict(variables or {}))))
+        return True
+
+    async def channel_ids(self) -> set[str]:
+        return set()
+
+    def __getattr__(self, name: str) -> Any:
+        async def action(*args: Any, **kwargs: Any) -> bool:
+            self.actions.append((name, args + tuple(sorted(kwargs.items()))))
+            return True
+
+        return action
+
+
+class Trail:
+    """Audit sink that keeps the events."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def emit(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    @property
+    def ended(self) -> CallEnded | None:
+        ended = self.of(CallEnded)
+        assert len(ended) <= 1, ended
+        return ended[0] if ended else None
+
+    @property
+    def states(self) -> list[str]:
+        return [e.to_state.value for e in self.of(StateChanged)]
+
+    @property
+    def hops(self) -> list[HopStarted]:
+        return self.of(HopStarted)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make_service(
+    pbx: FakePbx, call_plan: CallPlan | None, **kwargs: Any
+) -> tuple[OnCallService, Trail, Clock]:
+    trail, clock = Trail(), Clock()
+    service = OnCallService(
+        port=pbx,  # type: ignore[arg-type]
+        audit=trail,
+        sounds=SoundLibrary(PurePosixPath("/snd")),
+        voicemail=None,  # type: ignore[arg-type]
+        plan_for=lambda did, now: call_plan,
+        clock=clock,
+        **kwargs,
+    )
+    pbx.service = service
+    return service, trail, clock
+
+
+def caller(channel_id: str = "1764540000.1", created: datetime = T0) -> Channel:
+    return Channel(
+        channel_id, "PJSIP/caller-1", "Up", "+33199000001", "Client", exten=DID, created_at=created
+    )
+
+
+async def arrive(service: OnCallService, channel: Channel) -> None:
+    await service.handle(ChannelEntered(channel, (DID,), at=channel.created_at))
+
+
+async def feed(service: OnCallService, *events: TelephonyEvent) -> None:
+    for event in events:
+        await service.handle(event)
+
+
+async def settle(service: OnCallService, timeout: float = 5.0) -> None:
+    """Until no call is in progress (each test's calls end by themselves)."""
+    assert await service.wait_idle(timeout), "the call did not end"
