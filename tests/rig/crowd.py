@@ -148,15 +148,18 @@ def caller_crowd_scenario(speech: Path | None) -> str:
     stream = f'<exec rtp_stream="{escape(str(speech))},-1,0"/>' if speech else ""
     to = f"To: <{_TARGET}>"
     invite = _request("INVITE", _TARGET, _INVITE_BRANCH, "1 INVITE", to, sdp=True)
-    ack_2xx = _request("ACK", "[next_url]", "[branch]", "1 ACK", "[last_To:]\n[routes]")
+    # In-dialog requests go to the Contact of the INVITE's 200 (copied in first_200): no
+    # rrs="true", which makes sipp warn for every 200 without a Contact (CANCEL's, BYE's).
+    ack_2xx = _request("ACK", "[$peer_uri]", "[branch]", "1 ACK", "To: [$peer_to]")
     ack_error = _request("ACK", _TARGET, _INVITE_BRANCH, "1 ACK", "[last_To:]")
     cancel = _request("CANCEL", _TARGET, _INVITE_BRANCH, "1 CANCEL", to)
-    bye = _request("BYE", "[next_url]", "[branch]", "2 BYE", "To: [$peer_to]\n[routes]")
+    bye = _request("BYE", "[$peer_uri]", "[branch]", "2 BYE", "To: [$peer_to]")
+    contact = '<ereg regexp="sips?:[^>]*" search_in="hdr" header="Contact:" assign_to="contact"/>'
     handler = "\n".join(
         [handler_recv(response=code, next_label="resume") for code in _PROVISIONAL]
         + [handler_recv(request="BYE", next_label="on_bye")]
         + [handler_recv(response=code, next_label="on_error") for code in _ERRORS]
-        + [handler_recv(response=200, next_label="on_200", optional=False)]
+        + [handler_recv(response=200, next_label="on_200", optional=False, extra_actions=contact)]
     )
     body = f"""<send retrans="500">{invite}<action>
 <assignstr assign_to="s_inv" value="[field3]"/><todouble assign_to="t_inv" variable="s_inv"/>
@@ -204,7 +207,8 @@ def caller_crowd_scenario(speech: Path | None) -> str:
 <nop next="resume" test="is_can"/>
 <nop next="reack" test="talked"/>
 <nop><action><assign assign_to="talked" value="1"/>
-<assignstr assign_to="peer_to" value="[$to_hdr]"/></action></nop>
+<assignstr assign_to="peer_to" value="[$to_hdr]"/>
+<assignstr assign_to="peer_uri" value="[$contact]"/></action></nop>
 <nop next="answered"/>
 <label id="reack"/>
 <send>{ack_2xx}</send>

@@ -86,9 +86,8 @@ def handler_recv(*, response: int | None = None, request: str | None = None, nex
     """One recv of the `_unexp.main` handler."""
     what = f'response="{response}"' if response is not None else f'request="{request}"'
     opt = ' optional="true"' if optional else ""
-    rrs = ' rrs="true"' if response == 200 else ""
     return (
-        f'<recv {what}{opt}{rrs} next="{next_label}"><action>{classify_action()}'
+        f'<recv {what}{opt} next="{next_label}"><action>{classify_action()}'
         f"{extra_actions}</action></recv>"
     )
 
