@@ -59,14 +59,13 @@ Contact: <sip:[local_ip]:[local_port]>"""
 
 
 def _to_invite(status: str, *, sdp: bool = False) -> str:
-    body = (
-        f"Content-Type: application/sdp\nContent-Length: [len]\n\n{SDP}\n"
-        if sdp
-        else ("Content-Length: 0\n")
-    )
+    body = "Content-Length: 0\n"
+    if sdp:
+        body = f"Content-Type: application/sdp\nContent-Length: [len]\n\n{SDP}\n"
     return f"<![CDATA[\nSIP/2.0 {status}\n{_INVITE_RESPONSE_HEADERS}\n{body}]]>"
 
 
+_PCAP_NAMES = {"#": "pound", "*": "star"}
 _CAPTURE_DIALOG = """<ereg regexp=".*" search_in="hdr" header="From:" assign_to="peer"/>
 <ereg regexp=".*" search_in="hdr" header="To:" assign_to="me"/>"""
 
@@ -88,7 +87,11 @@ def agent_phone_scenario(
 {set_phase(RINGING)}</action></recv>"""
     if behaviour in ("busy", "reject"):
         code = "486 Busy Here" if behaviour == "busy" else "603 Decline"
-        flow = f'{invite}\n<send>{_to_invite(code)}</send>\n<recv request="ACK" next="done"/>'
+        # The labels `resume` may jump to, all meaning "nothing left to do".
+        flow = (
+            f'{invite}\n<send>{_to_invite(code)}</send>\n<recv request="ACK" next="done"/>\n'
+            '<label id="ring"/><label id="key"/><label id="talk"/><label id="hold_on"/>'
+        )
     else:
         flow = f"""{invite}
 <send>{_to_invite("180 Ringing")}</send>
@@ -144,13 +147,13 @@ Content-Length: 0
 <label id="_unexp.main"/>
 {handler}
 <label id="done"/>
-<Reference variables="{"all" if behaviour in ("busy", "reject") else "all,me,peer"}"/>"""
+<Reference variables="all,me,peer"/>"""
     return scenario(f"agent phone {behaviour}", body)
 
 
 def _key(dtmf: str, after_ms: int) -> str:
     """Wait, log the key press time (wire.py reads it), send the RFC 2833 key."""
-    pcap = DTMF_PCAP_DIR / f"dtmf_2833_{ {'#': 'pound', '*': 'star'}.get(dtmf, dtmf) }.pcap"
+    pcap = DTMF_PCAP_DIR / f"dtmf_2833_{_PCAP_NAMES.get(dtmf, dtmf)}.pcap"
     if not pcap.exists():
         raise ValueError(f"no RFC 2833 pcap for key {dtmf!r}: {pcap}")
     return f"""<pause milliseconds="{after_ms}"/>

@@ -184,3 +184,34 @@ def _ms(delta: timedelta) -> float:
 
 def test_agent_legs_need_an_invite_received() -> None:
     assert agent_legs([]) == [] and caller_legs([]) == []
+
+
+@needs_sipp
+@pytest.mark.parametrize(
+    ("behaviour", "options", "final", "ended_by"),
+    [
+        ("busy", {}, 486, "pbx"),
+        ("reject", {}, 603, "pbx"),
+        ("noanswer", {}, 487, "caller"),  # the caller gives up: CANCEL
+        ("silent", {}, 200, "caller"),
+        ("accept", {"talk_ms": 600}, 200, "pbx"),  # the agent hangs up first
+    ],
+)
+def test_every_phone_behaviour_serves_concurrent_calls(
+    tmp_path: Path, behaviour: str, options: dict[str, int], final: int, ended_by: str
+) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    scenario = agent_phone_scenario(behaviour, ring_ms=200, dtmf_after_ms=200, **options)
+    phone = start_agent_phone(tmp_path, "phone", scenario, port=port)
+    plans = [CallPlan(numbered(i), hang_up_after_invite_ms=2500) for i in range(3)]
+    crowd = start_callers(
+        tmp_path, plans, target=f"127.0.0.1:{port}", did="+3361", rate=20, speech=None
+    )
+    try:
+        crowd.finish(30)
+    finally:
+        assert phone.stop() == 0, phone.run.output()
+    callers, agents = crowd.wire(), phone.wire()
+    assert [(leg.final_status, leg.ended_by) for leg in callers] == [(final, ended_by)] * 3
+    assert [leg.final_status for leg in agents] == [final] * 3
+    assert all(leg.ended_at is not None for leg in callers + agents)  # type: ignore[operator]
