@@ -32,7 +32,7 @@ or NUL; a display name with ';' needs a single-call caller_scenario.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from fractions import Fraction
@@ -40,6 +40,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from astreinte_ari.localpbx import free_port
+from tests.rig.polling import wait_until
 from tests.rig.sipp import SippRun, start_sipp
 from tests.rig.sipp_xml import (
     NEVER_MS,
@@ -272,6 +273,18 @@ class CallerCrowd:
     def wire(self) -> list[CallerLeg]:
         """Every call placed so far, as the wire saw it (times in UTC)."""
         return read_callers(self.run, zone=UTC)
+
+    def wait_for_wire(
+        self, ready: Callable[[list[CallerLeg]], bool], *, timeout: float, what: str
+    ) -> list[CallerLeg]:
+        """Poll the wire until `ready(legs)`, e.g. "3 calls answered" (sipp flushes its trace
+        after each message, so this is live); returns the legs then."""
+
+        def probe() -> tuple[list[CallerLeg]] | None:
+            legs = self.wire()
+            return (legs,) if ready(legs) else None
+
+        return wait_until(probe, timeout=timeout, what=what)[0]
 
     def stop(self) -> None:
         self.run.kill()

@@ -27,12 +27,14 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from tests.rig.crowd import SIPP_ENV, even_free_port
+from tests.rig.polling import wait_until
 from tests.rig.sipp import DTMF_PCAP_DIR, SippRun, start_sipp
 from tests.rig.sipp_xml import (
     NEVER_MS,
@@ -190,6 +192,17 @@ class AgentPhone:
     def wire(self) -> list[AgentLeg]:
         """Every call this phone received so far (times in UTC)."""
         return read_agents(self.run, zone=UTC)
+
+    def wait_for_wire(
+        self, ready: Callable[[list[AgentLeg]], bool], *, timeout: float, what: str
+    ) -> list[AgentLeg]:
+        """Poll until `ready(legs)`, e.g. "an agent answered" or "a key was pressed"."""
+
+        def probe() -> tuple[list[AgentLeg]] | None:
+            legs = self.wire()
+            return (legs,) if ready(legs) else None
+
+        return wait_until(probe, timeout=timeout, what=what)[0]
 
 
 def start_agent_phone(

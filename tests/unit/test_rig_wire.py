@@ -16,6 +16,7 @@ import pytest
 from astreinte_ari.localpbx import free_port
 from tests.rig.crowd import CallPlan, injection_file, numbered, rate_args, start_callers
 from tests.rig.phones import agent_phone_scenario, start_agent_phone
+from tests.rig.polling import wait_until
 from tests.rig.wire import agent_legs, caller_legs, parse_dtmf_log, parse_trace
 
 DATA = Path(__file__).parent / "data"
@@ -143,7 +144,11 @@ def test_crowd_and_phone_play_every_plan_and_the_wire_says_so(tmp_path: Path) ->
         speech=None,
         timeout_s=30,
     )
-    try:
+    try:  # the traces are live: a test can wait for a moment of a call instead of sleeping
+        pressed_legs = phone.wait_for_wire(
+            lambda legs: any(leg.dtmf_at for leg in legs), timeout=20, what="a key press"
+        )
+        assert any(leg.dtmf == "1" for leg in pressed_legs)
         crowd.finish(40)
     finally:
         assert phone.stop() == 0, phone.run.output()
@@ -186,22 +191,29 @@ def test_agent_legs_need_an_invite_received() -> None:
     assert agent_legs([]) == [] and caller_legs([]) == []
 
 
+def test_wait_until_returns_the_first_truthy_value_or_says_what_never_came() -> None:
+    values = iter([0, None, 7])
+    assert wait_until(lambda: next(values), timeout=5, what="a seven", every=0.01) == 7
+    with pytest.raises(AssertionError, match=r"no answered call within 0\.05 s"):
+        wait_until(lambda: [], timeout=0.05, what="answered call", every=0.01)
+
+
 @needs_sipp
 @pytest.mark.parametrize(
-    ("behaviour", "options", "final", "ended_by"),
+    ("behaviour", "talk_ms", "final", "ended_by"),
     [
-        ("busy", {}, 486, "pbx"),
-        ("reject", {}, 603, "pbx"),
-        ("noanswer", {}, 487, "caller"),  # the caller gives up: CANCEL
-        ("silent", {}, 200, "caller"),
-        ("accept", {"talk_ms": 600}, 200, "pbx"),  # the agent hangs up first
+        ("busy", None, 486, "pbx"),
+        ("reject", None, 603, "pbx"),
+        ("noanswer", None, 487, "caller"),  # the caller gives up: CANCEL
+        ("silent", None, 200, "caller"),
+        ("accept", 600, 200, "pbx"),  # the agent hangs up first
     ],
 )
 def test_every_phone_behaviour_serves_concurrent_calls(
-    tmp_path: Path, behaviour: str, options: dict[str, int], final: int, ended_by: str
+    tmp_path: Path, behaviour: str, talk_ms: int | None, final: int, ended_by: str
 ) -> None:
     port = free_port(socket.SOCK_DGRAM)
-    scenario = agent_phone_scenario(behaviour, ring_ms=200, dtmf_after_ms=200, **options)
+    scenario = agent_phone_scenario(behaviour, ring_ms=200, dtmf_after_ms=200, talk_ms=talk_ms)
     phone = start_agent_phone(tmp_path, "phone", scenario, port=port)
     plans = [CallPlan(numbered(i), hang_up_after_invite_ms=2500) for i in range(3)]
     crowd = start_callers(
