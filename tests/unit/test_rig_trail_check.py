@@ -84,13 +84,15 @@ def started(cid: str, number: str, start: float) -> list[AuditEvent]:
 
 
 def accepted(cid: str, number: str, start: float, key: float, end: float) -> list[AuditEvent]:
-    hop = f"{cid}-hop"
+    """Accepted with the key at `key`; the agent was dialled 2 s and answered 1 s before
+    (as `agent()` legs are), whatever `key` says: a late key note is the service's."""
+    hop, dial = f"{cid}-hop", round(key) - 2
     return [
         *started(cid, number, start),
-        StateChanged(cid, 2, S.ANNOUNCING, S.DIALING, "announced", at(start + 3)),
-        HopStarted(cid, hop, 1, "primary", "p1", "Agent One", AGENT, at(start + 3)),
-        HopProgress(hop, "answered", at(key - 1)),
-        StateChanged(cid, 3, S.DIALING, S.AGENT_PROMPT, "agent answered", at(key - 1)),
+        StateChanged(cid, 2, S.ANNOUNCING, S.DIALING, "announced", at(dial)),
+        HopStarted(cid, hop, 1, "primary", "p1", "Agent One", AGENT, at(dial)),
+        HopProgress(hop, "answered", at(dial + 1)),
+        StateChanged(cid, 3, S.DIALING, S.AGENT_PROMPT, "agent answered", at(dial + 1)),
         HopProgress(hop, "accepted", at(key + 0.2)),
         HopEnded(hop, HopOutcome.ACCEPTED, at(key + 0.2), None, None, "1"),
         CallAnswered(cid, hop, "p1", at(key + 0.2)),
