@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,8 @@ from sqlalchemy import Engine
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
 from astreinte_ari.localpbx import REPO_ROOT, LocalAsterisk, free_port
+from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
+from tests.rig.phones import AgentPhone, agent_phone_scenario, start_agent_phone
 from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
 
 # People of the e2e configuration and their (sipp) mobiles.
@@ -226,6 +228,35 @@ class E2ERig:
         self.runs.append(run)
         return run
 
+    def callers(
+        self, did: str, plans: Sequence[CallPlan], *, rate: float = 2.0, timeout_s: int = 120
+    ) -> CallerCrowd:
+        """One sipp placing every call of `plans` at `rate`/s, each with its own number
+        and hang-up plan (tests/rig/crowd.py); wire() gives what it really did."""
+        crowd = start_callers(
+            self.workdir / "sipp",
+            plans,
+            target=f"127.0.0.1:{self.pbx.sip_port}",
+            did=did,
+            rate=rate,
+            speech=self.speech,
+            name=f"crowd-{uuid.uuid4().hex[:6]}",
+            timeout_s=timeout_s,
+        )
+        self.runs.append(crowd.run)
+        return crowd
+
+    def agent_phone(self, number: str, behaviour: str, **options: Any) -> AgentPhone:
+        """The mobile `number` serving any number of calls (tests/rig/phones.py)."""
+        phone = start_agent_phone(
+            self.workdir / "sipp",
+            f"phone{number[1:]}-{uuid.uuid4().hex[:6]}",
+            agent_phone_scenario(behaviour, speech=self.speech, **options),
+            port=self.mobile_ports[number],
+        )
+        self.runs.append(phone.run)
+        return phone
+
     def wait_for_bridge(self, channel_prefix: str, timeout: float = 30.0) -> list[str]:
         """Channels of the first bridge that holds two channels, one of them ours."""
         deadline = time.monotonic() + timeout
@@ -245,16 +276,22 @@ class E2ERig:
 
 @contextlib.contextmanager
 def sqlite_service(
-    rig: E2ERig, tmp_path: Path, *, clean_stop: bool = True, **config: Any
+    rig: E2ERig,
+    tmp_path: Path,
+    *,
+    clean_stop: bool = True,
+    ari_url: str | None = None,
+    **config: Any,
 ) -> Iterator[ServiceProcess]:
     """The service on its own SQLite file with the e2e configuration (+ `config`
     overrides), started; stopped and the rig's calls cleared afterwards.
-    `clean_stop`: its exit code must be 0 (not for tests that kill it themselves)."""
+    `clean_stop`: its exit code must be 0 (not for tests that kill it themselves).
+    `ari_url`: reach ARI elsewhere than the PBX itself (e.g. through a TcpProxy)."""
     config_path = tmp_path / "astreinte.yaml"
     db_url = f"sqlite:///{tmp_path / 'audit.db'}"
     config_path.write_text(
         e2e_config(
-            ari_url=rig.pbx.ari_url,
+            ari_url=ari_url or rig.pbx.ari_url,
             db_url=db_url,
             recordings=tmp_path / "rec",
             cel_file=rig.pbx.cel_file,

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -300,7 +301,10 @@ def start_sipp(
     extra_args: tuple[str, ...] = (),
     calls: int = 1,
     concurrency: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> SippRun:
+    """Start sipp in the background; `env` adds to (or overrides) this process's environment,
+    e.g. {"TZ": "UTC"} so that -trace_msg times are written in a known zone."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"{name}.xml"
     scenario.write_text(scenario_xml)
@@ -341,6 +345,7 @@ def start_sipp(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
     time.sleep(0.05)
     return SippRun(name, process, log_path)
