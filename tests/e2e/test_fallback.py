@@ -111,6 +111,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
         pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-system-deps.sh")
     work = tmp_path_factory.mktemp("fallback")
     spool = work / "spool"
+    spool.mkdir()  # as the admin does (install -d): FILE() in the dialplan cannot create it
     db_url = f"sqlite:///{work / 'audit.db'}"
     config_path = work / "astreinte.yaml"
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
@@ -227,7 +228,9 @@ def test_service_down_busy_agent_goes_to_next_hop(fb: FallbackRig) -> None:
     assert detail.hops[0].cause_code == 17
 
 
-def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
+def _publish_last_resort(fb: FallbackRig) -> None:
+    """What the service publishes at start: the spool dir and the last resort (P2)."""
+
     async def publish() -> None:
         async with AriClient(
             fb.rig.pbx.ari_url, fb.rig.pbx.ari_username, fb.rig.pbx.ari_password, "astreinte"
@@ -237,21 +240,49 @@ def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
 
     asyncio.run(publish())
     assert f"/astreinte/lastresort/{LINE_SHORT}" in fb.rig.pbx.cli("database show astreinte")
+
+
+@contextlib.contextmanager
+def _agi_broken(fb: FallbackRig) -> Iterator[None]:
     good = load_config(fb.config_path)
     fb.rig.pbx.cli("dialplan set global ASTREINTE_CONFIG /nonexistent/astreinte.yaml")
     try:
+        yield
+    finally:
+        fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {good.source_path}")
+
+
+def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
+    _publish_last_resort(fb)
+    with _agi_broken(fb):
         agent = fb.phone(P2, agent_scenario("silent", ring_ms=300))
         caller = fb.call(LINE_SHORT, hold_ms=5000)
         assert caller.wait(30) == 0, caller.output()
         assert agent.wait(10) == 0, agent.output()
-    finally:
-        fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {good.source_path}")
     detail = _imported_call(fb, LINE_SHORT)
     assert detail.outcome == "connected", detail
     assert "last resort" in (detail.outcome_detail or "")
     assert [(h.label, h.number, h.outcome) for h in detail.hops] == [
         ("last-resort", "PJSIP/" + P2, "connected")
     ]
+    assert detail.transitions[0].reason.startswith("service not connected: dialplan fallback, AGI")
+
+
+def test_last_resort_with_a_full_spool_still_rings_and_says_so(fb: FallbackRig) -> None:
+    _publish_last_resort(fb)
+    fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
+    with _agi_broken(fb), _full_tmpfs(fb.spool):
+        agent = fb.phone(P2, agent_scenario("silent", ring_ms=300))
+        caller = fb.call(LINE_SHORT, hold_ms=4000)
+        assert caller.wait(30) == 0, caller.output()
+        assert agent.wait(10) == 0, agent.output()
+        # FILE() failed in the h extension: the dialplan's ERROR line names the call.
+        deadline = time.monotonic() + 10
+        while "last-resort record" not in (text := _asterisk_logs(fb, marks)):
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(0.1)
+    assert f"NOT written to {fb.spool}" in text and f"target PJSIP/{P2} ANSWER" in text
 
 
 def test_doctor_passes_then_names_each_fix(
@@ -405,6 +436,7 @@ def _bridged(pbx_cli: str, endpoint: str) -> bool:
 
 def test_full_spool_still_rings_with_press_1_and_connects(fb: FallbackRig) -> None:
     fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
     with _full_tmpfs(fb.spool):
         agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1000))
         caller = fb.call(LINE_FULL, hold_ms=7000)
@@ -415,7 +447,37 @@ def test_full_spool_still_rings_with_press_1_and_connects(fb: FallbackRig) -> No
             time.sleep(0.2)
         assert caller.wait(30) == 0, caller.output()
         assert agent.wait(10) == 0, agent.output()
-    logs = (fb.rig.pbx.workdir / "log").glob("*")
-    text = "".join(p.read_text(errors="replace") for p in logs if p.is_file())
+    text = _asterisk_logs(fb, marks)
     assert "spool write failed (No space left on device)" in text
     assert "NOT spooled: event=end" in text and "outcome=accepted" in text
+
+
+def test_full_spool_still_offers_voicemail(fb: FallbackRig) -> None:
+    """Nobody answers: greeting and Record() still run (the message cannot be kept:
+    voicemail_empty), and Asterisk's log holds what the spool could not."""
+    fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
+    with _full_tmpfs(fb.spool):
+        p1 = fb.phone(P1, agent_scenario("noanswer"))
+        sup = fb.phone(SUP, agent_scenario("noanswer"))
+        caller = fb.call(LINE_SHORT, hold_ms=16000)  # 2 hops of 6 s, then the greeting
+        assert caller.wait(40) == 0, caller.output()
+        assert p1.wait(10) == 0 and sup.wait(10) == 0
+    text = _asterisk_logs(fb, marks)
+    assert "NOT spooled: event=voicemail" in text
+    assert "NOT spooled: event=end" in text and "outcome=voicemail_empty" in text
+
+
+def _log_marks(fb: FallbackRig) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in (fb.rig.pbx.workdir / "log").glob("*") if p.is_file()}
+
+
+def _asterisk_logs(fb: FallbackRig, since: dict[Path, int]) -> str:
+    """What Asterisk logged since `since` (the AGI's stderr lands in console.log)."""
+    text = ""
+    for path in (fb.rig.pbx.workdir / "log").glob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                fh.seek(since.get(path, 0))
+                text += fh.read().decode(errors="replace")
+    return text
