@@ -154,7 +154,9 @@ class Pyst2Pbx:
 
     def verbose(self, message: str, level: int) -> None:
         text = _VERBOSE_UNSAFE_RE.sub("?", message)[:400]
-        sys.stderr.write(text + "\n")
+        if level <= 1:  # problems also on stderr: Asterisk's console / the journal
+            with contextlib.suppress(Exception):
+                sys.stderr.write(text + "\n")
         with contextlib.suppress(Exception):
             self.agi.verbose(text, level)
 
