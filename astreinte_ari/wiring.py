@@ -158,6 +158,15 @@ def _resume_lookup(
     return lookup  # type: ignore[return-value]
 
 
+def _override_of(alerting_box: list[Alerting]) -> Callable[[str, str, datetime], str | None]:
+    """The alerting's runtime replacements (shift starts), once alerting runs."""
+
+    def override(team: str, rota: str, at: datetime) -> str | None:
+        return alerting_box[0].on_call_override(team, rota, at) if alerting_box else None
+
+    return override
+
+
 async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -> None:
     """Reconcile with the PBX periodically too: a database that comes back, a call
     the watchdog handed over whose fallback left no record."""
@@ -193,12 +202,10 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     telephony = AriTelephony(client, dial_guard(live))
     metrics = ServiceMetrics()
     audit = MeteredAudit(writer, metrics)
-    fallback = FallbackLink(lambda: live.current, writer)
     alerting_box: list[Alerting] = []  # started once the database answers
 
     def plan_for(did: str, now: datetime) -> CallPlan | None:
-        hook = alerting_box[0].on_call_override if alerting_box else None
-        return build_plan(live.current, did, now, on_call_override=hook)
+        return build_plan(live.current, did, now, on_call_override=_override_of(alerting_box))
 
     records = CelFile(config.cel.file)
     if not records.available:
@@ -221,11 +228,12 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         reconciler=Reconciler(
             open_calls=lambda: asyncio.to_thread(open_calls, engine),
             records=records,
-            fallback_pending=fallback.pending_for,
+            fallback_pending=lambda channel_id: fallback.pending_for(channel_id),
             audit=audit,
             clock=utcnow,
         ),
     )
+    fallback = FallbackLink(lambda: live.current, writer, engine, plan_for, service.announce_closed)
     alert_feed = AlertFeed()  # holds ended calls until alerting runs
     service.add_call_listener(metrics.on_call_closed)
     service.add_call_listener(alert_feed.on_call_closed)
@@ -284,8 +292,12 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     if db_ready:
         await features  # alerting runs before the first call, as it always has
     background = [
-        asyncio.create_task(fallback.keep_importing()),
-        asyncio.create_task(keep_fallback_published(client, lambda: live.current, utcnow)),
+        asyncio.create_task(fallback.keep_importing(asyncio.Event())),  # cancelled at stop
+        asyncio.create_task(
+            keep_fallback_published(
+                client, lambda: live.current, utcnow, on_call_override=_override_of(alerting_box)
+            )
+        ),
         asyncio.create_task(
             keep_retention(engine, lambda: (live.current.retention, live.current.recordings_dir))
         ),

@@ -62,7 +62,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_fallback_import(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from astreinte_ari.adapters.fallback.importer import import_fallback_spool
+    from astreinte_ari.adapters.fallback.importer import SpoolImportError, import_fallback_spool
     from astreinte_ari.adapters.store.migrate import (
         DatabaseNotMigrated,
         create_db_engine,
@@ -78,8 +78,8 @@ def cmd_fallback_import(args: argparse.Namespace) -> int:
     try:
         ensure_migrated(engine, config_path=str(loaded.source_path))
         writer = AuditWriter(engine)
-        count = import_fallback_spool(loaded, writer)
-    except (DatabaseNotMigrated, SQLAlchemyError) as exc:
+        count = len(import_fallback_spool(loaded, writer, engine))
+    except (DatabaseNotMigrated, SQLAlchemyError, SpoolImportError) as exc:
         print(f"astreinte: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     finally:

@@ -8,9 +8,10 @@ a fresh audit database and checked.
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from tests.e2e.rig import (
     SUP,
     E2ERig,
     ServiceProcess,
+    _even_free_port,
     e2e_config,
     make_speech,
     now_utc,
@@ -56,21 +58,24 @@ class FallbackRig:
     spool: Path
     db_url: str
 
-    def call(self, did: str, hold_ms: int = 6000) -> SippRun:
+    def call(
+        self,
+        did: str,
+        hold_ms: int = 6000,
+        *,
+        number: str = "+33199000001",
+        name: str = "Client'; DROP TABLE calls;--",
+        extra_args: tuple[str, ...] = (),
+    ) -> SippRun:
         run = start_sipp(
             self.rig.workdir / "sipp",
             f"fbcaller-{did[-1]}-{time.monotonic_ns()}",
-            caller_scenario(
-                number="+33199000001",
-                name="Client'; DROP TABLE calls;--",
-                hold_ms=hold_ms,
-                speech=self.rig.speech,
-            ),
+            caller_scenario(number=number, name=name, hold_ms=hold_ms, speech=self.rig.speech),
             local_port=free_port(socket.SOCK_DGRAM),
-            media_port=_even_port(),
+            media_port=_even_free_port(),
             remote=f"127.0.0.1:{self.rig.pbx.sip_port}",
             service=did,
-            extra_args=("-trace_msg",),
+            extra_args=("-trace_msg", *extra_args),
         )
         self.rig.runs.append(run)
         return run
@@ -81,7 +86,7 @@ class FallbackRig:
             f"fbm{number[1:]}-{time.monotonic_ns()}",
             xml,
             local_port=self.rig.mobile_ports[number],
-            media_port=_even_port(),
+            media_port=_even_free_port(),
             extra_args=("-trace_msg",),
         )
         self.rig.runs.append(run)
@@ -91,18 +96,13 @@ class FallbackRig:
         engine = create_db_engine(self.db_url)
         writer = AuditWriter(engine)
         try:
-            return import_fallback_spool(load_config(self.config_path), writer)
+            return len(import_fallback_spool(load_config(self.config_path), writer, engine))
         finally:
             writer.close()
             engine.dispose()
 
-
-def _even_port() -> int:
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        if port % 2 == 0 and port < 65000:
-            return port
-    raise RuntimeError("no free even UDP port")
+    def spooled(self) -> list[Path]:
+        return [*self.spool.glob("*.jsonl"), *self.spool.glob("*.lastresort.json")]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
         pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-system-deps.sh")
     work = tmp_path_factory.mktemp("fallback")
     spool = work / "spool"
+    spool.mkdir()  # as the admin does (install -d): FILE() in the dialplan cannot create it
     db_url = f"sqlite:///{work / 'audit.db'}"
     config_path = work / "astreinte.yaml"
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
@@ -142,27 +143,56 @@ def fb(fallback_rig: FallbackRig) -> Iterator[FallbackRig]:
     fallback_rig.rig.cleanup()
 
 
-_TRACE_TS = re.compile(r"^-+ (\d{4}-\d\d-\d\d)[ \t](\d\d:\d\d:\d\d\.\d+)", re.M)
+@dataclass(frozen=True)
+class SipMessage:
+    at: float  # wall clock, from sipp's -trace_msg log
+    sent: bool
+    first_line: str  # "INVITE sip:...", "SIP/2.0 200 OK", "ACK sip:..."
+
+
+def sip_trace(run: SippRun) -> list[SipMessage]:
+    """Every SIP message one sipp process sent or received, with sipp's timestamps."""
+    logs = sorted(run.log_path.parent.glob(f"{run.name}_*_messages.log"))
+    assert logs, f"no sipp message trace for {run.name}"
+    messages: list[SipMessage] = []
+    stamp, sent, expect_first = 0.0, False, False
+    for line in logs[0].read_text(errors="replace").splitlines():
+        if line.startswith("-----"):
+            # "------ 2026-01-02 12:34:56.789012", then "UDP message sent (N bytes):"
+            day_time = " ".join(line.strip("- ").split()[:2])
+            stamp = datetime.fromisoformat(day_time).timestamp()
+        elif " message " in line and "bytes" in line:
+            sent, expect_first = " message sent" in line, True
+        elif expect_first and line.strip():
+            messages.append(SipMessage(stamp, sent, line.strip()))
+            expect_first = False
+    return messages
+
+
+def _when(run: SippRun, *, sent: bool, starts: str, nth: int = 0) -> float:
+    found = [m.at for m in sip_trace(run) if m.sent is sent and m.first_line.startswith(starts)]
+    assert len(found) > nth, f"no {starts!r} {'sent' if sent else 'received'} by {run.name}"
+    return found[nth]
 
 
 def _first_invite_time(run: SippRun, *, sent: bool) -> float:
-    """Wall-clock time of the first INVITE sent (caller) / received (agent), from -trace_msg."""
-    logs = sorted(run.log_path.parent.glob(f"{run.name}_*_messages.log"))
-    assert logs, f"no sipp message trace for {run.name}"
-    text = logs[0].read_text(errors="replace")
-    direction = "sent" if sent else "received"
-    for block in re.split(r"\n(?=-{10,} )", text):
-        m = _TRACE_TS.match(block)
-        if m and f"message {direction}" in block and re.search(r"^\s*INVITE sip:", block, re.M):
-            return datetime.fromisoformat(f"{m.group(1)} {m.group(2)}").timestamp()
-    raise AssertionError(f"no INVITE {direction} in {logs[0]}:\n{text[:2000]}")
+    """Wall-clock time of the first INVITE sent (caller) / received (agent)."""
+    return _when(run, sent=sent, starts="INVITE ")
 
 
-def _imported_call(fb: FallbackRig, did: str, *, by_service: bool = False) -> CallDetail:
+def _imported_call(
+    fb: FallbackRig, did: str, timeout: float = 10.0, *, by_service: bool = False
+) -> CallDetail:
     """The fallback call in the trail. `by_service`: the running service imported it
     already (it watches the spool); otherwise import it now, as at the next start."""
     if not by_service:
-        assert fb.import_spool() == 1
+        # sipp is done once the call is torn down; the AGI writes the end right after.
+        deadline = time.monotonic() + timeout
+        imported = fb.import_spool()
+        while imported == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            imported = fb.import_spool()
+        assert imported == 1, f"{imported} call(s) imported; spool: {fb.spooled()}"
     assert fb.import_spool() == 0  # idempotent: nothing left, nothing written twice
     engine = create_db_engine(fb.db_url)
     try:
@@ -171,7 +201,7 @@ def _imported_call(fb: FallbackRig, did: str, *, by_service: bool = False) -> Ca
     finally:
         engine.dispose()
     assert detail is not None
-    assert not list(fb.spool.glob("*.json*")), "imported files must be moved aside"
+    assert not fb.spooled(), "imported files must be moved aside"
     return detail
 
 
@@ -203,7 +233,9 @@ def test_service_down_busy_agent_goes_to_next_hop(fb: FallbackRig) -> None:
     assert detail.hops[0].cause_code == 17
 
 
-def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
+def _publish_last_resort(fb: FallbackRig) -> None:
+    """What the service publishes at start: the spool dir and the last resort (P2)."""
+
     async def publish() -> None:
         async with AriClient(
             fb.rig.pbx.ari_url, fb.rig.pbx.ari_username, fb.rig.pbx.ari_password, "astreinte"
@@ -213,21 +245,49 @@ def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
 
     asyncio.run(publish())
     assert f"/astreinte/lastresort/{LINE_SHORT}" in fb.rig.pbx.cli("database show astreinte")
+
+
+@contextlib.contextmanager
+def _agi_broken(fb: FallbackRig) -> Iterator[None]:
     good = load_config(fb.config_path)
     fb.rig.pbx.cli("dialplan set global ASTREINTE_CONFIG /nonexistent/astreinte.yaml")
     try:
+        yield
+    finally:
+        fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {good.source_path}")
+
+
+def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
+    _publish_last_resort(fb)
+    with _agi_broken(fb):
         agent = fb.phone(P2, agent_scenario("silent", ring_ms=300))
         caller = fb.call(LINE_SHORT, hold_ms=5000)
         assert caller.wait(30) == 0, caller.output()
         assert agent.wait(10) == 0, agent.output()
-    finally:
-        fb.rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {good.source_path}")
     detail = _imported_call(fb, LINE_SHORT)
     assert detail.outcome == "connected", detail
     assert "last resort" in (detail.outcome_detail or "")
     assert [(h.label, h.number, h.outcome) for h in detail.hops] == [
         ("last-resort", "PJSIP/" + P2, "connected")
     ]
+    assert detail.transitions[0].reason.startswith("service not connected: dialplan fallback, AGI")
+
+
+def test_last_resort_with_a_full_spool_still_rings_and_says_so(fb: FallbackRig) -> None:
+    _publish_last_resort(fb)
+    fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
+    with _agi_broken(fb), _full_tmpfs(fb.spool):
+        agent = fb.phone(P2, agent_scenario("silent", ring_ms=300))
+        caller = fb.call(LINE_SHORT, hold_ms=4000)
+        assert caller.wait(30) == 0, caller.output()
+        assert agent.wait(10) == 0, agent.output()
+        # FILE() failed in the h extension: the dialplan's ERROR line names the call.
+        deadline = time.monotonic() + 10
+        while "last-resort record" not in (text := _asterisk_logs(fb, marks)):
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(0.1)
+    assert f"NOT written to {fb.spool}" in text and f"target PJSIP/{P2} ANSWER" in text
 
 
 def test_doctor_passes_then_names_each_fix(
@@ -299,3 +359,134 @@ def test_frozen_service_watchdog_hands_the_call_to_the_fallback(
         assert [c.id for c in list_calls(engine, since=since, did=LINE_FULL)] == [detail.id]
     finally:
         engine.dispose()
+
+
+# -- hostile caller IDs, true times, a full spool -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "name", "extra"),
+    [
+        pytest.param("%FF%FE", "Client", (), id="percent-FF-FE-in-the-URI"),
+        # sipp substitutes [evil] with the raw bytes of argv (0xFF 0xFE: surrogateescape).
+        pytest.param("+33199000001", "X[evil]Y", ("-key", "evil", "\udcff\udcfe"), id="raw-FF"),
+    ],
+)
+def test_invalid_utf8_caller_id_still_rings_with_press_1(
+    fb: FallbackRig, number: str, name: str, extra: tuple[str, ...]
+) -> None:
+    since = now_utc()
+    agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
+    caller = fb.call(LINE_FULL, hold_ms=6000, number=number, name=name, extra_args=extra)
+    assert caller.wait(30) == 0, caller.output()
+    assert agent.wait(10) == 0, agent.output()
+    detail = _imported_call(fb, LINE_FULL)  # exactly once
+    assert detail.started_at >= since and detail.outcome == "accepted", detail
+    assert [(h.person_id, h.outcome, h.dtmf) for h in detail.hops] == [("p1", "accepted", "1")]
+    for stored in (detail.caller_number, detail.caller_name):
+        assert stored.isprintable() and len(stored) <= 256
+        stored.encode("utf-8")  # no lone surrogate: escaped as \\xNN by the writer
+    if number == "%FF%FE":
+        assert detail.caller_number == "\\xff\\xfe", detail.caller_number
+
+
+def test_fallback_times_match_what_sipp_saw_on_the_wire(fb: FallbackRig) -> None:
+    """Accepted after ~5 s (ring 2 s + key 3 s later), talked ~4 s (the agent hangs up)."""
+    agent = fb.phone(P1, agent_scenario("accept", ring_ms=2000, dtmf_after_ms=3000, talk_ms=4000))
+    caller = fb.call(LINE_FULL, hold_ms=30000)
+    assert agent.wait(30) == 0, agent.output()
+    assert caller.wait(10) == 0, caller.output()
+    detail = _imported_call(fb, LINE_FULL)
+    hop = detail.hops[0]
+    invite = _first_invite_time(caller, sent=True)
+    answered = _when(agent, sent=True, starts="SIP/2.0 200")
+    key = _when(agent, sent=False, starts="ACK ") + 3.0  # the pcap plays 3 s after the ACK
+    bye = _when(agent, sent=True, starts="BYE ")
+    assert hop.answered_at is not None and hop.accepted_at is not None
+    assert detail.answered_at is not None and detail.ended_at is not None
+    observed = {
+        "started_at": (detail.started_at.timestamp(), invite),
+        "hop answered_at": (hop.answered_at.timestamp(), answered),
+        "hop accepted_at": (hop.accepted_at.timestamp(), key),
+        "answered_at": (detail.answered_at.timestamp(), key),
+        "ended_at": (detail.ended_at.timestamp(), bye),
+        "talk_seconds": (detail.talk_seconds or 0.0, bye - key),
+        "wait_seconds": (detail.wait_seconds or 0.0, key - invite),
+    }
+    print("\n" + "\n".join(f"{k}: trail {a:.3f} wire {b:.3f}" for k, (a, b) in observed.items()))
+    off = {k: round(a - b, 3) for k, (a, b) in observed.items() if abs(a - b) > 1.0}
+    assert not off, f"more than 1 s from the wire: {off}"
+
+
+@contextlib.contextmanager
+def _full_tmpfs(path: Path) -> Iterator[None]:
+    """A 16 KiB tmpfs mounted over `path`, filled up; unmounted afterwards."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(path)], check=True)
+    try:
+        with contextlib.suppress(OSError), open(path / "filler", "wb") as fh:
+            fh.write(b"\0" * 65536)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _bridged(pbx_cli: str, endpoint: str) -> bool:
+    """`core show channels concise`: is a channel of `endpoint` in a two-party bridge?"""
+    bridges: dict[str, list[str]] = {}
+    for line in pbx_cli.splitlines():
+        fields = line.split("!")
+        if len(fields) > 12 and fields[12]:
+            bridges.setdefault(fields[12], []).append(fields[0])
+    return any(
+        len(chans) == 2 and any(c.startswith(f"PJSIP/{endpoint}-") for c in chans)
+        for chans in bridges.values()
+    )
+
+
+def test_full_spool_still_rings_with_press_1_and_connects(fb: FallbackRig) -> None:
+    fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
+    with _full_tmpfs(fb.spool):
+        agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1000))
+        caller = fb.call(LINE_FULL, hold_ms=7000)
+        deadline = time.monotonic() + 20
+        while not _bridged(fb.rig.pbx.cli("core show channels concise"), P1):
+            assert time.monotonic() < deadline, "caller and agent never bridged"
+            assert caller.process.poll() is None, caller.output()
+            time.sleep(0.2)
+        assert caller.wait(30) == 0, caller.output()
+        assert agent.wait(10) == 0, agent.output()
+    text = _asterisk_logs(fb, marks)
+    assert "spool write failed (No space left on device)" in text
+    assert "NOT spooled: event=end" in text and "outcome=accepted" in text
+
+
+def test_full_spool_still_offers_voicemail(fb: FallbackRig) -> None:
+    """Nobody answers: greeting and Record() still run (the message cannot be kept:
+    voicemail_empty), and Asterisk's log holds what the spool could not."""
+    fb.spool.mkdir(exist_ok=True)
+    marks = _log_marks(fb)
+    with _full_tmpfs(fb.spool):
+        p1 = fb.phone(P1, agent_scenario("noanswer"))
+        sup = fb.phone(SUP, agent_scenario("noanswer"))
+        caller = fb.call(LINE_SHORT, hold_ms=16000)  # 2 hops of 6 s, then the greeting
+        assert caller.wait(40) == 0, caller.output()
+        assert p1.wait(10) == 0 and sup.wait(10) == 0
+    text = _asterisk_logs(fb, marks)
+    assert "NOT spooled: event=voicemail" in text
+    assert "NOT spooled: event=end" in text and "outcome=voicemail_empty" in text
+
+
+def _log_marks(fb: FallbackRig) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in (fb.rig.pbx.workdir / "log").glob("*") if p.is_file()}
+
+
+def _asterisk_logs(fb: FallbackRig, since: dict[Path, int]) -> str:
+    """What Asterisk logged since `since` (the AGI's stderr lands in console.log)."""
+    text = ""
+    for path in (fb.rig.pbx.workdir / "log").glob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                fh.seek(since.get(path, 0))
+                text += fh.read().decode(errors="replace")
+    return text

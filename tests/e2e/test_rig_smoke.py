@@ -53,12 +53,6 @@ def test_six_callers_half_leaving_early_match_the_trail(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="today a caller who hangs up during the announcement is recorded 'abandoned at "
-    "dialing (hop 1)': the failed playback is taken as its end, a hop is started and the "
-    "agent's phone is sometimes sent an INVITE (CANCELled ms later) for a caller already gone",
-)
 def test_callers_leaving_during_the_announcement_are_abandoned_there_and_ring_nobody(
     e2e_rig: E2ERig, service: ServiceProcess
 ) -> None:

@@ -19,8 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 from astreinte_ari.adapters.ari.client import AriClient
+from astreinte_ari.adapters.fallback.plancache import refresh_plan_cache
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.routing.router import build_plan
+from astreinte_ari.routing.router import OnCallOverride, build_plan
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,18 @@ async def keep_fallback_published(
     current_config: Callable[[], AppConfig],
     clock: Callable[[], datetime],
     interval_s: float = 60.0,
+    on_call_override: OnCallOverride | None = None,
 ) -> None:
-    """Republish whenever a line's first hop changes (handoff, override, config edit).
+    """Republish whenever a line's first hop changes (handoff, override, config edit),
+    and keep the AGI's plan cache current (plancache.py).
 
     Checked every `interval_s`; publishing costs a Local channel per line, so it
     only happens when something changed or the PBX was restarted (a fresh connect
-    restarts this task).
+    restarts this task). The cache is rewritten when the YAML changed or less
+    than a day of it is left (in a thread: ~0.1 ms per line and minute).
     """
     published: dict[str, str | None] | None = None
+    cache_failing = False
     while True:
         config = current_config()
         now = clock()
@@ -143,4 +148,15 @@ async def keep_fallback_published(
                 log.info("fallback last resort published for %d line(s)", count)
             except Exception:
                 log.exception("could not publish the fallback settings to Asterisk")
+        try:
+            if await asyncio.to_thread(
+                refresh_plan_cache, config, now, on_call_override=on_call_override
+            ):
+                log.info("fallback plan cache written to %s", config.fallback_spool_dir)
+            cache_failing = False
+        except Exception as exc:
+            # The AGI then reads the YAML (slower, same result): one line per streak.
+            if not cache_failing:
+                log.warning("fallback plan cache not written: %s", exc)
+            cache_failing = True
         await asyncio.sleep(interval_s)
