@@ -353,9 +353,10 @@ class OnCallService:
             if present is None:
                 present = await self._port.channel_ids()
             await self.reconciler.sweep(present, self._keys.keys())
-        except Exception:
+        except Exception as exc:
             # Database down or ARI cut: the next gap or the periodic sweep retries.
-            log.warning("reconciliation with the PBX deferred", exc_info=True)
+            text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            log.warning("reconciliation with the PBX deferred: %s", text)
 
     async def _lookup(self, channel_id: str) -> ResumePoint | None:
         if self._resume_lookup is None:

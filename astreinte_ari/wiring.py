@@ -270,7 +270,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     async def start_features() -> None:
         """What needs the database: alerting (its job store), config versions."""
         nonlocal watcher
-        while not await asyncio.to_thread(database_ready, engine, config):
+        while not await asyncio.to_thread(database_ready, engine, config, quiet=True):
             await asyncio.sleep(DATABASE_RETRY_S)
         alerting = await start_alerting(
             config=config,

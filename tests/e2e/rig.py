@@ -43,6 +43,7 @@ def e2e_config(
     metrics_port: int = 0,
     max_parallel: int = 100,
     cel_file: Path | None = None,
+    spool: Path | None = None,
 ) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
@@ -55,6 +56,7 @@ storage: {{recordings_dir: "{recordings}"}}
 sounds: {{dir: "{REPO_ROOT / "sounds"}"}}
 {f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}' if metrics_port else ""}
 {f'cel: {{file: "{cel_file}"}}' if cel_file else ""}
+{f'fallback: {{spool_dir: "{spool}"}}' if spool else ""}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361", "+3362"]}}
 defaults:
   accept_timeout: 4
@@ -289,15 +291,20 @@ def sqlite_service(
     `ari_url`: reach ARI elsewhere than the PBX itself (e.g. through a TcpProxy)."""
     config_path = tmp_path / "astreinte.yaml"
     db_url = f"sqlite:///{tmp_path / 'audit.db'}"
+    spool = tmp_path / "spool"  # its own: a shared one would mix tests' fallback calls
+    spool.mkdir(exist_ok=True)
     config_path.write_text(
         e2e_config(
             ari_url=ari_url or rig.pbx.ari_url,
             db_url=db_url,
             recordings=tmp_path / "rec",
             cel_file=rig.pbx.cel_file,
+            spool=spool,
             **config,
         )
     )
+    # As an admin deploys it: the fallback reads this service's configuration.
+    rig.pbx.cli(f"dialplan set global ASTREINTE_CONFIG {config_path}")
     proc = ServiceProcess(config_path, db_url, tmp_path / "rec", tmp_path / "service.log")
     proc.start()
     try:

@@ -80,8 +80,10 @@ def agent_phone_scenario(
     dtmf: str = "1",
     dtmf_after_ms: int = 1500,
     talk_ms: int | None = None,
+    press_again_after_ms: int | None = None,
 ) -> str:
-    """The UAS scenario (see the module doc)."""
+    """The UAS scenario (see the module doc). `press_again_after_ms`: a persistent
+    agent who, not connected yet, presses the key once more after that long."""
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"unknown agent behaviour {behaviour!r}; one of {BEHAVIOURS}")
     invite = f"""<recv request="INVITE" rrs="true"><action>
@@ -103,6 +105,7 @@ def agent_phone_scenario(
 <recv request="ACK"><action>{_CAPTURE_DIALOG}{_stream(speech)}</action></recv>
 <label id="key"/>
 {_key(dtmf, dtmf_after_ms) if behaviour == "accept" else ""}
+{_key(dtmf, press_again_after_ms) if behaviour == "accept" and press_again_after_ms else ""}
 <label id="talk"/>
 <pause milliseconds="{NEVER_MS if talk_ms is None else talk_ms}"/>
 <send retrans="500"><![CDATA[

@@ -273,7 +273,8 @@ class TrailCheck:
                     continue
                 if hop is not None and not same_number(agent.number, hop.number):
                     continue
-                answer_gap = abs((call.answered_at - agent.accepted_at).total_seconds())
+                pressed = agent.accepted_near(call.answered_at) or agent.accepted_at
+                answer_gap = abs((call.answered_at - pressed).total_seconds())
                 origin_gap = (
                     abs((hop.started_at - agent.invite_at).total_seconds()) if hop else answer_gap
                 )
@@ -285,7 +286,8 @@ class TrailCheck:
                 continue
             used_calls.add(c)
             used_agents.add(a)
-            if off := _off(call.answered_at, agent.accepted_at, self.tolerance):
+            pressed = agent.accepted_near(call.answered_at) if call.answered_at else None
+            if off := _off(call.answered_at, pressed or agent.accepted_at, self.tolerance):
                 what = "key press" if agent.dtmf_at else "answer"
                 self._add(
                     f"{safe_text(leg.number)} ({leg.call_id})",

@@ -154,13 +154,19 @@ def _blocks(lines: list[bytes]) -> Iterator[tuple[bytes, list[bytes]]]:
 
 def parse_dtmf_log(text: str) -> dict[str, tuple[datetime, str]]:
     """Call-ID -> (time, digit) of the first key press each agent leg logged."""
-    presses: dict[str, tuple[datetime, str]] = {}
+    return {call_id: presses[0] for call_id, presses in parse_dtmf_presses(text).items()}
+
+
+def parse_dtmf_presses(text: str) -> dict[str, list[tuple[datetime, str]]]:
+    """Call-ID -> every (time, digit) each agent leg logged, in order (an agent who
+    was not connected may press again)."""
+    presses: dict[str, list[tuple[datetime, str]]] = {}
     for line in text.splitlines():
         match = _DTMF_LOG.match(line.strip())
         if match:
             call_id, secs, micros, digit = match.groups()
             at = datetime.fromtimestamp(int(secs) + int(micros) / 1e6, UTC)
-            presses.setdefault(call_id, (at, digit))
+            presses.setdefault(call_id, []).append((at, digit))
     return presses
 
 
@@ -269,6 +275,7 @@ class AgentLeg:
     cancel_at: datetime | None  # CANCEL received
     bye_at: datetime | None
     bye_by: Literal["agent", "pbx"] | None
+    presses: tuple[datetime, ...] = ()  # every key press (dtmf_at is the first)
 
     @property
     def ended_at(self) -> datetime | None:
@@ -284,6 +291,12 @@ class AgentLeg:
     def accepted_at(self) -> datetime | None:
         """When the agent said yes: the key press, else (no key involved) the answer."""
         return self.dtmf_at or self.answered_at
+
+    def accepted_near(self, when: datetime) -> datetime | None:
+        """The key press nearest `when` (an agent asked again pressed more than once)."""
+        if not self.presses:
+            return self.accepted_at
+        return min(self.presses, key=lambda at: abs((at - when).total_seconds()))
 
     def describe(self) -> str:
         key = f"key {self.dtmf!r} {_fmt(self.dtmf_at)}" if self.dtmf_at else "no key"
@@ -327,7 +340,9 @@ def caller_legs(messages: Iterable[SipMessage]) -> list[CallerLeg]:
 
 
 def agent_legs(
-    messages: Iterable[SipMessage], dtmf: Mapping[str, tuple[datetime, str]] | None = None
+    messages: Iterable[SipMessage],
+    dtmf: Mapping[str, tuple[datetime, str]] | None = None,
+    presses: Mapping[str, Sequence[tuple[datetime, str]]] | None = None,
 ) -> list[AgentLeg]:
     """A record per call whose INVITE sipp received, in order of the INVITEs."""
     legs = []
@@ -356,6 +371,7 @@ def agent_legs(
                 cancel_at=cancel.at if cancel else None,
                 bye_at=bye.at if bye else None,
                 bye_by=None if bye is None else ("agent" if bye.sent else "pbx"),
+                presses=tuple(at for at, _ in (presses or {}).get(call_id, ())),
             )
         )
     return sorted(legs, key=lambda leg: leg.invite_at)
@@ -383,5 +399,7 @@ def read_agents(run: SippRun, zone: tzinfo | None = None) -> list[AgentLeg]:
     files = trace_files(run)
     if not files.messages.exists():
         return []
-    presses = parse_dtmf_log(files.logs.read_text(errors="replace")) if files.logs.exists() else {}
-    return agent_legs(parse_trace(files.messages.read_bytes(), zone), presses)
+    log_text = files.logs.read_text(errors="replace") if files.logs.exists() else ""
+    presses = parse_dtmf_log(log_text)
+    every_press = parse_dtmf_presses(log_text)
+    return agent_legs(parse_trace(files.messages.read_bytes(), zone), presses, every_press)
