@@ -13,15 +13,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import get_call, list_calls
+from tests.e2e import fault_scenarios
 from tests.e2e.rig import (
     ARI_PASSWORD,
     LINE_FULL,
@@ -33,8 +33,8 @@ from tests.e2e.rig import (
     e2e_config,
     sqlite_service,
 )
-from tests.rig.crowd import CallPlan, numbered
-from tests.rig.faults import TcpProxy, crashed, freeze, full_disk
+from tests.rig.crowd import CallPlan
+from tests.rig.faults import TcpProxy, full_disk
 from tests.rig.polling import wait_until
 from tests.rig.postgres import stoppable_postgres
 from tests.rig.trail_check import Expect, assert_trail_matches_wire
@@ -43,35 +43,15 @@ from tests.rig.wire import AgentLeg, CallerLeg
 pytestmark = pytest.mark.e2e
 
 
-def _ended(count: int) -> object:
-    return lambda legs: sum(1 for leg in legs if leg.ended_at is not None) >= count
-
-
 def test_callers_who_hang_up_while_the_service_is_frozen_are_on_record(
     e2e_rig: E2ERig, restartable: ServiceProcess
 ) -> None:
     """Frozen (SIGSTOP, websocket open): three callers give up after 2 s, before the
     dialplan's 5 s watchdog; a fourth stays and the watchdog hands it to the fallback,
     where the agent accepts. After the thaw: four calls, each once, true times."""
-    phone = e2e_rig.agent_phone(P1, "accept", ring_ms=300, dtmf_after_ms=800)
-    early = [CallPlan(numbered(i, "+3319820"), hang_up_after_invite_ms=2000) for i in range(3)]
-    stays = CallPlan("+33198209999", hang_up_after_answer_ms=14000)
-    assert restartable.process is not None
-    with freeze(restartable.process.pid) as frozen:
-        crowd = e2e_rig.callers(LINE_FULL, [*early, stays], rate=2)
-        crowd.wait_for_wire(_ended(3), timeout=20, what="the early callers hung up")
-        phone.wait_for_wire(lambda legs: bool(legs), timeout=20, what="fallback rings p1")
-    assert frozen.seconds is not None and frozen.seconds > 4
-    try:
-        crowd.finish(40)
-    finally:
-        assert phone.stop() == 0, phone.run.output()
-    expect = {p.number: Expect.abandoned("received") for p in early}
-    expect[stays.number] = Expect.accepted("p1")
-    assert restartable.engine is not None
-    assert_trail_matches_wire(
-        restartable.engine, crowd.wire(), expect, agents=phone.wire(), did=LINE_FULL, timeout=30
-    )
+    run = fault_scenarios.frozen(e2e_rig, restartable, early=3)
+    run.check.verify()
+    assert run.figures["frozen_s"] > 4
 
 
 def test_calls_that_end_while_the_service_is_down_end_with_their_true_times(
@@ -81,48 +61,11 @@ def test_calls_that_end_while_the_service_is_down_end_with_their_true_times(
     downtime one talker and the waiting caller hang up, a new caller is taken by the
     fallback. After the restart: the agent left alone in a bridge is released at
     once, the other conversation is re-attached, and every call ends on record."""
-    phone = e2e_rig.agent_phone(P1, "accept", ring_ms=300, dtmf_after_ms=800)
-    talks = [
-        CallPlan("+33198300001", hang_up_after_answer_ms=12000),  # leaves while down
-        CallPlan("+33198300002", hang_up_after_answer_ms=24000),  # talks past the restart
-    ]
-    first = e2e_rig.callers(LINE_FULL, talks, rate=2)
-    phone.wait_for_wire(
-        lambda legs: sum(1 for leg in legs if leg.dtmf_at) >= 2, timeout=30, what="both bridged"
-    )
-    waiting = CallPlan("+33198300003", hang_up_after_invite_ms=3500)
-    second = e2e_rig.callers(LINE_FULL, [waiting], rate=1)
-    second.wait_for_wire(lambda legs: bool(legs), timeout=10, what="third caller in")
-    during = CallPlan("+33198300004", hang_up_after_answer_ms=12000)
-    with crashed(restartable) as down:
-        third = e2e_rig.callers(LINE_FULL, [during], rate=1)  # Stasis fails: the fallback
-        first.wait_for_wire(_ended(1), timeout=20, what="a talker hung up while down")
-        second.wait_for_wire(_ended(1), timeout=20, what="the waiting caller hung up")
-    assert down.seconds is not None
-    try:
-        for crowd in (first, second, third):
-            crowd.finish(60)
-    finally:
-        assert phone.stop() == 0, phone.run.output()
-    legs = phone.wire()
-    alone = [
-        leg for leg in legs if leg.bye_by == "pbx" and leg.bye_at and leg.bye_at > down.began_at
-    ]
-    assert alone, "the agent left alone in a bridge is hung up by the restarted service"
-    released = min(leg.bye_at for leg in alone if leg.bye_at)
-    assert down.ended_at is not None
-    assert released - down.ended_at < timedelta(seconds=3), (released, down.ended_at)
-    expect = {
-        talks[0].number: Expect.accepted("p1"),
-        talks[1].number: Expect.accepted("p1"),
-        waiting.number: Expect.abandoned("announcing"),
-        during.number: Expect.accepted("p1"),
-    }
-    callers = first.wire() + second.wire() + third.wire()
-    assert restartable.engine is not None
-    assert_trail_matches_wire(
-        restartable.engine, callers, expect, agents=legs, did=LINE_FULL, timeout=40
-    )
+    run = fault_scenarios.killed(e2e_rig, restartable)
+    run.check.verify()
+    released = run.figures.get("agent_alone_released_after_restart_s")
+    assert released is not None, "the agent left alone in a bridge must be hung up"
+    assert released < 3.0, run.figures
 
 
 @pytest.fixture
@@ -143,73 +86,21 @@ def test_a_5s_ari_cut_loses_no_call_and_no_key(
     """ARI cut for 5 s (TCP proxy) just as an agent answers: the agent's '1' during the
     cut is lost, so the prompt is replayed and the second '1' accepts; two callers
     whose announcement ended during the cut are taken on at once after it."""
-    phone = e2e_rig.agent_phone(
-        P1, "accept", ring_ms=300, dtmf_after_ms=1500, press_again_after_ms=7000
-    )
-    first = e2e_rig.callers(LINE_FULL, [CallPlan("+33198400001", hang_up_after_answer_ms=30000)])
-    # Three seconds later: their announcement (6.7 s) ends inside the cut.
-    time_of_first = first.wait_for_wire(lambda legs: bool(legs), timeout=10, what="first in")
-    wait_until(
-        lambda: time.time() - time_of_first[0].invite_at.timestamp() > 3,
-        timeout=10,
-        what="3 s after the first caller",
-        every=0.05,
-    )
-    later = [CallPlan(numbered(i, "+3319841"), hang_up_after_answer_ms=25000) for i in range(2)]
-    second = e2e_rig.callers(LINE_FULL, later, rate=2)
-    phone.wait_for_wire(
-        lambda legs: any(leg.answered_at for leg in legs), timeout=20, what="first agent answered"
-    )
-    with proxy.outage() as outage:
-        phone.wait_for_wire(
-            lambda legs: any(leg.dtmf_at for leg in legs), timeout=10, what="key during the cut"
-        )
-        wait_until(lambda: time.monotonic() - outage.cut_mono >= 5.0, timeout=10, what="5 s")
-    assert outage.restored_at is not None
-    try:
-        for crowd in (first, second):
-            crowd.finish(60)
-    finally:
-        assert phone.stop() == 0, phone.run.output()
-    legs = phone.wire()
-    assert legs[0].dtmf_at is not None and legs[0].dtmf_at < outage.restored_at
-    later_legs = [leg for leg in legs[1:] if leg.invite_at > outage.cut_at]
-    assert len(later_legs) == 2, [leg.describe() for leg in legs]
-    for leg in later_legs:  # rung once ARI was back, not after the 120 s playback cap
-        assert leg.invite_at - outage.restored_at < timedelta(seconds=2.5), leg.describe()
-    expect = Expect.accepted("p1")
-    assert proxied.engine is not None
-    assert_trail_matches_wire(
-        proxied.engine, first.wire() + second.wire(), expect, agents=legs, did=LINE_FULL
-    )
+    run = fault_scenarios.ari_cut(e2e_rig, proxy, proxied, cut_s=5.0, later=2)
+    run.check.verify()
+    assert run.figures["key_lost_in_cut"] == 1.0, run.figures
+    assert run.figures["rung_after_cut"] == 2.0, run.figures
+    # Rung once ARI was back, not after the 120 s cap of the announcement's playback.
+    assert run.figures["slowest_ring_after_restore_s"] < 2.5, run.figures
 
 
 @pytest.mark.load
 def test_300_calls_at_10_per_second_with_30_percent_leaving_early(
     e2e_rig: E2ERig, restartable: ServiceProcess
 ) -> None:
-    phone = e2e_rig.agent_phone(P1, "accept", ring_ms=300, dtmf_after_ms=800)
-    plans = [
-        CallPlan(numbered(i, "+3319850"), hang_up_after_invite_ms=1000 + (i * 37) % 1000)
-        if i % 10 < 3
-        else CallPlan(numbered(i, "+3319850"), hang_up_after_answer_ms=11000)
-        for i in range(300)
-    ]
-    crowd = e2e_rig.callers(LINE_FULL, plans, rate=10, timeout_s=180)
-    try:
-        crowd.finish(150)
-    finally:
-        assert phone.stop(60) == 0, phone.run.output()
-    expect = {
-        p.number: Expect.abandoned() if p.hang_up_after_invite_ms else Expect.accepted("p1")
-        for p in plans
-    }
-    callers = crowd.wire()
-    assert len(callers) == 300
-    assert restartable.engine is not None
-    assert_trail_matches_wire(
-        restartable.engine, callers, expect, agents=phone.wire(), did=LINE_FULL, timeout=90
-    )
+    run = fault_scenarios.burst(e2e_rig, restartable, calls=300, rate=10.0, early=0.3)
+    assert run.placed == 300
+    run.check.verify()
 
 
 def test_a_full_recordings_disk_keeps_the_message_and_the_trail_points_to_it(
