@@ -172,6 +172,7 @@ def _imported_call(fb: FallbackRig, did: str) -> CallDetail:
     return detail
 
 
+@pytest.mark.smoke
 def test_service_down_agent_presses_1_and_is_connected(fb: FallbackRig) -> None:
     agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
     caller = fb.call(LINE_FULL, hold_ms=7000)
@@ -227,6 +228,7 @@ def test_agi_broken_rings_last_resort_from_astdb(fb: FallbackRig) -> None:
     ]
 
 
+@pytest.mark.smoke
 def test_doctor_passes_then_names_each_fix(
     fb: FallbackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
