@@ -16,7 +16,9 @@ from astreinte_ari.callflow.telephony import ChannelHungUp, HangupRequested
         ({"cause": 16}, HangupRequested("c1", 16, "Normal Clearing")),
         ({"cause": 17, "soft": True}, HangupRequested("c1", 17, "User busy")),
         ({"cause": 99}, HangupRequested("c1", 99, "cause 99")),
-        ({}, HangupRequested("c1", 0, "Unknown")),
+        # No cause, not soft: the far end's plain BYE as Asterisk 22.7+ reports it.
+        ({}, HangupRequested("c1", 16, "Normal Clearing")),
+        ({"soft": True}, HangupRequested("c1", 0, "Unknown")),
         ({"cause": "16; DROP"}, HangupRequested("c1", 0, "Unknown")),  # not an int: ignored
     ],
 )

@@ -98,6 +98,10 @@ def event_from_json(data: JsonDict) -> TelephonyEvent | None:
     if kind == "ChannelHangupRequest":
         cause = data.get("cause")
         code = cause if isinstance(cause, int) else 0
+        if "cause" not in data and not data.get("soft"):
+            # The far end hung up with no off-nominal cause: a plain BYE. 16 sent 16;
+            # 22.7+/20.17+ chan_pjsip leaves it out (asterisk PR 1533).
+            code = 16
         return HangupRequested(
             channel_id=_text(channel.get("id")), cause=code, cause_text=q850_text(code)
         )
