@@ -28,8 +28,10 @@ recipe_dir="$here/asterisk22"
 CACHE="${ASTREINTE_ASTERISK_CACHE:-/var/cache/astreinte/asterisk}"
 ROOT="${ASTREINTE_ASTERISK_ROOT:-/opt/astreinte-asterisk}"
 MAJOR=22
-BUILD_DEPS=(build-essential pkg-config libjansson-dev libedit-dev libxml2-dev libsqlite3-dev
-  uuid-dev libssl-dev libncurses-dev bzip2 patch xz-utils)
+# libxslt1-dev: configure uses it when present (xmldoc); listed so that every
+# machine builds the same tree, whatever else it has installed.
+BUILD_DEPS=(build-essential pkg-config libjansson-dev libedit-dev libxml2-dev libxslt1-dev
+  libsqlite3-dev uuid-dev libssl-dev libncurses-dev bzip2 patch xz-utils)
 # Debian's core sounds (data only, no daemon; the -gsm variants by default): the
 # voice alert reads digits with them. The metapackages make the en/ and fr/ links.
 SOUND_PKGS=(asterisk-core-sounds-en asterisk-core-sounds-fr)
