@@ -1,11 +1,11 @@
 """`astreinte doctor`: is this machine ready to take on-call calls? One line per
 check, and for each failure the command or edit that fixes it.
 
-Checks: secret files, ARI reachability and credentials, Asterisk modules the
-dialplan needs, this project's dialplan contexts and globals (asked over ARI:
-a Local channel into [astreinte-publish] reports DIALPLAN_EXISTS for each),
-sounds for every configured language and prompt, database migrated,
-recordings and fallback spool directories writable.
+Checks: secret files, ARI reachability and credentials, the Asterisk version
+(16 or later), Asterisk modules the dialplan needs, this project's dialplan
+contexts and globals (asked over ARI: a Local channel into [astreinte-publish]
+reports DIALPLAN_EXISTS for each), sounds for every configured language and
+prompt, database migrated, recordings and fallback spool directories writable.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
+from astreinte_ari.pbxinstall import parse_version
 from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
 
 # Modules the dialplan and the service use, beyond what ARI itself needs.
@@ -55,6 +56,17 @@ FIXED_PROMPTS = (
     "astreinte-no-one",
 )
 SOUND_EXTENSIONS = (".wav", ".gsm", ".ulaw", ".alaw", ".sln", ".g722")
+# Oldest Asterisk the dialplan, the ARI client and the tests are run on (16.28);
+# 22 LTS is the one CI tests fully. Older ones lack ARI features used here.
+MIN_VERSION = (16, 0, 0)
+# Upstream life cycle of the branches met in the field (asterisk.org's table).
+_LIFECYCLE = {
+    16: "end of life upstream since 2023-10-09",
+    18: "end of life upstream since 2025-10-20",
+    20: "security fixes only, until 2027-10-19",
+    22: "LTS, fully supported until 2028-10-16",
+}
+_UPGRADE = "upgrade to Asterisk 22 LTS (vendor packages, e.g. FreePBX 17, or scripts/asterisk22.sh)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,19 @@ class Check:
 
 def _fail(name: str, detail: str, fix: str) -> Check:
     return Check(name, False, detail, fix)
+
+
+def check_version(version: str) -> Check:
+    """Refuses an Asterisk older than 16; names the life cycle of a supported one."""
+    parsed = parse_version(version)
+    if parsed is None:  # e.g. a GIT build: nothing to refuse on
+        return Check("version", True, f"Asterisk {version!r}: version not recognised, not checked")
+    if parsed < MIN_VERSION:
+        return _fail("version", f"Asterisk {version} is older than 16: not supported", _UPGRADE)
+    cycle = _LIFECYCLE.get(parsed[0])
+    return Check(
+        "version", True, f"Asterisk {version} supported" + (f" ({cycle})" if cycle else "")
+    )
 
 
 def check_secrets(config: AppConfig) -> list[Check]:
@@ -211,12 +236,15 @@ async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.
                     "matches ari.url",
                 )
             ]
-        version = (info.get("system") or {}).get("version", "?")
+        version = str((info.get("system") or {}).get("version", "?"))
         checks = [
             Check(
                 "ARI", True, f"Asterisk {version} at {config.ari.url}, user {config.ari.username}"
-            )
+            ),
+            check_version(version),
         ]
+        if not checks[-1].ok:
+            return checks  # nothing else is worth checking on an unsupported PBX
         checks.append(await _check_modules(client))
         checks.extend(await _check_dialplan(client, config))
         return checks

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,14 @@ from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from astreinte_ari.pbxinstall import (
+    PREFIX_ENV,
+    AsteriskInstall,
+    Version,
+    has_websocket_client,
+    parse_version,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DIALPLAN_DIR = REPO_ROOT / "dialplan"
@@ -47,6 +54,16 @@ app_read app_stack func_env func_math func_dialplan cel_custom
 """
 
 
+def modules_for(version: Version) -> list[str]:
+    """The modules to load on this Asterisk version (autoload is off, so a
+    module another one `.requires` must be listed, and one that does not exist
+    must not be)."""
+    modules = _MODULES.split()
+    if has_websocket_client(version):
+        modules.insert(modules.index("res_ari"), "res_websocket_client")
+    return modules
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, kind)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,11 +72,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 @dataclass
 class LocalAsterisk:
-    """A loopback-only Asterisk 16 with the project's dialplan.
+    """A loopback-only Asterisk (16, 20 or 22) with the project's dialplan.
 
-    `mobiles` maps an E.164 number to the UDP port of the SIP phone that
-    plays that mobile (sipp in tests); the trunk dial template for such a
-    setup is "PJSIP/{number}" (one endpoint per number).
+    `install` is the Asterisk to run: by default the one $ASTREINTE_ASTERISK_PREFIX
+    names, else the system `asterisk`. `mobiles` maps an E.164 number to the
+    UDP port of the SIP phone that plays that mobile (sipp in tests); the trunk
+    dial template for such a setup is "PJSIP/{number}" (one endpoint per number).
     """
 
     workdir: Path
@@ -75,12 +93,31 @@ class LocalAsterisk:
     # [globals] for the dialplan fallback (astreinte-fallback): e.g.
     # {"ASTREINTE_CONFIG": "/etc/astreinte/astreinte.yaml"}; see docs/fallback-and-operations.md.
     dialplan_globals: Mapping[str, str] = field(default_factory=dict)
+    install: AsteriskInstall = field(default_factory=AsteriskInstall.from_env)
     process: subprocess.Popen[bytes] | None = None
+    _version: Version | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
         self.sip_port = self.sip_port or free_port(socket.SOCK_DGRAM)
         self.http_port = self.http_port or free_port()
+
+    @property
+    def version(self) -> Version:
+        """The installed version (`asterisk -V`); the configuration depends on it."""
+        if self._version is None:
+            self._version = self.install.version()
+        return self._version
+
+    @property
+    def version_string(self) -> str:
+        """'22.10.1': what the running PBX reports over ARI (system.version)."""
+        info = self.ari_get("/asterisk/info")
+        system = info.get("system") if isinstance(info, dict) else None
+        text = str((system or {}).get("version", ""))
+        if parse_version(text) is None:
+            raise RuntimeError(f"unexpected /asterisk/info system.version: {text!r}")
+        return text
 
     @property
     def ari_url(self) -> str:
@@ -110,23 +147,23 @@ class LocalAsterisk:
         files = {
             "asterisk.conf": f"""[directories]
 astetcdir => {self.etc}
-astmoddir => /usr/lib/asterisk/modules
+astmoddir => {self.install.moddir}
 astvarlibdir => {w}/lib
 astdbdir => {w}/db
 astkeydir => {w}/lib
-astdatadir => /usr/share/asterisk
+astdatadir => {self.install.datadir}
 astagidir => {w}/agi-bin
 astspooldir => {w}/spool
 astrundir => {w}/run
 astlogdir => {w}/log
-astsbindir => /usr/sbin
+astsbindir => {self.install.sbindir}
 [options]
 nofork = yes
 maxcalls = 2000
 transmit_silence = yes
 """,
             "modules.conf": "[modules]\nautoload = no\n"
-            + "".join(f"load => {m}.so\n" for m in _MODULES.split()),
+            + "".join(f"load => {m}.so\n" for m in modules_for(self.version)),
             "logger.conf": "[general]\n[logfiles]\nmessages => notice,warning,error,verbose\n"
             "console => notice,warning,error\n",
             "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
@@ -153,6 +190,8 @@ transmit_silence = yes
             "ccss.conf": "",
             "features.conf": "",
             "codecs.conf": "",
+            # Read by res_websocket_client (22.5+); absent, it logs an ERROR at start.
+            "websocket_client.conf": "",
         }
         for name, text in files.items():
             (self.etc / name).write_text(text)
@@ -197,16 +236,18 @@ transmit_silence = yes
         )
 
     def start(self, timeout: float = 30.0) -> None:
-        if shutil.which("asterisk") is None:
-            raise RuntimeError("asterisk is not installed: run scripts/install-system-deps.sh")
+        problem = self.install.missing()
+        if problem is not None:
+            raise RuntimeError(problem)
         self.write_config()
         log = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - kept open
         self.process = subprocess.Popen(
-            ["asterisk", "-C", str(self.conf_file), "-f", "-n", "-q"],
+            [self.install.binary, "-C", str(self.conf_file), "-f", "-n", "-q"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=self.install.environ(),
         )
         self._wait_for_ari(timeout)
 
@@ -244,11 +285,12 @@ transmit_silence = yes
 
     def cli(self, command: str, timeout: float = 10.0) -> str:
         out = subprocess.run(
-            ["asterisk", "-C", str(self.conf_file), "-rx", command],
+            [self.install.binary, "-C", str(self.conf_file), "-rx", command],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
+            env=self.install.environ(),
         )
         return out.stdout + out.stderr
 
@@ -317,17 +359,33 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NUMBER=PORT",
         help="a simulated mobile: SIP phone on 127.0.0.1:PORT for NUMBER",
     )
+    parser.add_argument(
+        "--asterisk-prefix",
+        type=Path,
+        default=None,
+        help=f"run the Asterisk installed under this prefix (default: ${PREFIX_ENV}, "
+        "else the system asterisk)",
+    )
     args = parser.parse_args(argv)
     mobiles = dict(item.split("=", 1) for item in args.mobile)
+    install = (
+        AsteriskInstall.from_prefix(args.asterisk_prefix)
+        if args.asterisk_prefix
+        else AsteriskInstall.from_env()
+    )
     pbx = LocalAsterisk(
         args.workdir,
         ari_password=args.password_file.read_text().strip(),
         mobiles={number: int(port) for number, port in mobiles.items()},
         sip_port=args.sip_port,
         http_port=args.http_port,
+        install=install,
     )
     pbx.start()
-    print(f"Asterisk ready: SIP 127.0.0.1:{pbx.sip_port}, ARI {pbx.ari_url}", flush=True)
+    print(
+        f"Asterisk {pbx.version_string} ready: SIP 127.0.0.1:{pbx.sip_port}, ARI {pbx.ari_url}",
+        flush=True,
+    )
     stop = signal.sigwait if hasattr(signal, "sigwait") else None
     try:
         if stop is not None:

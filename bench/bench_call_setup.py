@@ -17,6 +17,8 @@ samples their RSS and CPU.
 
     .venv/bin/python bench/bench_call_setup.py [--calls 20] [--load 200] [--talk 30]
     .venv/bin/python bench/bench_call_setup.py --smoke      # CI: 2 calls per flow, load 20
+    ... --asterisk-prefix /opt/astreinte-asterisk/22.x-...   # that Asterisk (default:
+        $ASTREINTE_ASTERISK_PREFIX, else the system asterisk)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from astreinte_ari.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
+from astreinte_ari.pbxinstall import AsteriskInstall  # noqa: E402
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp  # noqa: E402
 
 PASSWORD = "bench-" + os.urandom(6).hex()
@@ -188,6 +191,15 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
         )
 
 
+def _media_port() -> int:
+    """A free even UDP port for sipp's RTP (the machine is shared: no fixed ports)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        if port % 2 == 0 and port < 65000:
+            return port
+    raise RuntimeError("no free even UDP port")
+
+
 def proc_usage(pid: int) -> tuple[float, float]:
     """(RSS in MB, CPU seconds used so far) of a process, from /proc."""
     rss_kb = 0
@@ -209,7 +221,7 @@ def load_phase(
         "agents",
         agent_scenario("accept", dtmf_after_ms=1000),
         local_port=agent_port,
-        media_port=44000,
+        media_port=_media_port(),
         calls=calls,
         concurrency=calls + 20,
         timeout_s=900,
@@ -221,7 +233,7 @@ def load_phase(
             number="+3319800[call_number]", name="Load", hold_ms=(talk_s + 10) * 1000, speech=None
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=46000,
+        media_port=_media_port(),
         remote=f"127.0.0.1:{pbx.sip_port}",
         service=did,
         calls=calls,
@@ -261,12 +273,12 @@ async def measure(pbx: LocalAsterisk, work: Path, calls: int, ports: dict[str, i
             f"agent-{flow}",
             agent_scenario("accept", dtmf_after_ms=1000, speech=speech),
             local_port=ports[flow],
-            media_port=48000 + 10 * i,
+            media_port=_media_port(),
             calls=calls,
             concurrency=calls,
             timeout_s=600,
         )
-        for i, flow in enumerate(FLOWS)
+        for flow in FLOWS
     ]
     csv = work / "dids.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{FLOWS[f][0]};\n" for f in FLOWS))
@@ -277,7 +289,7 @@ async def measure(pbx: LocalAsterisk, work: Path, calls: int, ports: dict[str, i
             number="+33199000001", name="Bench", hold_ms=16000, speech=speech, target="[field0]"
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=50000,
+        media_port=_media_port(),
         remote=f"127.0.0.1:{pbx.sip_port}",
         calls=3 * calls,
         concurrency=3 * calls,
@@ -300,7 +312,19 @@ def main() -> int:
     parser.add_argument("--load", type=int, default=200, help="concurrent calls (0: skip)")
     parser.add_argument("--talk", type=int, default=30, help="talk time in the load phase (s)")
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    parser.add_argument(
+        "--asterisk-prefix",
+        type=Path,
+        default=None,
+        help="the Asterisk installed under this prefix (default: $ASTREINTE_ASTERISK_PREFIX, "
+        "else the system asterisk)",
+    )
     args = parser.parse_args()
+    install = (
+        AsteriskInstall.from_prefix(args.asterisk_prefix)
+        if args.asterisk_prefix
+        else AsteriskInstall.from_env()
+    )
     if args.smoke:
         args.calls, args.load, args.talk = 2, 20, 5
     work = Path(tempfile.mkdtemp(prefix="astreinte-bench-"))
@@ -313,6 +337,7 @@ def main() -> int:
         extra_dialplan=DIALPLAN,
         rtp_start=30000,
         rtp_end=39999,
+        install=install,
     )
     pbx.start()
     floor = service = None

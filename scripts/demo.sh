@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# One command for the demo: installs everything, starts a private Asterisk on
-# loopback with the project's dialplan, migrates the SQLite audit database
-# and runs the on-call service with config/demo.yaml in the foreground.
-# Ctrl-C stops both.
+# One command for the demo: installs everything, starts a private Asterisk 22
+# LTS on loopback with the project's dialplan (scripts/asterisk22.sh builds it
+# on first use, ~3-5 min; then it is cached), migrates the SQLite audit
+# database and runs the on-call service with config/demo.yaml in the
+# foreground. Ctrl-C stops both.
+# ASTREINTE_ASTERISK_PREFIX="" scripts/demo.sh runs it on the system Asterisk 16.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+if [ -z "${ASTREINTE_ASTERISK_PREFIX+set}" ]; then
+  ASTREINTE_ASTERISK_PREFIX="$(bash scripts/asterisk22.sh)"
+fi
+export ASTREINTE_ASTERISK_PREFIX
 
 demo=var/demo
 mkdir -p "$demo"

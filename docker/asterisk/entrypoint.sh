@@ -42,6 +42,6 @@ chown -R asterisk:asterisk /var/spool/asterisk /var/lib/asterisk /var/log/asteri
 
 if [ "$#" -eq 0 ]; then
   # -f: foreground (PID 1's child), -U/-G: drop root, -n: no colour in docker logs.
-  exec /usr/sbin/asterisk -f -n -U asterisk -G asterisk -vvv
+  exec asterisk -f -n -U asterisk -G asterisk -vvv
 fi
 exec "$@"

@@ -186,6 +186,7 @@ async def _wait_sipp(*runs: SippRun) -> None:
         assert code == 0, run.output()
 
 
+@pytest.mark.smoke
 async def test_voice_alert_acknowledged_by_dtmf_1(rig: Rig) -> None:
     agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=2500))
     alert_id = await rig.missed_call()

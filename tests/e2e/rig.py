@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
 from astreinte_ari.localpbx import REPO_ROOT, LocalAsterisk, free_port
+from astreinte_ari.pbxinstall import AsteriskInstall
 from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
 from tests.rig.phones import AgentPhone, agent_phone_scenario, start_agent_phone
 from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
@@ -336,4 +337,5 @@ def now_utc() -> datetime:
 
 
 def sipp_available() -> bool:
-    return all(shutil.which(tool) for tool in ("sipp", "asterisk", "espeak-ng", "sox"))
+    tools = all(shutil.which(tool) for tool in ("sipp", "espeak-ng", "sox"))
+    return tools and AsteriskInstall.from_env().missing() is None

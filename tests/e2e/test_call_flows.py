@@ -39,6 +39,7 @@ def _outcomes(call: CallDetail) -> list[tuple[str, str | None]]:
     return [(h.person_id, h.outcome) for h in call.hops]
 
 
+@pytest.mark.smoke
 def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
     agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1200))
@@ -81,6 +82,7 @@ def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: Servi
     assert call.hops[0].ringing_at is not None
 
 
+@pytest.mark.smoke
 def test_busy_goes_to_next_hop_at_once(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
     busy = rig.phone(P1, rig.agent("busy"))
@@ -109,6 +111,7 @@ def test_answer_without_key_is_not_accepted(rig: E2ERig, service: ServiceProcess
     assert call.accepted_person_id == "p2"
 
 
+@pytest.mark.smoke
 def test_every_hop_fails_then_voicemail_is_recorded(rig: E2ERig, service: ServiceProcess) -> None:
     since = now_utc()
     busy = rig.phone(P1, rig.agent("busy"))

@@ -205,6 +205,7 @@ def _imported_call(
     return detail
 
 
+@pytest.mark.smoke
 def test_service_down_agent_presses_1_and_is_connected(fb: FallbackRig) -> None:
     agent = fb.phone(P1, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
     caller = fb.call(LINE_FULL, hold_ms=7000)
@@ -290,6 +291,7 @@ def test_last_resort_with_a_full_spool_still_rings_and_says_so(fb: FallbackRig) 
     assert f"NOT written to {fb.spool}" in text and f"target PJSIP/{P2} ANSWER" in text
 
 
+@pytest.mark.smoke
 def test_doctor_passes_then_names_each_fix(
     fb: FallbackRig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,9 @@ from astreinte_ari.callflow.telephony import ChannelHungUp, HangupRequested
             HangupRequested("c1", 32, "hung up on request (ARI, AMI or the CLI)", by_pbx=True),
         ),
         ({"cause": 99}, HangupRequested("c1", 99, "cause 99")),
-        ({}, HangupRequested("c1", 0, "Unknown")),
+        # No cause, not soft: the far end's plain BYE as Asterisk 22.7+ reports it.
+        ({}, HangupRequested("c1", 16, "Normal Clearing")),
+        ({"soft": True}, HangupRequested("c1", 0, "hung up by the PBX (reason 0)", by_pbx=True)),
         ({"cause": "16; DROP"}, HangupRequested("c1", 0, "Unknown")),  # not an int: ignored
     ],
 )

@@ -93,6 +93,10 @@ def event_from_json(data: JsonDict) -> TelephonyEvent | None:
         cause = data.get("cause")
         code = cause if isinstance(cause, int) else 0
         soft = data.get("soft") is True
+        if "cause" not in data and not soft:
+            # The far end hung up with no off-nominal cause: a plain BYE. 16 sent 16;
+            # 22.7+/20.17+ chan_pjsip leaves it out (asterisk PR 1533).
+            code = 16
         text = soft_hangup_text(code) if soft else q850_text(code)
         return HangupRequested(
             channel_id=_text(channel.get("id")), cause=code, cause_text=text, at=at, by_pbx=soft
