@@ -54,13 +54,16 @@ app_read app_stack func_env func_math func_dialplan cel_custom
 """
 
 
-def modules_for(version: Version) -> list[str]:
+def modules_for(version: Version, moddir: Path | None = None) -> list[str]:
     """The modules to load on this Asterisk version (autoload is off, so a
     module another one `.requires` must be listed, and one that does not exist
     must not be)."""
     modules = _MODULES.split()
     if has_websocket_client(version):
         modules.insert(modules.index("res_ari"), "res_websocket_client")
+    # cel_custom requires the shared CDR/CEL backend code in recent 22 releases.
+    if moddir is not None and (moddir / "res_cdrel_custom.so").exists():
+        modules.insert(modules.index("cel_custom"), "res_cdrel_custom")
     return modules
 
 
@@ -163,7 +166,7 @@ maxcalls = 2000
 transmit_silence = yes
 """,
             "modules.conf": "[modules]\nautoload = no\n"
-            + "".join(f"load => {m}.so\n" for m in modules_for(self.version)),
+            + "".join(f"load => {m}.so\n" for m in modules_for(self.version, self.install.moddir)),
             "logger.conf": "[general]\n[logfiles]\nmessages => notice,warning,error,verbose\n"
             "console => notice,warning,error\n",
             "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
