@@ -42,6 +42,7 @@ REQUIRED_MODULES = (
     "func_global.so",
     "func_strings.so",
     "func_dialplan.so",
+    "cel_custom.so",  # the PBX's own call records: the truth after a service outage
 )
 CONTEXTS = (
     "astreinte-inbound",
@@ -325,6 +326,26 @@ async def _check_dialplan(client: AriClient, config: AppConfig) -> list[Check]:
     return checks
 
 
+def check_cel(config: AppConfig) -> Check:
+    """The CEL file Asterisk writes (dialplan/cel_custom_astreinte.conf), readable here."""
+    path = config.cel.file
+    fix = (
+        "install dialplan/cel_custom_astreinte.conf (cel.conf: enable = yes) and set "
+        "cel: {file: /var/log/asterisk/cel-custom/astreinte-cel.csv}"
+    )
+    if path is None:
+        return _fail("CEL records", "cel.file not set: calls that end while the service is "
+                     "away would be closed without their true time and cause", fix)  # fmt: skip
+    if path.exists():
+        if os.access(path, os.R_OK):
+            return Check("CEL records", True, f"{path} readable")
+        return _fail("CEL records", f"{path} is not readable by this user",
+                     f"chgrp <service group> {path}; chmod g+r {path}")  # fmt: skip
+    if path.parent.is_dir() and os.access(path.parent, os.R_OK | os.X_OK):
+        return Check("CEL records", True, f"{path} not written yet (no channel since the start)")
+    return _fail("CEL records", f"{path.parent} does not exist or is not readable", fix)
+
+
 def run_checks(config: AppConfig) -> list[Check]:
     checks = check_secrets(config)
     try:
@@ -335,6 +356,7 @@ def run_checks(config: AppConfig) -> list[Check]:
         checks.extend(asyncio.run(check_asterisk(config, password)))
     checks.append(check_sounds(config))
     checks.append(check_database(config))
+    checks.append(check_cel(config))
     checks.extend(check_directories(config))
     return checks
 

@@ -124,7 +124,12 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
         dialplan_globals={"ASTREINTE_CONFIG": str(config_path), "ASTREINTE_WATCHDOG": "2"},
     )
     config_path.write_text(
-        e2e_config(ari_url=pbx.ari_url, db_url=db_url, recordings=work / "recordings")
+        e2e_config(
+            ari_url=pbx.ari_url,
+            db_url=db_url,
+            recordings=work / "recordings",
+            cel_file=pbx.cel_file,
+        )
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )
     upgrade(db_url)
