@@ -61,6 +61,7 @@ def prepare_raw(data: Mapping[str, Any]) -> dict[str, Any]:
             ("storage", "recordings_dir"),
             ("storage", "journal_dir"),
             ("sounds", "dir"),
+            ("cel", "file"),
         ):
             if isinstance(out.get(section), Mapping) and key in out[section]:
                 out[section] = {**out[section], key: _resolve(base, out[section][key])}
