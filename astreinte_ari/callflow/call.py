@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
+from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
@@ -24,17 +25,6 @@ from astreinte_ari.routing.plan import CallPlan, FinalAction
 
 log = logging.getLogger("astreinte_ari.call")
 FALLBACK_CONTEXT = ("astreinte-fallback", "s")
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    """How a conversation ended: who hung up, why, and when (PBX time when known)."""
-
-    leg: str  # which leg ended first: "caller" | "agent"
-    by: str  # who ended it: the leg's party, or "the PBX" (shutdown, an admin)
-    cause: int | None
-    cause_text: str | None
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +133,11 @@ class CallFlow:
                 rt.call_id[:8],
             )
             self.handed_off = "unsettled"
+        elif rt.caller_ended_by_pbx:
+            why = rt.caller_cause[1] if rt.caller_cause else "hung up by the PBX"
+            self._end(
+                CallOutcome.FAILED, f"ended by the PBX at received: {why}", at=rt.caller_left_at
+            )
         elif rt.caller_cause is not None or isinstance(event, ChannelHungUp):
             # A hangup request or ChannelDestroyed while ours: the caller hung up.
             cause, text = rt.caller_cause or (None, "caller left")
@@ -302,7 +297,7 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        end = await self._until_hangup(agent_id, bridge_id)
+        end = await until_hangup(rt, agent_id, bridge_id)
         talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
         hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
@@ -313,48 +308,6 @@ class CallFlow:
             at=end.at,
         )
         return True
-
-    async def _until_hangup(self, agent_id: str, bridge_id: str) -> Ending:
-        """Wait until either party hangs up, then tear down the bridge and the other leg."""
-        rt = self.rt
-        try:
-            ended = await self._wait_for_end(agent_id)
-        finally:
-            await self._quietly(rt.port.destroy_bridge(bridge_id))
-        other = agent_id if ended.leg == "caller" else rt.caller_channel_id
-        await self._quietly(rt.port.hangup(other))
-        return ended
-
-    async def _wait_for_end(self, agent_id: str) -> Ending:
-        rt = self.rt
-        while True:
-            event = await rt.next_event(None)
-            if not rt.caller_present:
-                if rt.caller_cause is None:
-                    await self._cause_after_leave(rt.caller_channel_id)
-                cause, text = rt.caller_cause or (None, "caller left")
-                by = "the PBX" if rt.caller_ended_by_pbx else "caller"
-                return Ending("caller", by, cause, text, rt.caller_left_at or rt.clock())
-            if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == agent_id:
-                at = event.at or rt.clock()
-                if agent_id in rt.hangup_causes:  # the agent's BYE, seen before StasisEnd
-                    cause, text = rt.hangup_causes[agent_id]
-                    by = "the PBX" if agent_id in rt.pbx_hangups else "agent"
-                    return Ending("agent", by, cause, text, at)
-                if isinstance(event, ChannelLeft):
-                    event = await self._cause_after_leave(agent_id) or event
-                if isinstance(event, ChannelHungUp):
-                    return Ending("agent", "agent", event.cause, event.cause_text, at)
-                return Ending("agent", "agent", None, "agent left", at)
-
-    async def _cause_after_leave(self, channel_id: str) -> ChannelHungUp | None:
-        """StasisEnd comes before ChannelDestroyed: wait briefly for the hangup cause."""
-        rt = self.rt
-        deadline = rt.deadline_in(0.5)
-        while (event := await rt.next_event(deadline)) is not None:
-            if isinstance(event, ChannelHungUp) and event.channel_id == channel_id:
-                return event  # (for the caller, next_event has noted the cause)
-        return None
 
     async def _start_ringback(self) -> None:
         self._ringback_on = True
@@ -407,10 +360,4 @@ class CallFlow:
             accepted_person_id=self._accepted_by,
         )
 
-    @staticmethod
-    async def _quietly(action: object) -> None:
-        """Cleanup must never mask the call's real ending."""
-        try:
-            await action  # type: ignore[misc]
-        except TelephonyError as exc:
-            log.warning("cleanup action failed: %s", exc)
+    _quietly = staticmethod(quietly)

@@ -23,6 +23,7 @@ from astreinte_ari.callflow.audit_events import (
     StateChanged,
 )
 from astreinte_ari.callflow.call import CallFlow
+from astreinte_ari.callflow.conversation import until_hangup
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 
 log = logging.getLogger("astreinte_ari.call")
@@ -116,7 +117,7 @@ class ResumedCallFlow(CallFlow):
 
     async def _finish_talk(self, point: ResumePoint, agent_id: str, bridge_id: str) -> None:
         rt = self.rt
-        end = await self._until_hangup(agent_id, bridge_id)
+        end = await until_hangup(rt, agent_id, bridge_id)
         talk_s = None
         if point.answered_at is not None:
             talk_s = round(max(0.0, (end.at - point.answered_at).total_seconds()), 1)

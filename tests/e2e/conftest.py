@@ -21,6 +21,7 @@ from tests.e2e.rig import (
     sipp_available,
     sqlite_service,
 )
+from tests.rig.faults import TcpProxy
 from tests.rig.postgres import create_database
 
 pytestmark = pytest.mark.e2e
@@ -85,4 +86,18 @@ def rig(e2e_rig: E2ERig, service: ServiceProcess) -> Iterator[E2ERig]:
 @pytest.fixture
 def restartable(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
     with sqlite_service(e2e_rig, tmp_path, clean_stop=False) as proc:
+        yield proc
+
+
+@pytest.fixture
+def proxy(e2e_rig: E2ERig) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the PBX's ARI: cut it to cut the service from ARI."""
+    with TcpProxy(e2e_rig.pbx.http_port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxied(e2e_rig: E2ERig, proxy: TcpProxy, tmp_path: Path) -> Iterator[ServiceProcess]:
+    """The service reaching ARI through `proxy`."""
+    with sqlite_service(e2e_rig, tmp_path, ari_url=proxy.url) as proc:
         yield proc

@@ -119,17 +119,30 @@ class ServiceProcess:
     engine: Engine | None = None
     metrics_url: str | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0, *, migrate: bool = True) -> None:
+        """Start and wait until ready; `migrate` first runs `db upgrade` (which needs
+        the database: a test of a start with the database down passes False)."""
         env = dict(os.environ, ASTREINTE_ARI_PASSWORD=ARI_PASSWORD)
-        upgrade = subprocess.run(
-            [sys.executable, "-m", "astreinte_ari", "db", "upgrade", "-c", str(self.config_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        if migrate:
+            upgrade = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "astreinte_ari",
+                    "db",
+                    "upgrade",
+                    "-c",
+                    str(self.config_path),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+        # The log is appended to across restarts: wait for one more "ready" than now.
+        readies = self._log_text().count("astreinte ready")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "astreinte_ari", "run", "-c", str(self.config_path)],
@@ -141,13 +154,16 @@ class ServiceProcess:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "astreinte ready" in self.log_path.read_text(errors="replace"):
+            if self._log_text().count("astreinte ready") > readies:
                 self.engine = create_db_engine(self.db_url)
                 return
             if self.process.poll() is not None:
                 break
             time.sleep(0.1)
         raise AssertionError(f"service did not become ready:\n{self.log_tail()}")
+
+    def _log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

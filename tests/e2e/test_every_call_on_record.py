@@ -10,10 +10,6 @@ what sipp saw on the wire with the audit trail (tests/rig/trail_check.py).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +19,6 @@ from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import get_call, list_calls
 from tests.e2e import fault_scenarios
 from tests.e2e.rig import (
-    ARI_PASSWORD,
     LINE_FULL,
     LINE_SHORT,
     P1,
@@ -66,18 +61,6 @@ def test_calls_that_end_while_the_service_is_down_end_with_their_true_times(
     released = run.figures.get("agent_alone_released_after_restart_s")
     assert released is not None, "the agent left alone in a bridge must be hung up"
     assert released < 3.0, run.figures
-
-
-@pytest.fixture
-def proxy(e2e_rig: E2ERig) -> Iterator[TcpProxy]:
-    with TcpProxy(e2e_rig.pbx.http_port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied(e2e_rig: E2ERig, proxy: TcpProxy, tmp_path: Path) -> Iterator[ServiceProcess]:
-    with sqlite_service(e2e_rig, tmp_path, ari_url=proxy.url) as proc:
-        yield proc
 
 
 def test_a_5s_ari_cut_loses_no_call_and_no_key(
@@ -135,25 +118,6 @@ def test_a_full_recordings_disk_keeps_the_message_and_the_trail_points_to_it(
         assert Path(call.voicemail_path).stat().st_size > 16000  # seconds of real speech
 
 
-def _start_without_upgrade(proc: ServiceProcess, timeout: float = 30.0) -> None:
-    """ServiceProcess.start() migrates first, which needs the database."""
-    env = dict(os.environ, ASTREINTE_ARI_PASSWORD=ARI_PASSWORD)
-    with open(proc.log_path, "ab") as log:
-        proc.process = subprocess.Popen(
-            [sys.executable, "-m", "astreinte_ari", "run", "-c", str(proc.config_path)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    wait_until(
-        lambda: "astreinte ready" in proc.log_path.read_text(errors="replace"),
-        timeout=timeout,
-        what="service ready with the database down",
-    )
-
-
 @pytest.mark.postgres
 def test_the_service_starts_and_takes_calls_with_the_database_down(
     e2e_rig: E2ERig, tmp_path: Path
@@ -174,7 +138,7 @@ def test_the_service_starts_and_takes_calls_with_the_database_down(
         assert first.stop() == 0
         pg.stop()
         since = datetime.now(UTC)
-        _start_without_upgrade(proc)
+        proc.start(migrate=False)
         try:
             assert "unreachable" in proc.log_path.read_text()
             phone = e2e_rig.agent_phone(P1, "accept", ring_ms=300, dtmf_after_ms=800)

@@ -70,18 +70,6 @@ def test_callers_leaving_during_the_announcement_are_abandoned_there_and_ring_no
     assert phone.wire() == [], "an agent was rung for a caller who had left"
 
 
-@pytest.fixture
-def proxy(e2e_rig: E2ERig) -> Iterator[TcpProxy]:
-    with TcpProxy(e2e_rig.pbx.http_port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied_service(e2e_rig: E2ERig, proxy: TcpProxy, tmp_path: Path) -> Iterator[ServiceProcess]:
-    with sqlite_service(e2e_rig, tmp_path, ari_url=proxy.url) as proc:
-        yield proc
-
-
 def _wait_log(service: ServiceProcess, text: str, count: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while service.log_path.read_text(errors="replace").count(text) < count:
@@ -90,16 +78,16 @@ def _wait_log(service: ServiceProcess, text: str, count: int, timeout: float = 2
 
 
 def test_proxy_is_transparent_to_ari_and_its_cut_makes_the_service_reconnect(
-    e2e_rig: E2ERig, proxy: TcpProxy, proxied_service: ServiceProcess
+    e2e_rig: E2ERig, proxy: TcpProxy, proxied: ServiceProcess
 ) -> None:
     connected = "ARI websocket connected to " + proxy.url
-    _wait_log(proxied_service, connected, 1)  # REST and the event websocket went through
+    _wait_log(proxied, connected, 1)  # REST and the event websocket went through
     with proxy.outage() as outage:
         assert outage.closed >= 1  # at least the websocket was open
-        _wait_log(proxied_service, "ARI websocket disconnected", 1)
+        _wait_log(proxied, "ARI websocket disconnected", 1)
         while time.monotonic() - outage.cut_mono < 2.0:  # hold the cut 2 s in all
             time.sleep(0.05)
-    _wait_log(proxied_service, connected, 2)
+    _wait_log(proxied, connected, 2)
     assert outage.refused >= 1, "the service should have retried during the cut"
     # A whole call through the proxy after the cut: events in, commands out.
     phone = e2e_rig.agent_phone(P1, "accept", ring_ms=300, dtmf_after_ms=800)
@@ -108,9 +96,9 @@ def test_proxy_is_transparent_to_ari_and_its_cut_makes_the_service_reconnect(
         crowd.finish(40)
     finally:
         assert phone.stop() == 0, phone.run.output()
-    assert proxied_service.engine is not None
+    assert proxied.engine is not None
     assert_trail_matches_wire(
-        proxied_service.engine,
+        proxied.engine,
         crowd.wire(),
         Expect.accepted("p1"),
         agents=phone.wire(),

@@ -16,18 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from tests.rig.sipp_xml import SDP
+
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
 
-_SDP = """v=0
-      o=sipp 1 1 IN IP4 [local_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-      a=sendrecv"""
+_SDP = SDP  # one SDP offer for every scenario (tests/rig/sipp_xml.py)
 
 _RESPONSE_HEADERS = """[last_Via:]
       [last_From:]
