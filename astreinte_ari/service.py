@@ -92,6 +92,17 @@ class OnCallService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._resyncs = 0
         self.fatal = asyncio.Event()  # set when another client took our app name
+        # Set once connected and resynced with the PBX (cleared when the connection
+        # drops): outbound calls (voice alerts) wait for it instead of failing.
+        self.ready = asyncio.Event()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once the PBX is connected and resynced; False after `timeout` s."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @property
     def active_calls(self) -> int:
@@ -321,6 +332,7 @@ class OnCallService:
                 self._spawn(self._port.hangup(channel.id))
         for resume in resumes:
             self._spawn(resume)
+        self.ready.set()
         await self.sweep(set(present))
 
     async def _resync_live(self, present: dict[str, Channel]) -> None:

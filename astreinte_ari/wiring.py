@@ -256,6 +256,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         )
 
     async def on_disconnect() -> None:
+        service.ready.clear()
         metrics.set_ari_connected(False)
 
     def ready() -> tuple[bool, str]:

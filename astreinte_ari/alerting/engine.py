@@ -12,12 +12,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from astreinte_ari.adapters.notify.base import AlertMessage, Notifier, NotifyError, Recipient
 from astreinte_ari.adapters.store.alerts import Alert, AlertStore, ShiftOverride, ack_alert
-from astreinte_ari.alerting.links import LinkSigner
-from astreinte_ari.alerting.messages import readable_number, subject_and_text
+from astreinte_ari.alerting.links import LinkIssuer
+from astreinte_ari.alerting.messages import (
+    compose_message,
+    recipient_of,
+)
 from astreinte_ari.alerting.policy import Step, due_steps, step_at
 from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
@@ -27,6 +29,7 @@ from astreinte_ari.config.model import AppConfig
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+MAX_ATTEMPTS = 4  # a step a channel could not take yet (telephony reconnecting) is retried
 # States in which a hung-up caller had heard the announcement and was waiting for us.
 _AFTER_ANNOUNCEMENT = frozenset(
     {CallState.DIALING, CallState.AGENT_PROMPT, CallState.VOICEMAIL_GREETING, CallState.RECORDING}
@@ -55,7 +58,7 @@ class AlertEngine:
         config: AppConfig,
         store: AlertStore,
         notifiers: dict[str, Notifier],
-        signer: LinkSigner | None,
+        links: LinkIssuer | None,
         clock: Clock,
         schedule: Callable[[str, datetime], None],
         unschedule: Callable[[str], None],
@@ -65,7 +68,7 @@ class AlertEngine:
         self.alerting: AlertingConfig = config.alerting
         self.store = store
         self.notifiers = notifiers
-        self.signer = signer
+        self.links = links
         self.clock = clock
         self._schedule = schedule
         self._unschedule = unschedule
@@ -217,7 +220,7 @@ class AlertEngine:
             )
             log.error("alert %s: %d rounds without acknowledgement", alert_id, policy.max_rounds)
 
-    async def _send(self, alert: Alert, step: Step) -> None:
+    async def _send(self, alert: Alert, step: Step, attempt: int = 1) -> None:
         via = step.channel.via
         notifier = self.notifiers.get(via)
         recipient = self.recipient(alert.team, step.person_id)
@@ -233,10 +236,15 @@ class AlertEngine:
                 detail=what,
             )
             return
-        message = self.message(alert, step.person_id)
+        message = await self.message(alert, step.person_id, links=via in ("email", "sms"))
+
+        async def acknowledge(how: str) -> None:
+            await self.ack(alert.id, by=step.person_id, via=how)
+
         try:
-            delivery = await notifier.send(recipient, message)
+            delivery = await notifier.send(recipient, message, acknowledge)
         except NotifyError as exc:
+            retry = exc.retry_after is not None and attempt < MAX_ATTEMPTS
             log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)
             await asyncio.to_thread(
                 self.store.add_event,
@@ -245,8 +253,12 @@ class AlertEngine:
                 "failed",
                 person_id=step.person_id,
                 channel=via,
-                detail=f"round {step.round + 1}: {exc}",
+                detail=f"round {step.round + 1}: {exc}"
+                + (f" (attempt {attempt}, again in {exc.retry_after:.0f} s)" if retry else ""),
             )
+            if retry:
+                assert exc.retry_after is not None
+                self._spawn(self._send_later(alert.id, step, attempt + 1, exc.retry_after))
             return
         except Exception as exc:  # a notifier bug must not kill the alert
             log.exception("alert %s: %s notifier crashed", alert.id, via)
@@ -272,6 +284,13 @@ class AlertEngine:
         if delivery.acked:
             how = "voice-callback" if delivery.called_back else "voice-dtmf"
             await self.ack(alert.id, by=step.person_id, via=how)
+
+    async def _send_later(self, alert_id: str, step: Step, attempt: int, delay: float) -> None:
+        """The channel was not ready: the same step again, unless someone acknowledged."""
+        await asyncio.sleep(delay)
+        alert = await asyncio.to_thread(self.store.get, alert_id)
+        if alert is not None and alert.is_open:
+            await self._send(alert, step, attempt)
 
     # -- deadline of a shift start -------------------------------------------------------------
 
@@ -349,41 +368,13 @@ class AlertEngine:
     # -- helpers --------------------------------------------------------------------------
 
     def recipient(self, team: str | None, person_id: str) -> Recipient | None:
-        team_cfg = self.config.teams.get(team or "")
-        person = team_cfg.people.get(person_id) if team_cfg else None
-        if person is None:
-            return None
-        return Recipient(person_id, person.name, person.mobile, person.email)
+        return recipient_of(self.config, team, person_id)
 
-    def message(self, alert: Alert, person_id: str) -> AlertMessage:
-        subject, text = subject_and_text(alert, self.config.timezone)
-        ack_url = vm_url = None
-        if self.signer is not None:
-            links = self.alerting.links
-            expires = self.clock() + timedelta(seconds=links.ttl)
-            ack_url = (
-                f"{links.public_url}/ack/{self.signer.sign('ack', alert.id, person_id, expires)}"
-            )
-            if alert.voicemail_path:
-                vm_url = (
-                    f"{links.public_url}/vm/{self.signer.sign('vm', alert.id, person_id, expires)}"
-                )
-        caller = readable_number(alert.caller_number)
-        return AlertMessage(
-            alert_id=alert.id,
-            kind=alert.kind,
-            subject=subject,
-            text=text,
-            language=alert.language or "fr",
-            line_name=alert.line_name,
-            caller_number=caller,
-            call_id=alert.call_id,
-            at=alert.opened_at,
-            voicemail=Path(alert.voicemail_path) if alert.voicemail_path else None,
-            ack_url=ack_url,
-            voicemail_url=vm_url,
-            can_call_back=bool(caller and alert.call_id and self.config.trunk.is_allowed(caller)),
-        )
+    async def message(self, alert: Alert, person_id: str, *, links: bool = True) -> AlertMessage:
+        """What to tell `person_id`; `links`: with acknowledgement/voicemail links (each
+        is stored: only channels that show them ask for them)."""
+        issuer = self.links if links else None
+        return await compose_message(alert, person_id, self.config, issuer, self.clock())
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]

@@ -1,8 +1,12 @@
 """The service's small HTTP endpoint: acknowledgement links and voicemail downloads.
 
-GET /ack/<token> shows a confirmation button (mail scanners prefetch links: a
-GET must not acknowledge); POST /ack/<token> acknowledges; GET /vm/<token>
-returns the recording. Tokens are HMAC-signed and expire (links.py).
+GET /ack/<id> shows a confirmation button (mail scanners prefetch links: a GET
+must not acknowledge); POST /ack/<id> acknowledges; GET /vm/<id> returns the
+recording. Ids are short, random and looked up (adapters/store/alert_links.py);
+the signed tokens of earlier releases (they contain a ".") still work until
+they expire. Every route is also served under the path of
+`alerting.links.public_url` (e.g. https://host/astreinte/a/<id>), so a reverse
+proxy may forward the prefix or strip it.
 """
 
 from __future__ import annotations
@@ -10,11 +14,19 @@ from __future__ import annotations
 import asyncio
 import html
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from astreinte_ari.alerting.engine import AlertEngine
-from astreinte_ari.alerting.links import BadToken, LinkClaim, LinkSigner
+from astreinte_ari.alerting.links import (
+    ACK_PATH,
+    VOICEMAIL_PATH,
+    BadToken,
+    LinkClaim,
+    LinkIssuer,
+    LinkSigner,
+)
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>Astreinte</title></head>
@@ -26,18 +38,28 @@ def _page(body: str, status: int = 200) -> web.Response:
 
 
 class LinkEndpoint:
-    def __init__(self, engine: AlertEngine, signer: LinkSigner, recordings_dir: Path) -> None:
+    def __init__(
+        self,
+        engine: AlertEngine,
+        links: LinkIssuer,
+        signer: LinkSigner | None,
+        recordings_dir: Path,
+        public_url: str = "",
+    ) -> None:
         self.engine = engine
+        self.links = links
         self.signer = signer
         self.recordings_dir = recordings_dir.resolve()
         self.app = web.Application()
-        self.app.add_routes(
-            [
-                web.get("/ack/{token}", self.ack_page),
-                web.post("/ack/{token}", self.ack),
-                web.get("/vm/{token}", self.voicemail),
-            ]
-        )
+        prefixes = {"", urlsplit(public_url).path.rstrip("/")}
+        for prefix in sorted(prefixes):
+            self.app.add_routes(
+                [
+                    web.get(f"{prefix}/{ACK_PATH}/{{link}}", self.ack_page),
+                    web.post(f"{prefix}/{ACK_PATH}/{{link}}", self.ack),
+                    web.get(f"{prefix}/{VOICEMAIL_PATH}/{{link}}", self.voicemail),
+                ]
+            )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -55,14 +77,22 @@ class LinkEndpoint:
             await self._runner.cleanup()
             self._runner = None
 
-    def _claim(self, request: web.Request, purpose: str) -> LinkClaim:
+    async def _claim(self, request: web.Request, purpose: str) -> LinkClaim:
+        now, link = self.engine.clock(), request.match_info["link"]
+        if "." not in link:
+            claim = await asyncio.to_thread(self.links.resolve, link, purpose, now)
+            if claim is None:
+                raise web.HTTPForbidden(text="lien refusé / link refused: unknown or expired")
+            return claim
+        if self.signer is None:
+            raise web.HTTPForbidden(text="lien refusé / link refused")
         try:
-            return self.signer.verify(request.match_info["token"], purpose, self.engine.clock())
+            return self.signer.verify(link, purpose, now)
         except BadToken as exc:
             raise web.HTTPForbidden(text=f"lien refusé / link refused: {exc}") from None
 
     async def ack_page(self, request: web.Request) -> web.Response:
-        claim = self._claim(request, "ack")
+        claim = await self._claim(request, "ack")
         alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
         if alert is None:
             raise web.HTTPNotFound(text="alerte inconnue")
@@ -77,14 +107,14 @@ class LinkEndpoint:
         )
 
     async def ack(self, request: web.Request) -> web.Response:
-        claim = self._claim(request, "ack")
+        claim = await self._claim(request, "ack")
         acked = await self.engine.ack(claim.alert_id, by=claim.person_id, via="link")
         if acked is None:
             return _page("<p>Alerte déjà traitée / already handled.</p>", status=409)
         return _page(f"<p>Alerte {html.escape(acked.id)} acquittée. Merci.</p>")
 
     async def voicemail(self, request: web.Request) -> web.StreamResponse:
-        claim = self._claim(request, "vm")
+        claim = await self._claim(request, "vm")
         alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
         if alert is None or not alert.voicemail_path:
             raise web.HTTPNotFound(text="pas de message")

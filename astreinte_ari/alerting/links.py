@@ -1,4 +1,5 @@
-"""Signed, expiring tokens for the links sent by email/SMS (HMAC-SHA256).
+"""The links sent by email/SMS: short ids the service looks up (LinkIssuer), and the
+signed tokens of earlier releases, still accepted until they expire.
 
 token = b64url(json payload) "." b64url(hmac(key, payload)); the payload names
 the purpose ("ack" or "vm"), the alert, the person and the expiry (epoch s).
@@ -12,6 +13,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 MIN_KEY_BYTES = 16
 
@@ -26,6 +28,20 @@ class LinkClaim:
     alert_id: str
     person_id: str
     expires: int
+
+
+class LinkIssuer(Protocol):
+    """Short link ids stored with their claim (adapters/store/alert_links.py)."""
+
+    def create(
+        self, purpose: str, alert_id: str, person_id: str, expires: datetime, now: datetime
+    ) -> str: ...
+
+    def resolve(self, link_id: str, purpose: str, now: datetime) -> LinkClaim | None: ...
+
+
+# Paths under the links endpoint (and under public_url's own path, if it has one).
+ACK_PATH, VOICEMAIL_PATH = "ack", "vm"
 
 
 def _b64(data: bytes) -> str:

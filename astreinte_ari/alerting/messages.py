@@ -1,12 +1,18 @@
-"""Texts of alert notifications (French by default, English for `en` lines)."""
+"""Texts of alert notifications (French by default, English for `en` lines and people),
+and the message each channel renders."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from astreinte_ari.adapters.notify.base import AlertMessage, Recipient
 from astreinte_ari.adapters.store.alerts import Alert
+from astreinte_ari.alerting.links import ACK_PATH, VOICEMAIL_PATH, LinkIssuer
+from astreinte_ari.config.model import AppConfig
 
 _NUMBER_RE = re.compile(r"^\+?\d{3,20}$")
 
@@ -38,13 +44,32 @@ def subject_and_text(alert: Alert, timezone: str) -> tuple[str, str]:
             text = f"Appel manqué sur {alert.line_name} de {caller} le {hhmm(alert.opened_at)}"
             text += " (message vocal laissé)." if vm else "."
     elif alert.kind == "shift_start":
-        subject = "[Astreinte] Prise de poste à confirmer"
-        text = f"Votre astreinte {alert.rota} commence le {hhmm(alert.shift_start)} : confirmez."
+        if en:
+            subject = "[On-call] Please confirm your shift"
+            text = f"Your {alert.rota} on-call shift starts {hhmm(alert.shift_start)}: confirm."
+        else:
+            subject = "[Astreinte] Prise de poste à confirmer"
+            text = (
+                f"Votre astreinte {alert.rota} commence le {hhmm(alert.shift_start)} : confirmez."
+            )
     elif alert.kind == "shift_cover":
-        subject = "[Astreinte] Remplacement demandé"
+        if en:
+            subject = "[On-call] Cover requested"
+            text = (
+                f"The {alert.rota} shift starting {hhmm(alert.shift_start)} was not confirmed: "
+                "confirm to take the calls of this shift."
+            )
+        else:
+            subject = "[Astreinte] Remplacement demandé"
+            text = (
+                f"La prise de poste {alert.rota} du {hhmm(alert.shift_start)} n'a pas été "
+                "confirmée : confirmez pour recevoir les appels de cette astreinte."
+            )
+    elif en:
+        subject = "[On-call] Shift not confirmed"
         text = (
-            f"La prise de poste {alert.rota} du {hhmm(alert.shift_start)} n'a pas été confirmée : "
-            "confirmez pour recevoir les appels de cette astreinte."
+            f"The {alert.rota} shift starting {hhmm(alert.shift_start)} was not confirmed "
+            f"({alert.line_name}); the replacement is being alerted."
         )
     else:
         subject = "[Astreinte] Prise de poste non confirmée"
@@ -53,3 +78,54 @@ def subject_and_text(alert: Alert, timezone: str) -> tuple[str, str]:
             f"({alert.line_name}) ; le remplaçant est alerté."
         )
     return subject, f"{text} [{ref}]"
+
+
+def recipient_of(config: AppConfig, team: str | None, person_id: str) -> Recipient | None:
+    team_cfg = config.teams.get(team or "")
+    person = team_cfg.people.get(person_id) if team_cfg else None
+    if person is None:
+        return None
+    return Recipient(person_id, person.name, person.mobile, person.email)
+
+
+async def compose_message(
+    alert: Alert,
+    person_id: str,
+    config: AppConfig,
+    links: LinkIssuer | None,
+    now: datetime,
+) -> AlertMessage:
+    """What `person_id` is told; with links only when `links` issues them (each is
+    stored, so only channels that show links ask for them)."""
+    subject, text = subject_and_text(alert, config.timezone)
+    ack_url = vm_url = None
+    if links is not None and config.alerting is not None:
+        settings = config.alerting.links
+        expires = now + timedelta(seconds=settings.ttl)
+
+        async def link(purpose: str, path: str) -> str:
+            assert links is not None
+            link_id = await asyncio.to_thread(
+                links.create, purpose, alert.id, person_id, expires, now
+            )
+            return f"{settings.public_url}/{path}/{link_id}"
+
+        ack_url = await link("ack", ACK_PATH)
+        if alert.voicemail_path:
+            vm_url = await link("vm", VOICEMAIL_PATH)
+    caller = readable_number(alert.caller_number)
+    return AlertMessage(
+        alert_id=alert.id,
+        kind=alert.kind,
+        subject=subject,
+        text=text,
+        language=alert.language or "fr",
+        line_name=alert.line_name,
+        caller_number=caller,
+        call_id=alert.call_id,
+        at=alert.opened_at,
+        voicemail=Path(alert.voicemail_path) if alert.voicemail_path else None,
+        ack_url=ack_url,
+        voicemail_url=vm_url,
+        can_call_back=bool(caller and alert.call_id and config.trunk.is_allowed(caller)),
+    )

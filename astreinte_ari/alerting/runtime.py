@@ -26,6 +26,7 @@ from astreinte_ari.adapters.notify.base import Notifier
 from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
 from astreinte_ari.adapters.notify.voice import VoiceNotifier
+from astreinte_ari.adapters.store.alert_links import AlertLinkStore
 from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.alerting.engine import AlertEngine
@@ -194,8 +195,10 @@ async def start_alerting(
         ring_timeout_s=cfg.voice.ring_timeout,
         next_hop_seq=_next_hop_seq(engine),
         clock=clock,
+        telephony_ready=getattr(service, "wait_ready", None),
     )
-    signer = LinkSigner(link_key(config))
+    signer = LinkSigner(link_key(config))  # links sent by earlier releases
+    links = AlertLinkStore(engine)
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine), "memory": MemoryJobStore()},
         timezone=UTC,
@@ -204,7 +207,7 @@ async def start_alerting(
         config=config,
         store=AlertStore(engine),
         notifiers=notifiers,
-        signer=signer,
+        links=links,
         clock=clock,
         schedule=_schedule_fn(scheduler),
         unschedule=_unschedule_fn(scheduler),
@@ -227,7 +230,9 @@ async def start_alerting(
         )
     await alerting.plan_shifts()
     service.add_call_listener(alert_engine.on_call_closed)
-    endpoint = LinkEndpoint(alert_engine, signer, Path(config.recordings_dir))
+    endpoint = LinkEndpoint(
+        alert_engine, links, signer, Path(config.recordings_dir), cfg.links.public_url
+    )
     await endpoint.start(
         cfg.links.listen_host, cfg.links.listen_port if links_port is None else links_port
     )

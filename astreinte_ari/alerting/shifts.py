@@ -67,6 +67,7 @@ async def plan_shift_alerts(config: AppConfig, engine: AlertEngine, now: datetim
                 shift_start=shift.start,
                 shift_end=shift.end,
                 deadline_at=opened_at + timedelta(seconds=spec.ack_within),
+                language=spec.language or _team_language(config, spec.team),
             )
             created += 1
     return created
@@ -90,3 +91,8 @@ def shift_states(config: AppConfig, store: AlertStore, now: datetime) -> list[Sh
             cover = store.find_shift("shift_cover", spec.team, spec.rota, start)
             result.append(ShiftState(spec, shift, alert, cover))
     return result
+
+
+def _team_language(config: AppConfig, team: str) -> str:
+    """The language of the team's first line: what its people hear on the line."""
+    return next((line.language for line in config.lines.values() if line.team == team), "fr")

@@ -135,6 +135,9 @@ class ShiftStartAlert(Frozen):
     supervisor: str
     replacement: str
     policy: str = "shift_start"
+    # Language of the texts and voice prompts (fr, en); default: that of the
+    # team's first line, else fr.
+    language: str | None = Field(None, pattern=r"^[a-z]{2}$")
 
 
 class AlertingConfig(Frozen):

@@ -34,6 +34,9 @@ def write_config(
     channels: str = "{p1: [{via: sms}, {via: email}], p2: [{via: sms}], sup: [{via: sms}]}",
     shift_start: str = "[]",
     primary: str = "[p1]",
+    line_name: str = "Maintenance",
+    language: str = "fr",
+    public_url: str | None = None,
 ) -> AppConfig:
     (folder / "link.key").write_text(LINK_KEY + "\n")
     path = folder / "astreinte.yaml"
@@ -45,7 +48,8 @@ storage: {{recordings_dir: "{folder / "recordings"}"}}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+336"]}}
 lines:
   "{LINE}":
-    name: Maintenance
+    name: "{line_name}"
+    language: {language}
     team: t
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{rota: secondary, timeout: 6}}]
@@ -79,7 +83,7 @@ alerting:
   voice: {{ring_timeout: 8}}
   links:
     listen_port: {links_port}
-    public_url: "http://127.0.0.1:{links_port}"
+    public_url: "{public_url or f"http://127.0.0.1:{links_port}"}"
     key_file: link.key
     ttl: 1h
   policies:

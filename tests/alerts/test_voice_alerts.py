@@ -5,8 +5,9 @@ voice alert escalates, and 2 calls the caller back and bridges them with the age
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from astreinte_ari.adapters.ari.client import AriClient
-from astreinte_ari.adapters.ari.events import event_from_json
+from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_json, event_from_json
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.queries import get_call
@@ -23,7 +24,7 @@ from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.runtime import SoundLibrary
-from astreinte_ari.callflow.telephony import DialRefused
+from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
 from astreinte_ari.localpbx import LocalAsterisk, free_port
 from astreinte_ari.service import OnCallService
@@ -61,6 +62,7 @@ class Rig:
     workdir: Path
     runs: list[SippRun]
     client: AriClient
+    connect: Callable[[], Awaitable[None]]
 
     def phone(self, number: str, scenario: str) -> SippRun:
         run = start_sipp(
@@ -96,6 +98,14 @@ def _even_port() -> int:
 
 @pytest.fixture
 async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with _rig(pbx, tmp_path, connect_first=True) as rig:
+        yield rig
+
+
+@contextlib.asynccontextmanager
+async def _rig(pbx: LocalAsterisk, tmp_path: Path, *, connect_first: bool) -> AsyncIterator[Rig]:
+    """The service's telephony and alerting on a real PBX; `connect_first=False`:
+    alerting starts before ARI is connected (a restart), `rig.connect()` later."""
     # SQLite only: the telephony does not depend on the backend (alert storage is
     # tested on both in test_alert_delivery.py / test_shift_start.py).
     db_url = f"sqlite:///{tmp_path / 'alerts.db'}"
@@ -124,6 +134,7 @@ async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
         clock=clock,
     )
     connected = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
 
     async def on_message(data: dict[str, object]) -> None:
         event = event_from_json(data)
@@ -131,11 +142,19 @@ async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
             await service.handle(event)
 
     async def on_connect() -> None:
+        # As the service does: the snapshot of the PBX makes telephony "ready".
+        channels = tuple(channel_from_json(c) for c in await client.list_channels())
+        bridges = tuple(bridge_from_json(b) for b in await client.list_bridges())
+        await service.handle(Resynced(channels=channels, bridges=bridges))
         connected.set()
 
-    await client.open()
-    events = asyncio.create_task(client.run_events(on_message, on_connect))
-    await asyncio.wait_for(connected.wait(), 15)
+    async def connect() -> None:
+        await client.open()
+        tasks.append(asyncio.create_task(client.run_events(on_message, on_connect)))
+        await asyncio.wait_for(connected.wait(), 15)
+
+    if connect_first:
+        await connect()
     alerting = await start_alerting(
         config=config,
         engine=engine,
@@ -146,7 +165,7 @@ async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
         paused=True,
     )
     assert alerting is not None
-    rig = Rig(pbx, config, clock, alerting, writer, tmp_path, [], client)
+    rig = Rig(pbx, config, clock, alerting, writer, tmp_path, [], client, connect)
     try:
         yield rig
     finally:
@@ -154,8 +173,9 @@ async def rig(pbx: LocalAsterisk, tmp_path: Path) -> AsyncIterator[Rig]:
             run.kill()
         await alerting.close()
         client.stop()
-        events.cancel()
-        await asyncio.gather(events, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await client.close()
         await writer.flush()
         writer.close()
@@ -247,3 +267,75 @@ async def test_press_2_calls_the_caller_back_and_bridges(rig: Rig) -> None:
     assert (hop.person_id, hop.number, hop.outcome, hop.dtmf) == ("p1", CALLER, "connected", "2")
     assert hop.seq == 1 and hop.answered_at is not None and hop.started_at >= started
     assert "talked" in (hop.cause_text or "")
+
+
+async def _bridged_callback(rig: Rig, timeout: float = 30.0) -> list[str]:
+    """The channels of the bridge holding the agent and the called-back caller."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        for bridge in await rig.client.list_bridges():
+            channels = [str(c) for c in bridge.get("channels", [])]  # type: ignore[union-attr]
+            if len(channels) == 2 and any(c.startswith("astreinte-alert-cb-") for c in channels):
+                return channels
+        await asyncio.sleep(0.2)
+    raise AssertionError("agent and caller were never bridged")
+
+
+async def test_a_key_pressed_while_the_number_is_read_acknowledges(rig: Rig) -> None:
+    """The caller's number is read digit by digit (own prompts, 3.4 s to ~9 s after
+    the answer): a 1 pressed at 5.5 s, in the middle of it, counts."""
+    agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=5500))
+    alert_id = await rig.missed_call()
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(agent)
+    store = rig.alerting.engine.store
+    alert = store.get(alert_id)
+    assert alert is not None and (alert.state, alert.ack_via) == ("acked", "voice-dtmf"), (
+        store.events(alert_id)
+    )
+    assert not [e for e in store.events(alert_id) if e[1] == "failed"]
+
+
+async def test_press_2_during_the_readout_acknowledges_at_once_no_reminder_during_the_call(
+    rig: Rig,
+) -> None:
+    """2 pressed while the number is read: the alert is acknowledged the moment the
+    key is pressed, not when the call-back ends: the reminders due during a long
+    call-back (ten minutes of the alert's clock here) send nothing."""
+    agent = rig.phone(P1, agent_scenario("accept", dtmf="2", dtmf_after_ms=5500))
+    caller = rig.phone(CALLER, agent_scenario("silent", ring_ms=500))
+    alert_id = await rig.missed_call()
+    bridged = await _bridged_callback(rig)
+    store = rig.alerting.engine.store
+    alert = store.get(alert_id)
+    assert alert is not None and (alert.state, alert.ack_via) == ("acked", "voice-callback")
+    rig.clock.advance(minutes=10)  # two renotify periods pass during the conversation
+    assert await rig.alerting.fire_due() == 0
+    callback_leg = next(c for c in bridged if c.startswith("astreinte-alert-cb-"))
+    await rig.client.hangup(callback_leg)
+    await rig.alerting.engine.drain(timeout=60)
+    await _wait_sipp(agent, caller)
+    notified = [e for e in store.events(alert_id) if e[1] == "notified"]
+    assert len(notified) == 1, store.events(alert_id)
+
+
+async def test_a_voice_step_due_during_a_restart_is_delivered_once_telephony_is_back(
+    pbx: LocalAsterisk, tmp_path: Path
+) -> None:
+    """Alerting starts before ARI is connected (a restart: overdue jobs run at once);
+    the voice step waits for the PBX instead of failing, and is delivered once."""
+    async with _rig(pbx, tmp_path, connect_first=False) as rig:
+        agent = rig.phone(P1, agent_scenario("accept", dtmf="1", dtmf_after_ms=2500))
+        alert_id = await rig.missed_call()  # its first step is due at once
+        store = rig.alerting.engine.store
+        await asyncio.sleep(1.0)  # the step waits: telephony not ready yet
+        assert [e[1] for e in store.events(alert_id)] == ["opened"]
+        await rig.connect()
+        await rig.alerting.engine.drain(timeout=60)
+        await _wait_sipp(agent)
+        events = [(e[1], e[3]) for e in store.events(alert_id)]
+        assert events.count(("notified", "voice")) == 1, events
+        assert not [e for e in events if e[0] == "failed"], events
+        alert = store.get(alert_id)
+        assert alert is not None and alert.state == "acked"

@@ -105,7 +105,13 @@ class AriTelephony:
         return await self._tolerate_gone(self._client.stop_moh(channel_id))
 
     async def stop_playback(self, playback_id: str) -> bool:
-        return await self._tolerate_gone(self._client.stop_playback(playback_id))
+        try:
+            return await self._tolerate_gone(self._client.stop_playback(playback_id))
+        except TelephonyError as exc:
+            # HTTP 500 "Could not stop playback": it was ending on its own (seen when a
+            # key is pressed during a `digits:` readout). Stopping is a wish, not a need.
+            log.debug("playback %s could not be stopped: %s", playback_id, exc)
+            return False
 
     async def record(
         self,

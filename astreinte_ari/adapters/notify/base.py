@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+# Called by an interactive channel the moment the person takes the alert (the
+# argument says how: "voice-dtmf", "voice-callback"), not when the call ends.
+Acknowledge = Callable[[str], Awaitable[None]]
+
 
 class NotifyError(Exception):
-    """The notification could not be delivered (after the channel's own retries)."""
+    """The notification could not be delivered (after the channel's own retries).
+
+    `retry_after`: the channel was not ready (e.g. telephony reconnecting after a
+    restart): the same step is worth trying again in that many seconds.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,8 @@ class Delivery:
 class Notifier(Protocol):
     channel: str
 
-    async def send(self, to: Recipient, message: AlertMessage) -> Delivery:
+    async def send(
+        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+    ) -> Delivery:
         """Deliver or raise NotifyError."""
         ...

@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Delivery, NotifyError, Recipient
+from astreinte_ari.adapters.notify.base import (
+    Acknowledge,
+    AlertMessage,
+    Delivery,
+    NotifyError,
+    Recipient,
+)
 from astreinte_ari.config.alerting import SmtpConfig
 
 MAX_ATTACHMENT = 20 * 1024 * 1024  # bigger messages are linked, not attached
@@ -27,7 +34,9 @@ class EmailNotifier:
         self._password = password
         self._tls = tls_context or ssl.create_default_context()
 
-    async def send(self, to: Recipient, message: AlertMessage) -> Delivery:
+    async def send(
+        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+    ) -> Delivery:
         if not to.email:
             raise NotifyError(f"{to.person_id} has no email address")
         mail = self.build(to, message)
@@ -42,7 +51,8 @@ class EmailNotifier:
         mail["From"] = self._config.sender
         mail["To"] = to.email or ""
         mail["Subject"] = message.subject
-        mail["Date"] = formatdate(localtime=False)
+        # RFC 5322 with an explicit zone (formatdate gave "-0000": "zone unknown").
+        mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = make_msgid(domain="astreinte")
         lines = [message.text, ""]
         if message.ack_url:

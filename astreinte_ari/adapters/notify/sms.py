@@ -15,21 +15,28 @@ from urllib.parse import quote
 
 import aiohttp
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Delivery, NotifyError, Recipient
+from astreinte_ari.adapters.notify.base import (
+    Acknowledge,
+    AlertMessage,
+    Delivery,
+    NotifyError,
+    Recipient,
+)
+from astreinte_ari.adapters.notify.sms_text import fit_sms, segments
 from astreinte_ari.config.alerting import SmsGatewayConfig
 
 log = logging.getLogger(__name__)
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SMS_MAX = 480  # three concatenated SMS
+MAX_SEGMENTS = 2  # 306 GSM-7 characters: room for the text and two short links
 
 
-def sms_text(message: AlertMessage) -> str:
-    parts = [message.text]
+def sms_text(message: AlertMessage, max_segments: int = MAX_SEGMENTS) -> str:
+    links = []
     if message.ack_url:
-        parts.append(f"OK: {message.ack_url}")
+        links.append(("OK:", message.ack_url))
     if message.voicemail_url:
-        parts.append(f"Msg: {message.voicemail_url}")
-    return " ".join(parts)[:SMS_MAX]
+        links.append(("Msg:", message.voicemail_url))
+    return fit_sms(message.text, links, max_segments)
 
 
 def render_body(template: str, to: str, text: str) -> str:
@@ -62,7 +69,9 @@ class SmsNotifier:
     def __init__(self, config: SmsGatewayConfig) -> None:
         self._config = config
 
-    async def send(self, to: Recipient, message: AlertMessage) -> Delivery:
+    async def send(
+        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+    ) -> Delivery:
         cfg = self._config
         text = sms_text(message)
         body = render_body(cfg.body, to.mobile, text)
@@ -97,7 +106,11 @@ class SmsNotifier:
                         if cfg.success_contains and cfg.success_contains not in reply:
                             last = f"HTTP {response.status} without {cfg.success_contains!r}"
                             continue
-                        return Delivery(f"SMS to {to.mobile} (attempt {attempt + 1})")
+                        encoding, count = segments(text)
+                        return Delivery(
+                            f"SMS to {to.mobile} ({count} {encoding} segment(s), "
+                            f"attempt {attempt + 1})"
+                        )
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     last = f"{type(exc).__name__}: {exc}"[:200]
         raise NotifyError(f"SMS gateway failed {cfg.retries + 1} time(s): {last}")

@@ -1,8 +1,12 @@
 """Voice-call alert over ARI: ring the person, say what happened, 1 = ack, 2 = call back.
 
-The message (line, caller's number read digit by digit, "press 1") is played
-twice at most. Press 2 calls the caller back through the trunk and bridges the
-two; that leg is audited as a "call-back" hop of the original call.
+The message (line, caller's number read digit by digit with the project's own
+prompts, "press 1") is played twice at most; a key counts whenever it is
+pressed. Either key acknowledges the alert at once (reminders stop while the
+person is still on the line); 2 then calls the caller back through the trunk
+and bridges the two; that leg is audited as a "call-back" hop of the original
+call. Nothing is dialled until the service is connected to the PBX and has
+resynced (a step due during a restart waits for it instead of failing).
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Delivery, NotifyError, Recipient
+from astreinte_ari.adapters.notify.base import (
+    Acknowledge,
+    AlertMessage,
+    Delivery,
+    NotifyError,
+    Recipient,
+)
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
 from astreinte_ari.callflow.outcomes import HopOutcome
 from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
@@ -33,6 +43,8 @@ ALERT_PREFIX = "astreinte-alert-"
 _DIGITS = frozenset("0123456789*#ABCD")
 _KEY_WAIT_S = 8.0
 _TALK_MAX_S = 3600.0
+READY_WAIT_S = 60.0  # after a restart, ARI is usually back within seconds
+RETRY_AFTER_S = 30.0
 
 PROMPTS = {
     "missed_call": "astreinte-alert-missed",
@@ -63,6 +75,7 @@ class VoiceNotifier:
         ring_timeout_s: int,
         next_hop_seq: Callable[[str], int],
         clock: Callable[[], datetime],
+        telephony_ready: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
         self.port = port
         self.open_session = open_session
@@ -72,18 +85,31 @@ class VoiceNotifier:
         self.ring_timeout_s = ring_timeout_s
         self.next_hop_seq = next_hop_seq
         self.clock = clock
+        self.telephony_ready = telephony_ready
 
-    async def send(self, to: Recipient, message: AlertMessage) -> Delivery:
+    async def send(
+        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+    ) -> Delivery:
+        if self.telephony_ready is not None and not await self.telephony_ready(READY_WAIT_S):
+            raise NotifyError(
+                f"voice call to {to.mobile}: the PBX is not connected yet",
+                retry_after=RETRY_AFTER_S,
+            )
         session = self.open_session()
         channel_id = f"{ALERT_PREFIX}{uuid.uuid4().hex[:16]}"
         session.bind(channel_id)
         try:
-            return await self._call(session, channel_id, to, message)
+            return await self._call(session, channel_id, to, message, acknowledge)
         finally:
             session.close()
 
     async def _call(
-        self, session: SessionLike, channel_id: str, to: Recipient, message: AlertMessage
+        self,
+        session: SessionLike,
+        channel_id: str,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None,
     ) -> Delivery:
         try:
             await self.port.originate(
@@ -109,7 +135,7 @@ class VoiceNotifier:
             if isinstance(event, ChannelEntered) and event.channel.id == channel_id:
                 break
         try:
-            return await self._converse(session, channel_id, to, message)
+            return await self._converse(session, channel_id, to, message, acknowledge)
         finally:
             await self.port.hangup(channel_id)
 
@@ -117,7 +143,13 @@ class VoiceNotifier:
         lang = message.language
         items = [self.sounds.uri(PROMPTS.get(message.kind, "astreinte-alert-missed"), lang)]
         if message.kind == "missed_call" and message.caller_number:
-            items.append(f"digits:{message.caller_number.lstrip('+')}")
+            # Our own digit prompts: Asterisk's `digits:` needs its core sounds in the
+            # line's language, which a PBX may not have (French often missing).
+            items.extend(
+                self.sounds.uri(f"astreinte-digit-{d}", lang)
+                for d in message.caller_number
+                if d.isdigit()
+            )
         if message.kind != "shift_start":
             items.append(self.sounds.uri("astreinte-alert-press-1-ack", lang))
         if message.can_call_back:
@@ -125,7 +157,12 @@ class VoiceNotifier:
         return items
 
     async def _converse(
-        self, session: SessionLike, channel_id: str, to: Recipient, message: AlertMessage
+        self,
+        session: SessionLike,
+        channel_id: str,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None,
     ) -> Delivery:
         loop = asyncio.get_running_loop()
         queue = self._playlist(message) * 2  # the message, repeated once
@@ -158,10 +195,13 @@ class VoiceNotifier:
                 if playback is not None:
                     await self.port.stop_playback(playback)
                 if digit == "1":
+                    await _acknowledged(acknowledge, "voice-dtmf")
                     await self._say(session, channel_id, "astreinte-alert-acked", message.language)
                     return Delivery(
                         f"voice call answered by {to.mobile}, acknowledged (1)", acked=True
                     )
+                # The person is handling it from now on: no reminder during the call-back.
+                await _acknowledged(acknowledge, "voice-callback")
                 detail = await self._call_back(session, channel_id, to, message)
                 return Delivery(detail, acked=True, called_back=True)
 
@@ -262,6 +302,14 @@ class VoiceNotifier:
                 dtmf="2",
             )
         )
+
+
+async def _acknowledged(acknowledge: Acknowledge | None, how: str) -> None:
+    if acknowledge is not None:
+        try:
+            await acknowledge(how)
+        except Exception:  # the call goes on; the engine acknowledges at the end too
+            log.exception("voice alert: immediate acknowledgement failed")
 
 
 async def _next(session: SessionLike, deadline: float | None) -> TelephonyEvent | None:

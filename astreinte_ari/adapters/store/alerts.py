@@ -325,4 +325,19 @@ def ack_alert(
                 )
             )
             _add_event(conn, alert.id, now, "override", alert.chain[0], None, "routed this shift")
+            # The supervisor's "shift not confirmed" alert has its answer: the shift is
+            # covered. It stops reminding (closed, with who covered it).
+            missed = conn.execute(
+                update(alerts_table)
+                .where(
+                    alerts_table.c.parent_id == alert.parent_id,
+                    alerts_table.c.kind == "shift_missed",
+                    alerts_table.c.state.in_(OPEN_STATES),
+                )
+                .values(state="closed")
+                .returning(alerts_table.c.id)
+            ).all()
+            for (missed_id,) in missed:
+                detail = f"shift covered: {alert.chain[0]} acknowledged the cover"
+                _add_event(conn, missed_id, now, "closed", alert.chain[0], via, detail)
     return store.get(alert.id)
