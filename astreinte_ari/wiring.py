@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -55,6 +56,9 @@ from astreinte_ari.startup import (
 )
 
 __all__ = ["StartupError", "check_ari_url", "run_service"]
+
+if TYPE_CHECKING:
+    from astreinte_ari.adapters.store.checkpointing import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +162,22 @@ def _resume_lookup(
     return lookup  # type: ignore[return-value]
 
 
+def _checkpointer(engine: Engine, config: AppConfig) -> Checkpointer | None:
+    """Signed checkpoints of the audit chain, when a signing key is configured."""
+    if config.audit.signing_key_file is None:
+        return None
+    # Imported only when used: the cryptography package costs memory nobody else needs.
+    from astreinte_ari.adapters.store.checkpointing import Checkpointer
+
+    try:
+        return Checkpointer(engine, config.audit, utcnow)
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"audit.signing_key_file: {exc}; create one with `astreinte audit keygen --out "
+            f"{config.audit.signing_key_file}` (readable by the service user only)"
+        ) from exc
+
+
 def _override_of(alerting_box: list[Alerting]) -> Callable[[str, str, datetime], str | None]:
     """The alerting's runtime replacements (shift starts), once alerting runs."""
 
@@ -190,6 +210,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         max_backoff_s=1.0 if is_loopback(config.ari.url) else 5.0,
     )
     try:
+        checkpointer = _checkpointer(engine, config)
         await wait_for_ari(client, config)
     except StartupError:
         await client.close()
@@ -300,7 +321,11 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             )
         ),
         asyncio.create_task(
-            keep_retention(engine, lambda: (live.current.retention, live.current.recordings_dir))
+            keep_retention(
+                engine,
+                lambda: (live.current.retention, live.current.recordings_dir),
+                after_run=checkpointer.sign if checkpointer else None,
+            )
         ),
         asyncio.create_task(_keep_sweeping(service, writer)),
         asyncio.create_task(
@@ -309,6 +334,8 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             )
         ),
     ]
+    if checkpointer is not None:
+        background.append(asyncio.create_task(checkpointer.keep_signing()))
     # Events journaled before a crash are written before calls are resumed from them.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(writer.flush(), timeout=5.0)
@@ -357,6 +384,8 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     await client.close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(writer.flush(), timeout=5.0)
+        if checkpointer is not None:
+            await checkpointer.sign()  # what this run wrote last is signed too
     writer.close()
     engine.dispose()
     log.info("astreinte stopped")

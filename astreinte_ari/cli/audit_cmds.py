@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from astreinte_ari.cli.audit_keys import public_keys, register_keygen
 from astreinte_ari.cli.db_cmds import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -33,22 +34,56 @@ def register(subparsers: Any) -> None:
     p.add_argument("--open-after", type=int, default=60, metavar="MINUTES",
                    help="report calls still open this long after they started "
                         "(default 60; 0 to skip)")  # fmt: skip
+    p.add_argument(
+        "--public-key",
+        action="append",
+        metavar="FILE",
+        help="check the signed checkpoints with this public key (repeatable; "
+        "default: audit.public_keys and the key beside audit.signing_key_file)",
+    )
+    p.add_argument(
+        "--witness",
+        metavar="FILE",
+        help="compare the checkpoints with a witness copy: audit.witness_file, or "
+        "the service's log (journalctl -u astreinte -o cat > FILE)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("export", parents=[common], help="JSON Lines + manifest, for auditors")
     _range_options(p)
     p.add_argument("--out", required=True, help="directory to write (created if needed)")
     p.add_argument("--key-file", help="HMAC key file (default: audit.export_key_file)")
+    p.add_argument("--signing-key", metavar="FILE",
+                   help="Ed25519 private key (default: audit.signing_key_file): auditors then "
+                        "verify with the public key only")  # fmt: skip
     p.set_defaults(func=_cmd_export)
     p = sub.add_parser("verify-export", help="check an export offline (no database)")
     p.add_argument("dir", help="export directory")
     p.add_argument("--key-file", help="HMAC key file, to check the manifest signature")
+    p.add_argument("--public-key", metavar="FILE", help="Ed25519 public key of the signer")
     p.set_defaults(func=_cmd_verify_export)
+    register_keygen(sub)
 
     retention = subparsers.add_parser("retention", help="delete expired recordings, caller IDs")
     rsub = retention.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
     p = rsub.add_parser("run", parents=[common], help="apply the retention: block of the config")
     p.set_defaults(func=_cmd_retention)
+
+
+def _checkpoint_policy(args: argparse.Namespace) -> Any:
+    """What `audit verify` checks the signed checkpoints with (None: no key known)."""
+    from astreinte_ari.adapters.store.audit_checkpoints_verify import CheckpointPolicy
+
+    try:
+        keys = public_keys(_load_config(args), args.public_key)
+    except (OSError, ValueError) as exc:
+        raise _CommandError(f"public key: {exc}") from None
+    witness = Path(args.witness) if args.witness else None
+    if keys is None:
+        if witness is not None:
+            raise _CommandError("--witness needs a public key to check the checkpoints with")
+        return None
+    return CheckpointPolicy(keys=keys, witness=witness)
 
 
 def _range_options(p: argparse.ArgumentParser) -> None:
@@ -70,6 +105,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 until=until,
                 check_domain=not args.no_domain,
                 open_after=open_after,
+                checkpoints=_checkpoint_policy(args),
             )
         finally:
             engine.dispose()
@@ -86,6 +122,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 "transitions": report.transitions,
                 "pre_chain_calls": report.pre_chain_calls,
                 "open_calls": report.open_calls,
+                "checkpoints": report.checkpoints,
+                "witnessed": report.witnessed,
                 "problem_count": report.problem_count,
                 "problems": [str(p) for p in report.problems],
             }
@@ -101,6 +139,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                          if report.pre_chain_calls else ""))  # fmt: skip
             if report.open_calls:
                 print(f"open:      {report.open_calls} call(s) never ended")
+            if report.checkpoints or report.witnessed:
+                witnessed = (
+                    f", {report.witnessed} compared with the witness" if args.witness else ""
+                )
+                print(f"signed:    {report.checkpoints} checkpoint(s) checked{witnessed}")
+            elif _checkpoint_policy(args) is None:
+                print("signed:    checkpoints not checked (no public key: audit.public_keys, "
+                      "or --public-key)")  # fmt: skip
             if report.ok:
                 print("OK: chain intact, domain rows match the log, no call left open")
             else:
@@ -115,24 +161,33 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     def body(url: str) -> int:
+        from astreinte_ari.adapters.store.audit_checkpoints import load_private_key
         from astreinte_ari.adapters.store.audit_export import export_log, read_key
 
         since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
         key_file = args.key_file
-        if key_file is None:
-            config = _load_config(args)
-            if config is not None and config.audit.export_key_file is not None:
-                key_file = str(config.audit.export_key_file)
+        config = _load_config(args)
+        if key_file is None and config is not None and config.audit.export_key_file is not None:
+            key_file = str(config.audit.export_key_file)
+        signing_file = args.signing_key or (
+            config.audit.signing_key_file if config is not None else None
+        )
         try:
             key = None if key_file is None else read_key(Path(key_file))
+            signing = None if signing_file is None else load_private_key(Path(signing_file))
         except (OSError, ValueError) as exc:
             raise _CommandError(f"key file: {exc}") from None
         engine = _open_checked(url, args)
         try:
-            manifest = export_log(engine, Path(args.out), since=since, until=until, key=key)
+            manifest = export_log(
+                engine, Path(args.out), since=since, until=until, key=key, signing_key=signing
+            )
         finally:
             engine.dispose()
-        signed = "signed (HMAC-SHA256)" if key else "unsigned (no key file)"
+        if signing is not None:
+            signed = f"signed (Ed25519, key {manifest['signature']['key_id']})"
+        else:
+            signed = "signed (HMAC-SHA256)" if key else "unsigned (no key file)"
         print(f"exported {manifest['records']} records (seq {manifest['first_seq']}.."
               f"{manifest['last_seq']}) to {args.out}, {signed}")  # fmt: skip
         print(f"head hash {manifest['head_hash']}")
@@ -142,14 +197,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify_export(args: argparse.Namespace) -> int:
+    from astreinte_ari.adapters.store.audit_checkpoints import load_public_key
     from astreinte_ari.adapters.store.audit_export import read_key, verify_export
 
     try:
         key = None if args.key_file is None else read_key(Path(args.key_file))
+        public = None if args.public_key is None else load_public_key(Path(args.public_key))
     except (OSError, ValueError) as exc:
         print(f"astreinte: key file: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    check = verify_export(Path(args.dir), key=key)
+    check = verify_export(Path(args.dir), key=key, public_key=public)
     print(f"{check.records} records, head hash {check.head_hash}, signature {check.signature}")
     if check.ok:
         print("OK: export intact")

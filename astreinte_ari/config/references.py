@@ -62,6 +62,8 @@ def prepare_raw(data: Mapping[str, Any]) -> dict[str, Any]:
             ("storage", "journal_dir"),
             ("sounds", "dir"),
             ("cel", "file"),
+            ("audit", "signing_key_file"),
+            ("audit", "witness_file"),
         ):
             if isinstance(out.get(section), Mapping) and key in out[section]:
                 out[section] = {**out[section], key: _resolve(base, out[section][key])}

@@ -10,19 +10,39 @@ Three optional top-level blocks of the YAML (all have defaults):
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from astreinte_ari.config.alerting import Duration
 from astreinte_ari.config.fields import Frozen
 from astreinte_ari.public_holidays import country_holidays
 
 _RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
+class AuditPublicKey(Frozen):
+    """A checkpoint verification key and when it signed (key rotation)."""
+
+    file: Path
+    valid_from: date | None = None
+    valid_until: date | None = None  # inclusive
+
+
 class AuditConfig(Frozen):
     # HMAC key for `astreinte audit export` manifests (>= 16 bytes); none: unsigned.
     export_key_file: Path | None = None
+    # Ed25519 key the service signs checkpoints of the chain with (astreinte audit
+    # keygen); readable by the service user only, never in the database.
+    signing_key_file: Path | None = None
+    # Keys that signed earlier checkpoints (after a rotation); the current key's
+    # public part is always accepted.
+    public_keys: tuple[AuditPublicKey, ...] = ()
+    checkpoint_every: Duration = 900
+    # A copy of every checkpoint outside the database (another disk or host);
+    # the service's log (journald/syslog) always gets one.
+    witness_file: Path | None = None
 
 
 class RetentionConfig(Frozen):

@@ -5,10 +5,12 @@ An export directory holds:
   prev_hash, hash}; payload is the canonical JSON text, as hashed);
 - manifest.json: counts, first/last seq, the prev_hash the export starts from,
   the head hash (the hash of the last exported record), the SHA-256 of the
-  data file and, when a key file is given, an HMAC-SHA256 over the manifest.
+  data file and a signature over the manifest: Ed25519 with the service's
+  checkpoint key (whoever verifies needs only the public key and cannot forge
+  an export), or, from older setups, an HMAC-SHA256 with a shared key.
 
-`verify_export` needs nothing but these files (and the key to check the HMAC):
-it recomputes every hash and link, the data file digest and the signature.
+`verify_export` needs nothing but these files and the public key (or the HMAC
+key): it recomputes every hash and link, the data file digest and the signature.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from astreinte_ari.adapters.store.audit_checkpoints import key_id
 from astreinte_ari.adapters.store.audit_log import GENESIS_HASH, iso, record_hash
 from astreinte_ari.adapters.store.audit_verify import hash_before, iter_records
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 FORMAT = "astreinte-audit-export/1"
 DATA_FILE = "audit_log.jsonl"
@@ -38,10 +47,44 @@ def read_key(path: Path) -> bytes:
     return key
 
 
-def _signature(manifest: dict[str, Any], key: bytes) -> str:
+def _signed_body(manifest: dict[str, Any]) -> bytes:
     unsigned = {k: v for k, v in manifest.items() if k != "signature"}
-    body = json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _signature(manifest: dict[str, Any], key: bytes) -> str:
+    return hmac.new(key, _signed_body(manifest), hashlib.sha256).hexdigest()
+
+
+def _check_signature(
+    check: ExportCheck,
+    signed: dict[str, Any],
+    manifest: dict[str, Any],
+    key: bytes | None,
+    public_key: Ed25519PublicKey | None,
+) -> None:
+    if signed.get("algorithm") == "Ed25519":
+        if public_key is None:
+            check.signature = "not checked (no public key)"
+            return
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            public_key.verify(bytes.fromhex(str(signed.get("value"))), _signed_body(manifest))
+        except (InvalidSignature, ValueError):
+            check.signature = "INVALID"
+            check.problems.append("manifest signature does not match (manifest altered, or "
+                                  "signed by another key)")  # fmt: skip
+            return
+        check.signature = f"valid (Ed25519, key {signed.get('key_id')})"
+    elif key is None:
+        check.signature = "not checked (no key)"
+    elif hmac.compare_digest(str(signed.get("value")), _signature(manifest, key)):
+        check.signature = "valid"
+    else:
+        check.signature = "INVALID"
+        check.problems.append("manifest signature does not match (manifest altered or "
+                              "wrong key)")  # fmt: skip
 
 
 def export_log(
@@ -52,8 +95,10 @@ def export_log(
     until: datetime | None = None,
     key: bytes | None = None,
     clock: Any = None,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> dict[str, Any]:
-    """Write the records appended in [since, until) to out_dir; returns the manifest."""
+    """Write the records appended in [since, until) to out_dir; returns the manifest.
+    `signing_key` (preferred) or `key` (HMAC, shared) signs the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / DATA_FILE
     digest = hashlib.sha256()
@@ -92,7 +137,13 @@ def export_log(
         "data_sha256": digest.hexdigest(),
         "hash_algorithm": "sha256(seq|at|json(kind)|json(subject_id)|payload|prev_hash)",
     }
-    if key is not None:
+    if signing_key is not None:
+        manifest["signature"] = {
+            "algorithm": "Ed25519",
+            "key_id": key_id(signing_key.public_key()),
+            "value": signing_key.sign(_signed_body(manifest)).hex(),
+        }
+    elif key is not None:
         manifest["signature"] = {"algorithm": "HMAC-SHA256", "value": _signature(manifest, key)}
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -110,7 +161,9 @@ class ExportCheck:
         return not self.problems
 
 
-def verify_export(directory: Path, *, key: bytes | None = None) -> ExportCheck:
+def verify_export(
+    directory: Path, *, key: bytes | None = None, public_key: Ed25519PublicKey | None = None
+) -> ExportCheck:
     """Check an export offline: data digest, every hash and link, head, signature."""
     check = ExportCheck()
     try:
@@ -122,15 +175,8 @@ def verify_export(directory: Path, *, key: bytes | None = None) -> ExportCheck:
         check.problems.append(f"{MANIFEST_FILE}: unknown format {manifest.get('format')!r}")
         return check
     signed = manifest.get("signature")
-    if signed is not None:
-        if key is None:
-            check.signature = "not checked (no key)"
-        elif hmac.compare_digest(str(signed.get("value")), _signature(manifest, key)):
-            check.signature = "valid"
-        else:
-            check.signature = "INVALID"
-            check.problems.append("manifest signature does not match (manifest altered or "
-                                  "wrong key)")  # fmt: skip
+    if isinstance(signed, dict):
+        _check_signature(check, signed, manifest, key, public_key)
     data_path = directory / str(manifest.get("data_file", DATA_FILE))
     digest = hashlib.sha256()
     prev_hash = str(manifest.get("start_prev_hash"))

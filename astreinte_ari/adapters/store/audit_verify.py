@@ -27,6 +27,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from astreinte_ari.adapters.store.audit_checkpoints_verify import (
+    CheckpointPolicy,
+    verify_checkpoints,
+)
 from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
@@ -62,6 +66,8 @@ class VerifyReport:
     transitions: int = 0
     pre_chain_calls: int = 0
     open_calls: int = 0  # calls never ended (older than the threshold)
+    checkpoints: int = 0  # signed checkpoints checked
+    witnessed: int = 0  # checkpoints of the witness compared with the database
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
 
@@ -92,10 +98,12 @@ def verify(
     check_domain: bool = True,
     open_after: timedelta | None = DEFAULT_OPEN_AFTER,
     now: datetime | None = None,
+    checkpoints: CheckpointPolicy | None = None,
 ) -> VerifyReport:
     """Check the chain over records appended in [since, until) and the domain rows
     of calls started in that range; the whole database when both are None. Calls
-    still open `open_after` their start are findings too (None: not checked)."""
+    still open `open_after` their start are findings too (None: not checked).
+    `checkpoints`: check the signed checkpoints against the chain (and a witness)."""
     report = VerifyReport()
     with _cyclic_gc_paused(), engine.connect() as conn:
         # Whole database: the domain replay rides on the chain's pass over the
@@ -106,6 +114,8 @@ def verify(
             cross_check(conn, report, since, until, replay)
         if open_after is not None:
             _never_ended(conn, report, (now or datetime.now(UTC)) - open_after, since, until)
+        if checkpoints is not None:
+            verify_checkpoints(conn, report, checkpoints, now or datetime.now(UTC))
     return report
 
 

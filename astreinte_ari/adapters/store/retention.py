@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,8 +147,10 @@ async def keep_retention(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     interval_s: float = 6 * 3600,
+    after_run: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
-    """The scheduled side of `astreinte retention run`: at start, then every interval."""
+    """The scheduled side of `astreinte retention run`: at start, then every interval.
+    `after_run`: e.g. sign a checkpoint of the chain right after what retention wrote."""
     while True:
         config, recordings_dir = current()
         if config.recordings_days is not None or config.caller_id_days is not None:
@@ -161,6 +163,8 @@ async def keep_retention(
                     result.recordings_deleted,
                     result.caller_ids_redacted,
                 )
+                if after_run is not None:
+                    await after_run()
             except Exception:
                 log.exception("retention run failed; retried at the next interval")
         await asyncio.sleep(interval_s)
