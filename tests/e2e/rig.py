@@ -45,6 +45,7 @@ def e2e_config(
     max_parallel: int = 100,
     cel_file: Path | None = None,
     spool: Path | None = None,
+    extra_yaml: str = "",
 ) -> str:
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
@@ -58,6 +59,7 @@ sounds: {{dir: "{REPO_ROOT / "sounds"}"}}
 {f'metrics: {{listen: "127.0.0.1:{metrics_port}"}}' if metrics_port else ""}
 {f'cel: {{file: "{cel_file}"}}' if cel_file else ""}
 {f'fallback: {{spool_dir: "{spool}"}}' if spool else ""}
+{extra_yaml}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361", "+3362"]}}
 defaults:
   accept_timeout: 4
