@@ -34,7 +34,7 @@ from astreinte_ari.adapters.store.models import (
 )
 
 if TYPE_CHECKING:
-    from astreinte_ari.adapters.store.audit_verify import VerifyReport
+    from astreinte_ari.adapters.store.audit_report import VerifyReport
 
 REDACT_KIND = "retention.redact_caller_id"
 BASELINE_KIND = "audit.baseline"  # written by migration 0003 for pre-existing calls
