@@ -74,6 +74,7 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
             deadline = min(deadline, rt.deadline_in(_CALLER_GONE_GRACE_S))
     data = await _fetch(rt, name)
     seconds = wav_seconds(data) if data else 0.0
+    log.debug("call %s: %r, %.1f s stored", rt.call_id[:8], finished, seconds)
     if finished is not None and finished.failed:
         # Not "no message left": the caller may have spoken and the PBX failed to
         # write it (its spool full...). Whatever it kept stays there.
@@ -86,7 +87,20 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
             seconds,
             f"voicemail: the PBX could not record the message ({why}; see its log)",
         )
-    if not data or seconds < MIN_MESSAGE_S:
+    if not data:
+        # Not even a WAV header: Asterisk could not create or write the file (its
+        # spool full or failing). Whatever the caller said is lost, and that is the
+        # PBX's failure, not "no message left" (a silent caller leaves a header).
+        log.error("call %s: the PBX stored no file for %s", rt.call_id[:8], name)
+        await _goodbye(rt, None)
+        return VoicemailResult(
+            CallOutcome.FAILED,
+            None,
+            None,
+            "voicemail: the PBX could not record the message (no file stored: its spool "
+            "full or failing? see its log)",
+        )
+    if seconds < MIN_MESSAGE_S:
         await _goodbye(rt, None)
         return VoicemailResult(CallOutcome.VOICEMAIL_EMPTY, None, seconds, "no message left")
     at = rt.clock()

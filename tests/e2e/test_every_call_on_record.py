@@ -170,3 +170,29 @@ def test_the_service_starts_and_takes_calls_with_the_database_down(
             code = proc.stop()
             e2e_rig.cleanup()
         assert code == 0, proc.log_tail()
+
+
+def test_a_full_pbx_spool_is_not_recorded_as_no_message_left(
+    e2e_rig: E2ERig, restartable: ServiceProcess
+) -> None:
+    """Asterisk's own recording spool is full: the caller spoke but nothing could be
+    written. That is a failure of the PBX, said so, never "voicemail_empty"."""
+    busy = [e2e_rig.agent_phone(number, "busy") for number in (P1, SUP)]
+    with full_disk(e2e_rig.pbx.recordings_dir, size_kb=64):
+        crowd = e2e_rig.callers(
+            LINE_SHORT, [CallPlan("+33198600002", hang_up_after_answer_ms=26000)]
+        )
+        try:
+            crowd.finish(40)
+        finally:
+            for phone in busy:
+                phone.stop()
+        assert restartable.engine is not None
+        check = assert_trail_matches_wire(
+            restartable.engine, crowd.wire(), Expect.one_of("failed"), did=LINE_SHORT, timeout=30
+        )
+    call = get_call(
+        restartable.engine, list_calls(restartable.engine, did=LINE_SHORT, limit=1)[0].id
+    )
+    assert call is not None and "could not record" in (call.outcome_detail or ""), call
+    assert check.mismatches == []
