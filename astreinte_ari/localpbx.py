@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from astreinte_ari import resources
 from astreinte_ari.pbxinstall import (
     PREFIX_ENV,
     AsteriskInstall,
@@ -28,9 +29,10 @@ from astreinte_ari.pbxinstall import (
     parse_version,
 )
 
+# Where the astreinte_ari package is imported from (a checkout, or site-packages).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DIALPLAN_DIR = REPO_ROOT / "dialplan"
-SOUNDS_DIR = REPO_ROOT / "sounds"
+DIALPLAN_DIR = resources.dialplan_dir()
+SOUNDS_DIR = resources.sounds_dir()
 
 # Modules needed for PJSIP + ARI + prompts + recording; autoload stays off so
 # the instance binds no port it does not need (chan_sip, IAX2, skinny...).
@@ -96,6 +98,11 @@ class LocalAsterisk:
     # [globals] for the dialplan fallback (astreinte-fallback): e.g.
     # {"ASTREINTE_CONFIG": "/etc/astreinte/astreinte.yaml"}; see docs/fallback-and-operations.md.
     dialplan_globals: Mapping[str, str] = field(default_factory=dict)
+    # Another copy of the dialplan and sounds, and an astagidir of one's own (None:
+    # this instance's agi-bin with a shim to this Python): the .deb test runs the installed ones.
+    dialplan_dir: Path = DIALPLAN_DIR
+    sounds_dir: Path = SOUNDS_DIR
+    agi_dir: Path | None = None
     install: AsteriskInstall = field(default_factory=AsteriskInstall.from_env)
     process: subprocess.Popen[bytes] | None = None
     _version: Version | None = field(default=None, init=False, repr=False)
@@ -155,7 +162,7 @@ astvarlibdir => {w}/lib
 astdbdir => {w}/db
 astkeydir => {w}/lib
 astdatadir => {self.install.datadir}
-astagidir => {w}/agi-bin
+astagidir => {self.agi_dir or w / "agi-bin"}
 astspooldir => {w}/spool
 astrundir => {w}/run
 astlogdir => {w}/log
@@ -180,11 +187,11 @@ transmit_silence = yes
             "cdr.conf": "[general]\nenable = no\n",
             # What a waiting caller hears: the ringback tone, as a MOH class.
             "musiconhold.conf": f"[astreinte-ringback]\nmode = files\n"
-            f"directory = {SOUNDS_DIR / 'ringback'}\n",
+            f"directory = {self.sounds_dir / 'ringback'}\n",
             # The PBX's own record of every channel, for the service's reconciliation.
             "cel.conf": "[general]\nenable = yes\n"
             "events = CHAN_START,CHAN_END,ANSWER,HANGUP,BRIDGE_ENTER,BRIDGE_EXIT\n",
-            "cel_custom.conf": (DIALPLAN_DIR / "cel_custom_astreinte.conf").read_text(),
+            "cel_custom.conf": (self.dialplan_dir / "cel_custom_astreinte.conf").read_text(),
             "stasis.conf": "",
             "pjproject.conf": "",
             "res_stun_monitor.conf": "",
@@ -233,8 +240,8 @@ transmit_silence = yes
     def _extensions_conf(self) -> str:
         extra_globals = "".join(f"{k} = {v}\n" for k, v in self.dialplan_globals.items())
         return (
-            f"[globals]\nASTREINTE_SOUNDS = {SOUNDS_DIR}\n{extra_globals}\n"
-            f'#include "{DIALPLAN_DIR}/extensions_astreinte.conf"\n\n'
+            f"[globals]\nASTREINTE_SOUNDS = {self.sounds_dir}\n{extra_globals}\n"
+            f'#include "{self.dialplan_dir}/extensions_astreinte.conf"\n\n'
             "[astreinte-unused]\nexten => _X.,1,Hangup(21)\n\n" + self.extra_dialplan
         )
 

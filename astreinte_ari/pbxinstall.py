@@ -88,7 +88,7 @@ class AsteriskInstall:
         """Why this installation cannot run, or None."""
         if shutil.which(self.binary) is None:
             if self.prefix is None:
-                return "asterisk is not installed: run scripts/install-system-deps.sh"
+                return "asterisk is not installed: run scripts/install-test-deps.sh"
             return f"no Asterisk in {self.prefix} (scripts/asterisk22.sh installs one)"
         if not self.moddir.is_dir():
             return f"no modules directory {self.moddir}"

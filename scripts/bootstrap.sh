@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Sets up everything astreinte-ari needs on Debian 12: system packages
-# (Asterisk 16 while Debian still serves it, sipp, PostgreSQL, espeak-ng, sox)
-# and a Python venv in .venv with the package installed in editable mode.
-# Asterisk 22 is scripts/asterisk22.sh's. Idempotent.
+# A Python venv in .venv with astreinte-ari installed in editable mode, and the
+# runtime system packages (scripts/install-system-deps.sh: python3-venv only;
+# it never touches an Asterisk). Idempotent.
+#
+#   scripts/bootstrap.sh          runtime: pip install -e .
+#   scripts/bootstrap.sh test     + the test extras (scripts/test.sh; its system
+#                                 tooling is scripts/install-test-deps.sh's)
+#   scripts/bootstrap.sh demo     + sipp/espeak-ng/sox for the demo's phones
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-}"
+case "$mode" in
+  "" | test) bash scripts/install-system-deps.sh ;;
+  demo) bash scripts/install-system-deps.sh --demo ;;
+  *) echo "bootstrap: unknown mode '$mode' (test, demo, or none)" >&2; exit 2 ;;
+esac
 
-bash scripts/install-system-deps.sh
-
-if [ ! -x .venv/bin/python ]; then
-  if ! python3 -m venv .venv 2>/dev/null; then
-    echo "python3-venv missing: installing it"
-    apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv .venv
-  fi
-fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
-echo "bootstrap: done ($(.venv/bin/python --version), $(asterisk -V 2>/dev/null || echo 'no system Asterisk'), $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1))"
+if [ "$mode" = test ]; then
+  .venv/bin/python -m pip install -q -e '.[test]'
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+echo "bootstrap: done ($(.venv/bin/python --version)${mode:+, with $mode tooling})"

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One command for the demo: installs everything, starts a private Asterisk 22
+# One command for the demo: installs what it needs (the venv, sipp, espeak-ng and
+# sox for the demo's phones; no test tooling, and it never stops or changes a
+# system Asterisk), starts a private Asterisk 22
 # LTS on loopback with the project's dialplan (scripts/asterisk22.sh builds it
 # on first use, ~3-5 min; then it is cached), migrates the SQLite audit
 # database and runs the on-call service with config/demo.yaml in the
@@ -7,7 +9,7 @@
 # ASTREINTE_ASTERISK_PREFIX="" scripts/demo.sh runs it on the system Asterisk 16.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh demo
 if [ -z "${ASTREINTE_ASTERISK_PREFIX+set}" ]; then
   ASTREINTE_ASTERISK_PREFIX="$(bash scripts/asterisk22.sh)"
 fi

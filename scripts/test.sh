@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine or a developer's:
-# installs what the tests need, lints, then runs unit + end-to-end tests
-# (a private Asterisk driven by sipp, SQLite and a private PostgreSQL).
+# installs what the tests need (scripts/install-test-deps.sh: test tooling, never
+# on a production PBX), lints, then runs unit + end-to-end tests (a private
+# Asterisk driven by sipp, SQLite and a private PostgreSQL) and the package
+# tests (tests/packaging: the wheel in a fresh venv, the .deb in a clean root,
+# real calls through both).
 #
 # Asterisk versions: the full suite runs on Asterisk 22 LTS (scripts/asterisk22.sh
 # builds it, or unpacks its cached tree); a smoke subset (pytest -m smoke) runs
@@ -14,9 +17,10 @@
 #   ASTREINTE_TEST_SMOKE16=0 scripts/test.sh    skip the 16 smoke subset (reported)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-.venv/bin/ruff check astreinte_ari tests scripts bench
-.venv/bin/ruff format --check astreinte_ari tests scripts bench
+bash scripts/install-test-deps.sh
+bash scripts/bootstrap.sh test
+.venv/bin/ruff check astreinte_ari tests scripts bench setup.py
+.venv/bin/ruff format --check astreinte_ari tests scripts bench setup.py
 
 prefix22="$(bash scripts/asterisk22.sh)"
 v22="$("$prefix22/sbin/asterisk" -V | awk '{print $2}')"

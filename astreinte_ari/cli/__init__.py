@@ -50,7 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    return func(args)
+    from astreinte_ari.extras import MissingExtra
+
+    try:
+        return func(args)
+    except MissingExtra as exc:  # an optional dependency this command needs
+        print(f"astreinte: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

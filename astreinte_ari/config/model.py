@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-import astreinte_ari
+from astreinte_ari import resources
 from astreinte_ari.config import secrets
 from astreinte_ari.config.alerting import AlertingConfig
 from astreinte_ari.config.fallback import FallbackConfig
@@ -54,7 +54,7 @@ __all__ = [
     "TrunkConfig",
 ]
 
-REPO_SOUNDS_DIR = Path(astreinte_ari.__file__).resolve().parent.parent / "sounds"
+REPO_SOUNDS_DIR = resources.sounds_dir()  # the installed package's copy, or the checkout's
 
 
 class NumberNotAllowed(ValueError):

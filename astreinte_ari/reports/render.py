@@ -68,8 +68,9 @@ def _png(fig: Any) -> str:
 
 
 def _charts(report: Report) -> list[tuple[str, str]]:
-    import matplotlib
+    from astreinte_ari.extras import require
 
+    matplotlib = require("matplotlib", "charts", "the HTML report's charts")
     matplotlib.use("Agg")  # no display: render to memory only
     from matplotlib.figure import Figure
 

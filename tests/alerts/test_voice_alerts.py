@@ -41,7 +41,7 @@ VOICE = "{p1: [{via: voice}], p2: [{via: voice}]}"
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAsterisk]:
     if not sipp_available():
-        pytest.fail("sipp/asterisk missing: run scripts/install-system-deps.sh")
+        pytest.fail("sipp/asterisk missing: run scripts/install-test-deps.sh")
     ports = {n: free_port(socket.SOCK_DGRAM) for n in (P1, P2, CALLER)}
     work = tmp_path_factory.mktemp("alerts-pbx")
     pbx = LocalAsterisk(work, ari_password=PASSWORD, mobiles=ports, rtp_start=31000, rtp_end=31999)

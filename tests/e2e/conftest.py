@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def e2e_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERig]:
     if not sipp_available():
-        pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-system-deps.sh")
+        pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-test-deps.sh")
     work = tmp_path_factory.mktemp("e2e")
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
     pbx = LocalAsterisk(work / "asterisk", ari_password=ARI_PASSWORD, mobiles=ports)

@@ -108,7 +108,7 @@ class FallbackRig:
 @pytest.fixture(scope="module")
 def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackRig]:
     if not sipp_available():
-        pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-system-deps.sh")
+        pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-test-deps.sh")
     work = tmp_path_factory.mktemp("fallback")
     spool = work / "spool"
     spool.mkdir()  # as the admin does (install -d): FILE() in the dialplan cannot create it

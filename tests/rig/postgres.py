@@ -45,7 +45,7 @@ def pg_bindir() -> Path:
     if not versions:
         raise PostgresRigError(
             f"no PostgreSQL server binaries under {PG_ROOT}/<version>/bin: "
-            "install them with `apt-get install postgresql` (see scripts/install-system-deps.sh)"
+            "install them with `apt-get install postgresql` (see scripts/install-test-deps.sh)"
         )
     return max(versions)[1]
 

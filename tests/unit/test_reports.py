@@ -170,7 +170,7 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise AssertionError("chromium is missing: run scripts/install-system-deps.sh")
+    raise AssertionError("chromium is missing: run scripts/install-test-deps.sh")
 
 
 def _run_chromium(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,12 +14,13 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-import astreinte_ari
+from astreinte_ari import resources
+from astreinte_ari.extras import require
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(astreinte_ari.__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = resources.migrations_dir()
 # The newest migration. The service checks the database against it with one
 # query, without importing Alembic (Alembic + Mako + Pygments are ~11 MB of the
 # service's memory); a unit test keeps it equal to Alembic's own head.
@@ -77,6 +78,8 @@ def create_db_engine(url: str | URL, *, sqlite_busy_timeout: float = 5.0) -> Eng
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
+    if parsed.drivername == "postgresql+psycopg":  # say which extra, not just "No module"
+        require("psycopg", "postgres", f"the database {mask_url(parsed)}")
     return create_engine(parsed, **kwargs)
 
 
