@@ -90,7 +90,6 @@ class OnCallService:
         self._owner: dict[str, EventConsumer] = {}
         self._keys: dict[str, list[str]] = {}  # call id -> ids it owns
         self._tasks: set[asyncio.Task[None]] = set()
-        self._resyncs = 0
         self.fatal = asyncio.Event()  # set when another client took our app name
         # Set once connected and resynced with the PBX (cleared when the connection
         # drops): outbound calls (voice alerts) wait for it instead of failing.
@@ -306,7 +305,6 @@ class OnCallService:
 
     async def _reconcile(self, snapshot: Resynced) -> None:
         """After a (re)connection: events sent meanwhile are lost, so compare."""
-        self._resyncs += 1
         present = {c.id: c for c in snapshot.channels}
         await self._resync_live(present)
         bridge_of = {cid: b for b in snapshot.bridges for cid in b.channel_ids}
