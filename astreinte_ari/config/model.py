@@ -28,6 +28,7 @@ from astreinte_ari.config.lines import (
     LineConfig,
     Route,
 )
+from astreinte_ari.config.pbx import PbxConfig
 from astreinte_ari.config.reporting import AuditConfig, CompensationConfig, RetentionConfig
 from astreinte_ari.config.rotas import (
     HolidayCalendar,
@@ -210,6 +211,7 @@ class AppConfig(Frozen):
     source_path: Path
     timezone: str
     ari: AriConfig
+    pbx: PbxConfig = PbxConfig()  # where Asterisk takes SIP (doctor, /readyz): config/pbx.py
     database: DatabaseConfig = DatabaseConfig()
     storage: StorageConfig = StorageConfig()
     sounds: SoundsConfig = SoundsConfig()
