@@ -27,8 +27,8 @@ from astreinte_ari.health import Check
 from astreinte_ari.localpbx import free_port
 from astreinte_ari.metrics_server import MetricsServer
 from astreinte_ari.readiness import Readiness, ReadyReport, keep_readiness
+from tests.rig.systemd import FakeSystemd
 from tests.unit.test_sip_probe import sip_server
-from tests.unit.test_systemd_notify import FakeSystemd
 
 
 @dataclass
@@ -261,9 +261,8 @@ def _report(*failing: str) -> ReadyReport:
 async def test_systemd_hears_ready_once_calls_are_taken_and_the_log_each_change(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    name = "astreinte-test-readiness"
-    fake = FakeSystemd("\0" + name)
-    notifier = SystemdNotifier.from_env({"NOTIFY_SOCKET": "@" + name})
+    fake = FakeSystemd()
+    notifier = SystemdNotifier.from_env({"NOTIFY_SOCKET": fake.env_value})
     scripted = ScriptedReadiness(
         _report("ari", "application", "SIP transport"),  # before the websocket is up
         _report("SIP transport"),  # taking calls, but deaf

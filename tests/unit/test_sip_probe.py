@@ -17,16 +17,7 @@ from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.pbx import PbxConfig, SipAddress, parse_sip_address
 from astreinte_ari.health import check_sip_transport, trunk_endpoint
-
-
-def _answer(request: bytes, status: str, server: str | None) -> bytes:
-    """A reply echoing Via/From/To/Call-ID/CSeq, as a SIP server does."""
-    head = request.decode().split("\r\n\r\n")[0].split("\r\n")
-    keep = [h for h in head[1:] if h.split(":")[0] in ("Via", "From", "To", "Call-ID", "CSeq")]
-    lines = [f"SIP/2.0 {status}", *keep]
-    if server is not None:
-        lines.append(f"Server: {server}")
-    return ("\r\n".join([*lines, "Content-Length: 0"]) + "\r\n\r\n").encode()
+from tests.rig.sip_impostor import sip_reply
 
 
 class FakeSipServer(asyncio.DatagramProtocol):
@@ -49,9 +40,9 @@ class FakeSipServer(asyncio.DatagramProtocol):
             return
         assert self.transport is not None
         stray = data.replace(b"Call-ID: ", b"Call-ID: other-")  # someone else's transaction
-        self.transport.sendto(_answer(stray, "200 OK", "Other"), addr)
-        self.transport.sendto(_answer(data, "100 Trying", self.server), addr)
-        self.transport.sendto(_answer(data, self.status, self.server), addr)
+        self.transport.sendto(sip_reply(stray, "200 OK", "Other"), addr)
+        self.transport.sendto(sip_reply(data, "100 Trying", self.server), addr)
+        self.transport.sendto(sip_reply(data, self.status, self.server), addr)
 
 
 @contextlib.asynccontextmanager
@@ -86,7 +77,7 @@ async def test_probe_retransmits_over_udp() -> None:
     assert 0.4 < time.monotonic() - started < 1.5
 
 
-async def test_a_port_held_by_a_silent_socket_gives_no_answer() -> None:
+async def test_a_port_held_by_a_silent_socket_gives_nosip_reply() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         address = SipAddress("udp", "127.0.0.1", holder.getsockname()[1])
@@ -109,7 +100,7 @@ async def test_a_closed_port_is_refused() -> None:
 async def test_probe_over_tcp() -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
-        writer.write(_answer(request, "100 Trying", None) + _answer(request, "200 OK", "PBX 1"))
+        writer.write(sip_reply(request, "100 Trying", None) + sip_reply(request, "200 OK", "PBX 1"))
         await writer.drain()
         writer.close()
 

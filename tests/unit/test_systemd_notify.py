@@ -1,62 +1,23 @@
-"""sd_notify over a real unix datagram socket standing in for systemd."""
+"""sd_notify over a real unix datagram socket standing in for systemd (tests/rig/systemd.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from astreinte_ari.adapters.systemd import SystemdNotifier, keep_watchdog
-
-
-class FakeSystemd:
-    """A bound AF_UNIX datagram socket; a thread stamps each datagram on arrival."""
-
-    def __init__(self, address: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.sock.settimeout(0.1)
-        self.received: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.received.append((time.monotonic(), data.decode()))
-
-    def messages(self) -> list[str]:
-        return [m for _, m in self.received]
-
-    def wait_for(self, text: str, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in m for m in self.messages()):
-            assert time.monotonic() < deadline, self.messages()
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+from tests.rig.systemd import FakeSystemd
 
 
 @pytest.fixture
 def abstract_systemd() -> Iterator[tuple[FakeSystemd, str]]:
-    name = f"astreinte-test-{uuid.uuid4().hex}"
-    fake = FakeSystemd("\0" + name)
-    yield fake, "@" + name
-    fake.close()
+    with FakeSystemd() as fake:
+        yield fake, fake.env_value
 
 
 def test_messages_reach_a_socket_in_the_abstract_namespace(
