@@ -5,6 +5,8 @@ and the systemd unit lets the service write exactly there."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,38 @@ def test_the_unit_lets_the_service_write_every_default_path(tmp_path: Path) -> N
     sqlite_file = Path(config.database_url().removeprefix("sqlite:///"))
     for path in (sqlite_file, config.recordings_dir, config.journal_dir, config.fallback_spool_dir):
         assert any(path.is_relative_to(root) for root in allowed), (path, allowed)
+
+
+def test_the_unit_is_notify_with_a_watchdog_and_hardened() -> None:
+    def one(key: str) -> str:
+        values = _unit_values(key)
+        assert len(values) == 1, (key, values)
+        return values[0]
+
+    assert one("Type") == "notify" and one("NotifyAccess") == "main"
+    assert int(one("WatchdogSec")) >= 10  # pings every half: a loop lag of seconds is fine
+    for key in (
+        "ProtectClock",
+        "ProtectKernelLogs",
+        "ProtectHostname",
+        "RestrictSUIDSGID",
+        "MemoryDenyWriteExecute",
+        "NoNewPrivileges",
+    ):
+        assert one(key) == "yes", key
+    assert one("ProtectProc") == "invisible"
+    assert _unit_values("SystemCallFilter")[0] == "@system-service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_unit_security_exposure_stays_low() -> None:
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+    assert m, out
+    assert float(m.group(1)) <= 1.5, out  # 3.7 before the hardening, 1.2 after
