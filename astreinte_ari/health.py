@@ -96,6 +96,19 @@ async def check_sip_transport(
     )
 
 
+async def sip_problem(
+    address: SipAddress, version: str, *, timeout_s: float = SIP_TIMEOUT_S
+) -> str | None:
+    """None when Asterisk `version` answers SIP at `address`, else what was found there."""
+    try:
+        reply = await sip_options(address, timeout_s=timeout_s)
+    except SipProbeError as exc:
+        return f"{exc} (transport not bound? another process may hold the port)"
+    if _identifies(reply.server, version, None):
+        return None
+    return f"{address} is answered by {reply.server!r}, another process"
+
+
 def trunk_endpoint(dial: str) -> str | None:
     """The PJSIP endpoint every trunk call goes through, when the dial template names
     one: PJSIP/{number}@operator and PJSIP/operator/sip:{number}@host give "operator";

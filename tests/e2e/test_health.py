@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -218,3 +220,26 @@ def test_the_service_notifies_systemd_and_feeds_the_watchdog_only_while_it_runs(
         # Leaving the block sent SIGTERM: the drain is announced.
         stopping = systemd.wait_for("STOPPING=1", after=stopped_at)
     assert stopping == "STOPPING=1\nSTATUS=draining: 0 call(s) in progress"
+
+
+def test_the_demo_pbx_does_not_say_ready_when_its_sip_port_is_taken(tmp_path: Path) -> None:
+    secret = tmp_path / "ari.secret"
+    secret.write_text(ARI_PASSWORD)
+    impostor = SipImpostor(None)  # holds the port, answers nothing
+    try:
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "astreinte_ari.localpbx"),
+                *("--workdir", str(tmp_path / "asterisk"), "--password-file", str(secret)),
+                *("--sip-port", str(impostor.port), "--http-port", str(free_port())),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        impostor.close()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "started but takes no call: no SIP answer from udp:127.0.0.1:" in run.stdout
+    assert " ready: " not in run.stdout
