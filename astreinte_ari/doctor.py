@@ -5,7 +5,9 @@ Checks: secret files, ARI reachability and credentials, the Asterisk version
 (16 or later), Asterisk modules the dialplan needs, this project's dialplan
 contexts and globals (asked over ARI: a Local channel into [astreinte-publish]
 reports DIALPLAN_EXISTS for each), sounds for every configured language and
-prompt, database migrated, recordings and fallback spool directories writable.
+prompt, database migrated, recordings and fallback spool directories writable,
+Asterisk itself answering SIP at pbx.sip and the trunk endpoint reachable
+(health.py, shared with the service's /readyz).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +23,7 @@ from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
+from astreinte_ari.health import Check, check_sip_transport, check_trunk
 from astreinte_ari.pbxinstall import parse_version
 from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
 
@@ -68,14 +70,6 @@ _LIFECYCLE = {
     22: "LTS, fully supported until 2028-10-16",
 }
 _UPGRADE = "upgrade to Asterisk 22 LTS (vendor packages, e.g. FreePBX 17, or scripts/asterisk22.sh)"
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def _fail(name: str, detail: str, fix: str) -> Check:
@@ -248,6 +242,9 @@ async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.
             return checks  # nothing else is worth checking on an unsupported PBX
         checks.append(await _check_modules(client))
         checks.extend(await _check_dialplan(client, config))
+        # A transport that failed to bind leaves Asterisk up and ARI fine, but deaf.
+        checks.append(await check_sip_transport(config, version))
+        checks.append(await check_trunk(client, config))
         return checks
     finally:
         await client.close()

@@ -392,6 +392,18 @@ def main(argv: list[str] | None = None) -> int:
         install=install,
     )
     pbx.start()
+    import asyncio
+
+    from astreinte_ari.config.pbx import SipAddress
+    from astreinte_ari.health import sip_problem
+
+    # Answering ARI is not taking calls: another process may hold the SIP port.
+    sip = SipAddress("udp", "127.0.0.1", pbx.sip_port)
+    deaf = asyncio.run(sip_problem(sip, pbx.version_string))
+    if deaf:
+        print(f"Asterisk {pbx.version_string} started but takes no call: {deaf}", flush=True)
+        pbx.stop()
+        return 1
     print(
         f"Asterisk {pbx.version_string} ready: SIP 127.0.0.1:{pbx.sip_port}, ARI {pbx.ari_url}",
         flush=True,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -11,6 +14,9 @@ from astreinte_ari.adapters.metrics import METRICS_KEY, ServiceMetrics, metrics_
 from astreinte_ari.callflow.audit_events import AuditEvent
 from astreinte_ari.callflow.runtime import AuditSink
 from astreinte_ari.config.model import MetricsConfig
+
+if TYPE_CHECKING:
+    from astreinte_ari.readiness import ReadyReport
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +36,38 @@ class MeteredAudit:
             log.exception("metrics update failed for %s", type(event).__name__)
 
 
-Readiness = Callable[[], tuple[bool, str]]
+Readiness = Callable[[], Awaitable["ReadyReport"]]
 
 
 class MetricsServer:
     """/metrics, and the health a supervisor or load balancer asks for:
-    /healthz (the event loop answers) and /readyz (503 unless calls can be taken)."""
+    /healthz (alive: the event loop answers) and /readyz (200 when every readiness
+    check passes, else 503; the JSON body lists each check, readiness.py)."""
 
     def __init__(
         self, config: MetricsConfig, metrics: ServiceMetrics, ready: Readiness | None = None
     ) -> None:
         self.config = config
         self.metrics = metrics
-        self._ready = ready or (lambda: (True, "ready"))
+        self._ready = ready
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        # Answered by the event loop itself (a frozen loop answers nothing); the lag is
+        # how long a callback queued now waits for its turn.
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
+        turn: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(turn.set_result, None)
+        await turn
+        lag_ms = round((loop.time() - queued) * 1000, 3)
+        return web.json_response({"alive": True, "pid": os.getpid(), "loop_lag_ms": lag_ms})
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        ok, why = self._ready()
-        return web.Response(text=why + "\n", status=200 if ok else 503)
+        if self._ready is None:
+            return web.json_response({"ready": True, "checks": []})
+        report = await self._ready()
+        return web.json_response(report.as_json(), status=200 if report.ready else 503)
 
     async def start(self) -> None:
         app = web.Application()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -61,15 +63,17 @@ def database_ready(engine: Engine, config: AppConfig, *, quiet: bool = False) ->
     return True
 
 
-async def wait_for_ari(client: AriClient, config: AppConfig) -> None:
-    """ARI answers with our credentials, or a StartupError naming the fix."""
+async def wait_for_ari(
+    client: AriClient, config: AppConfig, on_wait: Callable[[str], object] | None = None
+) -> dict[str, Any]:
+    """ARI answers with our credentials (its /asterisk/info), or a StartupError naming
+    the fix. `on_wait` hears what the start waits for (systemd's STATUS= line)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.ari.start_timeout
     last = ""
     while True:
         try:
-            await asyncio.wait_for(client.asterisk_info(), 3.0)
-            return
+            return await asyncio.wait_for(client.asterisk_info(), 3.0)
         except AriError as exc:
             if exc.status in (401, 403):
                 raise StartupError(refused_message(config), EXIT_ARI_REFUSED) from exc
@@ -80,6 +84,8 @@ async def wait_for_ari(client: AriClient, config: AppConfig) -> None:
             error = str(exc) or type(exc).__name__
         if error != last:
             log.error("ARI at %s not answering yet: %s", config.ari.url, error)
+            if on_wait is not None:
+                on_wait(f"waiting for ARI at {config.ari.url}: {error}")
             last = error
         if loop.time() >= deadline:
             raise StartupError(

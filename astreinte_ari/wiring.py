@@ -29,6 +29,7 @@ from astreinte_ari.adapters.store.voicemail_files import (
     FileVoicemailStore,
     keep_voicemails_stored,
 )
+from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.callflow.identity import call_id_for_channel
@@ -40,6 +41,7 @@ from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
 from astreinte_ari.config.watcher import ConfigWatcher
 from astreinte_ari.metrics_server import MeteredAudit, MetricsServer
+from astreinte_ari.readiness import Readiness, keep_readiness
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
@@ -196,8 +198,13 @@ async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -
             await service.sweep()
 
 
-async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> int:
+async def run_service(
+    config: AppConfig,
+    stop: asyncio.Event | None = None,
+    notifier: SystemdNotifier | None = None,
+) -> int:
     check_ari_url(config.ari.url)
+    notifier = notifier or SystemdNotifier(None)  # systemd's: READY=1, STATUS=, STOPPING=1
     engine = create_db_engine(config.database_url())
     db_ready = database_ready(engine, config)  # raises DatabaseNotMigrated with the fix
     # Journal first: audit events survive a database outage and a crash during it.
@@ -211,7 +218,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
     )
     try:
         checkpointer = _checkpointer(engine, config)
-        await wait_for_ari(client, config)
+        info = await wait_for_ari(client, config, on_wait=notifier.status)
     except StartupError:
         await client.close()
         writer.close()
@@ -270,22 +277,24 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         await service.handle(Resynced(channels=channels, bridges=bridges))
         metrics.set_ari_connected(True)
         log.info(
-            "astreinte ready: app %r, %d line(s), %d channel(s) on the PBX",
+            "ARI connected: app %r, %d line(s), %d channel(s) on the PBX",
             config.ari.app,
             len(config.lines),
             len(channels),
         )
+        recheck.set()  # "astreinte ready" only once the PBX checks pass (readiness.py)
 
     async def on_disconnect() -> None:
         service.ready.clear()
         metrics.set_ari_connected(False)
+        recheck.set()
 
-    def ready() -> tuple[bool, str]:
-        if not client.connected.is_set():
-            return False, f"ARI not connected: {client.last_error or 'connecting'}"
-        return True, "ARI connected, application registered"
-
-    metrics_server = MetricsServer(config.metrics, metrics, ready) if config.metrics else None
+    recheck = asyncio.Event()
+    version = str((info.get("system") or {}).get("version") or "") or None
+    readiness = Readiness(client, lambda: live.current, engine, config.journal_dir, version=version)
+    metrics_server = (
+        MetricsServer(config.metrics, metrics, readiness.report) if config.metrics else None
+    )
     if metrics_server is not None:
         await metrics_server.start()
 
@@ -328,6 +337,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
             )
         ),
         asyncio.create_task(_keep_sweeping(service, writer)),
+        asyncio.create_task(keep_readiness(readiness, notifier, recheck)),
         asyncio.create_task(
             keep_voicemails_stored(
                 engine, telephony.fetch_recording, telephony.delete_recording, utcnow
@@ -364,6 +374,7 @@ async def run_service(config: AppConfig, stop: asyncio.Event | None = None) -> i
         code = EXIT_APP_REPLACED
     if stop.is_set():
         service.draining = True  # new calls go to the dialplan fallback
+        notifier.stopping(f"draining: {service.active_calls} call(s) in progress")
         if service.active_calls:
             log.info("stopping: waiting for %d call(s) in progress", service.active_calls)
             idle = asyncio.create_task(service.wait_idle(GRACEFUL_STOP_S))

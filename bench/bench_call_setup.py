@@ -79,10 +79,11 @@ exten => s,1,Answer()
 """
 
 
-def service_config(ari_url: str, work: Path) -> str:
+def service_config(ari_url: str, work: Path, sip_port: int) -> str:
     did, mobile = FLOWS["service"]
     return f"""timezone: Europe/Paris
 ari: {{url: "{ari_url}", username: astreinte, app: astreinte}}
+pbx: {{sip: "udp:127.0.0.1:{sip_port}"}}
 database: {{url: "sqlite:///{work / "audit.db"}"}}
 storage: {{recordings_dir: "{work / "rec"}"}}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361"]}}
@@ -358,7 +359,7 @@ def main() -> int:
         )
         assert floor.stdout is not None and "ready" in floor.stdout.readline()
         cfg = work / "astreinte.yaml"
-        cfg.write_text(service_config(pbx.ari_url, work))
+        cfg.write_text(service_config(pbx.ari_url, work, pbx.sip_port))
         env = dict(os.environ, ASTREINTE_ARI_PASSWORD=PASSWORD)
         astreinte = [sys.executable, "-m", "astreinte_ari"]
         subprocess.run(

@@ -50,7 +50,8 @@ from tests.rig.faults import TcpProxy  # noqa: E402
 
 
 def _log_time(line: str) -> datetime:
-    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    """The time of a text log line: "2026-11-25 13:46:26.331+01:00 INFO ..." (aware)."""
+    return datetime.fromisoformat(" ".join(line.split(" ", 2)[:2]))
 
 
 def reconnect_times(rig: E2ERig, work: Path, cuts: int) -> list[float]:
@@ -69,8 +70,7 @@ def reconnect_times(rig: E2ERig, work: Path, cuts: int) -> list[float]:
                 time.sleep(0.02)
             line = [ln for ln in svc.log_path.read_text().splitlines() if marker in ln][-1]
             assert outage.restored_at is not None
-            restored = outage.restored_at.astimezone().replace(tzinfo=None)
-            times.append((_log_time(line) - restored).total_seconds())
+            times.append((_log_time(line) - outage.restored_at).total_seconds())
     return times
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from astreinte_ari.adapters.systemd import SystemdNotifier
+    from astreinte_ari.config.model import AppConfig
 
 log = logging.getLogger("astreinte_ari.run")
 
@@ -19,13 +24,31 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_run)
 
 
+async def _supervised(config: AppConfig, notifier: SystemdNotifier) -> int:
+    """The service, with systemd's watchdog fed from this event loop for its whole life
+    (a start stuck waiting for ARI still runs its loop; a frozen loop does not)."""
+    from astreinte_ari.adapters.systemd import keep_watchdog
+    from astreinte_ari.wiring import run_service
+
+    watchdog = asyncio.create_task(keep_watchdog(notifier))
+    try:
+        return await run_service(config, notifier=notifier)
+    finally:
+        watchdog.cancel()
+
+
 def _run(args: argparse.Namespace) -> int:
     from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated
+    from astreinte_ari.adapters.systemd import SystemdNotifier
     from astreinte_ari.config.loader import ConfigError, load_config
-    from astreinte_ari.wiring import StartupError, run_service
+    from astreinte_ari.wiring import StartupError
 
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty schema checks
+    # A watchdog kill (SIGABRT) then leaves the stack of every thread in the journal:
+    # where the event loop was stuck.
+    faulthandler.enable()
+    notifier = SystemdNotifier.from_env()
     if not args.config:
         print("astreinte run: no configuration: give -c FILE or set ASTREINTE_CONFIG")
         return 2
@@ -35,13 +58,18 @@ def _run(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue)
         print(f"astreinte run: {len(exc.issues)} error(s) in {args.config}; not started")
+        notifier.status(f"not started: {len(exc.issues)} error(s) in {args.config}")
         return 1
     try:
-        return asyncio.run(run_service(config))
+        return asyncio.run(_supervised(config, notifier))
     except DatabaseNotMigrated as exc:
         print(f"astreinte run: {exc}")
+        notifier.status(f"not started: {str(exc).splitlines()[0]}")
         return 2
     except StartupError as exc:
         log.critical("%s", exc)
         print(f"astreinte run: {exc}")
+        notifier.status(f"not started: {exc}")
         return exc.exit_code
+    finally:
+        notifier.close()

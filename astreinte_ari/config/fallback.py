@@ -15,7 +15,8 @@ _SAFE_PATH_RE = re.compile(r"[A-Za-z0-9/._-]+")
 
 class FallbackConfig(Frozen):
     # Where the fallback AGI (run by Asterisk) writes one JSON-lines file per
-    # call; must be writable by the asterisk user. Default: <config dir>/../var/fallback.
+    # call; must be writable by the asterisk user. Default: /var/spool/astreinte/fallback
+    # for a configuration under /etc, else <config dir>/../var/fallback (model.py).
     spool_dir: Path | None = None
     # A call record without an end (AGI killed, PBX restarted) is imported as
     # incomplete once its file is this old; younger ones may still be ringing.

@@ -28,6 +28,7 @@ from astreinte_ari.config.lines import (
     LineConfig,
     Route,
 )
+from astreinte_ari.config.pbx import PbxConfig
 from astreinte_ari.config.reporting import AuditConfig, CompensationConfig, RetentionConfig
 from astreinte_ari.config.rotas import (
     HolidayCalendar,
@@ -196,10 +197,21 @@ class TeamConfig(Frozen):
         return None if value is None else check_timezone(value)
 
 
+# Where an installed service keeps its files (scripts/astreinte.service: StateDirectory,
+# ReadWritePaths); used when the configuration file lives under /etc.
+FHS_STATE_DIR = Path("/var/lib/astreinte")
+FHS_FALLBACK_SPOOL_DIR = Path("/var/spool/astreinte/fallback")
+
+
+def _under_etc(directory: Path) -> bool:
+    return directory.is_relative_to("/etc")
+
+
 class AppConfig(Frozen):
     source_path: Path
     timezone: str
     ari: AriConfig
+    pbx: PbxConfig = PbxConfig()  # where Asterisk takes SIP (doctor, /readyz): config/pbx.py
     database: DatabaseConfig = DatabaseConfig()
     storage: StorageConfig = StorageConfig()
     sounds: SoundsConfig = SoundsConfig()
@@ -254,9 +266,18 @@ class AppConfig(Frozen):
         return self.sounds.dir or REPO_SOUNDS_DIR
 
     @property
+    def _state_dir(self) -> Path:
+        """Default home of the service's own files. A configuration under /etc is an
+        installed service: its state goes where the FHS and the systemd unit's
+        ReadWritePaths put it (<config dir>/../var would be /etc/var, read-only
+        under ProtectSystem=strict); elsewhere (a checkout, the demo) beside it."""
+        return FHS_STATE_DIR if _under_etc(self.base_dir) else self.base_dir.parent / "var"
+
+    @property
     def recordings_dir(self) -> Path:
-        """Voicemail files kept by the service; default: <config dir>/../var/recordings."""
-        return self.storage.recordings_dir or (self.base_dir.parent / "var" / "recordings")
+        """Voicemail files kept by the service; default: /var/lib/astreinte/recordings
+        for a configuration under /etc, else <config dir>/../var/recordings."""
+        return self.storage.recordings_dir or (self._state_dir / "recordings")
 
     @property
     def journal_dir(self) -> Path:
@@ -265,8 +286,13 @@ class AppConfig(Frozen):
 
     @property
     def fallback_spool_dir(self) -> Path:
-        """Dialplan-fallback call records; default: <config dir>/../var/fallback."""
-        return self.fallback.spool_dir or (self.base_dir.parent / "var" / "fallback")
+        """Dialplan-fallback call records; default: /var/spool/astreinte/fallback for a
+        configuration under /etc, else <config dir>/../var/fallback."""
+        if self.fallback.spool_dir is not None:
+            return self.fallback.spool_dir
+        if _under_etc(self.base_dir):
+            return FHS_FALLBACK_SPOOL_DIR
+        return self.base_dir.parent / "var" / "fallback"
 
     @property
     def accept_timeout_s(self) -> int:
@@ -282,7 +308,8 @@ class AppConfig(Frozen):
 
     def database_url(self) -> str:
         """Env ASTREINTE_DATABASE_URL, then database.url_file, then database.url, then
-        sqlite under <config dir>/../var/."""
+        SQLite in the state directory (/var/lib/astreinte for a configuration under
+        /etc, else <config dir>/../var/)."""
         from_env = os.environ.get("ASTREINTE_DATABASE_URL", "").strip()
         if from_env:
             return from_env
@@ -290,7 +317,7 @@ class AppConfig(Frozen):
             return secrets.read_secret_file(self.database.url_file)
         if self.database.url:
             return self.database.url
-        return f"sqlite:///{self.base_dir.parent / 'var' / 'astreinte.db'}"
+        return f"sqlite:///{self._state_dir / 'astreinte.db'}"
 
     def ari_password(self) -> str:
         """Env var named by ari.password_env, then ari.password_file."""

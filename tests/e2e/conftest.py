@@ -65,6 +65,7 @@ def service(
             recordings=work / "recordings",
             metrics_port=metrics_port,
             cel_file=e2e_rig.pbx.cel_file,
+            sip_port=e2e_rig.pbx.sip_port,
         )
     )
     proc = ServiceProcess(config_path, db_url, work / "recordings", work / "service.log")

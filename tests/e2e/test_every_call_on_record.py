@@ -130,6 +130,7 @@ def test_the_service_starts_and_takes_calls_with_the_database_down(
                 db_url=pg.url,
                 recordings=tmp_path / "rec",
                 cel_file=e2e_rig.pbx.cel_file,
+                sip_port=e2e_rig.pbx.sip_port,
             )
         )
         proc = ServiceProcess(config, pg.url, tmp_path / "rec", tmp_path / "service.log")

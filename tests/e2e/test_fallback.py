@@ -129,6 +129,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
             db_url=db_url,
             recordings=work / "recordings",
             cel_file=pbx.cel_file,
+            sip_port=pbx.sip_port,
         )
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )

@@ -36,9 +36,10 @@ TALK_MS = 30000
 OUTAGE_S = float(os.environ.get("ASTREINTE_OUTAGE_S", "60"))
 
 
-def _config(ari_url: str, db_url: str, work: Path) -> str:
+def _config(ari_url: str, db_url: str, work: Path, sip_port: int) -> str:
     return f"""timezone: Europe/Paris
 ari: {{url: "{ari_url}", username: astreinte, app: astreinte}}
+pbx: {{sip: "udp:127.0.0.1:{sip_port}"}}
 database: {{url: "{db_url}"}}
 storage: {{recordings_dir: "{work / "rec"}", journal_dir: "{work / "journal"}"}}
 trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: ["+3361"]}}
@@ -69,7 +70,7 @@ def load_rig(tmp_path: Path) -> Iterator[tuple[LocalAsterisk, PostgresHandle, Se
     try:
         with stoppable_postgres(tmp_path / "pg") as pg:
             config = tmp_path / "astreinte.yaml"
-            config.write_text(_config(pbx.ari_url, pg.url, tmp_path))
+            config.write_text(_config(pbx.ari_url, pg.url, tmp_path, pbx.sip_port))
             service = ServiceProcess(config, pg.url, tmp_path / "rec", tmp_path / "service.log")
             service.start()
             try:
