@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -105,6 +106,20 @@ class FallbackRig:
         return [*self.spool.glob("*.jsonl"), *self.spool.glob("*.lastresort.json")]
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="module")
 def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackRig]:
     if not sipp_available():
@@ -134,7 +149,10 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )
     upgrade(db_url)
-    pbx.start()
+    # This PBX runs in Paris time, as a real one does: every time the dialplan stamps
+    # must still be UTC (STRFTIME's %s was off by the zone's offset, 3600 s).
+    with _environ(TZ="Europe/Paris"):
+        pbx.start()
     rig = E2ERig(work, pbx, ports, make_speech(work / "speech.ul"))
     try:
         yield FallbackRig(rig, config_path, spool, db_url)

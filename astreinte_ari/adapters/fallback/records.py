@@ -26,6 +26,7 @@ from astreinte_ari.adapters.fallback.spool import (
     LASTRESORT_SUFFIX,
     SPOOL_SUFFIX,
     bounded,
+    dialplan_time,
     hop_outcome,
 )
 from astreinte_ari.callflow.audit_events import (
@@ -97,10 +98,11 @@ class FallbackRecord:
 
 
 def _num(value: Any) -> float | None:
+    """A positive number, or a time the dialplan stamped (spool.dialplan_time)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
-        return None
+        return dialplan_time(value)
     return number if number > 0 else None
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ CALLER_MAX = 256  # caller data is untrusted: bounded here, escaped by JSON
 # Q.850 cause 21 = call rejected (603/403); others behind CONGESTION are "unreachable".
 _CAUSE_REJECTED = 21
 _EPOCH_RE = re.compile(r"[0-9]{9,11}(?:\.[0-9]{1,6})?")
+_STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{1,6}")
 _LOG_SAFE_RE = re.compile(r"[^A-Za-z0-9+._:/=-]")
 
 
@@ -39,13 +41,25 @@ def spool_key(uniqueid: str, default: str) -> str:
     return uniqueid_key(uniqueid) or uniqueid_key(default)
 
 
+def dialplan_time(value: object) -> float | None:
+    """Epoch seconds of a time the dialplan stamped: STRFTIME(,UTC,%Y%m%dT%H%M%S.%3q)
+    ("20261130T173807.123", UTC), or an epoch as older spool files hold; None if
+    absent or malformed."""
+    text = str(value or "").strip()
+    if _EPOCH_RE.fullmatch(text):
+        return float(text)
+    if _STAMP_RE.fullmatch(text):
+        try:
+            return datetime.strptime(text, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def parse_epoch(value: str | None, *, not_before: float, not_after: float) -> float | None:
-    """A dialplan STRFTIME(,UTC,%s.%3q) value, or None if absent, malformed or implausible."""
-    text = (value or "").strip()
-    if not _EPOCH_RE.fullmatch(text):
-        return None
-    at = float(text)
-    return at if not_before <= at <= not_after else None
+    """A dialplan time (dialplan_time), or None if absent, malformed or implausible."""
+    at = dialplan_time(value)
+    return at if at is not None and not_before <= at <= not_after else None
 
 
 def log_summary(record: Mapping[str, Any]) -> str:
