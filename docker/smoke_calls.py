@@ -67,8 +67,10 @@ def cmd_ports(_: argparse.Namespace) -> int:
                 taken.add(port)
                 return port
 
-    tcp = {n: pick(socket.SOCK_STREAM) for n in ("ARI_PORT", "PG_PORT", "METRICS_PORT",
-                                                  "LINKS_PORT", "SMTP_PORT", "SMS_PORT")}
+    tcp = {
+        n: pick(socket.SOCK_STREAM)
+        for n in ("ARI_PORT", "PG_PORT", "METRICS_PORT", "LINKS_PORT", "SMTP_PORT", "SMS_PORT")
+    }
     udp = {n: pick(socket.SOCK_DGRAM) for n in ("SIP_PORT", "AGENT_PORT")}
     start, end = _rtp_range()
     for name, port in {**tcp, **udp, "RTP_START": start, "RTP_END": end}.items():
@@ -81,7 +83,7 @@ def _messages(run: SippRun) -> list[tuple[float, bool, str]]:
     logs = sorted(run.log_path.parent.glob(f"{run.name}_*_messages.log"))
     out: list[tuple[float, bool, str]] = []
     stamp, sent, first = 0.0, False, False
-    for line in (logs[0].read_text(errors="replace").splitlines() if logs else []):
+    for line in logs[0].read_text(errors="replace").splitlines() if logs else []:
         if line.startswith("-----"):
             stamp = datetime.fromisoformat(" ".join(line.strip("- ").split()[:2])).timestamp()
         elif " message " in line and "bytes" in line:
@@ -113,8 +115,9 @@ def cmd_call(args: argparse.Namespace) -> int:
     caller = start_sipp(
         work,
         f"caller-{tag}",
-        caller_scenario(number="+33199000001", name="Docker smoke", hold_ms=args.hold_ms,
-                        speech=None),
+        caller_scenario(
+            number="+33199000001", name="Docker smoke", hold_ms=args.hold_ms, speech=None
+        ),
         local_port=_free(socket.SOCK_DGRAM),
         media_port=_even_udp(),
         remote=f"127.0.0.1:{args.sip_port}",
