@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -75,6 +76,28 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_rtp_range(size: int) -> tuple[int, int]:
+    """A random block of UDP ports below Linux's ephemeral range whose ends are free.
+
+    Two rigs on one machine then rarely share a block, and Asterisk steps over a
+    port that is taken anyway (it tries the next pair)."""
+    rng = random.SystemRandom()
+    for _ in range(50):
+        start = rng.randrange(10000, 32768 - size, 2)
+        if all(_udp_free(port) for port in (start, start + size // 2, start + size - 2)):
+            return start, start + size - 1
+    raise RuntimeError(f"no free block of {size} UDP ports between 10000 and 32767")
+
+
+def _udp_free(port: int) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class LocalAsterisk:
     """A loopback-only Asterisk (16, 20 or 22) with the project's dialplan.
@@ -92,8 +115,10 @@ class LocalAsterisk:
     mobiles: Mapping[str, int] = field(default_factory=dict)
     sip_port: int = 0
     http_port: int = 0
-    rtp_start: int = 20000
-    rtp_end: int = 20999
+    # RTP ports: 0 picks a free random block of rtp_ports at start-up.
+    rtp_start: int = 0
+    rtp_end: int = 0
+    rtp_ports: int = 1000
     extra_dialplan: str = ""
     # [globals] for the dialplan fallback (astreinte-fallback): e.g.
     # {"ASTREINTE_CONFIG": "/etc/astreinte/astreinte.yaml"}; see docs/fallback-and-operations.md.
@@ -111,6 +136,8 @@ class LocalAsterisk:
         self.workdir = Path(self.workdir).resolve()
         self.sip_port = self.sip_port or free_port(socket.SOCK_DGRAM)
         self.http_port = self.http_port or free_port()
+        if not self.rtp_start:
+            self.rtp_start, self.rtp_end = free_rtp_range(self.rtp_ports)
 
     @property
     def version(self) -> Version:

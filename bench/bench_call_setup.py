@@ -336,8 +336,7 @@ def main() -> int:
         ari_password=PASSWORD,
         mobiles=mobiles,
         extra_dialplan=DIALPLAN,
-        rtp_start=30000,
-        rtp_end=39999,
+        rtp_ports=10000,
         install=install,
     )
     pbx.start()

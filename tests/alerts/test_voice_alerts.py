@@ -44,7 +44,7 @@ def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAsterisk]:
         pytest.fail("sipp/asterisk missing: run scripts/install-test-deps.sh")
     ports = {n: free_port(socket.SOCK_DGRAM) for n in (P1, P2, CALLER)}
     work = tmp_path_factory.mktemp("alerts-pbx")
-    pbx = LocalAsterisk(work, ari_password=PASSWORD, mobiles=ports, rtp_start=31000, rtp_end=31999)
+    pbx = LocalAsterisk(work, ari_password=PASSWORD, mobiles=ports)
     pbx.start()
     try:
         yield pbx

@@ -63,8 +63,7 @@ def load_rig(tmp_path: Path) -> Iterator[tuple[LocalAsterisk, PostgresHandle, Se
         tmp_path / "asterisk",
         ari_password=ARI_PASSWORD,
         mobiles={LOAD_AGENT: agent_port},
-        rtp_start=30000,
-        rtp_end=34999,
+        rtp_ports=5000,
     )
     pbx.start()
     try:
