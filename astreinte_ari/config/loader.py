@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from astreinte_ari.config import yaml_syntax
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.references import reference_issues
 
@@ -208,8 +209,8 @@ def _validation_issues(
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, list[ConfigIssue]]:
-    """(data, root node, issues). A syntax error gives no root; an impossible date
-    gives the data (the date kept as text) and its issue."""
+    """(data, root node, issues). A syntax error gives no root and issues in plain
+    words; an impossible date gives the data (the date kept as text) and its issue."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
@@ -220,10 +221,14 @@ def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, list[Config
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         return None, None, [ConfigIssue(file, line, "", problem)]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        return None, None, [ConfigIssue(file, line, "", f"YAML syntax error: {problem}")]
+        return (
+            None,
+            None,
+            [
+                ConfigIssue(file, p.line, format_path(p.path), p.message)
+                for p in yaml_syntax.explain(text, exc)
+            ],
+        )
     except (yaml.YAMLError, ValueError) as exc:
         return None, None, [ConfigIssue(file, None, "", f"cannot read YAML: {exc}")]
     finally:

@@ -180,8 +180,9 @@ def test_issue_format_matches_contract() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("timezone: Europe/Paris\nari: {url: http://x\n  foo: [\n", 3, "YAML syntax error"),
-        ("timezone: Europe/Paris\nlines:\n  a: 1\n\tb: 2\n", 4, "YAML syntax error"),
+        # The { of line 2 is the one never closed (the parser stops on line 3).
+        ("timezone: Europe/Paris\nari: {url: http://x\n  foo: [\n", 2, "{ opened on this line"),
+        ("timezone: Europe/Paris\nlines:\n  a: 1\n\tb: 2\n", 4, "use spaces, not tabs"),
         ("timezone: Europe/Paris\ntimezone: UTC\n", 2, "given twice (first on line 1)"),
         ("timezone: Europe/Paris\nx: [2026-01-01, 2026-13-05]\n", 2, "there is no month 13"),
         ("", None, "the file is empty"),
