@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from astreinte_ari.config import yaml_syntax
+from astreinte_ari.config.fieldnames import closest, valid_names
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.references import reference_issues
 
@@ -184,12 +185,26 @@ def _node_paths(
             yield from _node_paths(item, [*path, i])
 
 
+def _unknown_field(error: Any) -> tuple[str, str | None]:
+    """(message, the valid name it probably meant) for a key no model has."""
+    parent, name = tuple(error["loc"][:-1]), str(error["loc"][-1])
+    choices = valid_names(AppConfig, parent)
+    meant = closest(name, choices)
+    if meant is not None:
+        return f"unknown field '{name}': did you mean '{meant}'?", meant
+    listed = ", ".join(choices) if choices else "none"
+    return (
+        f"unknown field '{name}' (check the spelling and the indentation; valid here: {listed})",
+        None,
+    )
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "missing required field"
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling and the indentation)"
+        return _unknown_field(error)[0]
     msg = str(error["msg"])
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
@@ -197,10 +212,20 @@ def _message(error: Any) -> str:
 def _validation_issues(
     exc: ValidationError, root: yaml.Node, file: str, already: set[str]
 ) -> list[ConfigIssue]:
-    """One issue per pydantic error, except those already reported (an invalid date)."""
+    """One issue per pydantic error, except those already reported (an invalid
+    date) and a 'missing' field whose misspelt key is reported as unknown."""
+    errors = exc.errors(include_url=False)
+    meant = {
+        (tuple(e["loc"][:-1]), _unknown_field(e)[1])
+        for e in errors
+        if e["type"] == "extra_forbidden"
+    }
     issues = []
-    for error in exc.errors(include_url=False):
-        line, segs = _locate(root, error["loc"])
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "missing" and (loc[:-1], loc[-1]) in meant:
+            continue  # "peple: unknown field, did you mean 'people'?" says it all
+        line, segs = _locate(root, loc)
         path = format_path(segs)
         if path in already:
             continue

@@ -330,3 +330,29 @@ def test_alerting_names_known_people_and_rotas(
     assert old in text
     issues = _issues(_write(tmp_path, text.replace(old, new)))
     assert [(i.path, fragment in i.message) for i in issues] == [(path, True)], issues
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "meant"),
+    [
+        ("trunk:", "trunc:", "trunc", "trunk"),
+        ("{person: carol, timeout: 30}", "{person: carol, timout: 30}",
+         'lines."+33180000000".after_hours.hops[2].timout', "timeout"),
+        ('handoff: "fri 18:00", start: 2026-01-02', 'handof: "fri 18:00", start: 2026-01-02',
+         "teams.maintenance.rotas.primary.handof", "handoff"),
+        ('{rota: primary, person: carol, from: "2026-12-24 18:00"',
+         '{rota: primary, person: carol, form: "2026-12-24 18:00"',
+         "teams.maintenance.overrides[0].form", "from"),
+        ("allowed_prefixes:", "allowed_prefix:", "trunk.allowed_prefix", "allowed_prefixes"),
+    ],
+)  # fmt: skip
+def test_unknown_field_did_you_mean(
+    tmp_path: Path, old: str, new: str, path: str, meant: str
+) -> None:
+    text = GOOD.replace(old, new, 1)
+    issues = _issues(_write(tmp_path, text))
+    # The misspelt key only: not also "missing required field" for the one it meant.
+    assert [(i.line, i.path, i.message) for i in issues] == [
+        (_line_of(text, new), path, f"unknown field '{path.rsplit('.', 1)[-1]}': "
+                                    f"did you mean '{meant}'?"),
+    ]  # fmt: skip

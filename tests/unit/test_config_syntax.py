@@ -67,6 +67,19 @@ CASES: dict[str, list[tuple[int, str, str, tuple[str, ...]]]] = {
     "backslash_in_quotes.yaml": [
         (9, "C:\\secrets", "ari.password_file", ("backslash", "single quotes")),
     ],
+    # An impossible date names its field and line, and hides nothing else.
+    "invalid_date_and_more.yaml": [
+        (30, "colour: blue", f"{DID}.colour", ("unknown field 'colour'", "valid here:")),
+        (34, "timeout: 45", f"{DID}.after_hours.hops[0].timeout", ("ring timeout 45 s",)),
+        (45, "2026-02-30", "teams.demo.rotas.primary.start",
+         ("invalid date '2026-02-30'", "February 2026 has 28 days")),
+    ],
+    # No "people: missing" nor "unknown person 'alice'" echoes of the typo.
+    "unknown_fields.yaml": [
+        (5, "Timezone:", "Timezone", ("did you mean 'timezone'?",)),
+        (28, "line_promt:", f"{DID}.line_promt", ("did you mean 'line_prompt'?",)),
+        (39, "peple:", "teams.demo.peple", ("did you mean 'people'?",)),
+    ],
 }  # fmt: skip
 
 
@@ -91,12 +104,12 @@ def test_broken_file_explained(name: str) -> None:
 
 
 def test_check_prints_file_line_path_message(capsys: pytest.CaptureFixture[str]) -> None:
-    path = DATA / "indent_less.yaml"
+    path = DATA / "invalid_date_and_more.yaml"
     assert cli.main(["check", "-c", str(path)]) == 1
     out, err = capsys.readouterr()
     pattern = re.compile(rf"^{re.escape(str(path))}:(\d+): (\S+): (.+)$")
-    assert [pattern.match(line) is not None for line in out.splitlines()] == [True] * 1, out
-    assert "1 problem found" in err
+    assert [pattern.match(line) is not None for line in out.splitlines()] == [True] * 3, out
+    assert "3 problems found" in err
 
 
 # The parser's own words differ between libyaml and the pure-Python parser; the
