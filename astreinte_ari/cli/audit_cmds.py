@@ -15,6 +15,7 @@ from astreinte_ari.cli.db_cmds import (
     EXIT_USAGE,
     _CommandError,
     _load_config,
+    _load_whole_config,
     _open_checked,
     _parse_when,
     _run,
@@ -121,6 +122,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
         key_file = args.key_file
         if key_file is None:
             config = _load_config(args)
+            if config is not None and config.audit is None:
+                # Never fall back to an unsigned export because the key's setting is unreadable.
+                raise _CommandError(
+                    f"the audit section of {config.source_path} cannot be read while the file "
+                    "has errors: give the key with --key-file, or fix the file"
+                )
             if config is not None and config.audit.export_key_file is not None:
                 key_file = str(config.audit.export_key_file)
         try:
@@ -163,7 +170,7 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.retention import run_retention
 
-        config = _load_config(args)
+        config = _load_whole_config(args, "retention (it deletes recordings)")
         if config is None:
             raise _CommandError("retention needs the configuration: -c CONFIG")
         engine = _open_checked(url, args)
@@ -178,4 +185,4 @@ def _cmd_retention(args: argparse.Namespace) -> int:
             print(f"  NOT deleted (outside the recordings directory): {path}")
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, body, whole="retention (it deletes recordings)")
