@@ -313,7 +313,7 @@ def test_agi_uses_the_cache_only_for_the_yaml_it_came_from(config_file: Path) ->
     config_file.write_text(config_file.read_text() + "lines: [broken\n")
     assert source("1800000000.84") == "cache-last-good"
     (spool / CACHE_NAME).unlink()
-    with pytest.raises(Exception, match="YAML syntax error"):
+    with pytest.raises(Exception, match=r"the \[ opened on this line is not closed"):
         _run(config_file, FakeChannel({}), "1800000000.85", cache_dir=str(spool))
 
 
