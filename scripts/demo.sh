@@ -19,11 +19,14 @@ secret="$demo/ari.secret"
 if [ ! -s "$secret" ]; then
   (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))' > "$secret")
 fi
-export ASTREINTE_ARI_PASSWORD="$(cat "$secret")"
+# The service, `astreinte doctor` and the PBX all read this file (ari.password_file
+# in config/demo.yaml): nothing to export in the shell that runs them.
 
 # Simulated mobiles: run `scripts/demo-phone.sh accept +33610000001` to be Alice.
+# ASTREINTE_CONFIG: the dialplan fallback (service down) reads the same YAML.
 .venv/bin/python -m astreinte_ari.localpbx --workdir "$demo/asterisk" \
   --password-file "$secret" --sip-port 5060 --http-port 8088 \
+  --dialplan-global "ASTREINTE_CONFIG=$PWD/config/demo.yaml" \
   --mobile +33610000001=5071 --mobile +33610000002=5072 --mobile +33620000001=5081 \
   > "$demo/asterisk.out" 2>&1 &
 pbx_pid=$!
@@ -40,4 +43,5 @@ cat "$demo/asterisk.out"
 echo "Place a call:  scripts/demo-phone.sh accept +33610000001   (Alice's mobile, presses 1)"
 echo "          and: scripts/demo-phone.sh call +33180000000       (a caller on the on-call line)"
 echo "Audit trail:   .venv/bin/astreinte calls list -c config/demo.yaml"
+echo "Check setup:   .venv/bin/astreinte doctor -c config/demo.yaml"
 .venv/bin/astreinte run -c config/demo.yaml

@@ -83,7 +83,7 @@ def test_check_refuses_world_readable_secret(
     secret.chmod(0o644)
     text = DEMO.read_text()
     if which == "ari":
-        text = text.replace("password_env: ASTREINTE_ARI_PASSWORD", f"password_file: {secret}")
+        text = text.replace("password_file: ../var/demo/ari.secret", f"password_file: {secret}")
     else:
         text += f"\ndatabase: {{url_file: {secret}}}\n"
     (tmp_path / "c.yaml").write_text(text)
