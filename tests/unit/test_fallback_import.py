@@ -282,8 +282,11 @@ def test_an_empty_stale_spool_file_is_recorded_as_lost(db_url: str, config_file:
 
 
 def test_plan_cache_matches_the_yaml_across_a_handoff(config_file: Path) -> None:
+    # The demo rota with two people, so that the handoff changes who is rung.
+    text = config_file.read_text()
+    config_file.write_text(text.replace("people: [alice]}", "people: [alice, bob]}"))
     config = load_config(config_file)
-    # Sun 2027-01-17 12:00 Paris: the demo's weekly handoff (mon 09:00) is 21 h ahead.
+    # Sun 2027-01-17 12:00 Paris: the weekly handoff (mon 09:00) is 21 h ahead.
     start = datetime(2027, 1, 17, 11, 0, 30, tzinfo=UTC)
     cache = build_plan_cache(config, start)
     segments = cache["lines"][DID]
