@@ -56,12 +56,16 @@ fi
   > "$demo/asterisk.out" 2>&1 &
 pbx_pid=$!
 trap 'kill $pbx_pid 2>/dev/null; wait $pbx_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  grep -q "Asterisk ready" "$demo/asterisk.out" 2>/dev/null && break
+# localpbx prints "Asterisk 22.10.1 ready: SIP ..." once ARI answers (this waited
+# for "Asterisk ready", never printed: it slept 10 s and went on, ready or not).
+ready=" ready: SIP "
+for _ in $(seq 1 600); do
+  grep -q "$ready" "$demo/asterisk.out" 2>/dev/null && break
   if ! kill -0 $pbx_pid 2>/dev/null; then cat "$demo/asterisk.out"; exit 1; fi
   sleep 0.1
 done
 cat "$demo/asterisk.out"
+grep -q "$ready" "$demo/asterisk.out" || { echo "demo: the PBX is not ready after 60 s" >&2; exit 1; }
 # The CEL file (cel.file in the YAML) appears with the PBX's first call; create it
 # now so that the service finds it at start instead of warning that it is missing.
 touch "$demo/asterisk/log/cel-custom/astreinte-cel.csv"
