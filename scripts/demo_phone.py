@@ -39,7 +39,7 @@ def _fresh_caller() -> str:
     return f"+3319900{random.randrange(10_000):04d}"
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -64,6 +64,11 @@ def main() -> int:
         metavar="NUMBER",
         help="caller: the calling number (default: a new one each call, e.g. +33199001234)",
     )
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="astreinte-phone-"))
     media = free_port(socket.SOCK_DGRAM) & ~1
