@@ -23,7 +23,7 @@ DEMO = (REPO / "config" / "demo.yaml").read_text(encoding="utf-8")
 # lead to this one, not to the default SQLite path.
 DATABASE = 'database: {url: "sqlite:///../data/audit.db"}\n'
 KEY = "audit: {export_key_file: %s}\n"  # absolute: the loader does not resolve this one
-ROTA_TYPO = ("people: [alice, bob]}", "people: [alice, bobb]}")
+ROTA_TYPO = ("people: [alice]}", "people: [alice, bobb]}")
 TAB = ("      bob: {name", "\tbob: {name")  # a syntax error: the YAML does not parse at all
 
 
