@@ -70,20 +70,31 @@ def load_for_database(args: argparse.Namespace) -> Any:
         config: Any = load_config(path)
         args._config_whole = True
     except ConfigError as exc:
-        config = read_lenient(path, exc.issues)
+        try:
+            config = read_lenient(path, exc.issues)
+        except ConfigError:  # not even readable: nothing to go on
+            raise _refusal(path, exc, "it cannot be read") from None
         _warn(path, config)
     args._config = config
     return config
 
 
 def _warn(path: str, config: Any) -> None:
+    from astreinte_ari.adapters.store.migrate import mask_url
+
     count = len(config.issues)
-    zone = f"time zone {config.timezone}" if config.timezone else "time zone not readable"
+    zone = config.timezone or "not readable"
+    from astreinte_ari.config.secrets import SecretError
+
+    try:  # named, so that a database read from a broken file is seen
+        database = mask_url(config.database_url())
+    except (ConfigError, SecretError):
+        database = "not readable"
     print(
         f"astreinte: warning: {path} has {count} problem{'s' * (count != 1)} (listed by "
         f"`astreinte check -c {path}`); the service keeps its last good configuration. "
         f"This command only needs the database and the time zone, read from the file as it "
-        f"is ({zone}).",
+        f"is: database {database}, time zone {zone}.",
         file=sys.stderr,
     )
 

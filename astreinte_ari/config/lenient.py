@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from astreinte_ari.config.fieldnames import valid_names
 from astreinte_ari.config.fields import check_timezone
 from astreinte_ari.config.loader import ConfigError, ConfigIssue, parse_yaml
 from astreinte_ari.config.model import AppConfig, DatabaseConfig
@@ -78,9 +79,11 @@ def _touched(section: str, issues: Sequence[ConfigIssue]) -> bool:
 
 def _sections(text: str, file: str) -> tuple[dict[str, Any], set[str]]:
     """(top-level sections that parse, names of those that do not). The whole file
-    first; if it does not parse, each top-level block on its own."""
+    first; if it does not parse, each top-level block on its own. Only a file
+    read whole, or whose every block has a known name, can be trusted to lack a
+    section: otherwise its name "" is among the broken ones."""
     data, root, _ = parse_yaml(text, file)
-    if root is not None and isinstance(data, Mapping):
+    if root is not None and isinstance(data, Mapping) and data:
         return {str(k): v for k, v in data.items()}, set()
     sections: dict[str, Any] = {}
     broken: set[str] = set()
@@ -97,12 +100,15 @@ def _sections(text: str, file: str) -> tuple[dict[str, Any], set[str]]:
             sections[name] = data[name]
         else:
             broken.add(name)
+    known = set(valid_names(AppConfig, ()))
+    if not blocks or any(name not in known for name, _ in blocks):
+        broken.add("")  # empty, or a misspelt key that may be the missing section
     return sections, broken
 
 
 def _section(name: str, sections: Mapping[str, Any], broken: set[str],
              issues: Sequence[ConfigIssue]) -> Any:  # fmt: skip
-    if name in broken or _touched(name, issues):
+    if name in broken or _touched(name, issues) or (name not in sections and "" in broken):
         return UNREADABLE
     return sections.get(name)
 

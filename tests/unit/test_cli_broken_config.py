@@ -97,7 +97,8 @@ def test_database_commands_keep_working(
     code, out, err = run(capsys, *argv, "-c", path)
     assert code == 0, err
     assert expected in out
-    assert WARNING + path in err and "time zone Europe/Paris" in err
+    database = f"database sqlite:///{site.parent}/../data/audit.db"  # as the service resolves it
+    assert WARNING + path in err and f"{database}, time zone Europe/Paris" in err
     assert err.count("\n") == 1  # the warning only, stdout stays clean for --json/csv
 
 
@@ -150,16 +151,18 @@ def test_commands_needing_the_whole_configuration_refuse_it(
         ("database:", "databse:"),  # misspelt: the default database would be the wrong one
         ("database:", "  database:"),  # indented under the block above
         ('database: {url: "sqlite', 'database: {uri: "sqlite'),
+        # The YAML does not parse: 'databse' could be the database section.
+        ("database:", "databse:", *TAB),
     ],
-    ids=["unclosed-quote", "misspelt-key", "indented", "unknown-field"],
+    ids=["unclosed-quote", "misspelt-key", "indented", "unknown-field", "misspelt-and-tab"],
 )
 def test_a_broken_database_section_is_never_guessed(
     site: Path,
-    mistake: tuple[str, str],
+    mistake: tuple[str, ...],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = _break(site, mistake)
+    path = _break(site, *zip(mistake[::2], mistake[1::2], strict=True))
     code, out, err = run(capsys, "calls", "list", "-c", path)
     assert code == 1 and not out
     assert "its database cannot be read" in err and "--url" in err
@@ -179,3 +182,17 @@ def test_an_unreadable_time_zone_is_said(site: Path, capsys: pytest.CaptureFixtu
 def test_a_good_file_gives_no_warning(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "calls", "list", "-c", str(site))
     assert code == 0 and CALL_ID[:8] in out and err == ""
+
+
+@pytest.mark.parametrize("content", [None, "", "# everything commented out\n"])
+def test_a_missing_or_empty_file_gives_nothing_to_go_on(
+    site: Path, content: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty file must not mean "every default", the default database included.
+    if content is None:
+        site.unlink()
+    else:
+        site.write_text(content)
+    code, out, err = run(capsys, "calls", "list", "-c", str(site))
+    assert code == 1 and not out and "Traceback" not in err
+    assert "refused" in err
