@@ -397,6 +397,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a simulated mobile: SIP phone on 127.0.0.1:PORT for NUMBER",
     )
     parser.add_argument(
+        "--dialplan-global",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a [globals] variable, e.g. ASTREINTE_CONFIG=/path/astreinte.yaml for the fallback",
+    )
+    parser.add_argument(
         "--asterisk-prefix",
         type=Path,
         default=None,
@@ -417,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         sip_port=args.sip_port,
         http_port=args.http_port,
         install=install,
+        dialplan_globals=dict(item.split("=", 1) for item in args.dialplan_global),
     )
     pbx.start()
     import asyncio

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -40,16 +39,24 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_shifts)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, str]:
+def _load(args: argparse.Namespace, whole: str | None = None) -> tuple[Any, str]:
+    """(configuration, database URL). Listing and acknowledging alerts only need the
+    database: a configuration with errors is read leniently (cli/config_access.py);
+    whole: the command's name if it needs all of it."""
+    from astreinte_ari.cli.config_access import (
+        ConfigRefused,
+        database_url,
+        load_for_database,
+        load_whole,
+    )
+
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty on import
-    path = args.config or os.environ.get("ASTREINTE_CONFIG")
-    config = None
-    if path:
-        from astreinte_ari.config.loader import load_config
-
-        config = load_config(path)
-    url = args.url or (config.database_url() if config else None)
+    try:
+        config = load_whole(args, whole) if whole else load_for_database(args)
+        url = args.url or (database_url(config) if config else None)
+    except ConfigRefused as exc:
+        raise SystemExit(f"astreinte: {exc}") from None
     if not url:
         raise SystemExit("astreinte: no database given: use --url URL or -c CONFIG")
     return config, url
@@ -70,7 +77,7 @@ def _when(at: datetime | None, zone: ZoneInfo | None) -> str:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     config, url = _load(args)
-    zone = ZoneInfo(config.timezone) if config else None
+    zone = ZoneInfo(config.timezone) if config and config.timezone else None
     store = _store(url)
     alerts = store.list(open_only=not args.all, limit=args.limit)
     if not alerts:
@@ -109,7 +116,7 @@ def _cmd_ack(args: argparse.Namespace) -> int:
 def _cmd_shifts(args: argparse.Namespace) -> int:
     from astreinte_ari.alerting.shifts import shift_states
 
-    config, url = _load(args)
+    config, url = _load(args, whole="shifts (rotas and alerting)")
     if config is None:
         print("astreinte: `shifts` needs the configuration (-c)", file=sys.stderr)
         return EXIT_USAGE

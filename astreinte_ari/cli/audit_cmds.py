@@ -16,6 +16,7 @@ from astreinte_ari.cli.db_cmds import (
     EXIT_USAGE,
     _CommandError,
     _load_config,
+    _load_whole_config,
     _open_checked,
     _parse_when,
     _run,
@@ -167,11 +168,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
         since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
         key_file = args.key_file
         config = _load_config(args)
-        if key_file is None and config is not None and config.audit.export_key_file is not None:
-            key_file = str(config.audit.export_key_file)
-        signing_file = args.signing_key or (
-            config.audit.signing_key_file if config is not None else None
-        )
+        if config is not None and config.audit is None:
+            # Never fall back to an unsigned export because the key's setting is unreadable.
+            if key_file is None:
+                raise _CommandError(
+                    f"the audit section of {config.source_path} cannot be read while the file "
+                    "has errors: give the key with --key-file, or fix the file"
+                )
+            if args.signing_key is None:
+                print(
+                    "warning: no signed checkpoint in this export: the audit section cannot be "
+                    "read (give --signing-key to add one)",
+                    file=sys.stderr,
+                )
+        audit = config.audit if config is not None else None
+        if key_file is None and audit is not None and audit.export_key_file is not None:
+            key_file = str(audit.export_key_file)
+        signing_file = args.signing_key or (audit.signing_key_file if audit is not None else None)
         try:
             key = None if key_file is None else read_key(Path(key_file))
             signing = None if signing_file is None else load_private_key(Path(signing_file))
@@ -220,7 +233,7 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.retention import run_retention
 
-        config = _load_config(args)
+        config = _load_whole_config(args, "retention (it deletes recordings)")
         if config is None:
             raise _CommandError("retention needs the configuration: -c CONFIG")
         engine = _open_checked(url, args)
@@ -235,4 +248,4 @@ def _cmd_retention(args: argparse.Namespace) -> int:
             print(f"  NOT deleted (outside the recordings directory): {path}")
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, body, whole="retention (it deletes recordings)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import datetime, tzinfo
 from typing import Any
@@ -86,39 +85,50 @@ def register(subparsers: Any) -> None:
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
-    return args.config or os.environ.get("ASTREINTE_CONFIG") or None
+    from astreinte_ari.cli.config_access import config_path
+
+    return config_path(args)
 
 
 def _load_config(args: argparse.Namespace) -> Any:
     """The configuration named by -c or $ASTREINTE_CONFIG (None without one), loaded
-    once per command: the database URL, the display zone and the command's own
-    work all read it."""
-    path = _config_path(args)
-    if not path:
-        return None
-    loaded = getattr(args, "loaded_config", None)
-    if loaded is None:
-        from astreinte_ari.config.loader import ConfigError, load_config  # lazily: heavy
+    once per command. A file with errors still gives its database and time zone
+    (cli/config_access.py): these commands only need the audit database."""
+    from astreinte_ari.cli.config_access import ConfigRefused, load_for_database
 
-        try:
-            loaded = load_config(path)
-        except ConfigError as exc:
-            raise _CommandError(f"configuration {path} refused:\n{exc}") from None
-        args.loaded_config = loaded
-    return loaded
+    try:
+        return load_for_database(args)
+    except ConfigRefused as exc:
+        raise _CommandError(str(exc)) from None
+
+
+def _load_whole_config(args: argparse.Namespace, command: str) -> Any:
+    """The validated configuration, for commands that need all of it (rotas, rates)."""
+    from astreinte_ari.cli.config_access import ConfigRefused, load_whole
+
+    try:
+        return load_whole(args, command)
+    except ConfigRefused as exc:
+        raise _CommandError(str(exc)) from None
 
 
 def _database_url(args: argparse.Namespace) -> str:
+    from astreinte_ari.cli.config_access import ConfigRefused, database_url
+
     if args.url:
         return str(args.url)
     config = _load_config(args)
     if config is None:
         raise _UsageError("no database given: use --url URL or -c CONFIG (or set ASTREINTE_CONFIG)")
-    return str(config.database_url())
+    try:
+        return database_url(config)
+    except ConfigRefused as exc:
+        raise _CommandError(str(exc)) from None
 
 
-def _run(args: argparse.Namespace, body: Any) -> int:
-    """Resolve the database and run `body(url)`, mapping known errors to exit codes."""
+def _run(args: argparse.Namespace, body: Any, whole: str | None = None) -> int:
+    """Resolve the database and run `body(url)`, mapping known errors to exit codes.
+    whole: the command's name if it needs the whole configuration, not just its database."""
     if not getattr(args, "verbose", False):
         # Alembic narrates every connection at INFO (even on import): noise for an operator.
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -128,6 +138,8 @@ def _run(args: argparse.Namespace, body: Any) -> int:
     from astreinte_ari.adapters.store.queries import AmbiguousCallIdError
 
     try:
+        if whole is not None:
+            _load_whole_config(args, whole)
         url = _database_url(args)
         try:
             normalize_url(url)
@@ -199,7 +211,7 @@ def _display_zone(args: argparse.Namespace) -> tzinfo | None:
         config = _load_config(args)
     except _CommandError:  # the database came from --url; keep the machine's zone
         return None
-    return None if config is None else ZoneInfo(config.timezone)
+    return None if config is None or not config.timezone else ZoneInfo(config.timezone)
 
 
 def _duration(seconds: float | None) -> str:

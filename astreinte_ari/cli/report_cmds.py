@@ -15,6 +15,7 @@ from astreinte_ari.cli.db_cmds import (
     EXIT_USAGE,
     _config_path,
     _load_config,
+    _load_whole_config,
     _open_checked,
     _run,
     _UsageError,
@@ -63,7 +64,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from astreinte_ari.reports.kpis import build_report
 
         config = _load_config(args) if args.tz is None else None
-        tz_name = args.tz or (config.timezone if config is not None else "UTC")
+        tz_name = args.tz or (config.timezone if config is not None and config.timezone else "UTC")
         try:
             zone = ZoneInfo(tz_name)
         except Exception:
@@ -98,7 +99,7 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         from astreinte_ari.reports import statement as st
         from astreinte_ari.schedule.rota import shifts
 
-        config = _load_config(args)
+        config = _load_whole_config(args, "statement (rotas, people and rates)")
         everyone = {p for team in config.teams.values() for p in team.people}
         if args.person and args.person not in everyone:
             # A typo would otherwise print an all-zero statement that looks real.
@@ -133,4 +134,4 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         _emit(render(statements, zone), args.output)
         return EXIT_OK
 
-    return _run(args, body)
+    return _run(args, body, whole="statement (rotas, people and rates)")

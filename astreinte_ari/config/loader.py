@@ -7,8 +7,9 @@ tree to find the line an ops person has to fix. All problems are collected.
 
 from __future__ import annotations
 
+import calendar
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from astreinte_ari.config import yaml_syntax
+from astreinte_ari.config.fieldnames import closest, valid_names
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.references import reference_issues
 
@@ -34,6 +37,10 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     stays a string (not 1080, base 60), `+33612345678` stays a string (not an
     int without its +), and only true/false are booleans (`no` is Norway)."""
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.bad_dates: list[tuple[yaml.Node, str]] = []
+
 
 _Loader.yaml_implicit_resolvers = {
     first: [r for r in resolvers if r[0] not in (_INT_TAG, _BOOL_TAG)]
@@ -44,15 +51,30 @@ _Loader.add_implicit_resolver(
 )
 _Loader.add_implicit_resolver(_INT_TAG, re.compile(r"^-?(?:0|[1-9][0-9_]*)$"), list("-0123456789"))
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
 
-def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    # Give an impossible date such as 2026-13-05 its line like any other error.
+
+def _date_problem(value: str, exc: ValueError) -> str:
+    m = re.match(r"(\d{4})-(\d{1,2})-(\d{1,2})", value)
+    if m:
+        year, month, day = map(int, m.groups())
+        if not 1 <= month <= 12:
+            return f"invalid date '{value}': there is no month {month} (01 to 12)"
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            return f"invalid date '{value}': {_MONTHS[month - 1]} {year} has {days} days"
+    return f"invalid date '{value}' ({exc})"
+
+
+def _timestamp(loader: _Loader, node: yaml.Node) -> Any:
+    # An impossible date such as 2026-02-30 is noted and kept as text, so that
+    # the rest of the file is still checked and the date is named with its field.
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"invalid date '{node.value}' ({exc})", node.start_mark
-        ) from None
+        loader.bad_dates.append((node, _date_problem(str(node.value), exc)))
+        return node.value
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
@@ -149,34 +171,100 @@ def _duplicate_keys(node: yaml.Node, path: list[str | int], file: str) -> list[C
     return issues
 
 
+def _node_paths(
+    node: yaml.Node, path: list[str | int]
+) -> Iterator[tuple[yaml.Node, list[str | int]]]:
+    yield node, path
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            yield key_node, [*path, key]
+            yield from _node_paths(value_node, [*path, key])
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _node_paths(item, [*path, i])
+
+
+def _unknown_field(error: Any) -> tuple[str, str | None]:
+    """(message, the valid name it probably meant) for a key no model has."""
+    parent, name = tuple(error["loc"][:-1]), str(error["loc"][-1])
+    choices = valid_names(AppConfig, parent)
+    meant = closest(name, choices)
+    if meant is not None:
+        return f"unknown field '{name}': did you mean '{meant}'?", meant
+    listed = ", ".join(choices) if choices else "none"
+    return (
+        f"unknown field '{name}' (check the spelling and the indentation; valid here: {listed})",
+        None,
+    )
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "missing required field"
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling and the indentation)"
+        return _unknown_field(error)[0]
     msg = str(error["msg"])
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+def _validation_issues(
+    exc: ValidationError, root: yaml.Node, file: str, already: set[str]
+) -> list[ConfigIssue]:
+    """One issue per pydantic error, except those already reported (an invalid
+    date) and a 'missing' field whose misspelt key is reported as unknown."""
+    errors = exc.errors(include_url=False)
+    meant = {
+        (tuple(e["loc"][:-1]), _unknown_field(e)[1])
+        for e in errors
+        if e["type"] == "extra_forbidden"
+    }
+    issues = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "missing" and (loc[:-1], loc[-1]) in meant:
+            continue  # "peple: unknown field, did you mean 'people'?" says it all
+        line, segs = _locate(root, loc)
+        path = format_path(segs)
+        if path in already:
+            continue
+        issues.append(ConfigIssue(file, line, path, _message(error)))
+    return issues
+
+
 def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, list[ConfigIssue]]:
-    """(data, root node, issues); YAML syntax errors become issues with their line."""
+    """(data, root node, issues). A syntax error gives no root and issues in plain
+    words; an impossible date gives the data (the date kept as text) and its issue."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
+    except yaml.constructor.ConstructorError as exc:  # e.g. an unknown !tag
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        if isinstance(exc, yaml.constructor.ConstructorError):
-            return None, None, [ConfigIssue(file, line, "", problem)]
-        return None, None, [ConfigIssue(file, line, "", f"YAML syntax error: {problem}")]
-    except (yaml.YAMLError, ValueError) as exc:  # e.g. a date like 2026-13-45
+        return None, None, [ConfigIssue(file, line, "", problem)]
+    except yaml.MarkedYAMLError as exc:
+        return (
+            None,
+            None,
+            [
+                ConfigIssue(file, p.line, format_path(p.path), p.message)
+                for p in yaml_syntax.explain(text, exc)
+            ],
+        )
+    except (yaml.YAMLError, ValueError) as exc:
         return None, None, [ConfigIssue(file, None, "", f"cannot read YAML: {exc}")]
     finally:
         loader.dispose()
-    return data, root, []
+    issues = []
+    if loader.bad_dates and root is not None:
+        paths = {id(node): path for node, path in _node_paths(root, [])}
+        for node, message in loader.bad_dates:
+            path = format_path(paths.get(id(node), []))
+            issues.append(ConfigIssue(file, node.start_mark.line + 1, path, message))
+    return data, root, issues
 
 
 def load_config(path: str | Path) -> AppConfig:
@@ -189,10 +277,9 @@ def load_config(path: str | Path) -> AppConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue(file, None, "", f"cannot read the file: {exc}")]) from None
     data, root, issues = parse_yaml(text, file)
-    if issues:
-        raise ConfigError(issues)
+    bad_dates = {i.path for i in issues}  # reported already: not again by pydantic
     if root is None or data is None:
-        raise ConfigError([ConfigIssue(file, None, "", "the file is empty")])
+        raise ConfigError(issues or [ConfigIssue(file, None, "", "the file is empty")])
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, 1, "", "the top level must be `key: value` lines")])
     issues += _duplicate_keys(root, [], file)
@@ -202,9 +289,7 @@ def load_config(path: str | Path) -> AppConfig:
     try:
         config = AppConfig.model_validate(raw, context={"references_checked": True})
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            line, segs = _locate(root, error["loc"])
-            issues.append(ConfigIssue(file, line, format_path(segs), _message(error)))
+        issues += _validation_issues(exc, root, file, bad_dates)
     for loc, message in reference_issues(data):
         line, segs = _locate(root, loc)
         issues.append(ConfigIssue(file, line, format_path(segs), message))

@@ -105,6 +105,8 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         where: Loc = ("teams", team_name)
         for person_id, person in people.items():
             check_number((*where, "people", person_id, "mobile"), _map(person).get("mobile"))
+        if not isinstance(team.get("people"), Mapping):
+            continue  # `people` missing or misspelt is reported once, not at every name
         for rota_name, rota in rotas.items():
             # Inline rotation, or each of its `layers`.
             rota_loc: Loc = (*where, "rotas", rota_name)
@@ -138,6 +140,8 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         if not isinstance(team_name, str) or team_name not in teams:
             continue
         team = _map(teams[team_name])
+        if not isinstance(team.get("people"), Mapping):
+            continue
         for route_key in ROUTE_KEYS:
             for i, hop in enumerate(_seq(_map(line.get(route_key)).get("hops"))):
                 issues += _target_issues(

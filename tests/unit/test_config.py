@@ -180,16 +180,45 @@ def test_issue_format_matches_contract() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("timezone: Europe/Paris\nari: {url: http://x\n  foo: [\n", 3, "YAML syntax error"),
-        ("timezone: Europe/Paris\nlines:\n  a: 1\n\tb: 2\n", 4, "YAML syntax error"),
+        # The { of line 2 is the one never closed (the parser stops on line 3).
+        ("timezone: Europe/Paris\nari: {url: http://x\n  foo: [\n", 2, "{ opened on this line"),
+        ("timezone: Europe/Paris\nlines:\n  a: 1\n\tb: 2\n", 4, "use spaces, not tabs"),
         ("timezone: Europe/Paris\ntimezone: UTC\n", 2, "given twice (first on line 1)"),
-        ("timezone: Europe/Paris\nx: [2026-01-01, 2026-13-05]\n", 2, "invalid date '2026-13-05'"),
+        ("timezone: Europe/Paris\nx: [2026-01-01, 2026-13-05]\n", 2, "there is no month 13"),
         ("", None, "the file is empty"),
     ],
 )
 def test_yaml_level_errors(tmp_path: Path, text: str, line: int | None, fragment: str) -> None:
     issues = _issues(_write(tmp_path, text))
     assert any(i.line == line and fragment in i.message for i in issues), issues
+
+
+@pytest.mark.parametrize(
+    ("date", "words"),
+    [
+        ("2026-02-30", "February 2026 has 28 days"),
+        ("2028-02-30", "February 2028 has 29 days"),
+        ("2026-13-05", "there is no month 13 (01 to 12)"),
+        ("2026-04-31", "April 2026 has 30 days"),
+    ],
+)
+def test_invalid_date_names_its_field_and_hides_nothing(
+    tmp_path: Path, date: str, words: str
+) -> None:
+    # It used to be the only error shown, without its field.
+    text = GOOD.replace(
+        "start: 2026-01-02, people: [alice, bob]", f"start: {date}, people: [alice, bob]"
+    )
+    text = text.replace("{person: carol, timeout: 30}", "{person: carol, timeout: 45}")
+    text = text.replace('"+33698765432"', '"+44698765432"')
+    issues = _issues(_write(tmp_path, text))
+    got = [(i.line, i.path) for i in issues]
+    assert got == [
+        (_line_of(text, "timeout: 45"), 'lines."+33180000000".after_hours.hops[2].timeout'),
+        (_line_of(text, "+44698765432"), "teams.maintenance.people.carol.mobile"),
+        (_line_of(text, date), "teams.maintenance.rotas.primary.start"),
+    ]
+    assert issues[-1].message == f"invalid date '{date}': {words}"
 
 
 @pytest.mark.parametrize(
@@ -301,3 +330,29 @@ def test_alerting_names_known_people_and_rotas(
     assert old in text
     issues = _issues(_write(tmp_path, text.replace(old, new)))
     assert [(i.path, fragment in i.message) for i in issues] == [(path, True)], issues
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "meant"),
+    [
+        ("trunk:", "trunc:", "trunc", "trunk"),
+        ("{person: carol, timeout: 30}", "{person: carol, timout: 30}",
+         'lines."+33180000000".after_hours.hops[2].timout', "timeout"),
+        ('handoff: "fri 18:00", start: 2026-01-02', 'handof: "fri 18:00", start: 2026-01-02',
+         "teams.maintenance.rotas.primary.handof", "handoff"),
+        ('{rota: primary, person: carol, from: "2026-12-24 18:00"',
+         '{rota: primary, person: carol, form: "2026-12-24 18:00"',
+         "teams.maintenance.overrides[0].form", "from"),
+        ("allowed_prefixes:", "allowed_prefix:", "trunk.allowed_prefix", "allowed_prefixes"),
+    ],
+)  # fmt: skip
+def test_unknown_field_did_you_mean(
+    tmp_path: Path, old: str, new: str, path: str, meant: str
+) -> None:
+    text = GOOD.replace(old, new, 1)
+    issues = _issues(_write(tmp_path, text))
+    # The misspelt key only: not also "missing required field" for the one it meant.
+    assert [(i.line, i.path, i.message) for i in issues] == [
+        (_line_of(text, new), path, f"unknown field '{path.rsplit('.', 1)[-1]}': "
+                                    f"did you mean '{meant}'?"),
+    ]  # fmt: skip

@@ -282,8 +282,11 @@ def test_an_empty_stale_spool_file_is_recorded_as_lost(db_url: str, config_file:
 
 
 def test_plan_cache_matches_the_yaml_across_a_handoff(config_file: Path) -> None:
+    # The demo rota with two people, so that the handoff changes who is rung.
+    text = config_file.read_text()
+    config_file.write_text(text.replace("people: [alice]}", "people: [alice, bob]}"))
     config = load_config(config_file)
-    # Sun 2027-01-17 12:00 Paris: the demo's weekly handoff (mon 09:00) is 21 h ahead.
+    # Sun 2027-01-17 12:00 Paris: the weekly handoff (mon 09:00) is 21 h ahead.
     start = datetime(2027, 1, 17, 11, 0, 30, tzinfo=UTC)
     cache = build_plan_cache(config, start)
     segments = cache["lines"][DID]
@@ -313,7 +316,7 @@ def test_agi_uses_the_cache_only_for_the_yaml_it_came_from(config_file: Path) ->
     config_file.write_text(config_file.read_text() + "lines: [broken\n")
     assert source("1800000000.84") == "cache-last-good"
     (spool / CACHE_NAME).unlink()
-    with pytest.raises(Exception, match="YAML syntax error"):
+    with pytest.raises(Exception, match=r"the \[ opened on this line is not closed"):
         _run(config_file, FakeChannel({}), "1800000000.85", cache_dir=str(spool))
 
 
