@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.call import CallClosed, CallFlow
-from astreinte_ari.callflow.hop import AGENT_PREFIX
-from astreinte_ari.callflow.identity import call_id_for_channel
+from astreinte_ari.callflow.identity import (
+    AGENT_LEG,
+    OWN_PREFIX,
+    call_id_for_channel,
+    is_originated_leg,
+    new_object_id,
+)
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.reconcile import PbxRecords, Reconciler, ended_meanwhile
 from astreinte_ari.callflow.recovery import ResumedCallFlow, ResumePoint
@@ -49,7 +53,6 @@ PlanBuilder = Callable[[str, datetime], CallPlan | None]
 ResumeLookup = Callable[[str], Awaitable[ResumePoint | None]]
 CallListener = Callable[[CallClosed], None]
 DEFAULT_LANGUAGE = "fr"
-OWN_PREFIX = "astreinte-"  # every channel this service creates (agent legs, alerts...)
 
 
 class OnCallService:
@@ -285,7 +288,7 @@ class OnCallService:
     async def _play_then_hangup(self, channel_id: str, media: str) -> None:
         """Play one prompt, hang up when it ends (or the caller leaves first)."""
         session = self.open_session()
-        playback_id = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
+        playback_id = new_object_id("pb")
         session.bind(channel_id)
         session.bind(playback_id)
         try:
@@ -317,15 +320,15 @@ class OnCallService:
                 continue
             bridge = bridge_of.get(caller.id)
             agents = [c for c in (bridge.channel_ids if bridge else ()) if c in present]
-            agents = [c for c in agents if c.startswith(AGENT_PREFIX)]
+            agents = [c for c in agents if c.startswith(AGENT_LEG)]
             bridged = (agents[0], bridge.id) if bridge is not None and agents else None
             if bridged is not None:
                 adopted.update(bridged)
             resumes.append(self._resume(caller, bridged))
         for channel in snapshot.channels:
             # Legs of an earlier process (answered or still ringing), nobody's now.
-            ours = channel.id.startswith(OWN_PREFIX)
-            if ours and channel.id not in self._owner and channel.id not in adopted:
+            leftover = channel.id not in self._owner and channel.id not in adopted
+            if is_originated_leg(channel.id) and leftover:
                 log.warning("stray leg %s from an earlier run hung up", channel.id)
                 self._spawn(self._port.hangup(channel.id))
         for resume in resumes:

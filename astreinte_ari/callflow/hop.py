@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
 from astreinte_ari.callflow.causes import unanswered_leg_text
+from astreinte_ari.callflow.identity import agent_channel_id
 from astreinte_ari.callflow.outcomes import CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
@@ -26,13 +27,6 @@ from astreinte_ari.routing.plan import Hop
 log = logging.getLogger("astreinte_ari.call")
 
 VALID_DTMF = frozenset("0123456789*#ABCD")
-AGENT_PREFIX = "astreinte-agent-"
-
-
-def agent_channel_id(hop_id: str) -> str:
-    """The channel id of a hop's agent leg (a hop has at most one)."""
-    return AGENT_PREFIX + hop_id.replace("-", "")
-
 
 # Margin over Asterisk's own originate timeout before we cancel the leg ourselves.
 _RING_MARGIN_S = 3.0

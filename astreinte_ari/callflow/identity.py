@@ -1,10 +1,16 @@
-"""One audit call id per inbound channel, whoever handles the call.
+"""Who is who on the PBX: call ids and the ids of what the service creates.
+
+One audit call id per inbound channel, whoever handles the call.
 
 The service, the dialplan fallback (AGI) and the last-resort dialplan all
 derive the call id from Asterisk's UNIQUEID of the caller's channel (which is
 also its ARI channel id). A call the service saw and then lost to the
 fallback (watchdog, draining), or that both touched, is therefore ONE record:
 the second writer's CallStarted is a no-op on the same id.
+
+Every object the service creates on the PBX has an id starting with
+"astreinte-<kind>-", so its events find their owner and an earlier process's
+leftovers can be told apart after a restart.
 """
 
 from __future__ import annotations
@@ -32,3 +38,26 @@ def recording_name_for(call_id: str) -> str:
     """The PBX's name for a call's voicemail recording: derivable from the trail alone,
     so a message the service could not store can be fetched again later."""
     return "astreinte-vm-" + call_id.replace("-", "")
+
+
+OWN_PREFIX = "astreinte-"  # every object this service creates on the PBX
+AGENT_LEG = "astreinte-agent-"  # an inbound call's hop to a person
+ALERT_LEG = "astreinte-alert-"  # a voice alert, and its call-back leg (astreinte-alert-cb-)
+CALLBACK_LEG = "astreinte-alert-cb-"
+PUBLISH_LEG = "astreinte-publish-"  # a Local channel in the dialplan, never in Stasis
+
+
+def new_object_id(kind: str) -> str:
+    """A fresh id for a channel, playback, bridge or recording ("pb", "bridge", ...)."""
+    return f"{OWN_PREFIX}{kind}-{uuid.uuid4().hex[:16]}"
+
+
+def agent_channel_id(hop_id: str) -> str:
+    """The channel id of a hop's agent leg (a hop has at most one)."""
+    return AGENT_LEG + hop_id.replace("-", "")
+
+
+def is_originated_leg(channel_id: str) -> bool:
+    """A leg the service rang into Stasis (agent, alert, call-back): after a restart,
+    one nobody owns any more is a leftover to hang up. Dialplan helpers are not."""
+    return channel_id.startswith((AGENT_LEG, ALERT_LEG))

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, HopEnded, StateChanged
 from astreinte_ari.callflow.causes import q850_text
-from astreinte_ari.callflow.hop import agent_channel_id
+from astreinte_ari.callflow.identity import agent_channel_id
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.telephony import ChannelHungUp
 

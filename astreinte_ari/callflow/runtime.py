@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from astreinte_ari.callflow.audit_events import AuditEvent, StateChanged
-from astreinte_ari.callflow.identity import recording_name_for
+from astreinte_ari.callflow.identity import new_object_id, recording_name_for
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.telephony import (
     CallResync,
@@ -152,7 +151,7 @@ class CallRuntime:
 
     def new_id(self, kind: str) -> str:
         """A fresh object id owned by this call; the service routes its events here."""
-        object_id = f"astreinte-{kind}-{uuid.uuid4().hex[:16]}"
+        object_id = new_object_id(kind)
         self.own(object_id)
         if kind == "pb":
             self._playbacks.add(object_id)

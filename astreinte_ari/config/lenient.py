@@ -47,6 +47,11 @@ class LenientConfig:
     audit: AuditConfig | None  # None: not readable
     database: DatabaseConfig | _Unreadable
 
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the file start (as AppConfig.base_dir)."""
+        return self.source_path.resolve().parent
+
     def database_url(self) -> str:
         """The same resolution as the service (environment first), from what is readable."""
         if isinstance(self.database, _Unreadable):

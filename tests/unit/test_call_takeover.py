@@ -256,3 +256,16 @@ async def test_a_pbx_shutdown_is_not_counted_as_the_caller_abandoning() -> None:
     assert trail.ended is not None and trail.ended.outcome is CallOutcome.FAILED
     assert trail.ended.detail == "ended by the PBX at announcing: the PBX is shutting down"
     assert trail.ended.at == LEFT_AT
+
+
+async def test_a_resync_hangs_up_leftover_legs_but_not_dialplan_helpers() -> None:
+    pbx = FakePbx()
+    service, _, _ = make_service(pbx, plan(hop("alice", "+33612345678"), announcement=None))
+    leftover = Channel("astreinte-agent-0123abcd", "PJSIP/alice-9", "Ringing", "", "")
+    publish = Channel("astreinte-publish-0123abcd4567", "Local/x@astreinte-publish-1", "Up", "", "")
+    await feed(service, Resynced(channels=(leftover, publish), bridges=()))
+    await until(lambda: service.ready.is_set() and bool(pbx.did("hangup")))
+    hung_up = [args[0] for args in pbx.did("hangup")]
+    # The AstDB publish leg runs in the dialplan while the service starts: killing
+    # it made the fallback's last-resort publication time out.
+    assert hung_up == ["astreinte-agent-0123abcd"]

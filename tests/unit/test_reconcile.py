@@ -14,7 +14,7 @@ import pytest
 
 from astreinte_ari.adapters.pbx.cel import CelFile, parse_line
 from astreinte_ari.callflow.audit_events import CallEnded, HopEnded, StateChanged
-from astreinte_ari.callflow.hop import agent_channel_id
+from astreinte_ari.callflow.identity import agent_channel_id
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.reconcile import (
     NO_RECORD,

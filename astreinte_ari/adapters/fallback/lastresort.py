@@ -20,6 +20,7 @@ from pathlib import Path
 
 from astreinte_ari.adapters.ari.client import AriClient
 from astreinte_ari.adapters.fallback.plancache import refresh_plan_cache
+from astreinte_ari.callflow.identity import PUBLISH_LEG
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.router import OnCallOverride, build_plan
 
@@ -58,7 +59,7 @@ async def run_publish(
             "extension": "done",
             "priority": 1,
             "timeout": 5,
-            "channelId": f"astreinte-publish-{token[:12]}",
+            "channelId": f"{PUBLISH_LEG}{token[:12]}",
         },
         body={"variables": body},
     )

@@ -25,6 +25,7 @@ from astreinte_ari.adapters.notify.base import (
     Recipient,
 )
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
+from astreinte_ari.callflow.identity import new_object_id
 from astreinte_ari.callflow.outcomes import HopOutcome
 from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
 from astreinte_ari.callflow.telephony import (
@@ -39,7 +40,6 @@ from astreinte_ari.callflow.telephony import (
 )
 
 log = logging.getLogger(__name__)
-ALERT_PREFIX = "astreinte-alert-"
 _DIGITS = frozenset("0123456789*#ABCD")
 _KEY_WAIT_S = 8.0
 _TALK_MAX_S = 3600.0
@@ -96,7 +96,7 @@ class VoiceNotifier:
                 retry_after=RETRY_AFTER_S,
             )
         session = self.open_session()
-        channel_id = f"{ALERT_PREFIX}{uuid.uuid4().hex[:16]}"
+        channel_id = new_object_id("alert")
         session.bind(channel_id)
         try:
             return await self._call(session, channel_id, to, message, acknowledge)
@@ -171,7 +171,7 @@ class VoiceNotifier:
         pressed = ""  # keys that did not count, for the trail (untrusted: bounded, checked)
         while True:
             if playback is None and queue:
-                playback = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
+                playback = new_object_id("pb")
                 session.bind(playback)
                 if not await self.port.play(channel_id, queue.pop(0), playback, message.language):
                     raise NotifyError("voice alert: the person hung up")
@@ -206,7 +206,7 @@ class VoiceNotifier:
                 return Delivery(detail, acked=True, called_back=True)
 
     async def _say(self, session: SessionLike, channel_id: str, sound: str, lang: str) -> None:
-        playback = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
+        playback = new_object_id("pb")
         session.bind(playback)
         if not await self.port.play(channel_id, self.sounds.uri(sound, lang), playback, lang):
             return
@@ -236,9 +236,9 @@ class VoiceNotifier:
                 at=self.clock(),
             )
         )
-        back_id = f"{ALERT_PREFIX}cb-{uuid.uuid4().hex[:12]}"
+        back_id = new_object_id("alert-cb")
         session.bind(back_id)
-        ringback = f"astreinte-pb-{uuid.uuid4().hex[:16]}"
+        ringback = new_object_id("pb")
         session.bind(ringback)
         await self.port.play(agent_id, "tone:ring", ringback)
         try:
@@ -272,7 +272,7 @@ class VoiceNotifier:
                 break
         self.audit.emit(HopProgress(hop_id=hop_id, event="answered", at=self.clock()))
         await self.port.stop_playback(ringback)
-        bridge_id = f"astreinte-bridge-{uuid.uuid4().hex[:16]}"
+        bridge_id = new_object_id("bridge")
         await self.port.create_bridge(bridge_id)
         try:
             await self.port.add_to_bridge(bridge_id, (agent_id, back_id))
