@@ -83,16 +83,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not alerts:
         print("no open alert" if not args.all else "no alert")
         return EXIT_OK
+    print(f"times in {config.timezone if zone else 'UTC'}")
     print(f"{'ID':<12}  {'KIND':<12}  {'STATE':<9}  {'OPENED':<16}  {'NEXT':<16}  WHO / WHAT")
     for a in alerts:
         what = a.line_name or a.rota or ""
         if a.caller_number:
             what += f" from {a.caller_number}"
         if a.acked_by:
-            what += f" (acked by {a.acked_by} via {a.ack_via})"
+            what += f" (acked by {a.acked_by} via {a.ack_via} at {_when(a.acked_at, zone)})"
+        # A closed alert has no next step, whatever the row still holds.
+        next_at = _when(a.next_at, zone) if a.is_open else "-"
         print(
             f"{a.id:<12}  {a.kind:<12}  {a.state:<9}  {_when(a.opened_at, zone):<16}  "
-            f"{_when(a.next_at, zone):<16}  {','.join(a.chain)}: {what}"
+            f"{next_at:<16}  {','.join(a.chain)}: {what}"
         )
     store.engine.dispose()
     return EXIT_OK

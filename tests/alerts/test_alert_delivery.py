@@ -196,6 +196,7 @@ def test_cli_lists_and_acknowledges(
             chain=("p1",),
             opened_at=clock(),
             next_step=1,
+            next_at=clock() + timedelta(minutes=5),
             line_name="Maintenance",
             caller_number="'; DROP TABLE alerts; --",
         )
@@ -214,6 +215,11 @@ def test_cli_lists_and_acknowledges(
     capsys.readouterr()
     assert main(["alerts", "list", "--url", db_url]) == 0
     assert capsys.readouterr().out.strip() == "no open alert"
+    assert main(["alerts", "list", "--all", "--url", db_url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "abcdef123456" in line)
+    acked_at = alert.acked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    assert f"(acked by ops via cli at {acked_at})" in row
+    assert row.split()[5] == "-"  # no "next" step for an acknowledged alert
 
 
 async def test_apscheduler_itself_fires_the_persisted_reminder(
