@@ -21,6 +21,7 @@ import aiohttp
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
+from astreinte_ari.adapters.notify.voice import VOICE_PROMPTS
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.health import Check, check_sip_transport, check_trunk
@@ -53,6 +54,7 @@ CONTEXTS = (
     "astreinte-fallback-accept",
 )
 FIXED_PROMPTS = (
+    "astreinte-please-wait",
     "astreinte-press-1",
     "astreinte-voicemail",
     "astreinte-goodbye",
@@ -122,6 +124,8 @@ def prompt_names(config: AppConfig) -> set[str]:
         if fwd is not None and fwd.announcement:
             names.add(fwd.announcement)
         names.update(n for n in (line.line_prompt, line.recorded_notice) if n)
+    if config.alerting is not None and config.alerting.uses_voice():
+        names.update(VOICE_PROMPTS)
     return names
 
 

@@ -169,6 +169,11 @@ class AlertingConfig(Frozen):
     def policy(self, name: str) -> AlertPolicy:
         return self.policies.get(name) or AlertPolicy()
 
+    def uses_voice(self) -> bool:
+        """Whether some alert may be a phone call (its prompts must then be on the PBX)."""
+        specs = [*self.default_channels, *(s for c in self.channels.values() for s in c)]
+        return any(spec.via == "voice" for spec in specs)
+
     def channels_for(self, person_id: str) -> tuple[ChannelSpec, ...]:
         chosen = self.channels.get(person_id, self.default_channels)
         return tuple(sorted(chosen, key=lambda c: c.after))

@@ -52,6 +52,16 @@ PROMPTS = {
     "shift_cover": "astreinte-shift-start",
     "shift_missed": "astreinte-alert-missed",
 }
+# Every prompt a voice alert may play (doctor checks they are installed).
+VOICE_PROMPTS = frozenset(
+    {
+        *PROMPTS.values(),
+        "astreinte-alert-acked",
+        "astreinte-alert-press-1-ack",
+        "astreinte-alert-press-2-callback",
+        *(f"astreinte-digit-{d}" for d in range(10)),
+    }
+)
 
 
 class SessionLike:
