@@ -43,8 +43,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from astreinte_ari.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
-from astreinte_ari.pbxinstall import AsteriskInstall  # noqa: E402
+from astreinte_ari.devtools.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
+from astreinte_ari.devtools.pbxinstall import AsteriskInstall  # noqa: E402
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp  # noqa: E402
 
 PASSWORD = "bench-" + os.urandom(6).hex()

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from astreinte_ari.localpbx import LocalAsterisk, free_port  # noqa: E402
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port  # noqa: E402
 from tests.e2e.rig import LINE_FULL, P1, P2, SUP, e2e_config, make_speech  # noqa: E402
 from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp  # noqa: E402
 

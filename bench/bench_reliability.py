@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from astreinte_ari.localpbx import LocalAsterisk, free_port  # noqa: E402
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port  # noqa: E402
 from tests.e2e import fault_scenarios  # noqa: E402
 from tests.e2e.rig import (  # noqa: E402
     ARI_PASSWORD,

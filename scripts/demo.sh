@@ -51,7 +51,7 @@ fi
 
 # Simulated mobiles: run `scripts/demo-phone.sh accept +33610000001` to be Alice.
 # ASTREINTE_CONFIG: the dialplan fallback (service down) reads the same YAML.
-.venv/bin/python -m astreinte_ari.localpbx --workdir "$demo/asterisk" \
+.venv/bin/python -m astreinte_ari.devtools.localpbx --workdir "$demo/asterisk" \
   --password-file "$secret" --sip-port "$sip_port" --http-port "$ari_port" \
   --dialplan-global "ASTREINTE_CONFIG=$PWD/$config" \
   --mobile +33610000001=5071 --mobile +33610000002=5072 --mobile +33620000001=5081 \

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp
 
 DEMO_MOBILES = {"+33610000001": 5071, "+33610000002": 5072, "+33620000001": 5081}

@@ -22,6 +22,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 
+from astreinte_ari.adapters.http.alert_links import LinkEndpoint
 from astreinte_ari.adapters.notify.base import Notifier
 from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
@@ -30,7 +31,6 @@ from astreinte_ari.adapters.store.alert_links import AlertLinkStore
 from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.alerting.engine import AlertEngine
-from astreinte_ari.alerting.http import LinkEndpoint
 from astreinte_ari.alerting.links import LinkSigner
 from astreinte_ari.alerting.shifts import plan_shift_alerts
 from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary

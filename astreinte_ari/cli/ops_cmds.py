@@ -41,7 +41,7 @@ def _load(args: argparse.Namespace) -> AppConfig | int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from astreinte_ari.doctor import render, run_checks
+    from astreinte_ari.app.doctor import render, run_checks
 
     loaded = _load(args)
     if isinstance(loaded, int):

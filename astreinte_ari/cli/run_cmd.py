@@ -28,7 +28,7 @@ async def _supervised(config: AppConfig, notifier: SystemdNotifier) -> int:
     """The service, with systemd's watchdog fed from this event loop for its whole life
     (a start stuck waiting for ARI still runs its loop; a frozen loop does not)."""
     from astreinte_ari.adapters.systemd import keep_watchdog
-    from astreinte_ari.wiring import run_service
+    from astreinte_ari.app.compose import run_service
 
     watchdog = asyncio.create_task(keep_watchdog(notifier))
     try:
@@ -40,8 +40,8 @@ async def _supervised(config: AppConfig, notifier: SystemdNotifier) -> int:
 def _run(args: argparse.Namespace) -> int:
     from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated
     from astreinte_ari.adapters.systemd import SystemdNotifier
+    from astreinte_ari.app.compose import StartupError
     from astreinte_ari.config.loader import ConfigError, load_config
-    from astreinte_ari.wiring import StartupError
 
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty schema checks

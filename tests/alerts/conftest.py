@@ -18,7 +18,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 
 SMTP_USER, SMTP_PASSWORD = "astreinte", "smtp-secret-for-tests"
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.alerts.conftest import FakeClock, Mailbox, SmsGateway
 from tests.alerts.helpers import (
     CALLER,

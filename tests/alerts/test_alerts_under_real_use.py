@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from astreinte_ari.adapters.notify.sms_text import segments
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.alerts.conftest import FakeClock, Mailbox, SmsGateway
 from tests.alerts.helpers import P2, SUP, closed_call, start_without_telephony, write_config
 

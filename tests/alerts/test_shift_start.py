@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from astreinte_ari.alerting.shifts import shift_states
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import who_is_on_call
 from tests.alerts.conftest import FakeClock, SmsGateway

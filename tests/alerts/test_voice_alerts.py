@@ -22,12 +22,12 @@ from astreinte_ari.adapters.store.queries import get_call
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
+from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.model import AppConfig, NumberNotAllowed
-from astreinte_ari.localpbx import LocalAsterisk, free_port
-from astreinte_ari.service import OnCallService
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.alerts.conftest import FakeClock
 from tests.alerts.helpers import CALLER, LINE, P1, P2, closed_call, write_config
 from tests.e2e.rig import sipp_available

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
     ARI_PASSWORD,
     P1,

@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
-from astreinte_ari.localpbx import REPO_ROOT, LocalAsterisk, free_port
-from astreinte_ari.pbxinstall import AsteriskInstall
+from astreinte_ari.devtools.localpbx import REPO_ROOT, LocalAsterisk, free_port
+from astreinte_ari.devtools.pbxinstall import AsteriskInstall
 from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
 from tests.rig.phones import AgentPhone, agent_phone_scenario, start_agent_phone
 from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp

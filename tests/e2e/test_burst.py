@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.e2e.rig import LINE_SHORT, P1, E2ERig, ServiceProcess, now_utc, sqlite_service
 from tests.rig.sipp import caller_scenario, start_sipp
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari import cli
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,8 @@ def test_doctor_passes_on_the_demo(
     mobiles = [f"--mobile={n}={free_port(socket.SOCK_DGRAM)}"
                for n in ("+33610000001", "+33610000002", "+33620000001")]  # fmt: skip
     pbx = subprocess.Popen(
-        [sys.executable, "-m", "astreinte_ari.localpbx", "--workdir", str(demo / "asterisk"),
+        [sys.executable, "-m", "astreinte_ari.devtools.localpbx",
+         "--workdir", str(demo / "asterisk"),
          "--password-file", str(secret), "--sip-port", str(sip_port),
          "--http-port", str(ari_port), "--dialplan-global", f"ASTREINTE_CONFIG={config}",
          *mobiles],

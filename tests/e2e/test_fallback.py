@@ -31,7 +31,7 @@ from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.config.loader import load_config
-from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
     ARI_PASSWORD,
     LINE_FULL,

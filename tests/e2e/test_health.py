@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari import cli
-from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
     ARI_PASSWORD,
     P1,
@@ -149,8 +149,8 @@ def test_the_service_on_a_deaf_pbx_is_not_ready_and_says_why(deaf: DeafPbx, tmp_
     log = log_path.read_text()
     assert "astreinte ready" not in log, log
     # journalctl -p err shows it: priority 3, no time of our own (journald stamps it)
-    assert "\n<3>ERROR astreinte_ari.wiring: astreinte NOT ready: SIP transport: udp:" in log
-    assert "\n<6>INFO astreinte_ari.wiring: ARI connected: app 'astreinte'" in log
+    assert "\n<3>ERROR astreinte_ari.app.compose: astreinte NOT ready: SIP transport: udp:" in log
+    assert "\n<6>INFO astreinte_ari.app.compose: ARI connected: app 'astreinte'" in log
     assert all(line.startswith("<") for line in log.splitlines() if line), log
 
 
@@ -229,7 +229,7 @@ def test_the_demo_pbx_does_not_say_ready_when_its_sip_port_is_taken(tmp_path: Pa
     try:
         run = subprocess.run(
             [
-                *(sys.executable, "-m", "astreinte_ari.localpbx"),
+                *(sys.executable, "-m", "astreinte_ari.devtools.localpbx"),
                 *("--workdir", str(tmp_path / "asterisk"), "--password-file", str(secret)),
                 *("--sip-port", str(impostor.port), "--http-port", str(free_port())),
             ],

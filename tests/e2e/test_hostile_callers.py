@@ -28,7 +28,7 @@ def strict_service(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
 def _hostile_call(rig: E2ERig, hold_ms: int, flood: int = 0) -> object:
     import socket
 
-    from astreinte_ari.localpbx import free_port
+    from astreinte_ari.devtools.localpbx import free_port
 
     run = start_sipp(
         rig.workdir / "sipp",

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
-from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import ARI_PASSWORD, ServiceProcess
 from tests.rig.postgres import PostgresHandle, stoppable_postgres
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import CallDetail, get_call, list_calls
-from astreinte_ari.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import LINE_FULL, P1, P2, SUP, E2ERig, finish, make_speech, now_utc
 
 MOBILES = (P1, P2, SUP)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from astreinte_ari.pbxinstall import AsteriskInstall
+from astreinte_ari.devtools.pbxinstall import AsteriskInstall
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from astreinte_ari.localpbx import LocalAsterisk
+from astreinte_ari.devtools.localpbx import LocalAsterisk
 from tests.e2e.rig import ARI_PASSWORD, e2e_config, sipp_available
 from tests.packaging.calls import (
     accepted_call_through_fallback,

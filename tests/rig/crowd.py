@@ -39,7 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.rig.polling import wait_until
 from tests.rig.sipp import SippRun, start_sipp
 from tests.rig.sipp_xml import (

@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, HopStarted, StateChanged
+from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import (
     Channel,
@@ -24,7 +25,6 @@ from astreinte_ari.callflow.telephony import (
     TelephonyEvent,
 )
 from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
-from astreinte_ari.service import OnCallService
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 DID = "+33180000000"

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from astreinte_ari.adapters.ari.client import AriAuthError, AriClient
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 
 
 class FakeAri:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from astreinte_ari.doctor import check_version
-from astreinte_ari.localpbx import modules_for
-from astreinte_ari.pbxinstall import (
+from astreinte_ari.app.doctor import check_version
+from astreinte_ari.devtools.localpbx import modules_for
+from astreinte_ari.devtools.pbxinstall import (
     PREFIX_ENV,
     AsteriskInstall,
     has_websocket_client,

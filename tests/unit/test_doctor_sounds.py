@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from astreinte_ari.app.doctor import check_sounds
 from astreinte_ari.config.loader import load_config
-from astreinte_ari.doctor import check_sounds
 
 REPO = Path(__file__).resolve().parents[2]
 

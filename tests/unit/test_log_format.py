@@ -32,7 +32,7 @@ def _record(level: int, message: str, exc: bool = False) -> logging.LogRecord:
             raise RuntimeError("disk on fire")
         except RuntimeError:
             exc_info = sys.exc_info()
-    return logging.LogRecord("astreinte_ari.wiring", level, __file__, 1, message, (), exc_info)
+    return logging.LogRecord("astreinte_ari.app.compose", level, __file__, 1, message, (), exc_info)
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_text_times_carry_their_utc_offset(paris: None) -> None:
     record = _record(logging.INFO, "astreinte ready")
     line = TextFormatter().format(record)
     m = re.fullmatch(
-        r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d) INFO astreinte_ari.wiring: "
+        r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d) INFO astreinte_ari.app.compose: "
         r"astreinte ready",
         line,
     )
@@ -71,7 +71,7 @@ def test_text_times_carry_their_utc_offset(paris: None) -> None:
 def test_syslog_priority_of_each_level(level: int, priority: int) -> None:
     assert syslog_priority(level) == priority
     line = JournalFormatter().format(_record(level, "x"))
-    assert line == f"<{priority}>{logging.getLevelName(level)} astreinte_ari.wiring: x"
+    assert line == f"<{priority}>{logging.getLevelName(level)} astreinte_ari.app.compose: x"
 
 
 def test_every_line_of_a_traceback_keeps_the_priority_and_no_line_has_a_time() -> None:
@@ -103,8 +103,8 @@ def _log_through_cli(stderr_path: Path, env: dict[str, str]) -> str:
         "import logging\n"
         "from astreinte_ari.cli.log_format import configure_logging\n"
         "configure_logging(logging.INFO)\n"
-        "logging.getLogger('astreinte_ari.wiring').error('transport deaf')\n"
-        "logging.getLogger('astreinte_ari.wiring').info('astreinte ready')\n"
+        "logging.getLogger('astreinte_ari.app.compose').error('transport deaf')\n"
+        "logging.getLogger('astreinte_ari.app.compose').info('astreinte ready')\n"
     )
     with open(stderr_path, "w") as err:
         if "JOURNAL_STREAM" in env and env["JOURNAL_STREAM"] == "this":
@@ -118,8 +118,8 @@ def test_a_process_whose_stderr_is_the_journal_writes_priorities(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     journal = _log_through_cli(tmp_path / "journal", {**env, "JOURNAL_STREAM": "this"})
     assert journal.splitlines() == [
-        "<3>ERROR astreinte_ari.wiring: transport deaf",
-        "<6>INFO astreinte_ari.wiring: astreinte ready",
+        "<3>ERROR astreinte_ari.app.compose: transport deaf",
+        "<6>INFO astreinte_ari.app.compose: astreinte ready",
     ]
     plain = _log_through_cli(tmp_path / "plain", env)
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ERROR ", plain), plain

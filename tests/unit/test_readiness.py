@@ -19,14 +19,14 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import create_engine
 
 from astreinte_ari.adapters.ari.client import AriClient
+from astreinte_ari.adapters.http.metrics_server import MetricsServer
 from astreinte_ari.adapters.metrics import ServiceMetrics
+from astreinte_ari.adapters.pbx.checks import Check
 from astreinte_ari.adapters.systemd import SystemdNotifier
+from astreinte_ari.app.readiness import Readiness, ReadyReport, keep_readiness
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig, MetricsConfig
-from astreinte_ari.health import Check
-from astreinte_ari.localpbx import free_port
-from astreinte_ari.metrics_server import MetricsServer
-from astreinte_ari.readiness import Readiness, ReadyReport, keep_readiness
+from astreinte_ari.devtools.localpbx import free_port
 from tests.rig.systemd import FakeSystemd
 from tests.unit.test_sip_probe import sip_server
 
@@ -270,7 +270,7 @@ async def test_systemd_hears_ready_once_calls_are_taken_and_the_log_each_change(
         _report(),
     )
     wake = asyncio.Event()
-    caplog.set_level(logging.INFO, logger="astreinte_ari.wiring")
+    caplog.set_level(logging.INFO, logger="astreinte_ari.app.compose")
     task = asyncio.create_task(keep_readiness(scripted, notifier, wake, every_s=60))  # type: ignore[arg-type]
     try:
         for expected in (1, 2, 3, 4):

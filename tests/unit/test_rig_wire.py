@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from astreinte_ari.localpbx import free_port
+from astreinte_ari.devtools.localpbx import free_port
 from tests.rig.crowd import CallPlan, injection_file, numbered, rate_args, start_callers
 from tests.rig.phones import agent_phone_scenario, start_agent_phone
 from tests.rig.polling import wait_until

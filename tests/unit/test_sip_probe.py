@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from astreinte_ari.adapters.pbx.checks import check_sip_transport, trunk_endpoint
 from astreinte_ari.adapters.pbx.sip_probe import SipProbeError, sip_options
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.pbx import PbxConfig, SipAddress, parse_sip_address
-from astreinte_ari.health import check_sip_transport, trunk_endpoint
 from tests.rig.sip_impostor import sip_reply
 
 

@@ -108,7 +108,7 @@ def test_schema_head_constant_is_alembics_head() -> None:
 
 def test_service_path_does_not_import_alembic() -> None:
     code = (
-        "import sys, astreinte_ari.wiring, astreinte_ari.cli.run_cmd; "
+        "import sys, astreinte_ari.app.compose, astreinte_ari.cli.run_cmd; "
         "sys.exit(1 if 'alembic' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
@@ -117,7 +117,7 @@ def test_service_path_does_not_import_alembic() -> None:
 def test_service_path_does_not_import_the_orm() -> None:
     # Tables are plain Core: sqlalchemy.orm would cost the service ~5.6 MB of RSS.
     code = (
-        "import sys, astreinte_ari.wiring, astreinte_ari.cli.run_cmd; "
+        "import sys, astreinte_ari.app.compose, astreinte_ari.cli.run_cmd; "
         "sys.exit(1 if 'sqlalchemy.orm' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astreinte_ari import resources
-from astreinte_ari.pbxinstall import (
+from astreinte_ari.devtools.pbxinstall import (
     PREFIX_ENV,
     AsteriskInstall,
     Version,
@@ -429,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     pbx.start()
     import asyncio
 
+    from astreinte_ari.adapters.pbx.checks import sip_problem
     from astreinte_ari.config.pbx import SipAddress
-    from astreinte_ari.health import sip_problem
 
     # Answering ARI is not taking calls: another process may hold the SIP port.
     sip = SipAddress("udp", "127.0.0.1", pbx.sip_port)

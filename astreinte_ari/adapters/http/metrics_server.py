@@ -16,7 +16,7 @@ from astreinte_ari.callflow.runtime import AuditSink
 from astreinte_ari.config.model import MetricsConfig
 
 if TYPE_CHECKING:
-    from astreinte_ari.readiness import ReadyReport
+    from astreinte_ari.app.readiness import ReadyReport
 
 log = logging.getLogger(__name__)
 

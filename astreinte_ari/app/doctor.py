@@ -22,10 +22,10 @@ import aiohttp
 from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.adapters.notify.voice import VOICE_PROMPTS
+from astreinte_ari.adapters.pbx.checks import Check, check_sip_transport, check_trunk
+from astreinte_ari.adapters.pbx.version import parse_version
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
-from astreinte_ari.health import Check, check_sip_transport, check_trunk
-from astreinte_ari.pbxinstall import parse_version
 from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
 
 # Modules the dialplan and the service use, beyond what ARI itself needs.

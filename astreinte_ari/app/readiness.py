@@ -30,18 +30,18 @@ import aiohttp
 from sqlalchemy import Engine, text
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError
-from astreinte_ari.adapters.store.migrate import mask_url
-from astreinte_ari.adapters.systemd import SystemdNotifier
-from astreinte_ari.config.model import AppConfig
-from astreinte_ari.health import (
+from astreinte_ari.adapters.pbx.checks import (
     ARI_TIMEOUT_S,
     Check,
     check_application,
     check_sip_transport,
     check_trunk,
 )
+from astreinte_ari.adapters.store.migrate import mask_url
+from astreinte_ari.adapters.systemd import SystemdNotifier
+from astreinte_ari.config.model import AppConfig
 
-log = logging.getLogger("astreinte_ari.wiring")
+log = logging.getLogger("astreinte_ari.app.compose")
 
 CACHE_S = 10.0  # /readyz answers from a report this recent (each SIP probe is a PBX log line)
 RECHECK_S = 300.0  # besides every ARI (dis)connection

@@ -18,6 +18,7 @@ from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_jso
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
 from astreinte_ari.adapters.fallback.live import FallbackLink
+from astreinte_ari.adapters.http.metrics_server import MeteredAudit, MetricsServer
 from astreinte_ari.adapters.metrics import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
 from astreinte_ari.adapters.store.config_versions import record_config_version
@@ -32,21 +33,8 @@ from astreinte_ari.adapters.store.voicemail_files import (
 from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
-from astreinte_ari.callflow.identity import call_id_for_channel
-from astreinte_ari.callflow.reconcile import Reconciler
-from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
-from astreinte_ari.callflow.runtime import SoundLibrary
-from astreinte_ari.callflow.telephony import DialRefused, Resynced
-from astreinte_ari.config.loader import ConfigError
-from astreinte_ari.config.model import AppConfig, NumberNotAllowed
-from astreinte_ari.config.watcher import ConfigWatcher
-from astreinte_ari.metrics_server import MeteredAudit, MetricsServer
-from astreinte_ari.readiness import Readiness, keep_readiness
-from astreinte_ari.routing.plan import CallPlan
-from astreinte_ari.routing.ratelimit import CallerRateLimiter
-from astreinte_ari.routing.router import build_plan
-from astreinte_ari.service import OnCallService
-from astreinte_ari.startup import (
+from astreinte_ari.app.readiness import Readiness, keep_readiness
+from astreinte_ari.app.startup import (
     EXIT_APP_REPLACED,
     EXIT_ARI_REFUSED,
     StartupError,
@@ -56,6 +44,18 @@ from astreinte_ari.startup import (
     refused_message,
     wait_for_ari,
 )
+from astreinte_ari.callflow.dispatch import OnCallService
+from astreinte_ari.callflow.identity import call_id_for_channel
+from astreinte_ari.callflow.reconcile import Reconciler
+from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
+from astreinte_ari.callflow.runtime import SoundLibrary
+from astreinte_ari.callflow.telephony import DialRefused, Resynced
+from astreinte_ari.config.loader import ConfigError
+from astreinte_ari.config.model import AppConfig, NumberNotAllowed
+from astreinte_ari.config.watcher import ConfigWatcher
+from astreinte_ari.routing.plan import CallPlan
+from astreinte_ari.routing.ratelimit import CallerRateLimiter
+from astreinte_ari.routing.router import build_plan
 
 __all__ = ["StartupError", "check_ari_url", "run_service"]
 

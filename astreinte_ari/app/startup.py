@@ -16,7 +16,7 @@ from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.store.migrate import ensure_migrated, mask_url
 from astreinte_ari.config.model import AppConfig
 
-log = logging.getLogger("astreinte_ari.wiring")
+log = logging.getLogger("astreinte_ari.app.compose")
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 EXIT_APP_REPLACED, EXIT_ARI_REFUSED, EXIT_ARI_UNREACHABLE = 3, 4, 5

@@ -1,0 +1,1 @@
+"""HTTP endpoints: metrics and health, alert links."""

@@ -1,0 +1,1 @@
+"""The running service: the composition root, start-up, readiness and doctor."""
