@@ -31,7 +31,7 @@ from astreinte_ari.devtools.pbxinstall import (
 )
 
 # Where the astreinte_ari package is imported from (a checkout, or site-packages).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DIALPLAN_DIR = resources.dialplan_dir()
 SOUNDS_DIR = resources.sounds_dir()
 
