@@ -42,11 +42,13 @@ for port, kind, var in ((sys.argv[1], socket.SOCK_DGRAM, "SIP"), (sys.argv[2], s
 PY
 then exit 1; fi
 config=config/demo.yaml
-if [ "$ari_port" != 8088 ]; then
-  # The service finds ARI through its YAML: a copy with that port, one directory
-  # below the repository like config/, so its relative paths resolve the same.
+if [ "$ari_port" != 8088 ] || [ "$sip_port" != 5060 ]; then
+  # The service finds ARI (and doctor the SIP port) through its YAML: a copy with
+  # those ports, one directory below the repository like config/, so its relative
+  # paths resolve the same.
   config=var/demo.yaml
-  sed "s#http://127.0.0.1:8088#http://127.0.0.1:$ari_port#" config/demo.yaml > "$config"
+  sed -e "s#http://127.0.0.1:8088#http://127.0.0.1:$ari_port#" \
+      -e "s#udp:127.0.0.1:5060#udp:127.0.0.1:$sip_port#" config/demo.yaml > "$config"
 fi
 
 # Simulated mobiles: run `scripts/demo-phone.sh accept +33610000001` to be Alice.

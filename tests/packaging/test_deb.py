@@ -116,6 +116,7 @@ def _admin_config(root: DebRoot, pbx: LocalAsterisk) -> None:
         db_url="sqlite:////var/lib/astreinte/astreinte.db",
         recordings=Path("/var/lib/astreinte/recordings"),
         cel_file=pbx.cel_file,
+        sip_port=pbx.sip_port,
         spool=Path("/var/spool/astreinte/fallback"),
     )
     text = text.replace(

@@ -193,6 +193,7 @@ def test_installed_wheel_checks_migrates_runs_and_takes_calls(
         db_url=db_url,
         recordings=tmp_path / "rec",
         cel_file=pbx.cel_file,
+        sip_port=pbx.sip_port,
         spool=spool,
     )
     # No sounds.dir: the default must be the installed package's own sounds.
