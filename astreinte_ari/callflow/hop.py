@@ -7,20 +7,16 @@ import uuid
 from dataclasses import dataclass
 
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
-from astreinte_ari.callflow.causes import unanswered_leg_text
 from astreinte_ari.callflow.identity import agent_channel_id
 from astreinte_ari.callflow.outcomes import CallState, HopOutcome
+from astreinte_ari.callflow.ringing import ring
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
-    ChannelEntered,
     ChannelHungUp,
     ChannelLeft,
-    ChannelRinging,
-    DialRefused,
     DtmfReceived,
     PlaybackFinished,
     Reconnected,
-    TelephonyError,
 )
 from astreinte_ari.routing.plan import Hop
 
@@ -28,8 +24,6 @@ log = logging.getLogger("astreinte_ari.call")
 
 VALID_DTMF = frozenset("0123456789*#ABCD")
 
-# Margin over Asterisk's own originate timeout before we cancel the leg ourselves.
-_RING_MARGIN_S = 3.0
 _PROMPT_MAX_S = 60.0
 
 
@@ -43,17 +37,6 @@ class HopResult:
     prompt_playback_id: str | None = None
 
 
-def classify_failure(cause: int, ringing: bool) -> HopOutcome:
-    """Q.850 cause of an agent leg that never answered -> hop outcome."""
-    if cause == 17:
-        return HopOutcome.BUSY
-    if cause == 21:
-        return HopOutcome.REJECTED
-    if cause in (0, 16, 18, 19):  # our timeout, normal clearing, SIP timeout, no answer
-        return HopOutcome.NO_ANSWER if ringing else HopOutcome.UNREACHABLE
-    return HopOutcome.UNREACHABLE
-
-
 class HopAttempt:
     def __init__(self, rt: CallRuntime, seq: int, hop: Hop) -> None:
         self.rt = rt
@@ -65,7 +48,6 @@ class HopAttempt:
         # from the trail alone, e.g. when the service was away when it ended.
         self.agent_id = agent_channel_id(self.hop_id)
         rt.own(self.agent_id)
-        self.ringing = False
         self.dtmf: str | None = None
 
     def describe(self) -> str:
@@ -88,21 +70,17 @@ class HopAttempt:
         )
         rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
         try:
-            await rt.port.originate(
-                channel_id=self.agent_id,
+            unanswered = await ring(
+                rt,
+                self.agent_id,
                 number=hop.number,
                 app_args=("agent", rt.call_id, self.hop_id),
                 caller_id=rt.plan.agent_caller_id,
                 timeout_s=hop.ring_timeout_s,
+                on_ringing=lambda: self._progress("ringing"),
             )
-        except DialRefused as exc:
-            return self._end(HopOutcome.REFUSED, None, str(exc))
-        except TelephonyError as exc:
-            return self._end(HopOutcome.FAILED, None, str(exc)[:200])
-        try:
-            answered = await self._wait_for_answer()
-            if answered is not None:
-                return answered
+            if unanswered is not None:
+                return self._end(unanswered.outcome, unanswered.cause, unanswered.text)
             if not hop.require_accept:
                 self._progress("answered")
                 return HopResult(self.hop_id, HopOutcome.CONNECTED, self.agent_id)
@@ -127,29 +105,6 @@ class HopAttempt:
             )
         )
         return HopResult(self.hop_id, outcome)
-
-    async def _wait_for_answer(self) -> HopResult | None:
-        """None once the agent leg is answered, else the failed hop's result."""
-        rt = self.rt
-        deadline = rt.deadline_in(self.hop.ring_timeout_s + _RING_MARGIN_S)
-        while True:
-            event = await rt.next_event(deadline)
-            if event is None:
-                await rt.port.hangup(self.agent_id)
-                outcome = HopOutcome.NO_ANSWER if self.ringing else HopOutcome.UNREACHABLE
-                what = "no answer" if self.ringing else "unreachable: no response"
-                timeout = self.hop.ring_timeout_s
-                return self._end(outcome, None, f"{what} within {timeout} s (service timeout)")
-            if isinstance(event, ChannelRinging) and event.channel_id == self.agent_id:
-                if not self.ringing:
-                    self.ringing = True
-                    self._progress("ringing")
-            elif isinstance(event, ChannelHungUp) and event.channel_id == self.agent_id:
-                outcome = classify_failure(event.cause, self.ringing)
-                text = unanswered_leg_text(event.cause, event.cause_text, self.ringing)
-                return self._end(outcome, event.cause, text)
-            elif isinstance(event, ChannelEntered) and event.channel.id == self.agent_id:
-                return None
 
     async def _ask_to_accept(self) -> HopResult:
         rt, plan = self.rt, self.rt.plan
@@ -208,8 +163,8 @@ class HopAttempt:
         while prompts:
             sound = prompts.pop(0)
             playback_id = self.rt.new_id("pb")
-            uri = self.rt.sounds.uri(sound, self.rt.plan.language)
-            if await self.rt.port.play(self.agent_id, uri, playback_id, self.rt.plan.language):
+            uri = self.rt.sounds.uri(sound, self.rt.language)
+            if await self.rt.port.play(self.agent_id, uri, playback_id, self.rt.language):
                 return playback_id
         return None
 

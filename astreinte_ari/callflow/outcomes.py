@@ -17,6 +17,42 @@ class CallState(enum.StrEnum):
     ENDED = "ended"
 
 
+# Which state may follow which: anything else is a programming error.
+ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.RECEIVED: frozenset(
+        {
+            CallState.QUEUED,
+            CallState.ANNOUNCING,
+            CallState.DIALING,
+            CallState.VOICEMAIL_GREETING,
+            CallState.ENDED,
+        }
+    ),
+    CallState.QUEUED: frozenset(
+        {CallState.ANNOUNCING, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
+    ),
+    CallState.ANNOUNCING: frozenset(
+        {CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
+    ),
+    CallState.DIALING: frozenset(
+        {
+            CallState.DIALING,
+            CallState.AGENT_PROMPT,
+            CallState.BRIDGED,
+            CallState.VOICEMAIL_GREETING,
+            CallState.ENDED,
+        }
+    ),
+    CallState.AGENT_PROMPT: frozenset(
+        {CallState.BRIDGED, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
+    ),
+    CallState.BRIDGED: frozenset({CallState.BRIDGED, CallState.ENDED}),  # re-attached
+    CallState.VOICEMAIL_GREETING: frozenset({CallState.RECORDING, CallState.ENDED}),
+    CallState.RECORDING: frozenset({CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
+
+
 class CallOutcome(enum.StrEnum):
     ACCEPTED = "accepted"  # an agent pressed the accept digit; caller and agent bridged
     CONNECTED = "connected"  # business-hours forward answered (no accept needed)

@@ -1,8 +1,11 @@
 """Per-call runtime: the event queue, timed waits, the audited state machine.
 
-One CallRuntime exists per inbound call. The service routes every telephony
-event that concerns one of the call's objects (channels, playbacks,
-recordings) into its queue; the phases (hop, voicemail, bridge) pull from it.
+One runtime exists per call, inbound (CallRuntime: a caller on an on-call
+line, with its plan) or outbound (LegRuntime: a voice alert ringing a person).
+The dispatcher routes every telephony event that concerns one of the call's
+objects (channels, playbacks, recordings) into its queue; the phases (hop,
+voicemail, bridge, alert readout) pull from it. "The caller" is the party the
+call exists for: the inbound caller, or the person an outbound call rings.
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from astreinte_ari.callflow.audit_events import AuditEvent, StateChanged
 from astreinte_ari.callflow.identity import new_object_id, recording_name_for
-from astreinte_ari.callflow.outcomes import CallState
+from astreinte_ari.callflow.outcomes import ALLOWED_TRANSITIONS, CallState
 from astreinte_ari.callflow.telephony import (
     CallResync,
     ChannelEntered,
@@ -35,41 +38,7 @@ from astreinte_ari.callflow.telephony import (
 from astreinte_ari.routing.plan import CallPlan
 
 log = logging.getLogger("astreinte_ari.call")
-
-# Which state may follow which: anything else is a programming error.
-ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    CallState.RECEIVED: frozenset(
-        {
-            CallState.QUEUED,
-            CallState.ANNOUNCING,
-            CallState.DIALING,
-            CallState.VOICEMAIL_GREETING,
-            CallState.ENDED,
-        }
-    ),
-    CallState.QUEUED: frozenset(
-        {CallState.ANNOUNCING, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
-    ),
-    CallState.ANNOUNCING: frozenset(
-        {CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
-    ),
-    CallState.DIALING: frozenset(
-        {
-            CallState.DIALING,
-            CallState.AGENT_PROMPT,
-            CallState.BRIDGED,
-            CallState.VOICEMAIL_GREETING,
-            CallState.ENDED,
-        }
-    ),
-    CallState.AGENT_PROMPT: frozenset(
-        {CallState.BRIDGED, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
-    ),
-    CallState.BRIDGED: frozenset({CallState.BRIDGED, CallState.ENDED}),  # re-attached
-    CallState.VOICEMAIL_GREETING: frozenset({CallState.RECORDING, CallState.ENDED}),
-    CallState.RECORDING: frozenset({CallState.ENDED}),
-    CallState.ENDED: frozenset(),
-}
+S = TypeVar("S", bound=str)  # a call's state vocabulary (an enum.StrEnum)
 
 
 class AuditSink(Protocol):
@@ -108,13 +77,46 @@ class SoundLibrary:
     hold_class: str = "astreinte-ringback"
 
 
-class CallRuntime:
+@dataclass(frozen=True, slots=True)
+class StateMachine(Generic[S]):
+    """A call's states: where it starts, which state may follow which (anything
+    else is a programming error), and how each transition is recorded."""
+
+    initial: S
+    allowed: Mapping[S, frozenset[S]]
+    record: Callable[[str, int, S, S, str], None]  # (call id, seq, from, to, reason)
+
+
+def inbound_machine(audit: AuditSink, clock: Callable[[], datetime]) -> StateMachine[CallState]:
+    """An inbound call's transitions go to the audit trail (call_transitions)."""
+
+    def record(
+        call_id: str, seq: int, from_state: CallState, to_state: CallState, why: str
+    ) -> None:
+        audit.emit(
+            StateChanged(
+                call_id=call_id,
+                seq=seq,
+                from_state=from_state,
+                to_state=to_state,
+                reason=why,
+                at=clock(),
+            )
+        )
+
+    return StateMachine(CallState.RECEIVED, ALLOWED_TRANSITIONS, record)
+
+
+class LegRuntime(Generic[S]):
+    """What every call flow runs on, inbound or outbound."""
+
     def __init__(
         self,
         *,
         call_id: str,
         caller_channel_id: str,
-        plan: CallPlan,
+        language: str,
+        machine: StateMachine[S],
         port: TelephonyPort,
         audit: AuditSink,
         sounds: SoundLibrary,
@@ -123,14 +125,15 @@ class CallRuntime:
     ) -> None:
         self.call_id = call_id
         self.caller_channel_id = caller_channel_id
-        self.plan = plan
+        self.language = language
+        self.machine = machine
         self.port = port
         self.audit = audit
         self.sounds = sounds
         self.clock = clock
         self._bind = bind
         self.events: asyncio.Queue[TelephonyEvent] = asyncio.Queue()
-        self.state = CallState.RECEIVED
+        self.state: S = machine.initial
         self._seq = 0
         self.caller_present = True
         self.caller_may_leave = False  # True while a caller hangup is an expected ending
@@ -172,26 +175,17 @@ class CallRuntime:
 
     # -- state machine -------------------------------------------------------------
 
-    def restore(self, last_seq: int, state: CallState) -> None:
+    def restore(self, last_seq: int, state: S) -> None:
         """Continue a call an earlier process audited up to transition `last_seq`."""
         self._seq = last_seq
         self.state = state
 
-    def transition(self, to_state: CallState, reason: str) -> None:
-        if to_state not in ALLOWED_TRANSITIONS[self.state]:
+    def transition(self, to_state: S, reason: str) -> None:
+        if to_state not in self.machine.allowed[self.state]:
             raise RuntimeError(f"illegal transition {self.state} -> {to_state} ({reason})")
         self._seq += 1
         log.info("call %s: %s -> %s (%s)", self.call_id[:8], self.state, to_state, reason)
-        self.audit.emit(
-            StateChanged(
-                call_id=self.call_id,
-                seq=self._seq,
-                from_state=self.state,
-                to_state=to_state,
-                reason=reason,
-                at=self.clock(),
-            )
-        )
+        self.machine.record(self.call_id, self._seq, self.state, to_state, reason)
         self.state = to_state
 
     # -- waiting -------------------------------------------------------------------
@@ -315,8 +309,8 @@ class CallRuntime:
         disappearance raises CallerGone as usual).
         """
         playback_id = self.new_id("pb")
-        uri = self.sounds.uri(sound, self.plan.language)
-        if not await self.port.play(channel_id, uri, playback_id, self.plan.language):
+        uri = self.sounds.uri(sound, self.language)
+        if not await self.port.play(channel_id, uri, playback_id, self.language):
             return False
         deadline = self.deadline_in(max_s)
         while True:
@@ -330,3 +324,32 @@ class CallRuntime:
                 return True
             if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == channel_id:
                 return False
+
+
+class CallRuntime(LegRuntime[CallState]):
+    """An inbound call: a caller on an on-call line and the plan it started with."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        caller_channel_id: str,
+        plan: CallPlan,
+        port: TelephonyPort,
+        audit: AuditSink,
+        sounds: SoundLibrary,
+        clock: Callable[[], datetime],
+        bind: Callable[[str], None],
+    ) -> None:
+        super().__init__(
+            call_id=call_id,
+            caller_channel_id=caller_channel_id,
+            language=plan.language,
+            machine=inbound_machine(audit, clock),
+            port=port,
+            audit=audit,
+            sounds=sounds,
+            clock=clock,
+            bind=bind,
+        )
+        self.plan = plan
