@@ -85,7 +85,8 @@ def recipient_of(config: AppConfig, team: str | None, person_id: str) -> Recipie
     person = team_cfg.people.get(person_id) if team_cfg else None
     if person is None:
         return None
-    return Recipient(person_id, person.name, person.mobile, person.email)
+    # No mobile (a desk-phone-only person): the check refuses SMS/voice alerts to them.
+    return Recipient(person_id, person.name, person.mobile or "", person.email)
 
 
 async def compose_message(

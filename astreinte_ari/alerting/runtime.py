@@ -37,6 +37,7 @@ from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
 from astreinte_ari.callflow.telephony import TelephonyPort
 from astreinte_ari.config import secrets
 from astreinte_ari.config.model import AppConfig
+from astreinte_ari.routing.targets import trunk_target
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,9 @@ async def start_alerting(
         ring_timeout_s=cfg.voice.ring_timeout,
         next_hop_seq=_next_hop_seq(engine),
         clock=clock,
+        # The trunk in force when the alert call starts (the allow-list is checked
+        # again, against the live configuration, right before the originate).
+        dial_target=lambda number: trunk_target(alerting.config.trunk, number),
         telephony_ready=getattr(service, "wait_ready", None),
     )
     signer = LinkSigner(link_key(config))  # links sent by earlier releases

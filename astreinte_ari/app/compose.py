@@ -51,11 +51,12 @@ from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.loader import ConfigError
-from astreinte_ari.config.model import AppConfig, NumberNotAllowed
+from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.watcher import ConfigWatcher
-from astreinte_ari.routing.plan import CallPlan
+from astreinte_ari.routing.plan import CallPlan, DialTarget
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
+from astreinte_ari.routing.targets import refusal
 
 __all__ = ["StartupError", "check_ari_url", "run_service"]
 
@@ -80,15 +81,17 @@ class LiveConfig:
         self.current = config
 
 
-def dial_guard(live: LiveConfig) -> Callable[[str], str]:
-    def dial_string_for(number: str) -> str:
-        try:
-            return live.current.trunk.dial_string(number)
-        except NumberNotAllowed as exc:
-            log.error("refused to dial %r: %s", number, exc)
-            raise DialRefused(str(exc)) from exc
+def dial_guard(live: LiveConfig) -> Callable[[DialTarget], None]:
+    """The allow-list checked before every originate, against the configuration in
+    force (the dial string itself is the plan's: never recomputed here)."""
 
-    return dial_string_for
+    def check_target(target: DialTarget) -> None:
+        reason = refusal(live.current, target)
+        if reason is not None:
+            log.error("refused to dial %s: %s", target.display, reason)
+            raise DialRefused(reason)
+
+    return check_target
 
 
 def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:

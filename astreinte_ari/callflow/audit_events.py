@@ -42,8 +42,12 @@ class HopStarted:
     label: str
     person_id: str
     person_name: str
-    number: str
+    number: str  # the target as people read it: "+33612345678", "sip:desk-101"
     at: datetime
+    # How it was reached (routing.plan.TargetKind: "trunk", "sip") and what was dialled
+    # ("PJSIP/+33612345678@operator", "PJSIP/desk-101"); None on records that predate them.
+    target_kind: str | None = None
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,8 @@ class HopAttempt:
                 person_name=hop.person_name,
                 number=hop.number,
                 at=rt.clock(),
+                target_kind=hop.target.kind.value,
+                target=hop.target.dial_string,
             )
         )
         rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
@@ -73,7 +75,7 @@ class HopAttempt:
             unanswered = await ring(
                 rt,
                 self.agent_id,
-                number=hop.number,
+                target=hop.target,
                 app_args=("agent", rt.call_id, self.hop_id),
                 caller_id=rt.plan.agent_caller_id,
                 timeout_s=hop.ring_timeout_s,

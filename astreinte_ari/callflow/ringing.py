@@ -22,6 +22,7 @@ from astreinte_ari.callflow.telephony import (
     DialRefused,
     TelephonyError,
 )
+from astreinte_ari.routing.plan import DialTarget
 
 # Margin over Asterisk's own originate timeout before we cancel the leg ourselves.
 RING_MARGIN_S = 3.0
@@ -51,13 +52,14 @@ async def ring(
     rt: LegRuntime[Any],
     channel_id: str,
     *,
-    number: str,
+    target: DialTarget,
     app_args: tuple[str, ...],
     caller_id: str | None,
     timeout_s: int,
     on_ringing: Callable[[], None] = lambda: None,
 ) -> Unanswered | None:
-    """Originate `channel_id` to `number`; None once it is answered (in Stasis).
+    """Originate `channel_id` to `target` (its dial string as resolved when the call's
+    plan was made); None once it is answered (in Stasis).
 
     The leg's events must be routed to `rt` (rt.own) before this is called.
     A leg that is never answered is hung up; the reason is returned, never raised.
@@ -65,12 +67,12 @@ async def ring(
     try:
         await rt.port.originate(
             channel_id=channel_id,
-            number=number,
+            target=target,
             app_args=app_args,
             caller_id=caller_id,
             timeout_s=timeout_s,
         )
-    except DialRefused as exc:  # not allow-listed: never dialled
+    except DialRefused as exc:  # not allowed by the configuration: never dialled
         return Unanswered(HopOutcome.REFUSED, None, str(exc))
     except TelephonyError as exc:
         return Unanswered(HopOutcome.FAILED, None, str(exc)[:200])

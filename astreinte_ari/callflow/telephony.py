@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from astreinte_ari.routing.plan import DialTarget
+
 
 class TelephonyError(Exception):
     """The PBX refused an action (not a hangup race: those return False)."""
 
 
 class DialRefused(TelephonyError):
-    """The number is not allowed by the trunk configuration: never dialled."""
+    """The target is not allowed by the configuration (a number outside the trunk's
+    allowed prefixes, a SIP endpoint it does not name): never dialled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +172,14 @@ class TelephonyPort(Protocol):
         self,
         *,
         channel_id: str,
-        number: str,
+        target: DialTarget,
         app_args: tuple[str, ...],
         caller_id: str,
         timeout_s: int,
-    ) -> None: ...
+    ) -> None:
+        """Dial `target.dial_string` as resolved by the plan (never recomputed); raises
+        DialRefused when the configuration in force does not allow the target."""
+        ...
 
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool: ...
 

@@ -25,6 +25,54 @@ def _check_phone(value: object) -> object:
     return value
 
 
+# A PJSIP endpoint's name as pjsip.conf spells it ([desk-101]): it goes into a dial
+# string and into the dialplan fallback's Dial(), so no '/', '@', ',' or spaces.
+SIP_ENDPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SIP_PREFIX = "sip:"
+
+
+def check_sip_endpoint(value: object) -> object:
+    """`desk-101`, `sip:desk-101` or an extension number (101) -> "desk-101"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `sip: 101`: YAML reads a bare extension as a number
+    if not isinstance(value, str):
+        return value
+    name = value.strip()
+    if name.lower().startswith(SIP_PREFIX):
+        name = name[len(SIP_PREFIX) :]
+    if "/" in name or "@" in name:
+        raise ValueError(
+            f"'{value}': write the PJSIP endpoint's name only, e.g. desk-101 "
+            "(not PJSIP/desk-101 or desk-101@host)"
+        )
+    if not SIP_ENDPOINT_RE.match(name):
+        raise ValueError(
+            f"'{value}' is not a SIP endpoint name like desk-101 "
+            "(letters, digits, '.', '_' and '-', as in pjsip.conf)"
+        )
+    return name
+
+
+def _check_contact(value: object) -> object:
+    """A number dialled through the trunk, or `sip:<endpoint>` on this PBX."""
+    if not isinstance(value, str):
+        return _check_phone(value)  # e.g. an unquoted number: "must be quoted"
+    if value.strip().lower().startswith(SIP_PREFIX):
+        return f"{SIP_PREFIX}{check_sip_endpoint(value)}"
+    try:
+        return _check_phone(value)
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is neither an international number like +33612345678 "
+            "nor a SIP endpoint like sip:desk-101"
+        ) from None
+
+
+def sip_endpoint_of(contact: str) -> str | None:
+    """The endpoint of a `sip:<endpoint>` contact; None for a phone number."""
+    return contact[len(SIP_PREFIX) :] if contact.startswith(SIP_PREFIX) else None
+
+
 def _check_ring_timeout(value: int) -> int:
     if not MIN_RING_S <= value <= MAX_RING_S:
         raise ValueError(
@@ -51,6 +99,9 @@ def _parse_ranges(value: object) -> object:
 
 
 Phone = Annotated[str, BeforeValidator(_check_phone)]
+SipEndpoint = Annotated[str, BeforeValidator(check_sip_endpoint)]
+# Where a call can be sent: "+33612345678" (through the trunk) or "sip:desk-101".
+Contact = Annotated[str, BeforeValidator(_check_contact)]
 RingTimeout = Annotated[int, AfterValidator(_check_ring_timeout)]
 SoundName = Annotated[str, AfterValidator(check_sound)]
 DaySpec = Annotated[str, AfterValidator(_check_day_spec)]

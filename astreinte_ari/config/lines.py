@@ -10,10 +10,10 @@ from pydantic import Field, field_validator, model_validator
 
 from astreinte_ari.config import timespec
 from astreinte_ari.config.fields import (
+    Contact,
     DaySpec,
     FinalChoice,
     Frozen,
-    Phone,
     Ranges,
     RingTimeout,
     SoundName,
@@ -53,7 +53,7 @@ class Route(Frozen):
 
 
 class BusinessForward(Frozen):
-    forward: Phone
+    forward: Contact  # "+33180000001" through the trunk, or "sip:accueil" on this PBX
     timeout: RingTimeout = 30
     announcement: SoundName | None = None  # none unless configured
     finally_: FinalChoice = Field("voicemail", alias="finally")

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -20,7 +20,14 @@ from astreinte_ari import resources
 from astreinte_ari.config import secrets
 from astreinte_ari.config.alerting import AlertingConfig
 from astreinte_ari.config.fallback import FallbackConfig
-from astreinte_ari.config.fields import E164_RE, Frozen, Phone, check_timezone
+from astreinte_ari.config.fields import (
+    E164_RE,
+    Frozen,
+    Phone,
+    SipEndpoint,
+    check_timezone,
+    sip_endpoint_of,
+)
 from astreinte_ari.config.lines import (
     BusinessForward,
     BusinessHours,
@@ -175,9 +182,37 @@ class Defaults(Frozen):
 
 
 class Person(Frozen):
+    """Someone (or some post) the cascade can ring.
+
+    `mobile` is dialled through the trunk; `sip` names an endpoint of this PBX (a
+    desk phone, PJSIP/<sip>). `ring` says which of the two a hop rings: by default
+    the mobile when there is one, else the SIP endpoint. Alerts by SMS or voice
+    call always go to the mobile."""
+
     name: str
-    mobile: Phone
+    mobile: Phone | None = None
+    sip: SipEndpoint | None = None
+    ring: Literal["mobile", "sip"] | None = None
     email: str | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Person:
+        if self.mobile is None and self.sip is None:
+            raise ValueError(
+                'a person needs a mobile ("+33612345678") or a SIP endpoint (sip: desk-101)'
+            )
+        if self.ring == "sip" and self.sip is None:
+            raise ValueError("ring: sip needs the person's SIP endpoint, e.g. sip: desk-101")
+        if self.ring == "mobile" and self.mobile is None:
+            raise ValueError('ring: mobile needs the person\'s mobile, e.g. mobile: "+33612345678"')
+        return self
+
+    @property
+    def rings(self) -> Literal["mobile", "sip"]:
+        """What a hop to this person rings."""
+        if self.ring is not None:
+            return self.ring
+        return "mobile" if self.mobile is not None else "sip"
 
 
 class TeamConfig(Frozen):
@@ -255,6 +290,17 @@ class AppConfig(Frozen):
             if problems:
                 raise ValueError("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
         return data
+
+    def sip_endpoints(self) -> frozenset[str]:
+        """Every SIP endpoint this configuration names (people's `sip`, business
+        forwards to `sip:...`): the only endpoints the service may dial."""
+        names = {p.sip for team in self.teams.values() for p in team.people.values() if p.sip}
+        for line in self.lines.values():
+            if line.in_business_hours is not None:
+                endpoint = sip_endpoint_of(line.in_business_hours.forward)
+                if endpoint is not None:
+                    names.add(endpoint)
+        return frozenset(names)
 
     @property
     def base_dir(self) -> Path:

@@ -151,7 +151,45 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                     _map(team.get("people")),
                     _map(team.get("rotas")),
                 )
-    issues += _alerting_issues(_map(data.get("alerting")), teams)
+    if isinstance(data.get("alerting"), Mapping):
+        issues += _alerting_issues(data["alerting"], teams)
+        issues += _no_mobile_issues(data["alerting"], teams)
+    return issues
+
+
+_PHONE_CHANNELS = ("sms", "voice")
+_DEFAULT_CHANNELS = ("sms", "voice")  # AlertingConfig.default_channels
+
+
+def _no_mobile_issues(alerting: Mapping[Any, Any], teams: Mapping[Any, Any]) -> list[Issue]:
+    """A person with only a SIP endpoint (a desk phone) cannot get SMS or voice alerts:
+    say so now, not at the first missed call."""
+    issues: list[Issue] = []
+    channels = _map(alerting.get("channels"))
+    raw_default = alerting.get("default_channels")
+    default = (
+        tuple(_map(c).get("via") for c in _seq(raw_default))
+        if raw_default is not None
+        else _DEFAULT_CHANNELS
+    )
+    for team_name, team in teams.items():
+        for person_id, person in _map(_map(team).get("people")).items():
+            if not isinstance(person, Mapping) or person.get("mobile") is not None:
+                continue
+            if person_id in channels:
+                vias = tuple(_map(c).get("via") for c in _seq(channels[person_id]))
+                loc: Loc = ("alerting", "channels", person_id)
+            else:
+                vias, loc = default, ("teams", team_name, "people", person_id)
+            phone = sorted({v for v in vias if v in _PHONE_CHANNELS})
+            if phone:
+                issues.append(
+                    (
+                        loc,
+                        f"{person_id} has no mobile for {' and '.join(phone)} alerts: give "
+                        f"them a mobile, or set alerting.channels.{person_id}: [{{via: email}}]",
+                    )
+                )
     return issues
 
 

@@ -27,6 +27,42 @@ class FinalAction(enum.StrEnum):
     HANGUP = "hangup"
 
 
+class TargetKind(enum.StrEnum):
+    """How a hop's target is reached."""
+
+    TRUNK = "trunk"  # a phone number, dialled through the operator trunk (trunk.dial)
+    SIP = "sip"  # an endpoint on this PBX (a desk phone, a softphone): PJSIP/<endpoint>
+    # A future GROUP (ring several targets at once, issue 15) is a target whose
+    # `members` are the targets above and whose dial string joins theirs with "&".
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """What one hop dials, resolved once when the plan is made (routing/targets.py).
+
+    The originate dials `dial_string` as it stands: a configuration edit during
+    the call changes neither whom nor how (the allow-list is still checked again
+    right before dialling, against the configuration in force then).
+    """
+
+    kind: TargetKind
+    address: str  # what the configuration names: E.164 number (trunk), endpoint name (sip)
+    dial_string: str  # what Asterisk dials, e.g. "PJSIP/+33612345678@operator", "PJSIP/desk-101"
+    members: tuple[DialTarget, ...] = ()  # a group's targets (none yet: issue 15)
+
+    @property
+    def display(self) -> str:
+        """How people read it, and what the trail's `number` column holds:
+        "+33612345678" (trunk), "sip:desk-101" (sip)."""
+        return self.address if self.kind is TargetKind.TRUNK else f"{self.kind}:{self.address}"
+
+    def leaves(self) -> tuple[DialTarget, ...]:
+        """The single targets actually dialled (each one allow-listed on its own)."""
+        if not self.members:
+            return (self,)
+        return tuple(leaf for member in self.members for leaf in member.leaves())
+
+
 @dataclass(frozen=True, slots=True)
 class Hop:
     """One attempt to reach one person."""
@@ -34,10 +70,18 @@ class Hop:
     label: str  # rota or role name, e.g. "primary", "supervisor"
     person_id: str
     person_name: str
-    number: str  # E.164, already checked against the trunk allow-list
-    dial_string: str  # Asterisk endpoint, e.g. "PJSIP/+33612345678@operator"
+    target: DialTarget  # already checked against the allow-list when the plan was made
     ring_timeout_s: int
     require_accept: bool = True  # agent must press the accept digit
+
+    @property
+    def number(self) -> str:
+        """The target as people read it ("+33612345678", "sip:desk-101")."""
+        return self.target.display
+
+    @property
+    def dial_string(self) -> str:
+        return self.target.dial_string
 
 
 @dataclass(frozen=True, slots=True)

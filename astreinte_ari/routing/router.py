@@ -19,7 +19,14 @@ from astreinte_ari.config.model import (
     TeamConfig,
 )
 from astreinte_ari.routing.calendar import resolve_period
-from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.routing.plan import (
+    CallPlan,
+    FinalAction,
+    Hop,
+    Period,
+    VoicemailPolicy,
+)
+from astreinte_ari.routing.targets import contact_target, person_target
 from astreinte_ari.schedule.rota import who_is_on_call
 
 log = logging.getLogger(__name__)
@@ -57,31 +64,9 @@ def _announcement(configured: str | None, period: Period) -> str | None:
     return configured or None  # "" means "no announcement" (announcement: false)
 
 
-def _hop(
-    config: AppConfig,
-    label: str,
-    person_id: str,
-    name: str,
-    number: str,
-    timeout: int,
-    *,
-    require_accept: bool = True,
-) -> Hop | None:
-    try:
-        dial = config.trunk.dial_string(number)
-    except NumberNotAllowed as exc:
-        # The loader rejects such numbers; this guards configs built another way.
-        log.error("hop %s skipped: %s", label, exc)
-        return None
-    return Hop(
-        label=label,
-        person_id=person_id,
-        person_name=name,
-        number=number,
-        dial_string=dial,
-        ring_timeout_s=timeout,
-        require_accept=require_accept,
-    )
+def _refused(label: str, exc: NumberNotAllowed) -> None:
+    # The loader rejects such targets; this guards configs built another way.
+    log.error("hop %s skipped: %s", label, exc)
 
 
 def resolve_hops(
@@ -112,24 +97,24 @@ def resolve_hops(
             continue
         if hops and hops[-1].person_id == person_id:
             continue  # e.g. the supervisor is also this week's primary
-        hop = _hop(config, label, person_id, person.name, person.mobile, spec.timeout)
-        if hop is not None:
-            hops.append(hop)
+        try:
+            target = person_target(config, person)
+        except NumberNotAllowed as exc:
+            _refused(label, exc)
+            continue
+        hops.append(Hop(label, person_id, person.name, target, spec.timeout))
     return hops
 
 
 def _business_hop(config: AppConfig, line: LineConfig, fwd: BusinessForward) -> list[Hop]:
+    try:
+        target = contact_target(config, fwd.forward)
+    except NumberNotAllowed as exc:
+        _refused(BUSINESS_FORWARD_LABEL, exc)
+        return []
     # A switchboard answers for the company: no "press 1" prompt.
-    hop = _hop(
-        config,
-        BUSINESS_FORWARD_LABEL,
-        BUSINESS_FORWARD_LABEL,
-        line.name,
-        fwd.forward,
-        fwd.timeout,
-        require_accept=False,
-    )
-    return [] if hop is None else [hop]
+    label = BUSINESS_FORWARD_LABEL
+    return [Hop(label, label, line.name, target, fwd.timeout, require_accept=False)]
 
 
 def build_plan(

@@ -21,12 +21,13 @@ from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.queries import get_call
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.app.compose import LiveConfig, dial_guard
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.runtime import SoundLibrary
-from astreinte_ari.callflow.telephony import DialRefused, Resynced
-from astreinte_ari.config.model import AppConfig, NumberNotAllowed
+from astreinte_ari.callflow.telephony import Resynced
+from astreinte_ari.config.model import AppConfig
 from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.alerts.conftest import FakeClock
 from tests.alerts.helpers import CALLER, LINE, P1, P2, closed_call, write_config
@@ -183,15 +184,8 @@ async def _rig(pbx: LocalAsterisk, tmp_path: Path, *, connect_first: bool) -> As
 
 
 def _dial_guard(config: AppConfig):  # type: ignore[no-untyped-def]
-    """As the service does: only numbers of the trunk's allow-list are dialled."""
-
-    def dial_string_for(number: str) -> str:
-        try:
-            return config.trunk.dial_string(number)
-        except NumberNotAllowed as exc:
-            raise DialRefused(str(exc)) from exc
-
-    return dial_string_for
+    """As the service does: only targets the configuration allows are dialled."""
+    return dial_guard(LiveConfig(config))
 
 
 def _policy():  # type: ignore[no-untyped-def]

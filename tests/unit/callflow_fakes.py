@@ -24,14 +24,28 @@ from astreinte_ari.callflow.telephony import (
     TakeResult,
     TelephonyEvent,
 )
-from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.routing.plan import (
+    CallPlan,
+    DialTarget,
+    FinalAction,
+    Hop,
+    Period,
+    TargetKind,
+    VoicemailPolicy,
+)
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 DID = "+33180000000"
 
 
 def hop(person: str, number: str, timeout: int = 20) -> Hop:
-    return Hop(person, person, person.title(), number, f"PJSIP/{number}", timeout)
+    """A hop to `number` through a trunk dialled as PJSIP/<number>, or to the SIP
+    endpoint `x` when `number` is "sip:x"."""
+    if number.startswith("sip:"):
+        target = DialTarget(TargetKind.SIP, number[4:], f"PJSIP/{number[4:]}")
+    else:
+        target = DialTarget(TargetKind.TRUNK, number, f"PJSIP/{number}")
+    return Hop(person, person, person.title(), target, timeout)
 
 
 def plan(*hops: Hop, announcement: str | None = "astreinte-after-hours") -> CallPlan:

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.routing.plan import (
+    CallPlan,
+    DialTarget,
+    FinalAction,
+    Hop,
+    Period,
+    TargetKind,
+    VoicemailPolicy,
+)
 from astreinte_ari.routing.ratelimit import CallerRateLimiter, limited_plan
 
 T0 = datetime(2026, 12, 24, 23, 0, tzinfo=UTC)
@@ -46,7 +54,9 @@ def test_limited_plan_keeps_announcement_and_voicemail_but_rings_nobody() -> Non
         language="fr",
         period=Period.NIGHT,
         announcement="astreinte-night",
-        hops=(Hop("primary", "p", "P", "+33611", "PJSIP/+33611", 20),),
+        hops=(
+            Hop("primary", "p", "P", DialTarget(TargetKind.TRUNK, "+33611", "PJSIP/+33611"), 20),
+        ),
         final=FinalAction.HANGUP,
         voicemail=VoicemailPolicy(),
         agent_caller_id="+331",

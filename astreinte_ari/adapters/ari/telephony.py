@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError, AriNotFound
 from astreinte_ari.callflow.telephony import TakeResult, TelephonyError
+from astreinte_ari.routing.plan import DialTarget
 
 log = logging.getLogger(__name__)
 
@@ -17,28 +18,29 @@ _TERMINATORS = frozenset("0123456789*#")
 class AriTelephony:
     """Implements callflow.telephony.TelephonyPort.
 
-    `dial_string_for(number)` comes from the trunk configuration and raises
-    when the number is not allow-listed, so nothing can make this service
-    dial a number the configuration does not name.
+    Originates dial the target's dial string as the plan resolved it. `check_target`
+    is the allow-list of the configuration in force (routing.targets.refusal): it
+    raises DialRefused for a target the configuration does not name, so nothing
+    can make this service dial what the configuration does not allow.
     """
 
-    def __init__(self, client: AriClient, dial_string_for: Callable[[str], str]) -> None:
+    def __init__(self, client: AriClient, check_target: Callable[[DialTarget], None]) -> None:
         self._client = client
-        self._dial_string_for = dial_string_for
+        self._check_target = check_target
 
     async def originate(
         self,
         *,
         channel_id: str,
-        number: str,
+        target: DialTarget,
         app_args: tuple[str, ...],
         caller_id: str,
         timeout_s: int,
     ) -> None:
-        endpoint = self._dial_string_for(number)  # raises NumberNotAllowed
+        self._check_target(target)  # raises DialRefused
         try:
             await self._client.originate(
-                endpoint=endpoint,
+                endpoint=target.dial_string,
                 channel_id=channel_id,
                 app_args=list(app_args),
                 caller_id=caller_id,

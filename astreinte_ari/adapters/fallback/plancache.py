@@ -23,7 +23,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop, Period, VoicemailPolicy
+from astreinte_ari.routing.plan import (
+    CallPlan,
+    DialTarget,
+    FinalAction,
+    Hop,
+    Period,
+    TargetKind,
+    VoicemailPolicy,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
     from astreinte_ari.routing.router import OnCallOverride
 
 CACHE_NAME = "plan-cache.json"
-FORMAT = 1
+FORMAT = 2  # 2: hops carry a typed target (kind, address, dial string)
 HORIZON = timedelta(hours=36)
 REFRESH_BEFORE = timedelta(hours=24)  # rewrite once less than this is left ahead
 _STEP_S = 60
@@ -56,12 +64,25 @@ def plan_to_json(plan: CallPlan) -> dict[str, Any]:
     return asdict(plan)  # enums are StrEnums: they serialise as their values
 
 
+def _target_from_json(data: Mapping[str, Any]) -> DialTarget:
+    fields = dict(data)
+    fields["kind"] = TargetKind(fields["kind"])
+    fields["members"] = tuple(_target_from_json(m) for m in fields.get("members", ()))
+    return DialTarget(**fields)
+
+
+def _hop_from_json(data: Mapping[str, Any]) -> Hop:
+    fields = dict(data)
+    fields["target"] = _target_from_json(fields["target"])
+    return Hop(**fields)
+
+
 def plan_from_json(data: Mapping[str, Any]) -> CallPlan:
     """Raises (KeyError, TypeError, ValueError) on a cache from another version."""
     fields = dict(data)
     fields["period"] = Period(fields["period"])
     fields["final"] = FinalAction(fields["final"])
-    fields["hops"] = tuple(Hop(**hop) for hop in fields["hops"])
+    fields["hops"] = tuple(_hop_from_json(hop) for hop in fields["hops"])
     fields["voicemail"] = VoicemailPolicy(**fields["voicemail"])
     return CallPlan(**fields)
 

@@ -38,6 +38,7 @@ from astreinte_ari.callflow.telephony import (
     TelephonyEvent,
     TelephonyPort,
 )
+from astreinte_ari.routing.plan import DialTarget
 
 log = logging.getLogger(__name__)
 _DIGITS = frozenset("0123456789*#ABCD")
@@ -85,9 +86,13 @@ class VoiceNotifier:
         ring_timeout_s: int,
         next_hop_seq: Callable[[str], int],
         clock: Callable[[], datetime],
+        dial_target: Callable[[str], DialTarget],
         telephony_ready: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
         self.port = port
+        # A number -> what to dial through the trunk (routing.targets.trunk_target),
+        # once per call; raises ValueError (NumberNotAllowed) outside the allow-list.
+        self.dial_target = dial_target
         self.open_session = open_session
         self.sounds = sounds
         self.audit = audit
@@ -124,12 +129,12 @@ class VoiceNotifier:
         try:
             await self.port.originate(
                 channel_id=channel_id,
-                number=to.mobile,
+                target=self.dial_target(to.mobile),
                 app_args=("alert", message.alert_id),
                 caller_id=self.caller_id,
                 timeout_s=self.ring_timeout_s,
             )
-        except TelephonyError as exc:
+        except (TelephonyError, ValueError) as exc:
             raise NotifyError(f"voice call to {to.mobile} refused: {exc}") from exc
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ring_timeout_s + 3
@@ -234,6 +239,12 @@ class VoiceNotifier:
         number = message.caller_number
         hop_id = str(uuid.uuid4())
         seq = self.next_hop_seq(message.call_id)
+        target: DialTarget | None = None
+        refused: ValueError | None = None
+        try:
+            target = self.dial_target(number)
+        except ValueError as exc:  # a caller's number outside the trunk's allow-list
+            refused = exc
         self.audit.emit(
             HopStarted(
                 call_id=message.call_id,
@@ -244,8 +255,13 @@ class VoiceNotifier:
                 person_name=to.name,
                 number=number,
                 at=self.clock(),
+                target_kind=None if target is None else target.kind.value,
+                target=None if target is None else target.dial_string,
             )
         )
+        if target is None:
+            self._hop_end(hop_id, HopOutcome.REFUSED, None, str(refused)[:200])
+            return f"call-back to {number} refused: {refused}"
         back_id = new_object_id("alert-cb")
         session.bind(back_id)
         ringback = new_object_id("pb")
@@ -254,7 +270,7 @@ class VoiceNotifier:
         try:
             await self.port.originate(
                 channel_id=back_id,
-                number=number,
+                target=target,
                 app_args=("callback", message.alert_id),
                 caller_id=self.caller_id,
                 timeout_s=self.ring_timeout_s,
