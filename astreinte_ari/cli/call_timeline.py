@@ -80,7 +80,7 @@ def build_timeline(call: CallDetail) -> list[TimelineEntry]:
         source = f"hop #{hop.seq}"
         dtmf = f"dtmf {hop.dtmf}" if hop.dtmf else ""
         add(hop.started_at, source, "rung",
-            f"{hop.label}: {hop.person_name} [{hop.person_id}] {hop.number}")  # fmt: skip
+            f"{hop.label}: {hop.person_name} [{hop.person_id}] {hop.target_text}")  # fmt: skip
         add(hop.ringing_at, source, "ringing")
         add(hop.answered_at, source, "answered")
         add(hop.accepted_at, source, "accepted", dtmf)
@@ -161,14 +161,14 @@ def _table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Tab
 
 
 def _hops_table(call: CallDetail) -> Table:
-    columns = ("#", "label", "person", "number", "outcome", "cause", "dtmf", "ring")
+    columns = ("#", "label", "person", "target", "outcome", "cause", "dtmf", "ring")
     table = _table(f"hops ({len(call.hops)})", columns, right=("#", "ring"))
     for hop in call.hops:
         table.add_row(
             Text(str(hop.seq)),
             Text(hop.label),
             Text(f"{hop.person_name} [{hop.person_id}]"),
-            Text(hop.number),
+            Text(hop.target_text),
             Text(hop.outcome or "(in progress)", style=outcome_style(hop.outcome)),
             Text(hop_cause(hop) or "-"),
             Text(hop.dtmf or "-"),

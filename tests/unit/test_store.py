@@ -53,7 +53,8 @@ def at(seconds: float) -> datetime:
 
 
 def three_hop_call(call_id: str = CALL_ID, start: datetime = T0) -> list[AuditEvent]:
-    """Busy primary, no answer from the backup, the supervisor accepts."""
+    """Busy primary, no answer from the backup, the supervisor accepts on a desk phone.
+    The backup's hop is recorded without its target, as before migration 0009."""
     s = (start - T0).total_seconds()
     h = [f"{call_id[:8]}-hop-{i}" for i in (1, 2, 3)]
     st = CallState
@@ -62,12 +63,14 @@ def three_hop_call(call_id: str = CALL_ID, start: datetime = T0) -> list[AuditEv
                     "+33612345678", "ACME Corp", "chan-1", at(s)),
         StateChanged(call_id, 1, st.RECEIVED, st.ANNOUNCING, "after hours", at(s + 0.5)),
         StateChanged(call_id, 2, st.ANNOUNCING, st.DIALING, "announcement done", at(s + 6)),
-        HopStarted(call_id, h[0], 1, "primary", "alice", "Alice Martin", "+33611111111", at(s + 6)),
+        HopStarted(call_id, h[0], 1, "primary", "alice", "Alice Martin", "+33611111111", at(s + 6),
+                   "trunk", "PJSIP/+33611111111@operator"),
         HopEnded(h[0], HopOutcome.BUSY, at(s + 7), 17, "User busy"),
         HopStarted(call_id, h[1], 2, "secondary", "bob", "Bob Durand", "+33622222222", at(s + 7)),
         HopProgress(h[1], "ringing", at(s + 8)),
         HopEnded(h[1], HopOutcome.NO_ANSWER, at(s + 33), 0, "Normal, unspecified"),
-        HopStarted(call_id, h[2], 3, "supervisor", "sup", "Sam Chef", "+33633333333", at(s + 33)),
+        HopStarted(call_id, h[2], 3, "supervisor", "sup", "Sam Chef", "sip:desk-301", at(s + 33),
+                   "sip", "PJSIP/desk-301"),
         HopProgress(h[2], "ringing", at(s + 34)),
         HopProgress(h[2], "answered", at(s + 40)),
         StateChanged(call_id, 3, st.DIALING, st.AGENT_PROMPT, "agent answered", at(s + 40)),
@@ -202,8 +205,13 @@ async def test_three_hop_call_round_trip(engine: Engine) -> None:
         (1, "primary", "alice", "Alice Martin", "+33611111111", "busy", 17, "User busy", None),
         (2, "secondary", "bob", "Bob Durand", "+33622222222", "no_answer", 0,
          "Normal, unspecified", None),
-        (3, "supervisor", "sup", "Sam Chef", "+33633333333", "accepted", None, None, "1"),
+        (3, "supervisor", "sup", "Sam Chef", "sip:desk-301", "accepted", None, None, "1"),
     ]  # fmt: skip
+    assert [(h.target_kind, h.target) for h in call.hops] == [
+        ("trunk", "PJSIP/+33611111111@operator"),
+        (None, None),  # recorded without them (before 0009)
+        ("sip", "PJSIP/desk-301"),
+    ]
     times = [
         (h.started_at, h.ringing_at, h.answered_at, h.accepted_at, h.ended_at) for h in call.hops
     ]

@@ -154,10 +154,11 @@ def test_calls_show_timeline(
         "taken by sup (hop #3)",
     ]
     assert _table_rows(lines, "hops (3)") == [
-        "# label person number outcome cause dtmf ring",
-        "1 primary Alice Martin [alice] +33611111111 busy 17 User busy - 1s",
+        "# label person target outcome cause dtmf ring",
+        "1 primary Alice Martin [alice] +33611111111 (trunk: PJSIP/+33611111111@operator) busy "
+        "17 User busy - 1s",
         "2 secondary Bob Durand [bob] +33622222222 no_answer 0 Normal, unspecified - 26s",
-        "3 supervisor Sam Chef [sup] +33633333333 accepted - 1 7s",
+        "3 supervisor Sam Chef [sup] sip:desk-301 (sip: PJSIP/desk-301) accepted - 1 7s",
     ]
 
     def clock(seconds: float) -> str:
@@ -169,13 +170,15 @@ def test_calls_show_timeline(
         f"+0.0s {clock(0)} call started +33612345678 (ACME Corp) called Maintenance "
         "(+33180000000), period after_hours",
         f"+0.5s {clock(0.5)} state received -> announcing after hours",
-        f"+6.0s {clock(6)} hop #1 rung primary: Alice Martin [alice] +33611111111",
+        f"+6.0s {clock(6)} hop #1 rung primary: Alice Martin [alice] +33611111111 "
+        "(trunk: PJSIP/+33611111111@operator)",
         f"+6.0s {clock(6)} state announcing -> dialing announcement done",
         f"+7.0s {clock(7)} hop #1 ended: busy cause 17 User busy",
         f"+7.0s {clock(7)} hop #2 rung secondary: Bob Durand [bob] +33622222222",
         f"+8.0s {clock(8)} hop #2 ringing",
         f"+33.0s {clock(33)} hop #2 ended: no_answer cause 0 Normal, unspecified",
-        f"+33.0s {clock(33)} hop #3 rung supervisor: Sam Chef [sup] +33633333333",
+        f"+33.0s {clock(33)} hop #3 rung supervisor: Sam Chef [sup] sip:desk-301 "
+        "(sip: PJSIP/desk-301)",
         f"+34.0s {clock(34)} hop #3 ringing",
         f"+40.0s {clock(40)} hop #3 answered",
         f"+40.0s {clock(40)} state dialing -> agent_prompt agent answered",
@@ -194,7 +197,7 @@ def test_calls_show_voicemail_call(filled_url: str, capsys: pytest.CaptureFixtur
     lines = _squashed(out)
     assert "outcome voicemail - voicemail after 3 hops" in lines
     assert "voicemail /var/spool/vm/vm-call-1.wav (21s)" in lines
-    assert _table_rows(lines, "hops (0)") == ["# label person number outcome cause dtmf ring"]
+    assert _table_rows(lines, "hops (0)") == ["# label person target outcome cause dtmf ring"]
     assert [line.split(" ", 3)[2:] for line in _table_rows(lines, _TIMELINE)[1:]] == [
         ["call", "started +33699999999 called Chauffage (+33180000099), period night"],
         ["call", "voicemail /var/spool/vm/vm-call-1.wav (21s)"],

@@ -116,6 +116,10 @@ hops_table = Table(
     Column("cause_code", Integer, nullable=True),
     Column("cause_text", Text, nullable=True),
     Column("dtmf", Text, nullable=True),
+    # How the target was reached ("trunk", "sip") and what was dialled (0009); NULL on
+    # older rows. `number` holds the target as people read it ("sip:desk-101").
+    Column("target_kind", String(SHORT_LEN), nullable=True),
+    Column("target", Text, nullable=True),
     # Per-hop report counts come from this index alone (0005); also "hops of a call".
     Index("ix_hops_report", "call_id", "seq", "person_id", "outcome"),
 )

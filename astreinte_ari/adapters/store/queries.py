@@ -89,6 +89,16 @@ class HopRecord:
     cause_code: int | None
     cause_text: str | None
     dtmf: str | None
+    target_kind: str | None = None  # "trunk" | "sip"; None on hops recorded before 0009
+    target: str | None = None  # what Asterisk dialled, e.g. "PJSIP/desk-101"
+
+    @property
+    def target_text(self) -> str:
+        """ "sip:desk-101 (sip: PJSIP/desk-101)", "+33612345678 (trunk: PJSIP/...)";
+        the number alone when neither kind nor dial string was recorded."""
+        dialled = self.target if self.target and self.target != self.number else None
+        detail = ": ".join(part for part in (self.target_kind, dialled) if part)
+        return f"{self.number} ({detail})" if detail else self.number
 
     def to_json_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = _json_value(self)

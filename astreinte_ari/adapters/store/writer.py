@@ -288,6 +288,8 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "person_id": safe_text(event.person_id),
                 "person_name": safe_text(event.person_name),
                 "number": safe_text(event.number, 64),
+                "target_kind": _opt(event.target_kind, 64),
+                "target": _opt(event.target),
             }
             conn.execute(insert(hops_table).values(id=event.hop_id, started_at=event.at, **hop))
             logged = {**hop, "started_at": iso(event.at)}
