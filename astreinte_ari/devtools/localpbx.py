@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astreinte_ari import resources
+from astreinte_ari.config.fields import SIP_ENDPOINT_RE
 from astreinte_ari.devtools.pbxinstall import (
     PREFIX_ENV,
     AsteriskInstall,
@@ -106,6 +107,9 @@ class LocalAsterisk:
     names, else the system `asterisk`. `mobiles` maps an E.164 number to the
     UDP port of the SIP phone that plays that mobile (sipp in tests); the trunk
     dial template for such a setup is "PJSIP/{number}" (one endpoint per number).
+    `sip_phones` maps the name of a SIP endpoint of the PBX itself (a desk phone,
+    `sip: desk-101` in the YAML, dialled as PJSIP/desk-101) to the UDP port of
+    the SIP phone registered there (a static contact: sipp does not register).
     """
 
     workdir: Path
@@ -113,6 +117,7 @@ class LocalAsterisk:
     ari_password: str = "astreinte-test"
     app: str = "astreinte"
     mobiles: Mapping[str, int] = field(default_factory=dict)
+    sip_phones: Mapping[str, int] = field(default_factory=dict)
     sip_port: int = 0
     http_port: int = 0
     # RTP ports: 0 picks a free random block of rtp_ports at start-up.
@@ -255,11 +260,15 @@ transmit_silence = yes
             "trust_id_inbound = no\nrtp_symmetric = yes\n",
             "[caller-identify]\ntype = identify\nendpoint = caller\nmatch = 127.0.0.1\n",
         ]
-        for number, port in self.mobiles.items():
+        # A mobile behind the "trunk" and a desk phone of the PBX are both one endpoint
+        # with a fixed contact here; only the name differs (+336... vs desk-101).
+        for name, port in {**self.mobiles, **self.sip_phones}.items():
+            if not SIP_ENDPOINT_RE.match(name.lstrip("+")):
+                raise ValueError(f"{name!r} cannot name a PJSIP endpoint")
             parts.append(
-                f"[{number}]\ntype = aor\ncontact = sip:{number}@127.0.0.1:{port}\n"
-                f"[{number}]\ntype = endpoint\ntransport = transport-udp\n"
-                f"context = astreinte-unused\naors = {number}\ndisallow = all\nallow = ulaw\n"
+                f"[{name}]\ntype = aor\ncontact = sip:{name}@127.0.0.1:{port}\n"
+                f"[{name}]\ntype = endpoint\ntransport = transport-udp\n"
+                f"context = astreinte-unused\naors = {name}\ndisallow = all\nallow = ulaw\n"
                 "dtmf_mode = rfc4733\ndirect_media = no\nrtp_symmetric = yes\n"
             )
         return "\n".join(parts)
@@ -397,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a simulated mobile: SIP phone on 127.0.0.1:PORT for NUMBER",
     )
     parser.add_argument(
+        "--sip-phone",
+        action="append",
+        default=[],
+        metavar="ENDPOINT=PORT",
+        help="a SIP phone of the PBX itself (YAML `sip: ENDPOINT`) on 127.0.0.1:PORT",
+    )
+    parser.add_argument(
         "--dialplan-global",
         action="append",
         default=[],
@@ -421,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir,
         ari_password=args.password_file.read_text().strip(),
         mobiles={number: int(port) for number, port in mobiles.items()},
+        sip_phones={
+            name: int(port) for name, port in (item.split("=", 1) for item in args.sip_phone)
+        },
         sip_port=args.sip_port,
         http_port=args.http_port,
         install=install,

@@ -5,7 +5,8 @@ from [astreinte-fallback]. The plan for the DID comes from the plan cache the
 service keeps in the spool (third argument, from AstDB) when it is current for
 this YAML, else from the YAML itself with the service's own router (the
 reference; those imports cost ~200 ms, so they are made only then). Each hop
-is dialled through the trunk with its ring timeout; the agent must press 1
+is dialled with its ring timeout and the dial string the plan resolved for its
+target (a mobile through the trunk, or a SIP endpoint of the PBX); the agent must press 1
 (Dial U() gosub [astreinte-fallback-accept]) so that a personal voicemail never
 takes the call; then voicemail (Record() to the spool). Every step is appended
 (fsync'd) to <spool>/<UNIQUEID key>.jsonl, imported into the audit trail by

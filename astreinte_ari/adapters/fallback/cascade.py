@@ -201,6 +201,8 @@ class FallbackCall:
             person_id=hop.person_id,
             person_name=hop.person_name,
             number=hop.number,
+            kind=hop.target.kind.value,
+            target=hop.dial_string,
         )
         self.pbx.set(KEY_VAR, "")
         present = self.pbx.exec_app(

@@ -33,8 +33,9 @@ _PATH_RE = re.compile(r"[A-Za-z0-9/._-]{1,400}")
 
 
 def last_resort_target(config: AppConfig, did: str, now: datetime) -> str | None:
-    """The dial string of whom the plan for `did` rings first at `now` (allow-listed
-    by the router through trunk.dial_string); None if nobody."""
+    """The dial string of whom the plan for `did` rings first at `now`, a mobile through
+    the trunk or a SIP endpoint of the PBX (resolved and allow-listed by the router,
+    routing/targets.py); None if nobody."""
     plan = build_plan(config, did, now)
     if plan is None or not plan.hops:
         return None
@@ -82,8 +83,8 @@ async def publish_last_resort(
 ) -> None:
     """Write `dial_target` as the last resort for `did` and check it landed.
 
-    `dial_target` must already be a dial string from config.trunk.dial_string()
-    (allow-listed); characters outside a dial string are refused here as well.
+    `dial_target` must already be a plan's dial string (routing/targets.py, allow-listed);
+    characters outside a dial string are refused here as well.
     Raises AriError / ValueError / TimeoutError / RuntimeError.
     """
     if not _DID_RE.fullmatch(did):

@@ -142,6 +142,10 @@ def _answered_at(start: float, end: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _hop(b: _Builder, start: Mapping[str, Any], end: Mapping[str, Any] | None) -> None:
     seq = _int(start.get("seq")) or len(b.rung) + 1
     hop_id = f"{b.call_id}-h{seq}"
@@ -161,6 +165,8 @@ def _hop(b: _Builder, start: Mapping[str, Any], end: Mapping[str, Any] | None) -
             person_name=str(start.get("person_name", "")),
             number=str(start.get("number", "")),
             at=_at(started),
+            target_kind=_text_or_none(start.get("kind")),
+            target=_text_or_none(start.get("target")),
         )
     )
     if end is None:
@@ -332,7 +338,9 @@ def _last_resort(
     target = str(last.get("target", ""))
     status, cause = str(last.get("dialstatus", "")), str(last.get("hangupcause", ""))
     if target:
+        # The published dial string: its kind is not in AstDB, so it stays unknown.
         hop = {"seq": seq, "label": "last-resort", "number": target, "at": dialled}
+        hop["target"] = target
         outcome = hop_outcome(status, "", cause, require_accept=False)
         hop_end = {
             "at": ended,
