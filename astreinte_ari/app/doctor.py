@@ -22,7 +22,12 @@ import aiohttp
 from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.adapters.notify.voice import VOICE_PROMPTS
-from astreinte_ari.adapters.pbx.checks import Check, check_sip_transport, check_trunk
+from astreinte_ari.adapters.pbx.checks import (
+    Check,
+    check_sip_endpoints,
+    check_sip_transport,
+    check_trunk,
+)
 from astreinte_ari.adapters.pbx.version import parse_version
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
@@ -249,6 +254,7 @@ async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.
         # A transport that failed to bind leaves Asterisk up and ARI fine, but deaf.
         checks.append(await check_sip_transport(config, version))
         checks.append(await check_trunk(client, config))
+        checks.append(await check_sip_endpoints(client, config))
         return checks
     finally:
         await client.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from astreinte_ari.adapters.ari.client import AriNotFound
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.cascade import dial_data
 from astreinte_ari.adapters.fallback.lastresort import last_resort_target
@@ -23,6 +24,7 @@ from astreinte_ari.adapters.fallback.plancache import (
     refresh_plan_cache,
 )
 from astreinte_ari.adapters.fallback.records import call_audit_events
+from astreinte_ari.adapters.pbx.checks import check_sip_endpoints
 from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.journal import event_from_json, event_to_json
 from astreinte_ari.adapters.store.migrate import create_db_engine
@@ -354,3 +356,37 @@ def test_local_pbx_declares_desk_phones(tmp_path: Path) -> None:
     assert "contact = sip:+33610000001@127.0.0.1:5071" in conf
     with pytest.raises(ValueError, match="cannot name a PJSIP endpoint"):
         LocalAsterisk(tmp_path, sip_phones={"desk 1": 5073}, rtp_start=20000)._pjsip_conf()
+
+
+# -- doctor ---------------------------------------------------------------------
+
+
+class EndpointsClient:
+    """GET /endpoints/PJSIP/<name>: the states of the endpoints this PBX has."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+
+    async def request(self, method: str, path: str) -> dict[str, Any]:
+        name = path.rsplit("/", 1)[1]
+        if name not in self.states:
+            raise AriNotFound(404, method, path, "Endpoint not found")
+        return {"technology": "PJSIP", "resource": name, "state": self.states[name]}
+
+
+@pytest.mark.parametrize(
+    ("states", "ok", "fragment"),
+    [
+        ({"desk-101": "online", "desk-102": "unknown", "102": "online", "accueil": "online"},
+         True, "4 endpoint(s) present"),
+        ({"desk-101": "online", "102": "online", "accueil": "online"},
+         False, "not on this Asterisk: desk-102"),
+        ({"desk-101": "offline", "desk-102": "online", "102": "online", "accueil": "online"},
+         False, "offline (no registered contact, or qualify unanswered): desk-101"),
+    ],
+)  # fmt: skip
+def test_doctor_checks_the_sip_phones_the_yaml_rings(
+    config: AppConfig, states: dict[str, str], ok: bool, fragment: str
+) -> None:
+    check = asyncio.run(check_sip_endpoints(EndpointsClient(states), config))  # type: ignore[arg-type]
+    assert check.ok is ok and fragment in check.detail, check

@@ -164,6 +164,47 @@ async def check_trunk(client: AriClient, config: AppConfig) -> Check:
     )
 
 
+async def check_sip_endpoints(client: AriClient, config: AppConfig) -> Check:
+    """Every SIP endpoint the YAML rings (`sip: desk-101`, `forward: "sip:..."`) exists
+    on this Asterisk and is not offline: otherwise its hops fail at once, at night."""
+    name = "SIP phones"
+    endpoints = sorted(config.sip_endpoints())
+    if not endpoints:
+        return Check(name, True, "none in the configuration")
+    missing: list[str] = []
+    offline: list[str] = []
+    for endpoint in endpoints:
+        try:
+            info = await asyncio.wait_for(
+                client.request("GET", f"/endpoints/PJSIP/{quote(endpoint, safe='')}"),
+                ARI_TIMEOUT_S,
+            )
+        except AriNotFound:
+            missing.append(endpoint)
+            continue
+        except (AriError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return Check(name, False, f"ARI could not tell: {exc or type(exc).__name__}")
+        if str((info or {}).get("state", "unknown")) == "offline":
+            offline.append(endpoint)
+    if missing:
+        return Check(
+            name,
+            False,
+            f"endpoint(s) named in the YAML but not on this Asterisk: {', '.join(missing)}",
+            "define them in pjsip.conf (see dialplan/pjsip_operator.example.conf) or fix the "
+            "names under `sip:`, then asterisk -rx 'module reload res_pjsip.so'",
+        )
+    if offline:
+        return Check(
+            name,
+            False,
+            f"offline (no registered contact, or qualify unanswered): {', '.join(offline)}; "
+            "their hops would fail",
+            f"asterisk -rx 'pjsip show endpoint {offline[0]}'; check the phone is registered",
+        )
+    return Check(name, True, f"{len(endpoints)} endpoint(s) present: {', '.join(endpoints)}")
+
+
 async def check_application(client: AriClient, app: str) -> Check:
     """The ARI application is registered (a websocket is subscribed to it)."""
     name = "application"
