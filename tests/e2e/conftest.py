@@ -11,6 +11,7 @@ import pytest
 from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
     ARI_PASSWORD,
+    DESK,
     P1,
     P2,
     SUP,
@@ -33,9 +34,12 @@ def e2e_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ERig]:
         pytest.fail("sipp/asterisk/espeak-ng/sox missing: run scripts/install-test-deps.sh")
     work = tmp_path_factory.mktemp("e2e")
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
-    pbx = LocalAsterisk(work / "asterisk", ari_password=ARI_PASSWORD, mobiles=ports)
+    desks = {DESK: free_port(socket.SOCK_DGRAM)}
+    pbx = LocalAsterisk(
+        work / "asterisk", ari_password=ARI_PASSWORD, mobiles=ports, sip_phones=desks
+    )
     pbx.start()
-    rig = E2ERig(work, pbx, ports, make_speech(work / "speech.ul"))
+    rig = E2ERig(work, pbx, {**ports, **desks}, make_speech(work / "speech.ul"))
     try:
         yield rig
     finally:
@@ -66,6 +70,7 @@ def service(
             metrics_port=metrics_port,
             cel_file=e2e_rig.pbx.cel_file,
             sip_port=e2e_rig.pbx.sip_port,
+            desk_phone=True,
         )
     )
     proc = ServiceProcess(config_path, db_url, work / "recordings", work / "service.log")

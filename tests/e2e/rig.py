@@ -29,9 +29,11 @@ from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
 
 # People of the e2e configuration and their (sipp) mobiles.
 P1, P2, SUP = "+33610000001", "+33610000002", "+33620000001"
+DESK = "desk-101"  # a desk phone: a SIP endpoint of the PBX itself (person `desk`)
 OUTSIDE = "+33899000000"  # premium-rate: outside the allow-list
 LINE_FULL = "+33180000001"  # hops: primary (p1), secondary (p2), supervisor
 LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
+LINE_DESK = "+33180000003"  # hops: the desk phone (SIP), supervisor
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
@@ -47,7 +49,10 @@ def e2e_config(
     spool: Path | None = None,
     extra_yaml: str = "",
     sip_port: int | None = None,
+    desk_phone: bool = False,
 ) -> str:
+    """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
+    PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks)."""
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -83,16 +88,28 @@ lines:
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
-teams:
+{_DESK_LINE if desk_phone else ""}teams:
   e2e:
     people:
       p1: {{name: Agent One, mobile: "{P1}"}}
       p2: {{name: Agent Two, mobile: "{P2}"}}
       sup: {{name: Supervisor, mobile: "{SUP}"}}
-    rotas:
+{_DESK_PERSON if desk_phone else ""}    rotas:
       primary: {{every: week, handoff: "mon 09:00", start: 2026-01-05, people: [p1]}}
       secondary: {{every: week, handoff: "mon 09:00", start: 2026-01-05, people: [p2]}}
 """
+
+
+_DESK_LINE = f"""\
+  "{LINE_DESK}":
+    name: Desk first
+    team: e2e
+    language: fr
+    after_hours:
+      hops: [{{person: desk, timeout: 6}}, {{person: sup, timeout: 6}}]
+      finally: voicemail
+"""
+_DESK_PERSON = f"      desk: {{name: Night Desk, sip: {DESK}}}\n"
 
 
 def make_speech(path: Path) -> Path:
@@ -221,7 +238,7 @@ class ServiceProcess:
 class E2ERig:
     workdir: Path
     pbx: LocalAsterisk
-    mobile_ports: Mapping[str, int]
+    mobile_ports: Mapping[str, int]  # mobiles by number, and the desk phone by endpoint
     speech: Path
     runs: list[SippRun] = field(default_factory=list)
 
@@ -230,9 +247,10 @@ class E2ERig:
         return agent_scenario(behaviour, speech=self.speech, **options)
 
     def phone(self, number: str, scenario_xml: str, name: str | None = None) -> SippRun:
+        """The phone of `number` (a mobile) or of an endpoint of the PBX (DESK)."""
         run = start_sipp(
             self.workdir / "sipp",
-            name or f"m{number[1:]}-{uuid.uuid4().hex[:6]}",
+            name or f"m{number.lstrip('+')}-{uuid.uuid4().hex[:6]}",
             scenario_xml,
             local_port=self.mobile_ports[number],
             media_port=_even_free_port(),
@@ -328,6 +346,7 @@ def sqlite_service(
             cel_file=rig.pbx.cel_file,
             spool=spool,
             sip_port=rig.pbx.sip_port,
+            desk_phone=DESK in rig.pbx.sip_phones,
             **config,
         )
     )

@@ -6,6 +6,7 @@ parametrised), with the same audit assertions.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ import pytest
 
 from astreinte_ari.adapters.store.queries import CallDetail
 from tests.e2e.rig import (
+    DESK,
+    LINE_DESK,
     LINE_FULL,
     LINE_SHORT,
     OUTSIDE,
@@ -66,6 +69,39 @@ def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServicePro
     assert 'astreinte_calls_total{outcome="accepted"}' in exposition
     assert 'astreinte_hops_total{outcome="accepted"}' in exposition
     assert "astreinte_ari_connected 1.0" in exposition
+
+
+def test_first_hop_to_a_desk_phone_on_the_pbx_is_bridged(
+    rig: E2ERig, service: ServiceProcess
+) -> None:
+    """A hop whose target is a SIP endpoint of the PBX (`sip: desk-101`), not a mobile
+    through the trunk: Asterisk dials PJSIP/desk-101, the desk phone presses 1."""
+    since = now_utc()
+    desk = rig.phone(DESK, rig.agent("accept", dtmf="1", dtmf_after_ms=1200))
+    caller = rig.call(LINE_DESK, hold_ms=14000)
+    bridged = rig.wait_for_bridge("astreinte-agent-")
+    agent_leg = next(c for c in bridged if c.startswith("astreinte-agent-"))
+    leg = rig.pbx.ari_get(f"/channels/{agent_leg}")
+    assert isinstance(leg, dict) and leg["name"].startswith(f"PJSIP/{DESK}-"), leg
+    finish(caller, desk)
+    call = service.wait_for_call(since, LINE_DESK)
+    assert call.outcome == "accepted", call.outcome_detail
+    assert _outcomes(call) == [("desk", "accepted")]
+    hop = call.hops[0]
+    assert (hop.target_kind, hop.target, hop.number) == ("sip", f"PJSIP/{DESK}", f"sip:{DESK}")
+    assert hop.dtmf == "1" and hop.accepted_at is not None
+    assert call.accepted_person_id == "desk"
+    assert _states(call) == ["announcing", "dialing", "agent_prompt", "bridged", "ended"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "astreinte_ari", "calls", "show", call.id, "--url", service.db_url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "COLUMNS": "250"},  # one table row per line
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"sip:{DESK} (sip: PJSIP/{DESK})" in shown.stdout, shown.stdout
 
 
 def test_no_answer_times_out_then_supervisor_accepts(rig: E2ERig, service: ServiceProcess) -> None:

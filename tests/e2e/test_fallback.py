@@ -34,6 +34,8 @@ from astreinte_ari.config.loader import load_config
 from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import (
     ARI_PASSWORD,
+    DESK,
+    LINE_DESK,
     LINE_FULL,
     LINE_SHORT,
     P1,
@@ -130,10 +132,12 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
     db_url = f"sqlite:///{work / 'audit.db'}"
     config_path = work / "astreinte.yaml"
     ports = {number: free_port(socket.SOCK_DGRAM) for number in (P1, P2, SUP)}
+    desks = {DESK: free_port(socket.SOCK_DGRAM)}
     pbx = LocalAsterisk(
         work / "asterisk",
         ari_password=ARI_PASSWORD,
         mobiles=ports,
+        sip_phones=desks,
         # A short watchdog: the service-down tests below (calls of 5-7 s) then also
         # prove that the fallback disarms it for its own cascade.
         dialplan_globals={"ASTREINTE_CONFIG": str(config_path), "ASTREINTE_WATCHDOG": "2"},
@@ -145,6 +149,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
             recordings=work / "recordings",
             cel_file=pbx.cel_file,
             sip_port=pbx.sip_port,
+            desk_phone=True,
         )
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )
@@ -153,7 +158,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
     # must still be UTC (STRFTIME's %s was off by the zone's offset, 3600 s).
     with _environ(TZ="Europe/Paris"):
         pbx.start()
-    rig = E2ERig(work, pbx, ports, make_speech(work / "speech.ul"))
+    rig = E2ERig(work, pbx, {**ports, **desks}, make_speech(work / "speech.ul"))
     try:
         yield FallbackRig(rig, config_path, spool, db_url)
     finally:
@@ -245,6 +250,20 @@ def test_service_down_agent_presses_1_and_is_connected(fb: FallbackRig) -> None:
     assert detail.hops[0].answered_at is not None and detail.hops[0].accepted_at is not None
 
 
+def test_service_down_desk_phone_on_the_pbx_is_rung_and_accepts(fb: FallbackRig) -> None:
+    """The line's first hop is a SIP endpoint of the PBX (`sip: desk-101`): the AGI
+    dials PJSIP/desk-101 from the same plan, and the trail says so."""
+    desk = fb.phone(DESK, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
+    caller = fb.call(LINE_DESK, hold_ms=7000)
+    assert caller.wait(30) == 0, caller.output()
+    assert desk.wait(10) == 0, desk.output()
+    detail = _imported_call(fb, LINE_DESK)
+    assert detail.outcome == "accepted", detail
+    assert [
+        (h.person_id, h.outcome, h.dtmf, h.number, h.target_kind, h.target) for h in detail.hops
+    ] == [("desk", "accepted", "1", f"sip:{DESK}", "sip", f"PJSIP/{DESK}")]
+
+
 def test_service_down_busy_agent_goes_to_next_hop(fb: FallbackRig) -> None:
     busy = fb.phone(P1, agent_scenario("busy"))
     agent = fb.phone(P2, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
@@ -328,6 +347,17 @@ def test_doctor_passes_then_names_each_fix(
     assert code == 0, out
     assert "FAIL" not in out and "contexts loaded: astreinte-inbound" in out
     assert "ASTREINTE_CONFIG = " in out and "all checks passed" in out
+    assert f"SIP phones       1 endpoint(s) present: {DESK}" in out
+
+    # A desk phone the YAML names but the PBX does not have.
+    misspelt = fb.config_path.with_name("misspelt-desk.yaml")
+    misspelt.write_text(fb.config_path.read_text().replace(f"sip: {DESK}", "sip: desk-999"))
+    try:
+        assert cli.main(["doctor", "-c", str(misspelt)]) == 1
+    finally:
+        misspelt.unlink()
+    out = capsys.readouterr().out
+    assert "FAIL  SIP phones" in out and "not on this Asterisk: desk-999" in out, out
 
     monkeypatch.setenv("ASTREINTE_ARI_PASSWORD", "wrong")
     assert cli.main(["doctor", "-c", str(fb.config_path)]) == 1
