@@ -993,22 +993,6 @@ GONE_IS_NORMAL = [
             gone_for=frozenset({"hangup", "stop_playback", "stop_hold", "destroy_bridge"})
         ),
     ),
-    story(
-        "clean-up errors from the PBX do not mask the ending",
-        plan(ALICE),
-        script=accepted_then_agent_hangs_up,
-        path="announcing > dialing > agent_prompt > bridged > ended",
-        outcome=CallOutcome.ACCEPTED,
-        detail="talked 42.0s with alice, ended by agent",
-        hops=(HopOutcome.ACCEPTED,),
-        pbx=lambda: FakePbx(
-            errors={
-                "stop_hold": TelephonyError("ARI 500"),
-                "destroy_bridge": TelephonyError("ARI 500"),
-                "hangup": TelephonyError("ARI 500"),
-            }
-        ),
-    ),
 ]
 
 
@@ -1018,7 +1002,129 @@ async def test_a_party_already_gone_is_normal(story: Story) -> None:
     await tell(story)
 
 
-# -- 6. The admission queue: at most N cascades at once ------------------------------------
+# -- 6. A PBX error on clean-up changes nothing that happened --------------------------------
+# Not a 404 (gone: False, above) but a refusal: ARI answering 500 while hanging up
+# a leg or deleting the PBX's copy of a message. What the call did stands; the
+# cascade goes on.
+
+
+def pbx_refuses(*actions: str, once: bool = False) -> Callable[[], FakePbx]:
+    def pbx() -> FakePbx:
+        error = TelephonyError("ARI 500 Internal Server Error")
+        return FakePbx(errors={a: [None, error] if once else error for a in actions})
+
+    return pbx
+
+
+def at_the_prompt_then_voicemail(agent: Agent) -> Script:
+    """Alice answers and does `agent` without accepting; Bob is busy; a message."""
+
+    async def script(line: Line) -> str:
+        call = await line.arrive()
+        leg = await line.leg(1)
+        await line.answers(leg)
+        await line.playing(PRESS_1, leg)
+        await agent(line, leg)
+        await line.fails(await line.leg(2), 17, "User busy")
+        await leaves_message(line, 8)
+        return call
+
+    return script
+
+
+def message_kept_though_the_pbx_refused(line: Line, call_id: str) -> None:
+    voicemail_kept(line, call_id)
+    assert line.pbx.refused, "the PBX refused nothing: the row tests nothing"
+
+
+CLEANUP_ERRORS = [
+    story(
+        "hanging up the leg of a caller who left",
+        plan(ALICE),
+        script=leaves_while_ringing,
+        path="announcing > dialing > ended",
+        outcome=CallOutcome.ABANDONED,
+        detail="abandoned at dialing (hop 1: alice (alice)): caller hung up, cause 16",
+        hops=(HopOutcome.CANCELLED,),
+        pbx=pbx_refuses("hangup"),
+    ),
+    story(
+        "hanging up an agent who pressed a wrong key",
+        plan(ALICE, BOB, announcement=None, final=VM),
+        script=at_the_prompt_then_voicemail(presses("2")),
+        path="dialing > agent_prompt > dialing > voicemail_greeting > recording > ended",
+        outcome=CallOutcome.VOICEMAIL,
+        detail="message recorded",
+        hops=(HopOutcome.DECLINED, HopOutcome.BUSY),
+        pbx=pbx_refuses("hangup"),
+    ),
+    story(
+        "hanging up an agent who pressed no key",
+        plan(ALICE, BOB, announcement=None, final=VM),
+        script=at_the_prompt_then_voicemail(does_nothing),
+        path="dialing > agent_prompt > dialing > voicemail_greeting > recording > ended",
+        outcome=CallOutcome.VOICEMAIL,
+        detail="message recorded",
+        hops=(HopOutcome.NOT_ACCEPTED, HopOutcome.BUSY),
+        pbx=pbx_refuses("hangup"),
+    ),
+    failing_hop(
+        "hanging up a leg the service stopped ringing",
+        leg_fails(None, rings=True, after_s=0),
+        HopOutcome.NO_ANSWER,
+        HopEnd(None, "no answer within 20 s (service timeout)", 23.0),
+        pbx=pbx_refuses("hangup"),
+    ),
+    story(
+        "tearing down a conversation",
+        plan(ALICE),
+        script=accepted_then_agent_hangs_up,
+        path="announcing > dialing > agent_prompt > bridged > ended",
+        outcome=CallOutcome.ACCEPTED,
+        detail="talked 42.0s with alice, ended by agent",
+        hops=(HopOutcome.ACCEPTED,),
+        pbx=pbx_refuses("stop_hold", "destroy_bridge", "hangup"),
+    ),
+    story(
+        "deleting the PBX's copy of a message kept",
+        plan(announcement=None, final=VM),
+        script=leaves_a_message,
+        path="voicemail_greeting > recording > ended",
+        outcome=CallOutcome.VOICEMAIL,
+        detail="message recorded",
+        pbx=pbx_refuses("delete_recording"),
+        check=message_kept_though_the_pbx_refused,
+    ),
+    story(
+        "saying goodbye after a message kept",
+        plan(announcement=None, final=VM),
+        script=leaves_a_message,
+        path="voicemail_greeting > recording > ended",
+        outcome=CallOutcome.VOICEMAIL,
+        detail="message recorded",
+        pbx=pbx_refuses("play", once=True),  # the greeting plays, the goodbye cannot
+        check=message_kept_though_the_pbx_refused,
+    ),
+    story(
+        "hanging up the caller after a message kept",
+        plan(announcement=None, final=VM),
+        script=leaves_a_message,
+        path="voicemail_greeting > recording > ended",
+        outcome=CallOutcome.VOICEMAIL,
+        detail="message recorded",
+        pbx=pbx_refuses("hangup"),
+        check=message_kept_though_the_pbx_refused,
+    ),
+]
+
+
+@pytest.mark.parametrize("story", CLEANUP_ERRORS)
+@virtual_time
+async def test_a_pbx_error_on_clean_up_changes_nothing(story: Story) -> None:
+    await tell(story)
+
+
+# -- 7. The admission queue: at most N cascades at once ------------------------------------
 
 
 async def admitted_when_first_is_bridged(line: Line) -> str:
@@ -1133,7 +1239,7 @@ async def test_one_call_more_than_the_limit_waits_and_leaks_no_slot(limit: int) 
     await line.done()
 
 
-# -- 7. Calls found on the PBX after a restart ---------------------------------------------
+# -- 8. Calls found on the PBX after a restart ---------------------------------------------
 
 AGENT_LEG = "astreinte-agent-0a1b2c3d"
 ANSWERED_AT = T0 - timedelta(minutes=4)
@@ -1248,7 +1354,7 @@ async def test_a_call_found_after_a_restart(story: Story) -> None:
     await tell(story)
 
 
-# -- 8. The stories together cover the state machine ---------------------------------------
+# -- 9. The stories together cover the state machine ---------------------------------------
 
 ALL_STORIES: list[Story] = [
     param.values[0]
@@ -1258,6 +1364,7 @@ ALL_STORIES: list[Story] = [
         *AGENT_AT_THE_PROMPT,
         *HOP_FAILURES,
         *GONE_IS_NORMAL,
+        *CLEANUP_ERRORS,
         *ADMISSION_QUEUE,
         *RESUMED,
     )
