@@ -187,6 +187,11 @@ async def leaves_message(line: Line, seconds: float, channel_id: str = CALLER) -
     await line.records(name, seconds)
 
 
+def nobody_rung(line: Line, call_id: str) -> None:
+    assert line.originated() == []
+    assert line.hops(call_id) == []
+
+
 async def queued_behind_a_ringing_call(line: Line) -> tuple[str, str]:
     """A first call takes the only cascade slot; a second caller waits on hold."""
     first = await line.arrive(CALLER)
@@ -491,7 +496,7 @@ CALLER_HANGS_UP = [
         detail="abandoned at announcing: caller hung up, cause 16 Normal Clearing",
         ended_s=3.0,
         pbx=lambda: FakePbx(held_sounds=frozenset({ANNOUNCEMENT})),
-        check=lambda line, call: line.originated() == [],
+        check=nobody_rung,
     ),
     story(
         "ringing a hop",
@@ -916,11 +921,6 @@ async def agent_leaves_right_after_1(line: Line) -> str:
     await line.hangs_up(leg)  # before the bridge could take the leg
     await line.fails(await line.leg(2), 17, "User busy")
     return call
-
-
-def nobody_rung(line: Line, call_id: str) -> None:
-    assert line.originated() == []
-    assert line.hops(call_id) == []
 
 
 def ends_with_caller_left(line: Line, call_id: str) -> None:
