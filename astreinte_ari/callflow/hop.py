@@ -50,6 +50,8 @@ class HopAttempt:
         self.agent_id = agent_channel_id(self.hop_id)
         rt.own(self.agent_id)
         self.dtmf: str | None = None
+        self.started = False  # on the trail (HopStarted written): a caller who left
+        # before that left during the announcement, not during this hop
 
     def describe(self) -> str:
         return f"hop {self.seq}: {self.hop.label} ({self.hop.person_id})"
@@ -69,6 +71,7 @@ class HopAttempt:
                 at=rt.clock(),
             )
         )
+        self.started = True
         rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
         try:
             unanswered = await ring(

@@ -787,6 +787,12 @@ HOP_FAILURES = [
         HopEnd(20, "unreachable: subscriber absent", 1.0),
     ),
     failing_hop(
+        "no answer: it rang, then the SIP transaction timed out",
+        leg_fails(18, "No user responding", rings=True, after_s=16),
+        HopOutcome.NO_ANSWER,
+        HopEnd(18, "no answer (no user responding)", 16.0),
+    ),
+    failing_hop(
         "unreachable: SIP timeout",
         leg_fails(18, "No user responding", rings=False, after_s=16),
         HopOutcome.UNREACHABLE,
@@ -924,7 +930,10 @@ async def agent_leaves_right_after_1(line: Line) -> str:
 
 
 def ends_with_caller_left(line: Line, call_id: str) -> None:
-    assert line.ended(call_id).detail.endswith(": caller left")
+    detail = line.ended(call_id).detail
+    assert detail.endswith(": caller left")
+    # No hop was on the trail yet: the detail must not name one.
+    assert not (detail.startswith("abandoned at announcing") and "(hop" in detail), detail
     nobody_rung(line, call_id)
 
 
