@@ -241,8 +241,21 @@ class AlertEngine:
         async def acknowledge(how: str) -> None:
             await self.ack(alert.id, by=step.person_id, via=how)
 
+        def progress(text: str) -> None:  # the call's steps, into the alert's history
+            self._spawn(
+                asyncio.to_thread(
+                    self.store.add_event,
+                    alert.id,
+                    self.clock(),
+                    "call",
+                    person_id=step.person_id,
+                    channel=via,
+                    detail=text[:300],
+                )
+            )
+
         try:
-            delivery = await notifier.send(recipient, message, acknowledge)
+            delivery = await notifier.send(recipient, message, acknowledge, progress)
         except NotifyError as exc:
             retry = exc.retry_after is not None and attempt < MAX_ATTEMPTS
             log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)

@@ -13,7 +13,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
@@ -33,7 +33,7 @@ from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.alerting.engine import AlertEngine
 from astreinte_ari.alerting.links import LinkSigner
 from astreinte_ari.alerting.shifts import plan_shift_alerts
-from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
+from astreinte_ari.callflow.runtime import AuditSink
 from astreinte_ari.callflow.telephony import TelephonyPort
 from astreinte_ari.config import secrets
 from astreinte_ari.config.model import AppConfig
@@ -188,18 +188,13 @@ async def start_alerting(
     if cfg.sms is not None:
         notifiers["sms"] = SmsNotifier(cfg.sms)
     notifiers["voice"] = VoiceNotifier(
-        port=port,
-        open_session=service.open_session,
-        sounds=SoundLibrary(PurePosixPath(config.sounds_dir)),
-        audit=audit,
+        calls=service,
         caller_id=cfg.voice.caller_id or config.trunk.caller_id,
         ring_timeout_s=cfg.voice.ring_timeout,
         next_hop_seq=_next_hop_seq(engine),
-        clock=clock,
-        # The trunk in force when the alert call starts (the allow-list is checked
-        # again, against the live configuration, right before the originate).
+        # Through the trunk in force when the alert call starts (the allow-list is checked
+        # again, against the live configuration, right before each originate).
         dial_target=lambda number: trunk_target(alerting.config.trunk, number),
-        telephony_ready=getattr(service, "wait_ready", None),
     )
     signer = LinkSigner(link_key(config))  # links sent by earlier releases
     links = AlertLinkStore(engine)

@@ -207,7 +207,8 @@ class CallFlow:
         try:
             await body
         except CallerGone as gone:
-            where = f"{rt.state.value}" + (f" ({self._hop.describe()})" if self._hop else "")
+            hop = self._hop if self._hop is not None and self._hop.started else None
+            where = f"{rt.state.value}" + (f" ({hop.describe()})" if hop else "")
             if gone.by_pbx:  # not the caller's doing: nobody may count it as abandoned
                 detail = f"ended by the PBX at {where}: {gone.cause_text}"
                 self._end(CallOutcome.FAILED, detail, at=gone.at)

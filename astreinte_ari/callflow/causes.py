@@ -36,6 +36,8 @@ def unanswered_leg_text(cause: int, cause_text: str, ringing: bool) -> str:
     """
     if cause == 0:
         return "no answer (rang until the timeout)" if ringing else "unreachable: no response"
+    if cause == 18 and ringing:  # it rang, then the SIP transaction timed out
+        return "no answer (no user responding)"
     if cause in (18, 20):
         return f"unreachable: {q850_text(cause).lower()}"
     if cause == 19:

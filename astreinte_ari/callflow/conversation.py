@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from astreinte_ari.callflow.runtime import CallRuntime
+from astreinte_ari.callflow.runtime import LegRuntime
 from astreinte_ari.callflow.telephony import ChannelHungUp, ChannelLeft, TelephonyError
 
 log = logging.getLogger("astreinte_ari.call")
@@ -23,7 +24,7 @@ class Ending:
     at: datetime
 
 
-async def until_hangup(rt: CallRuntime, agent_id: str, bridge_id: str) -> Ending:
+async def until_hangup(rt: LegRuntime[Any], agent_id: str, bridge_id: str) -> Ending:
     """Wait until either party hangs up, then tear down the bridge and the other leg."""
     try:
         ended = await _wait_for_end(rt, agent_id)
@@ -34,7 +35,7 @@ async def until_hangup(rt: CallRuntime, agent_id: str, bridge_id: str) -> Ending
     return ended
 
 
-async def _wait_for_end(rt: CallRuntime, agent_id: str) -> Ending:
+async def _wait_for_end(rt: LegRuntime[Any], agent_id: str) -> Ending:
     while True:
         event = await rt.next_event(None)
         if not rt.caller_present:
@@ -56,7 +57,7 @@ async def _wait_for_end(rt: CallRuntime, agent_id: str) -> Ending:
             return Ending("agent", "agent", None, "agent left", at)
 
 
-async def cause_after_leave(rt: CallRuntime, channel_id: str) -> ChannelHungUp | None:
+async def cause_after_leave(rt: LegRuntime[Any], channel_id: str) -> ChannelHungUp | None:
     """StasisEnd comes before ChannelDestroyed: wait briefly for the hangup cause."""
     deadline = rt.deadline_in(0.5)
     while (event := await rt.next_event(deadline)) is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import datetime, timedelta
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
@@ -26,7 +26,14 @@ from astreinte_ari.callflow.identity import (
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.reconcile import PbxRecords, Reconciler, ended_meanwhile
 from astreinte_ari.callflow.recovery import ResumedCallFlow, ResumePoint
-from astreinte_ari.callflow.runtime import AuditSink, CallRuntime, SoundLibrary
+from astreinte_ari.callflow.runtime import (
+    AuditSink,
+    CallRuntime,
+    LegRuntime,
+    S,
+    SoundLibrary,
+    StateMachine,
+)
 from astreinte_ari.callflow.sessions import EventConsumer, EventSession, event_key, is_channel_id
 from astreinte_ari.callflow.telephony import (
     AppReplaced,
@@ -125,6 +132,37 @@ class OnCallService:
         close it when done.
         """
         return EventSession(self._owner)
+
+    @contextlib.contextmanager
+    def outbound_leg(
+        self, *, call_id: str, channel_id: str, language: str, machine: StateMachine[S]
+    ) -> Iterator[LegRuntime[S]]:
+        """The runtime of an outbound call (a voice alert) whose first leg will be
+        `channel_id`: the events of every object it creates reach it until closed."""
+        keys = [channel_id]
+
+        def bind(object_id: str) -> None:
+            keys.append(object_id)
+            self._owner[object_id] = runtime
+
+        runtime = LegRuntime(
+            call_id=call_id,
+            caller_channel_id=channel_id,
+            language=language,
+            machine=machine,
+            port=self._port,
+            audit=self._audit,
+            sounds=self._sounds,
+            clock=self._clock,
+            bind=bind,
+        )
+        self._owner[channel_id] = runtime
+        try:
+            yield runtime
+        finally:
+            for key in keys:
+                if self._owner.get(key) is runtime:
+                    del self._owner[key]
 
     async def handle(self, event: TelephonyEvent) -> None:
         """Route one event. Never awaits the PBX: per-call work runs in its own task."""
@@ -338,7 +376,7 @@ class OnCallService:
 
     async def _resync_live(self, present: dict[str, Channel]) -> None:
         """Tell each call in progress what the PBX holds now (and what ended)."""
-        owners: dict[int, tuple[CallRuntime | EventSession, list[str]]] = {}
+        owners: dict[int, tuple[EventConsumer, list[str]]] = {}
         for object_id, owner in self._owner.items():
             if is_channel_id(object_id):
                 owners.setdefault(id(owner), (owner, []))[1].append(object_id)
@@ -347,7 +385,7 @@ class OnCallService:
         ended = await ended_meanwhile(self._records, gone, since)
         for owner, ids in owners.values():
             endings = tuple(ended[cid] for cid in ids if cid in gone)
-            if isinstance(owner, CallRuntime):
+            if isinstance(owner, LegRuntime):  # inbound calls and outbound call flows
                 in_app = tuple(
                     present[cid]
                     for cid in ids

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
+from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.identity import agent_channel_id
 from astreinte_ari.callflow.outcomes import CallState, HopOutcome
 from astreinte_ari.callflow.ringing import ring
@@ -49,6 +50,8 @@ class HopAttempt:
         self.agent_id = agent_channel_id(self.hop_id)
         rt.own(self.agent_id)
         self.dtmf: str | None = None
+        self.started = False  # on the trail (HopStarted written): a caller who left
+        # before that left during the announcement, not during this hop
 
     def describe(self) -> str:
         return f"hop {self.seq}: {self.hop.label} ({self.hop.person_id})"
@@ -70,6 +73,7 @@ class HopAttempt:
                 target=hop.target.dial_string,
             )
         )
+        self.started = True
         rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
         try:
             unanswered = await ring(
@@ -88,7 +92,7 @@ class HopAttempt:
                 return HopResult(self.hop_id, HopOutcome.CONNECTED, self.agent_id)
             return await self._ask_to_accept()
         except CallerGone:
-            await rt.port.hangup(self.agent_id)
+            await quietly(rt.port.hangup(self.agent_id))
             self._end(HopOutcome.CANCELLED, None, "caller hung up")
             raise
 
@@ -119,7 +123,7 @@ class HopAttempt:
         while True:
             event = await rt.next_event(deadline)
             if event is None:
-                await rt.port.hangup(self.agent_id)
+                await quietly(rt.port.hangup(self.agent_id))
                 return self._end(HopOutcome.NOT_ACCEPTED, None, "no key pressed")
             if isinstance(event, PlaybackFinished) and event.playback_id == playback_id:
                 playback_id = await self._play_next(prompts)
@@ -145,7 +149,7 @@ class HopAttempt:
                     return HopResult(self.hop_id, HopOutcome.ACCEPTED, self.agent_id, playback_id)
                 if playback_id is not None:
                     await rt.port.stop_playback(playback_id)
-                await rt.port.hangup(self.agent_id)
+                await quietly(rt.port.hangup(self.agent_id))
                 return self._end(HopOutcome.DECLINED, None, f"wrong key {digit!r}")
             elif (
                 isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == self.agent_id

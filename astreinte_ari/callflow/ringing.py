@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astreinte_ari.callflow.causes import unanswered_leg_text
+from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.outcomes import HopOutcome
 from astreinte_ari.callflow.runtime import LegRuntime
 from astreinte_ari.callflow.telephony import (
@@ -81,7 +82,7 @@ async def ring(
     while True:
         event = await rt.next_event(deadline)
         if event is None:
-            await rt.port.hangup(channel_id)
+            await quietly(rt.port.hangup(channel_id))
             outcome = HopOutcome.NO_ANSWER if ringing else HopOutcome.UNREACHABLE
             what = "no answer" if ringing else "unreachable: no response"
             return Unanswered(outcome, None, f"{what} within {timeout_s} s (service timeout)")

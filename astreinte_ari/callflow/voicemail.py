@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.callflow.runtime import CallRuntime
 from astreinte_ari.callflow.telephony import RecordingFinished, TelephonyError
@@ -116,7 +117,7 @@ async def take_voicemail(rt: CallRuntime, sink: VoicemailSink, reason: str) -> V
         detail = f"message recorded, kept on the PBX as {name} until storage accepts it ({exc})"
         return VoicemailResult(CallOutcome.VOICEMAIL, path, round(seconds, 2), detail[:300])
     # Our copy is the record; keep the PBX spool from growing.
-    await rt.port.delete_recording(name)
+    await quietly(rt.port.delete_recording(name))
     await _goodbye(rt, plan.goodbye)
     return VoicemailResult(CallOutcome.VOICEMAIL, path, round(seconds, 2), "message recorded")
 
@@ -130,7 +131,8 @@ async def _fetch(rt: CallRuntime, name: str) -> bytes | None:
 
 
 async def _goodbye(rt: CallRuntime, sound: str | None) -> None:
+    """The outcome is settled: a PBX error here must not change it."""
     if rt.caller_present and sound:
-        await rt.play_and_wait(rt.caller_channel_id, sound, max_s=30)
+        await quietly(rt.play_and_wait(rt.caller_channel_id, sound, max_s=30))
     if rt.caller_present:
-        await rt.port.hangup(rt.caller_channel_id)
+        await quietly(rt.port.hangup(rt.caller_channel_id))

@@ -121,7 +121,10 @@ class NoTelephonyService:
     def add_call_listener(self, listener: Any) -> None:
         self.listeners.append(listener)
 
-    def open_session(self) -> Any:
+    def outbound_leg(self, **_: Any) -> Any:
+        raise AssertionError("no voice alert expected in this test")
+
+    async def wait_ready(self, timeout: float) -> bool:
         raise AssertionError("no voice alert expected in this test")
 
 

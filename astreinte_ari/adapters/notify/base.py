@@ -11,6 +11,9 @@ from typing import Protocol
 # Called by an interactive channel the moment the person takes the alert (the
 # argument says how: "voice-dtmf", "voice-callback"), not when the call ends.
 Acknowledge = Callable[[str], Awaitable[None]]
+# Called by an interactive channel at each step of its call ("call ringing ->
+# reading: answered by ..."), so that the alert's history shows the whole call.
+Progress = Callable[[str], None]
 
 
 class NotifyError(Exception):
@@ -63,7 +66,11 @@ class Notifier(Protocol):
     channel: str
 
     async def send(
-        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+        self,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None = None,
+        progress: Progress | None = None,
     ) -> Delivery:
         """Deliver or raise NotifyError."""
         ...

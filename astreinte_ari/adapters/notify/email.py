@@ -14,6 +14,7 @@ from astreinte_ari.adapters.notify.base import (
     AlertMessage,
     Delivery,
     NotifyError,
+    Progress,
     Recipient,
 )
 from astreinte_ari.config.alerting import SmtpConfig
@@ -35,7 +36,11 @@ class EmailNotifier:
         self._tls = tls_context or ssl.create_default_context()
 
     async def send(
-        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+        self,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None = None,
+        progress: Progress | None = None,
     ) -> Delivery:
         if not to.email:
             raise NotifyError(f"{to.person_id} has no email address")

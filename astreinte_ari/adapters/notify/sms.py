@@ -20,6 +20,7 @@ from astreinte_ari.adapters.notify.base import (
     AlertMessage,
     Delivery,
     NotifyError,
+    Progress,
     Recipient,
 )
 from astreinte_ari.adapters.notify.sms_text import fit_sms, segments
@@ -70,7 +71,11 @@ class SmsNotifier:
         self._config = config
 
     async def send(
-        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+        self,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None = None,
+        progress: Progress | None = None,
     ) -> Delivery:
         cfg = self._config
         text = sms_text(message)

@@ -1,49 +1,40 @@
-"""Voice-call alert over ARI: ring the person, say what happened, 1 = ack, 2 = call back.
+"""Voice-call alerts: the notifier side of callflow.alert_call.
 
-The message (line, caller's number read digit by digit with the project's own
-prompts, "press 1") is played twice at most; a key counts whenever it is
-pressed. Either key acknowledges the alert at once (reminders stop while the
-person is still on the line); 2 then calls the caller back through the trunk
-and bridges the two; that leg is audited as a "call-back" hop of the original
-call. Nothing is dialled until the service is connected to the PBX and has
-resynced (a step due during a restart waits for it instead of failing).
+The call itself (ring, read the alert, 1 = acknowledge, 2 = call the caller
+back and bridge) is a call flow on the call-flow runtime; this adapter turns
+an alert message into what that call plays, waits until the service is
+connected to the PBX (a step due during a restart waits instead of failing),
+and reports the result the way every notifier does.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Callable
+from typing import Protocol
 
 from astreinte_ari.adapters.notify.base import (
     Acknowledge,
     AlertMessage,
     Delivery,
     NotifyError,
+    Progress,
     Recipient,
 )
-from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
-from astreinte_ari.callflow.identity import new_object_id
-from astreinte_ari.callflow.outcomes import HopOutcome
-from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
-from astreinte_ari.callflow.telephony import (
-    ChannelEntered,
-    ChannelHungUp,
-    ChannelLeft,
-    DtmfReceived,
-    PlaybackFinished,
-    TelephonyError,
-    TelephonyEvent,
-    TelephonyPort,
+from astreinte_ari.callflow.alert_call import (
+    AlertCallFailed,
+    AlertCallSpec,
+    AlertCallState,
+    CallBack,
+    alert_call_machine,
+    run_alert_call,
 )
+from astreinte_ari.callflow.identity import new_object_id
+from astreinte_ari.callflow.runtime import LegRuntime, StateMachine
 from astreinte_ari.routing.plan import DialTarget
 
 log = logging.getLogger(__name__)
-_DIGITS = frozenset("0123456789*#ABCD")
-_KEY_WAIT_S = 8.0
-_TALK_MAX_S = 3600.0
 READY_WAIT_S = 60.0  # after a restart, ARI is usually back within seconds
 RETRY_AFTER_S = 30.0
 
@@ -65,11 +56,33 @@ VOICE_PROMPTS = frozenset(
 )
 
 
-class SessionLike:
-    events: asyncio.Queue[TelephonyEvent]
+class OutboundCalls(Protocol):
+    """What the call dispatcher offers outbound call flows."""
 
-    def bind(self, object_id: str) -> None: ...
-    def close(self) -> None: ...
+    def outbound_leg(
+        self,
+        *,
+        call_id: str,
+        channel_id: str,
+        language: str,
+        machine: StateMachine[AlertCallState],
+    ) -> contextlib.AbstractContextManager[LegRuntime[AlertCallState]]: ...
+
+    async def wait_ready(self, timeout: float) -> bool: ...
+
+
+def prompts_for(message: AlertMessage) -> tuple[str, ...]:
+    """What the call reads: the alert, the caller's number, the keys offered."""
+    items = [PROMPTS.get(message.kind, "astreinte-alert-missed")]
+    if message.kind == "missed_call" and message.caller_number:
+        # Our own digit prompts: Asterisk's `digits:` needs its core sounds in the
+        # line's language, which a PBX may not have (French often missing).
+        items.extend(f"astreinte-digit-{d}" for d in message.caller_number if d.isdigit())
+    if message.kind != "shift_start":
+        items.append("astreinte-alert-press-1-ack")
+    if message.can_call_back:
+        items.append("astreinte-alert-press-2-callback")
+    return tuple(items)
 
 
 class VoiceNotifier:
@@ -78,270 +91,72 @@ class VoiceNotifier:
     def __init__(
         self,
         *,
-        port: TelephonyPort,
-        open_session: Callable[[], SessionLike],
-        sounds: SoundLibrary,
-        audit: AuditSink,
+        calls: OutboundCalls,
         caller_id: str,
         ring_timeout_s: int,
         next_hop_seq: Callable[[str], int],
-        clock: Callable[[], datetime],
         dial_target: Callable[[str], DialTarget],
-        telephony_ready: Callable[[float], Awaitable[bool]] | None = None,
     ) -> None:
-        self.port = port
-        # A number -> what to dial through the trunk (routing.targets.trunk_target),
-        # once per call; raises ValueError (NumberNotAllowed) outside the allow-list.
+        self.calls = calls
+        # A number -> what to dial through the trunk (routing.targets.trunk_target), once
+        # per alert call; raises ValueError (NumberNotAllowed) outside the allow-list.
+        # The telephony adapter checks the target again right before each originate.
         self.dial_target = dial_target
-        self.open_session = open_session
-        self.sounds = sounds
-        self.audit = audit
         self.caller_id = caller_id
         self.ring_timeout_s = ring_timeout_s
         self.next_hop_seq = next_hop_seq
-        self.clock = clock
-        self.telephony_ready = telephony_ready
 
     async def send(
-        self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
+        self,
+        to: Recipient,
+        message: AlertMessage,
+        acknowledge: Acknowledge | None = None,
+        progress: Progress | None = None,
     ) -> Delivery:
-        if self.telephony_ready is not None and not await self.telephony_ready(READY_WAIT_S):
+        if not await self.calls.wait_ready(READY_WAIT_S):
             raise NotifyError(
                 f"voice call to {to.mobile}: the PBX is not connected yet",
                 retry_after=RETRY_AFTER_S,
             )
-        session = self.open_session()
-        channel_id = new_object_id("alert")
-        session.bind(channel_id)
+
+        def record(from_state: AlertCallState, to_state: AlertCallState, why: str) -> None:
+            if progress is not None:
+                progress(f"call {from_state} -> {to_state}: {why}")
+
         try:
-            return await self._call(session, channel_id, to, message, acknowledge)
-        finally:
-            session.close()
-
-    async def _call(
-        self,
-        session: SessionLike,
-        channel_id: str,
-        to: Recipient,
-        message: AlertMessage,
-        acknowledge: Acknowledge | None,
-    ) -> Delivery:
-        try:
-            await self.port.originate(
-                channel_id=channel_id,
-                target=self.dial_target(to.mobile),
-                app_args=("alert", message.alert_id),
-                caller_id=self.caller_id,
-                timeout_s=self.ring_timeout_s,
-            )
-        except (TelephonyError, ValueError) as exc:
-            raise NotifyError(f"voice call to {to.mobile} refused: {exc}") from exc
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ring_timeout_s + 3
-        while True:
-            event = await _next(session, deadline)
-            if event is None:
-                await self.port.hangup(channel_id)
-                raise NotifyError(f"voice call to {to.mobile}: no answer")
-            if isinstance(event, ChannelHungUp) and event.channel_id == channel_id:
-                raise NotifyError(
-                    f"voice call to {to.mobile}: cause {event.cause} {event.cause_text}"
-                )
-            if isinstance(event, ChannelEntered) and event.channel.id == channel_id:
-                break
-        try:
-            return await self._converse(session, channel_id, to, message, acknowledge)
-        finally:
-            await self.port.hangup(channel_id)
-
-    def _playlist(self, message: AlertMessage) -> list[str]:
-        lang = message.language
-        items = [self.sounds.uri(PROMPTS.get(message.kind, "astreinte-alert-missed"), lang)]
-        if message.kind == "missed_call" and message.caller_number:
-            # Our own digit prompts: Asterisk's `digits:` needs its core sounds in the
-            # line's language, which a PBX may not have (French often missing).
-            items.extend(
-                self.sounds.uri(f"astreinte-digit-{d}", lang)
-                for d in message.caller_number
-                if d.isdigit()
-            )
-        if message.kind != "shift_start":
-            items.append(self.sounds.uri("astreinte-alert-press-1-ack", lang))
-        if message.can_call_back:
-            items.append(self.sounds.uri("astreinte-alert-press-2-callback", lang))
-        return items
-
-    async def _converse(
-        self,
-        session: SessionLike,
-        channel_id: str,
-        to: Recipient,
-        message: AlertMessage,
-        acknowledge: Acknowledge | None,
-    ) -> Delivery:
-        loop = asyncio.get_running_loop()
-        queue = self._playlist(message) * 2  # the message, repeated once
-        playback: str | None = None
-        deadline: float | None = None
-        pressed = ""  # keys that did not count, for the trail (untrusted: bounded, checked)
-        while True:
-            if playback is None and queue:
-                playback = new_object_id("pb")
-                session.bind(playback)
-                if not await self.port.play(channel_id, queue.pop(0), playback, message.language):
-                    raise NotifyError("voice alert: the person hung up")
-                if not queue:
-                    deadline = None
-            if playback is None and not queue and deadline is None:
-                deadline = loop.time() + _KEY_WAIT_S
-            event = await _next(session, deadline)
-            if event is None:
-                what = f"only {pressed!r}, which is not offered" if pressed else "no key"
-                raise NotifyError(f"voice alert answered by {to.person_id}: {what} pressed")
-            if isinstance(event, PlaybackFinished) and event.playback_id == playback:
-                playback = None
-            elif isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == channel_id:
-                raise NotifyError(f"voice alert: {to.person_id} hung up without a key")
-            elif isinstance(event, DtmfReceived) and event.channel_id == channel_id:
-                digit = event.digit  # untrusted: compared only
-                if digit not in ("1", "2") or (digit == "2" and not message.can_call_back):
-                    pressed = (pressed + (digit if digit in _DIGITS else "?"))[-8:]
-                    continue
-                if playback is not None:
-                    await self.port.stop_playback(playback)
-                if digit == "1":
-                    await _acknowledged(acknowledge, "voice-dtmf")
-                    await self._say(session, channel_id, "astreinte-alert-acked", message.language)
-                    return Delivery(
-                        f"voice call answered by {to.mobile}, acknowledged (1)", acked=True
-                    )
-                # The person is handling it from now on: no reminder during the call-back.
-                await _acknowledged(acknowledge, "voice-callback")
-                detail = await self._call_back(session, channel_id, to, message)
-                return Delivery(detail, acked=True, called_back=True)
-
-    async def _say(self, session: SessionLike, channel_id: str, sound: str, lang: str) -> None:
-        playback = new_object_id("pb")
-        session.bind(playback)
-        if not await self.port.play(channel_id, self.sounds.uri(sound, lang), playback, lang):
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while (event := await _next(session, deadline)) is not None:
-            if isinstance(event, PlaybackFinished) and event.playback_id == playback:
-                return
-
-    async def _call_back(
-        self, session: SessionLike, agent_id: str, to: Recipient, message: AlertMessage
-    ) -> str:
-        """Ring the original caller and bridge them with the agent (audited as a hop)."""
-        assert message.call_id is not None and message.caller_number is not None
-        number = message.caller_number
-        hop_id = str(uuid.uuid4())
-        seq = self.next_hop_seq(message.call_id)
-        target: DialTarget | None = None
-        refused: ValueError | None = None
-        try:
-            target = self.dial_target(number)
-        except ValueError as exc:  # a caller's number outside the trunk's allow-list
-            refused = exc
-        self.audit.emit(
-            HopStarted(
-                call_id=message.call_id,
-                hop_id=hop_id,
-                seq=seq,
-                label="call-back",
-                person_id=to.person_id,
-                person_name=to.name,
-                number=number,
-                at=self.clock(),
-                target_kind=None if target is None else target.kind.value,
-                target=None if target is None else target.dial_string,
-            )
+            target = self.dial_target(to.mobile)
+        except ValueError as exc:
+            raise NotifyError(f"voice call to {to.mobile} refused: {exc}") from None
+        spec = AlertCallSpec(
+            alert_id=message.alert_id,
+            person_id=to.person_id,
+            person_name=to.name,
+            number=to.mobile,
+            target=target,
+            prompts=prompts_for(message),
+            caller_id=self.caller_id,
+            ring_timeout_s=self.ring_timeout_s,
+            call_back=self._call_back(message),
         )
-        if target is None:
-            self._hop_end(hop_id, HopOutcome.REFUSED, None, str(refused)[:200])
-            return f"call-back to {number} refused: {refused}"
-        back_id = new_object_id("alert-cb")
-        session.bind(back_id)
-        ringback = new_object_id("pb")
-        session.bind(ringback)
-        await self.port.play(agent_id, "tone:ring", ringback)
-        try:
-            await self.port.originate(
-                channel_id=back_id,
-                target=target,
-                app_args=("callback", message.alert_id),
-                caller_id=self.caller_id,
-                timeout_s=self.ring_timeout_s,
-            )
-        except TelephonyError as exc:
-            outcome = HopOutcome.REFUSED if "allow" in str(exc) else HopOutcome.FAILED
-            self._hop_end(hop_id, outcome, None, str(exc)[:200])
-            return f"call-back to {number} refused: {exc}"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ring_timeout_s + 3
-        while True:
-            event = await _next(session, deadline)
-            if event is None:
-                await self.port.hangup(back_id)
-                self._hop_end(hop_id, HopOutcome.NO_ANSWER, 0, "ring timeout")
-                return f"call-back to {number}: no answer"
-            if isinstance(event, ChannelHungUp) and event.channel_id == back_id:
-                self._hop_end(hop_id, HopOutcome.UNREACHABLE, event.cause, event.cause_text)
-                return f"call-back to {number}: cause {event.cause}"
-            if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == agent_id:
-                await self.port.hangup(back_id)
-                self._hop_end(hop_id, HopOutcome.CANCELLED, None, "agent hung up")
-                return "call-back cancelled: the agent hung up"
-            if isinstance(event, ChannelEntered) and event.channel.id == back_id:
-                break
-        self.audit.emit(HopProgress(hop_id=hop_id, event="answered", at=self.clock()))
-        await self.port.stop_playback(ringback)
-        bridge_id = new_object_id("bridge")
-        await self.port.create_bridge(bridge_id)
-        try:
-            await self.port.add_to_bridge(bridge_id, (agent_id, back_id))
-            started = loop.time()
-            deadline = started + _TALK_MAX_S
-            while (event := await _next(session, deadline)) is not None:
-                if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id in (
-                    agent_id,
-                    back_id,
-                ):
-                    break
-            talk = round(loop.time() - started, 1)
-        finally:
-            await self.port.destroy_bridge(bridge_id)
-            await self.port.hangup(back_id)
-        self._hop_end(hop_id, HopOutcome.CONNECTED, None, f"called back, talked {talk}s")
-        return f"called the caller back and bridged ({talk}s)"
-
-    def _hop_end(self, hop_id: str, outcome: HopOutcome, cause: int | None, text: str) -> None:
-        self.audit.emit(
-            HopEnded(
-                hop_id=hop_id,
-                outcome=outcome,
-                at=self.clock(),
-                cause_code=cause,
-                cause_text=text,
-                dtmf="2",
-            )
+        leg = self.calls.outbound_leg(
+            call_id=message.alert_id,
+            channel_id=new_object_id("alert"),  # identity.ALERT_LEG
+            language=message.language,
+            machine=alert_call_machine(record),
         )
+        with leg as rt:
+            try:
+                result = await run_alert_call(rt, spec, acknowledge)
+            except AlertCallFailed as exc:
+                raise NotifyError(str(exc)) from None
+        return Delivery(result.detail, acked=result.acked, called_back=result.called_back)
 
-
-async def _acknowledged(acknowledge: Acknowledge | None, how: str) -> None:
-    if acknowledge is not None:
+    def _call_back(self, message: AlertMessage) -> CallBack | None:
+        if not (message.can_call_back and message.call_id and message.caller_number):
+            return None
+        call_id, number = message.call_id, message.caller_number
         try:
-            await acknowledge(how)
-        except Exception:  # the call goes on; the engine acknowledges at the end too
-            log.exception("voice alert: immediate acknowledgement failed")
-
-
-async def _next(session: SessionLike, deadline: float | None) -> TelephonyEvent | None:
-    loop = asyncio.get_running_loop()
-    timeout = None if deadline is None else max(0.0, deadline - loop.time())
-    try:
-        return await asyncio.wait_for(session.events.get(), timeout)
-    except TimeoutError:
-        return None
+            target, refused = self.dial_target(number), ""
+        except ValueError as exc:  # a caller's number outside the allow-list: never dialled
+            target, refused = None, str(exc)
+        return CallBack(call_id, number, lambda: self.next_hop_seq(call_id), target, refused)
