@@ -13,14 +13,20 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Notifier, NotifyError, Recipient
-from astreinte_ari.adapters.store.alerts import Alert, AlertStore, ShiftOverride, ack_alert
 from astreinte_ari.alerting.links import LinkIssuer
 from astreinte_ari.alerting.messages import (
     compose_message,
     recipient_of,
 )
+from astreinte_ari.alerting.model import Alert, ShiftOverride, acknowledgement
 from astreinte_ari.alerting.policy import Step, due_steps, step_at
+from astreinte_ari.alerting.ports import (
+    AlertMessage,
+    AlertRepository,
+    Notifier,
+    NotifyError,
+    Recipient,
+)
 from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.alerting import AlertingConfig
@@ -51,12 +57,29 @@ def new_alert_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def ack_alert(
+    store: AlertRepository, alert_id: str, *, by: str, via: str, now: datetime
+) -> Alert | None:
+    """Acknowledge an open alert (any process: service, CLI). None if not open/unknown.
+
+    `alert_id` may be an unambiguous prefix (the CLI's short ids). What the
+    acknowledgement also writes (a replacement routed for the shift) is
+    model.acknowledgement's rule; the store writes it all in one transaction.
+    """
+    alert = store.get(alert_id)
+    if alert is None or not alert.is_open:
+        return None
+    if not store.acknowledge(acknowledgement(alert, by=by, via=via, now=now)):
+        return None  # acknowledged meanwhile, by another channel or process
+    return store.get(alert.id)
+
+
 class AlertEngine:
     def __init__(
         self,
         *,
         config: AppConfig,
-        store: AlertStore,
+        store: AlertRepository,
         notifiers: dict[str, Notifier],
         links: LinkIssuer | None,
         clock: Clock,

@@ -23,7 +23,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 
 from astreinte_ari.adapters.http.alert_links import LinkEndpoint
-from astreinte_ari.adapters.notify.base import Notifier
 from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
 from astreinte_ari.adapters.notify.voice import VoiceNotifier
@@ -32,6 +31,7 @@ from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.alerting.engine import AlertEngine
 from astreinte_ari.alerting.links import LinkSigner
+from astreinte_ari.alerting.ports import Notifier
 from astreinte_ari.alerting.shifts import plan_shift_alerts
 from astreinte_ari.callflow.runtime import AuditSink, SoundLibrary
 from astreinte_ari.callflow.telephony import TelephonyPort

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from astreinte_ari.adapters.notify.base import (
+from astreinte_ari.alerting.ports import (
     Acknowledge,
     AlertMessage,
     Delivery,

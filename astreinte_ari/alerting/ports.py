@@ -1,4 +1,8 @@
-"""The notifier interface and the message every channel renders."""
+"""What alerting needs from the outside world, declared here and built elsewhere.
+
+The composition root (app/) builds the adapters that fill these ports: the
+notifiers (adapters/notify/) and the alert tables (adapters/store/alerts.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+from astreinte_ari.alerting.model import Acknowledgement, Alert, ShiftOverride
+
+# -- notifiers ------------------------------------------------------------------------------
 
 # Called by an interactive channel the moment the person takes the alert (the
 # argument says how: "voice-dtmf", "voice-callback"), not when the call ends.
@@ -66,4 +74,43 @@ class Notifier(Protocol):
         self, to: Recipient, message: AlertMessage, acknowledge: Acknowledge | None = None
     ) -> Delivery:
         """Deliver or raise NotifyError."""
+        ...
+
+
+# -- the alert tables -----------------------------------------------------------------------
+
+
+class AlertRepository(Protocol):
+    """The alerts, their events and the recorded replacements (synchronous: the
+    engine calls it through asyncio.to_thread)."""
+
+    def insert_alert(self, values: dict[str, object]) -> None: ...
+
+    def get(self, alert_id: str) -> Alert | None:
+        """By id, or by an unambiguous prefix of at least 4 characters."""
+        ...
+
+    def find_shift(self, kind: str, team: str, rota: str, start: datetime) -> Alert | None: ...
+
+    def update(self, alert_id: str, *, only_if_open: bool = False, **values: object) -> bool:
+        """False when nothing was updated (e.g. already acknowledged)."""
+        ...
+
+    def add_event(
+        self,
+        alert_id: str,
+        at: datetime,
+        event: str,
+        *,
+        person_id: str | None = None,
+        channel: str | None = None,
+        detail: str | None = None,
+    ) -> None: ...
+
+    def acknowledge(self, ack: Acknowledgement) -> bool:
+        """Write `ack` in one transaction if the alert is still open; False otherwise."""
+        ...
+
+    def overrides(self, since: datetime) -> list[ShiftOverride]:
+        """Replacements still in force after `since`, oldest first."""
         ...
