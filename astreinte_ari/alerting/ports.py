@@ -1,14 +1,15 @@
 """What alerting needs from the outside world, declared here and built elsewhere.
 
 The composition root (app/) builds the adapters that fill these ports: the
-notifiers (adapters/notify/) and the alert tables (adapters/store/alerts.py).
+notifiers (adapters/notify/), the alert tables (adapters/store/alerts.py) and
+the wake-ups (adapters/scheduler/). Nothing under alerting/ builds one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -114,3 +115,48 @@ class AlertRepository(Protocol):
     def overrides(self, since: datetime) -> list[ShiftOverride]:
         """Replacements still in force after `since`, oldest first."""
         ...
+
+
+# -- wake-ups -------------------------------------------------------------------------------
+
+Wake = Callable[[str], Awaitable[None]]
+
+
+class Scheduler(Protocol):
+    """Wakes alerts up at a given time, across restarts; runs periodic chores.
+
+    The alert's state lives in the alert tables: a wake-up only says "look at
+    this alert now" (AlertEngine.run_due).
+    """
+
+    def start(self, wake: Wake) -> None:
+        """From now on every wake-up that falls due calls `wake(alert_id)`."""
+        ...
+
+    def wake_at(self, alert_id: str, at: datetime) -> None:
+        """The alert's one pending wake-up is at `at` (replacing any earlier one)."""
+        ...
+
+    def cancel(self, alert_id: str) -> None:
+        """No wake-up for this alert any more (none pending is fine)."""
+        ...
+
+    def every(self, name: str, interval: timedelta, chore: Callable[[], Awaitable[object]]) -> None:
+        """Run `chore` every `interval` while the process runs (not persisted)."""
+        ...
+
+    def pending(self) -> int:
+        """How many wake-ups are waiting."""
+        ...
+
+    async def fire_due(self, now: datetime) -> int:
+        """Run at once the wake-ups due by `now` (tests drive time this way)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+class Closable(Protocol):
+    """An edge alerting holds and closes with itself (the link endpoint)."""
+
+    async def close(self) -> None: ...

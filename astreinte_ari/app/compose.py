@@ -32,7 +32,8 @@ from astreinte_ari.adapters.store.voicemail_files import (
 )
 from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.alerting.feed import AlertFeed
-from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.app.alerting_edges import start_alerting
 from astreinte_ari.app.readiness import Readiness, keep_readiness
 from astreinte_ari.app.startup import (
     EXIT_APP_REPLACED,

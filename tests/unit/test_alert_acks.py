@@ -1,13 +1,15 @@
 """Acknowledging an alert: the rule (alerting/model.py) and its one-transaction write
-(adapters/store/alerts.py)."""
+(adapters/store/alerts.py); persisted wake-ups run on the engine they were given."""
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData, Table, select, update
 
+from astreinte_ari.adapters.scheduler.apscheduler_jobs import PersistentScheduler, job_id
 from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.alerting.engine import ack_alert
@@ -82,3 +84,40 @@ def test_acknowledging_a_missed_call_writes_nothing_else(tmp_path: Path) -> None
     assert (ack.override, ack.settles) == (None, None)
     assert ack_alert(store, alert.id, by="p2", via="voice-dtmf", now=T0) is not None
     assert store.overrides(T0 - timedelta(days=30)) == []
+
+
+async def test_a_wake_up_written_by_an_earlier_release_runs_on_the_engine(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path)
+    first = PersistentScheduler(engine, paused=True)
+    first.start(_never)
+    first.wake_at("abc", T0)
+    first.stop()
+    # Earlier releases named their own module-level job function in the job store.
+    jobs = Table("apscheduler_jobs", MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        state = pickle.loads(conn.scalar(select(jobs.c.job_state)))
+        assert state["func"] == "astreinte_ari.adapters.scheduler.apscheduler_jobs:wake_up"
+        state["func"] = "astreinte_ari.alerting.runtime:run_alert_job"
+        conn.execute(update(jobs).values(job_state=pickle.dumps(state)))
+
+    woken: list[str] = []
+
+    async def wake(alert_id: str) -> None:
+        woken.append(alert_id)
+
+    second = PersistentScheduler(engine, paused=True)
+    second.start(wake)
+    try:
+        assert [j.id for j in second.apscheduler.get_jobs()] == [job_id("abc")]
+        assert await second.fire_due(T0 - timedelta(seconds=1)) == 0
+        assert await second.fire_due(T0) == 1
+        assert woken == ["abc"] and second.pending() == 0
+    finally:
+        second.stop()
+    engine.dispose()
+
+
+async def _never(alert_id: str) -> None:
+    raise AssertionError(f"{alert_id} woken by a stopped scheduler")
