@@ -249,15 +249,7 @@ class AlertEngine:
         recipient = self.recipient(alert.team, step.person_id)
         if notifier is None or recipient is None:
             what = f"no {via} notifier configured" if notifier is None else "unknown person"
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=what,
-            )
+            await self._record(alert, step, "failed", what)
             return
         message = await self.message(alert, step.person_id, links=via in ("email", "sms"))
 
@@ -269,44 +261,34 @@ class AlertEngine:
         except NotifyError as exc:
             retry = exc.retry_after is not None and attempt < MAX_ATTEMPTS
             log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=f"round {step.round + 1}: {exc}"
-                + (f" (attempt {attempt}, again in {exc.retry_after:.0f} s)" if retry else ""),
-            )
+            detail = f"round {step.round + 1}: {exc}"
+            if retry:
+                detail += f" (attempt {attempt}, again in {exc.retry_after:.0f} s)"
+            await self._record(alert, step, "failed", detail)
             if retry:
                 assert exc.retry_after is not None
                 self._spawn(self._send_later(alert.id, step, attempt + 1, exc.retry_after))
             return
         except Exception as exc:  # a notifier bug must not kill the alert
             log.exception("alert %s: %s notifier crashed", alert.id, via)
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=repr(exc)[:300],
-            )
+            await self._record(alert, step, "failed", repr(exc)[:300])
             return
+        await self._record(alert, step, "notified", f"round {step.round + 1}: {delivery.detail}")
+        if delivery.acked:
+            how = "voice-callback" if delivery.called_back else "voice-dtmf"
+            await self.ack(alert.id, by=step.person_id, via=how)
+
+    async def _record(self, alert: Alert, step: Step, event: str, detail: str) -> None:
+        """What came of one step (to whom, by which channel) in the alert's events."""
         await asyncio.to_thread(
             self.store.add_event,
             alert.id,
             self.clock(),
-            "notified",
+            event,
             person_id=step.person_id,
-            channel=via,
-            detail=f"round {step.round + 1}: {delivery.detail}",
+            channel=step.channel.via,
+            detail=detail,
         )
-        if delivery.acked:
-            how = "voice-callback" if delivery.called_back else "voice-dtmf"
-            await self.ack(alert.id, by=step.person_id, via=how)
 
     async def _send_later(self, alert_id: str, step: Step, attempt: int, delay: float) -> None:
         """The channel was not ready: the same step again, unless someone acknowledged."""
