@@ -18,8 +18,9 @@ from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_jso
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
 from astreinte_ari.adapters.fallback.live import FallbackLink
-from astreinte_ari.adapters.http.metrics_server import MeteredAudit, MetricsServer
-from astreinte_ari.adapters.metrics import ServiceMetrics
+from astreinte_ari.adapters.http.metrics_server import MetricsServer
+from astreinte_ari.adapters.metrics.audit import MeteredAudit
+from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
 from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
