@@ -49,6 +49,9 @@ class WakeUpStore(SQLAlchemyJobStore):
         super().__init__(engine=engine)
         self.wake: Wake | None = None
 
+    # The one hook APScheduler 3 offers between the stored row and the job it runs
+    # (APScheduler 3; setup.cfg pins <4); tests/unit/test_alert_acks.py reads
+    # an earlier release's job through it.
     def _reconstitute_job(self, job_state: bytes) -> Job:
         state = pickle.loads(job_state)
         if state.get("func") in _EARLIER_REFS:
