@@ -102,7 +102,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
-    from astreinte_ari.adapters.store.alerts import ack_alert
+    from astreinte_ari.alerting.engine import ack_alert
 
     _, url = _load(args)
     store = _store(url)

@@ -142,7 +142,7 @@ async def test_restart_between_two_reminders_loses_nothing(
     # A new process: only the database remains.
     second = await start_without_telephony(config, clock)
     try:
-        jobs = second.scheduler.get_jobs(jobstore="default")
+        jobs = second.scheduler.apscheduler.get_jobs(jobstore="default")
         assert [j.id for j in jobs] == [f"alert-{alert_id}"]
         assert await second.fire_due() == 1
         await second.engine.drain()
@@ -240,7 +240,7 @@ async def test_apscheduler_itself_fires_the_persisted_reminder(
         )
         await wait_for(lambda: len(sms_gateway.texts_to(P1)) == 1)
         # Pretend the 5 minutes are over: pull the reminder's wake-up to now.
-        alerting.scheduler.modify_job(
+        alerting.scheduler.apscheduler.modify_job(
             f"alert-{alert_id}", jobstore="default", next_run_time=datetime.now(UTC)
         )
         store = alerting.engine.store
