@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from astreinte_ari.config.loader import ConfigError, load_config
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.config.secrets import SecretError, is_world_readable
+from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import shifts
@@ -91,20 +91,6 @@ def _local(at: datetime, config: AppConfig) -> str:
     return at.astimezone(ZoneInfo(config.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def secret_file_errors(config: AppConfig) -> list[str]:
-    """Secret files any local user could read: refused (the ARI login is PBX-admin)."""
-    errors: list[str] = []
-    for what, path in (
-        ("ari.password_file", config.ari.password_file),
-        ("database.url_file", config.database.url_file),
-    ):
-        if path is not None and is_world_readable(path):
-            errors.append(
-                f"{what} {path} is readable by every user of this machine; run: chmod 600 {path}"
-            )
-    return errors
-
-
 def _warnings(config: AppConfig) -> list[str]:
     warnings: list[str] = []
     try:
@@ -141,7 +127,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
-    refused = secret_file_errors(config)
+    refused = config.exposed_secrets()
     for error in refused:
         print(f"error: {error}", file=sys.stderr)
     if refused:
