@@ -56,6 +56,7 @@ from astreinte_ari.config.watcher import ConfigWatcher
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
+from astreinte_ari.schedule.validate import load_checked_config
 
 __all__ = ["StartupError", "check_ari_url", "run_service"]
 
@@ -132,7 +133,9 @@ async def _watch_config(
         for issue in error.issues:
             log.error("configuration refused: %s", issue)
 
-    watcher = ConfigWatcher(config.source_path, config, on_change, on_error=on_error)
+    watcher = ConfigWatcher(
+        config.source_path, config, on_change, on_error=on_error, load=load_checked_config
+    )
     await record(watcher.text, None)
     metrics.set_config_version(watcher.version, str(config.source_path))
     watcher.start()

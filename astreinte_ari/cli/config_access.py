@@ -43,10 +43,10 @@ def load_whole(args: argparse.Namespace, command: str) -> Any:
     cached = getattr(args, "_config", None)
     if cached is not None and getattr(args, "_config_whole", False):
         return cached
-    from astreinte_ari.config.loader import load_config  # lazily: heavy
+    from astreinte_ari.schedule.validate import load_checked_config  # lazily: heavy
 
     try:
-        config = load_config(path)
+        config = load_checked_config(path)
     except ConfigError as exc:
         raise _refusal(path, exc, f"{command} needs all of it") from None
     args._config, args._config_whole = config, True
@@ -64,10 +64,10 @@ def load_for_database(args: argparse.Namespace) -> Any:
     if cached is not None:
         return cached
     from astreinte_ari.config.lenient import read_lenient
-    from astreinte_ari.config.loader import load_config
+    from astreinte_ari.schedule.validate import load_checked_config
 
     try:
-        config: Any = load_config(path)
+        config: Any = load_checked_config(path)
         args._config_whole = True
     except ConfigError as exc:
         try:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from astreinte_ari.config.loader import ConfigError, load_config
+from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import shifts
+from astreinte_ari.schedule.validate import load_checked_config
 
 CONFIG_ENV = "ASTREINTE_CONFIG"
 
@@ -78,7 +79,7 @@ def _load(args: argparse.Namespace) -> AppConfig | int:
     if path is None:
         return 2
     try:
-        return load_config(path)
+        return load_checked_config(path)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue)
@@ -149,7 +150,7 @@ def _print_programme_findings(config: AppConfig, now: datetime, previous_path: s
     previous = None
     if previous_path:
         try:
-            previous = load_config(previous_path)
+            previous = load_checked_config(previous_path)
         except ConfigError as exc:
             print(f"error: --previous {previous_path} is not usable:\n{exc}", file=sys.stderr)
             return 2

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Any
 
-from astreinte_ari.config.loader import ConfigError, load_config
+from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
+from astreinte_ari.schedule.validate import load_checked_config
 
 
 def register(sub: Any) -> None:
@@ -32,7 +33,7 @@ def _load(args: argparse.Namespace) -> AppConfig | int:
         print("error: no configuration file: give -c FILE or set ASTREINTE_CONFIG", file=sys.stderr)
         return 2
     try:
-        return load_config(path)
+        return load_checked_config(path)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue)

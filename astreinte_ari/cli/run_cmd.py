@@ -41,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated
     from astreinte_ari.adapters.systemd import SystemdNotifier
     from astreinte_ari.app.compose import StartupError
-    from astreinte_ari.config.loader import ConfigError, load_config
+    from astreinte_ari.config.loader import ConfigError
+    from astreinte_ari.schedule.validate import load_checked_config
 
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty schema checks
@@ -53,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         print("astreinte run: no configuration: give -c FILE or set ASTREINTE_CONFIG")
         return 2
     try:
-        config = load_config(args.config)
+        config = load_checked_config(args.config)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue)
