@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from astreinte_ari.callflow.outcomes import CallOutcome
+from astreinte_ari.cli.formatting import caller_label, duration, local_time
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -198,10 +199,6 @@ def _parse_when(text: str | None, option: str, zone: tzinfo | None = None) -> da
     return value
 
 
-def _local(value: datetime | None, zone: tzinfo | None = None) -> str:
-    return "-" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _display_zone(args: argparse.Namespace) -> tzinfo | None:
     """Times are shown in the configuration's time zone (the service's, whatever the
     server's own zone, often UTC); without a configuration, in the machine's zone."""
@@ -212,19 +209,6 @@ def _display_zone(args: argparse.Namespace) -> tzinfo | None:
     except _CommandError:  # the database came from --url; keep the machine's zone
         return None
     return None if config is None or not config.timezone else ZoneInfo(config.timezone)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-
-
-def _caller(number: str, name: str) -> str:
-    if number and name:
-        return f"{number} ({name})"
-    return number or name or "(unknown)"
 
 
 # -- db ---------------------------------------------------------------------------
@@ -315,13 +299,13 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
         header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
         rows = [
             (
-                _local(c.started_at, zone),
+                local_time(c.started_at, zone),
                 f"{c.line_name} {c.did}".strip(),
-                _caller(c.caller_number, c.caller_name)[:40],
+                caller_label(c.caller_number, c.caller_name)[:40],
                 c.outcome or "(in progress)",
                 str(c.hop_count),
-                _duration(c.wait_seconds),
-                _duration(c.talk_seconds),
+                duration(c.wait_seconds),
+                duration(c.talk_seconds),
                 c.id[:8],  # enough for `calls show`, which takes a unique prefix
             )
             for c in calls
