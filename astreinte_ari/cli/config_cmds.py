@@ -7,13 +7,12 @@ to run on any machine before deploying an edit.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
 from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
@@ -22,23 +21,12 @@ from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import shifts
 from astreinte_ari.schedule.validate import load_checked_config
 
-CONFIG_ENV = "ASTREINTE_CONFIG"
-
-
-def _add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"configuration file (default: ${CONFIG_ENV})",
-    )
-
 
 def register(sub: Any) -> None:
     check = sub.add_parser(
         "check", help="validate a configuration file and show who is on call now"
     )
-    _add_config_arg(check)
+    add_config_option(check)
     check.add_argument(
         "--previous",
         metavar="FILE",
@@ -53,7 +41,7 @@ def register(sub: Any) -> None:
     check.set_defaults(func=cmd_check)
 
     who = sub.add_parser("who", help="show the call cascade of each line at a given time")
-    _add_config_arg(who)
+    add_config_option(who)
     only = who.add_mutually_exclusive_group()
     only.add_argument("--line", metavar="DID", help='only this line, e.g. "+33180000000"')
     only.add_argument("--team", metavar="TEAM", help="only the lines of this team")
@@ -63,29 +51,6 @@ def register(sub: Any) -> None:
         help="local time in the configuration's time zone (default: now)",
     )
     who.set_defaults(func=cmd_who)
-
-
-def _config_path(args: argparse.Namespace) -> Path | None:
-    value = args.config or os.environ.get(CONFIG_ENV)
-    if not value:
-        print(f"error: no configuration file: give -c FILE or set {CONFIG_ENV}", file=sys.stderr)
-        return None
-    return Path(value)
-
-
-def _load(args: argparse.Namespace) -> AppConfig | int:
-    """The config, or an exit code after printing every problem."""
-    path = _config_path(args)
-    if path is None:
-        return 2
-    try:
-        return load_checked_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue)
-        count = len(exc.issues)
-        print(f"{count} problem{'s' * (count > 1)} found; configuration refused.", file=sys.stderr)
-        return 1
 
 
 def _local(at: datetime, config: AppConfig) -> str:
@@ -110,11 +75,8 @@ def _first_responder(plan: CallPlan) -> str:
     return f"{hop.label}: {hop.person_name} ({hop.person_id}) {hop.number}"
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    config = loaded
+def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     people = sum(len(team.people) for team in config.teams.values())
     print(
         f"OK {config.source_path}: {len(config.lines)} line(s), {len(config.teams)} team(s), "
@@ -201,11 +163,8 @@ def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
         )
 
 
-def cmd_who(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    config = loaded
+def cmd_who(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     try:
         at = _parse_at(args.at, config)
     except ValueError:
