@@ -24,6 +24,7 @@ from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.watcher import ConfigWatcher
+from astreinte_ari.schedule.validate import load_checked_config
 
 log = logging.getLogger("astreinte_ari.app.compose")
 
@@ -110,7 +111,9 @@ class DatabaseFeatures:
             for issue in error.issues:
                 log.error("configuration refused: %s", issue)
 
-        watcher = ConfigWatcher(config.source_path, config, on_change, on_error=on_error)
+        watcher = ConfigWatcher(
+            config.source_path, config, on_change, on_error=on_error, load=load_checked_config
+        )
         await record(watcher.text, None)
         self.metrics.set_config_version(watcher.version, source)
         watcher.start()
