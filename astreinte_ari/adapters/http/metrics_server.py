@@ -7,20 +7,26 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
 from astreinte_ari.adapters.metrics.prometheus import METRICS_KEY, ServiceMetrics, metrics_handler
 from astreinte_ari.config.model import MetricsConfig
 
-if TYPE_CHECKING:
-    from astreinte_ari.app.readiness import ReadyReport
-
 log = logging.getLogger(__name__)
 
 
-Readiness = Callable[[], Awaitable["ReadyReport"]]
+class ReadinessReport(Protocol):
+    """What /readyz serves (app/readiness.py ReadyReport builds it)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def as_json(self) -> dict[str, object]: ...
+
+
+Readiness = Callable[[], Awaitable[ReadinessReport]]
 
 
 class MetricsServer:
