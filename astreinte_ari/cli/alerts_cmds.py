@@ -1,4 +1,4 @@
-"""`astreinte alerts list|ack` and `astreinte shifts`.
+"""`astreinte alerts list|show|ack` and `astreinte shifts`.
 
 Acknowledging from the command line works while the service runs: the state
 is in the database, and the service's next reminder finds the alert closed.
@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="also acknowledged/closed alerts")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=_cmd_list)
+    p = sub.add_parser(
+        "show", parents=[common], help="one alert and its history (each message, each call step)"
+    )
+    p.add_argument("id", help="alert id, or a unique prefix of it (4+ characters)")
+    p.set_defaults(func=_cmd_show)
     p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
     p.add_argument("id", help="alert id, or a unique prefix of it (4+ characters)")
     p.add_argument("--by", help="who takes it in charge (default: your login)")
@@ -88,6 +93,43 @@ def _cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
         )
     store.engine.dispose()
     return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    config, url = _load(ctx)
+    zone = ZoneInfo(config.timezone) if config and config.timezone else None
+    store = _store(url)
+    try:
+        alert = store.get(args.id)
+        if alert is None:
+            print(f"astreinte: no alert {args.id!r} (or the prefix is not unique)", file=sys.stderr)
+            return EXIT_FAILURE
+        events = store.events(alert.id)
+    finally:
+        store.engine.dispose()
+    print(f"alert {alert.id}: {alert.kind}, {alert.state} (times in {zone or 'UTC'})")
+    what = alert.line_name or alert.rota or ""
+    if alert.caller_number:  # stored cleaned (safe_text): printable as is
+        what += f" from {alert.caller_number}"
+    print(f"  about:   {what or '-'}")
+    print(f"  call:    {alert.call_id or '-'}")
+    print(f"  opened:  {_when_s(alert.opened_at, zone)}")
+    if alert.acked_by:
+        print(f"  acked:   {_when_s(alert.acked_at, zone)} by {alert.acked_by} via {alert.ack_via}")
+    print(f"  chain:   {' > '.join(alert.chain) or '-'}")
+    for at, event, person, channel, detail in events:
+        who = "/".join(x for x in (person, channel) if x)
+        print(f"  {_when_s(at, zone)}  {event:<10} {who:<14} {detail}".rstrip())
+    return EXIT_OK
+
+
+def _when_s(at: datetime | None, zone: ZoneInfo | None) -> str:
+    """To the second: the steps of one voice call are seconds apart."""
+    if at is None:
+        return "-"
+    if at.tzinfo is None:  # SQLite gives naive UTC back
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cmd_ack(args: argparse.Namespace, ctx: CliContext) -> int:
