@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Iterable
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +37,13 @@ def country_holidays(
         return holidays_lib.country_holidays(country, subdiv=subdiv, years=years)
     calendar: HolidayBase = getattr(module, found[1])(years=years, subdiv=subdiv)
     return calendar
+
+
+@lru_cache(maxsize=256)
+def public_holiday_dates(country: str, subdiv: str | None, year: int) -> frozenset[date]:
+    """One year's public holidays, cached here once for every reader: the router asks
+    for each incoming call, the schedule engine for each day it looks at."""
+    return frozenset(country_holidays(country, subdiv=subdiv, years=year))
 
 
 def _load_country_module(name: str) -> ModuleType | None:

@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from astreinte_ari.config.loader import load_config
 from astreinte_ari.schedule.rota import compiled_rota, shifts, who_is_on_call
+from astreinte_ari.schedule.validate import load_checked_config
 
 PEOPLE = 50
 OVERRIDES = 1000
@@ -78,7 +78,7 @@ def main() -> None:
         loads = []
         for _ in range(10):
             t0 = time.perf_counter()
-            config = load_config(path)
+            config = load_checked_config(path)
             loads.append(time.perf_counter() - t0)
     team = config.teams["big"]
     rng = random.Random(1)

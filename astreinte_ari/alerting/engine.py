@@ -13,14 +13,20 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Notifier, NotifyError, Recipient
-from astreinte_ari.adapters.store.alerts import Alert, AlertStore, ShiftOverride, ack_alert
 from astreinte_ari.alerting.links import LinkIssuer
 from astreinte_ari.alerting.messages import (
     compose_message,
     recipient_of,
 )
+from astreinte_ari.alerting.model import Alert, ShiftOverride, acknowledgement
 from astreinte_ari.alerting.policy import Step, due_steps, step_at
+from astreinte_ari.alerting.ports import (
+    AlertMessage,
+    AlertRepository,
+    Notifier,
+    NotifyError,
+    Recipient,
+)
 from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.alerting import AlertingConfig
@@ -51,12 +57,29 @@ def new_alert_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def ack_alert(
+    store: AlertRepository, alert_id: str, *, by: str, via: str, now: datetime
+) -> Alert | None:
+    """Acknowledge an open alert (any process: service, CLI). None if not open/unknown.
+
+    `alert_id` may be an unambiguous prefix (the CLI's short ids). What the
+    acknowledgement also writes (a replacement routed for the shift) is
+    model.acknowledgement's rule; the store writes it all in one transaction.
+    """
+    alert = store.get(alert_id)
+    if alert is None or not alert.is_open:
+        return None
+    if not store.acknowledge(acknowledgement(alert, by=by, via=via, now=now)):
+        return None  # acknowledged meanwhile, by another channel or process
+    return store.get(alert.id)
+
+
 class AlertEngine:
     def __init__(
         self,
         *,
         config: AppConfig,
-        store: AlertStore,
+        store: AlertRepository,
         notifiers: dict[str, Notifier],
         links: LinkIssuer | None,
         clock: Clock,
@@ -226,15 +249,7 @@ class AlertEngine:
         recipient = self.recipient(alert.team, step.person_id)
         if notifier is None or recipient is None:
             what = f"no {via} notifier configured" if notifier is None else "unknown person"
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=what,
-            )
+            await self._record(alert, step, "failed", what)
             return
         message = await self.message(alert, step.person_id, links=via in ("email", "sms"))
 
@@ -242,61 +257,41 @@ class AlertEngine:
             await self.ack(alert.id, by=step.person_id, via=how)
 
         def progress(text: str) -> None:  # the call's steps, into the alert's history
-            self._spawn(
-                asyncio.to_thread(
-                    self.store.add_event,
-                    alert.id,
-                    self.clock(),
-                    "call",
-                    person_id=step.person_id,
-                    channel=via,
-                    detail=text[:300],
-                )
-            )
+            self._spawn(self._record(alert, step, "call", text[:300]))
 
         try:
             delivery = await notifier.send(recipient, message, acknowledge, progress)
         except NotifyError as exc:
             retry = exc.retry_after is not None and attempt < MAX_ATTEMPTS
             log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=f"round {step.round + 1}: {exc}"
-                + (f" (attempt {attempt}, again in {exc.retry_after:.0f} s)" if retry else ""),
-            )
+            detail = f"round {step.round + 1}: {exc}"
+            if retry:
+                detail += f" (attempt {attempt}, again in {exc.retry_after:.0f} s)"
+            await self._record(alert, step, "failed", detail)
             if retry:
                 assert exc.retry_after is not None
                 self._spawn(self._send_later(alert.id, step, attempt + 1, exc.retry_after))
             return
         except Exception as exc:  # a notifier bug must not kill the alert
             log.exception("alert %s: %s notifier crashed", alert.id, via)
-            await asyncio.to_thread(
-                self.store.add_event,
-                alert.id,
-                self.clock(),
-                "failed",
-                person_id=step.person_id,
-                channel=via,
-                detail=repr(exc)[:300],
-            )
+            await self._record(alert, step, "failed", repr(exc)[:300])
             return
+        await self._record(alert, step, "notified", f"round {step.round + 1}: {delivery.detail}")
+        if delivery.acked:
+            how = "voice-callback" if delivery.called_back else "voice-dtmf"
+            await self.ack(alert.id, by=step.person_id, via=how)
+
+    async def _record(self, alert: Alert, step: Step, event: str, detail: str) -> None:
+        """What came of one step (to whom, by which channel) in the alert's events."""
         await asyncio.to_thread(
             self.store.add_event,
             alert.id,
             self.clock(),
-            "notified",
+            event,
             person_id=step.person_id,
-            channel=via,
-            detail=f"round {step.round + 1}: {delivery.detail}",
+            channel=step.channel.via,
+            detail=detail,
         )
-        if delivery.acked:
-            how = "voice-callback" if delivery.called_back else "voice-dtmf"
-            await self.ack(alert.id, by=step.person_id, via=how)
 
     async def _send_later(self, alert_id: str, step: Step, attempt: int, delay: float) -> None:
         """The channel was not ready: the same step again, unless someone acknowledged."""

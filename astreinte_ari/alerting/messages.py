@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Recipient
-from astreinte_ari.adapters.store.alerts import Alert
 from astreinte_ari.alerting.links import ACK_PATH, VOICEMAIL_PATH, LinkIssuer
+from astreinte_ari.alerting.model import Alert
+from astreinte_ari.alerting.ports import AlertMessage, Recipient
 from astreinte_ari.config.model import AppConfig
 
 _NUMBER_RE = re.compile(r"^\+?\d{3,20}$")

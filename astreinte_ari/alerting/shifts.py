@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from astreinte_ari.adapters.store.alerts import Alert, AlertStore
 from astreinte_ari.alerting.engine import AlertEngine
+from astreinte_ari.alerting.model import Alert
+from astreinte_ari.alerting.ports import AlertRepository
 from astreinte_ari.config.alerting import ShiftStartAlert
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.schedule.rota import Shift, shifts
@@ -73,7 +74,7 @@ async def plan_shift_alerts(config: AppConfig, engine: AlertEngine, now: datetim
     return created
 
 
-def shift_states(config: AppConfig, store: AlertStore, now: datetime) -> list[ShiftState]:
+def shift_states(config: AppConfig, store: AlertRepository, now: datetime) -> list[ShiftState]:
     """Current and next shift of every rota with shift-start alerts (for `astreinte shifts`)."""
     result: list[ShiftState] = []
     if config.alerting is None:

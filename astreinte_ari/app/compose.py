@@ -1,11 +1,14 @@
-"""The one place where real edges (ARI, database, files) are built and injected."""
+"""The one place where real edges (ARI, database, files) are built and injected.
+
+build_service() builds the running service's parts (with app/features.py for
+what waits for the database, and app/alerting_edges.py for alerting's edges);
+app/lifecycle.py runs and stops them. run_service() is both.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
@@ -13,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from astreinte_ari.adapters.ari.client import AriAuthError, AriClient
+from astreinte_ari.adapters.ari.client import AriClient
 from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_json, event_from_json
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
 from astreinte_ari.adapters.fallback.live import FallbackLink
-from astreinte_ari.adapters.http.metrics_server import MeteredAudit, MetricsServer
-from astreinte_ari.adapters.metrics import ServiceMetrics
+from astreinte_ari.adapters.http.metrics_server import MetricsServer
+from astreinte_ari.adapters.metrics.audit import MeteredAudit
+from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
-from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.recovery import open_calls, resume_point_for_channel
@@ -32,16 +35,15 @@ from astreinte_ari.adapters.store.voicemail_files import (
 )
 from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.alerting.feed import AlertFeed
-from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.app import lifecycle
+from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
+from astreinte_ari.app.lifecycle import AriHandlers, Loop, ServiceParts
 from astreinte_ari.app.readiness import Readiness, keep_readiness
 from astreinte_ari.app.startup import (
-    EXIT_APP_REPLACED,
-    EXIT_ARI_REFUSED,
     StartupError,
     check_ari_url,
     database_ready,
     is_loopback,
-    refused_message,
     wait_for_ari,
 )
 from astreinte_ari.callflow.dispatch import OnCallService
@@ -50,35 +52,24 @@ from astreinte_ari.callflow.reconcile import Reconciler
 from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
-from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.config.watcher import ConfigWatcher
 from astreinte_ari.routing.plan import CallPlan, DialTarget
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.routing.targets import refusal
 
-__all__ = ["StartupError", "check_ari_url", "run_service"]
+__all__ = ["StartupError", "build_service", "check_ari_url", "run_service"]
 
 if TYPE_CHECKING:
     from astreinte_ari.adapters.store.checkpointing import Checkpointer
 
 log = logging.getLogger(__name__)
 
-GRACEFUL_STOP_S = 600.0  # bridged calls finish; a second signal stops at once
 SWEEP_EVERY_S = 15.0  # open calls nobody handles: closed from the PBX's records
-DATABASE_RETRY_S = 2.0
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class LiveConfig:
-    """The configuration in force now; swapped whole, never mutated."""
-
-    def __init__(self, config: AppConfig) -> None:
-        self.current = config
 
 
 def dial_guard(live: LiveConfig) -> Callable[[DialTarget], None]:
@@ -101,45 +92,6 @@ def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
     return CallerRateLimiter(
         limit.max_calls, timedelta(minutes=limit.window_minutes), limit.include_anonymous
     )
-
-
-async def _watch_config(
-    config: AppConfig,
-    live: LiveConfig,
-    engine: Engine,
-    metrics: ServiceMetrics,
-    alerting: Callable[[], Alerting | None],
-) -> ConfigWatcher:
-    """Pick up YAML edits within seconds; every accepted version goes to the trail."""
-
-    async def record(text: str, previous: str | None) -> None:
-        try:
-            await asyncio.to_thread(
-                record_config_version, engine, text, str(config.source_path), previous
-            )
-        except Exception:
-            log.exception("could not record the configuration version in the audit trail")
-
-    async def on_change(new_config: AppConfig, version: str) -> None:
-        live.current = new_config
-        metrics.set_config_version(version, str(config.source_path))
-        await record(watcher.text, watcher.previous_text)
-        running = alerting()
-        if running is not None:
-            try:
-                await running.use_config(new_config)
-            except Exception:  # the calls already follow the new version; alerts keep the old
-                log.exception("alerting could not follow the configuration change")
-
-    def on_error(error: ConfigError) -> None:
-        for issue in error.issues:
-            log.error("configuration refused: %s", issue)
-
-    watcher = ConfigWatcher(config.source_path, config, on_change, on_error=on_error)
-    await record(watcher.text, None)
-    metrics.set_config_version(watcher.version, str(config.source_path))
-    watcher.start()
-    return watcher
 
 
 def _resume_lookup(
@@ -183,15 +135,6 @@ def _checkpointer(engine: Engine, config: AppConfig) -> Checkpointer | None:
         ) from exc
 
 
-def _override_of(alerting_box: list[Alerting]) -> Callable[[str, str, datetime], str | None]:
-    """The alerting's runtime replacements (shift starts), once alerting runs."""
-
-    def override(team: str, rota: str, at: datetime) -> str | None:
-        return alerting_box[0].on_call_override(team, rota, at) if alerting_box else None
-
-    return override
-
-
 async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -> None:
     """Reconcile with the PBX periodically too: a database that comes back, a call
     the watchdog handed over whose fallback left no record."""
@@ -201,13 +144,44 @@ async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -
             await service.sweep()
 
 
-async def run_service(
+def _ari_handlers(
+    client: AriClient,
+    service: OnCallService,
+    metrics: ServiceMetrics,
     config: AppConfig,
-    stop: asyncio.Event | None = None,
-    notifier: SystemdNotifier | None = None,
-) -> int:
-    check_ari_url(config.ari.url)
-    notifier = notifier or SystemdNotifier(None)  # systemd's: READY=1, STATUS=, STOPPING=1
+    recheck: asyncio.Event,
+) -> AriHandlers:
+    """ARI's JSON becomes typed events here; every (re)connection resyncs the calls."""
+
+    async def on_message(data: dict[str, object]) -> None:
+        event = event_from_json(data)
+        if event is not None:
+            await service.handle(event)
+
+    async def on_connect() -> None:
+        channels = tuple(channel_from_json(c) for c in await client.list_channels())
+        bridges = tuple(bridge_from_json(b) for b in await client.list_bridges())
+        await service.handle(Resynced(channels=channels, bridges=bridges))
+        metrics.set_ari_connected(True)
+        log.info(
+            "ARI connected: app %r, %d line(s), %d channel(s) on the PBX",
+            config.ari.app,
+            len(config.lines),
+            len(channels),
+        )
+        recheck.set()  # "astreinte ready" only once the PBX checks pass (readiness.py)
+
+    async def on_disconnect() -> None:
+        service.ready.clear()
+        metrics.set_ari_connected(False)
+        recheck.set()
+
+    return AriHandlers(on_message, on_connect, on_disconnect)
+
+
+async def build_service(config: AppConfig, notifier: SystemdNotifier) -> ServiceParts:
+    """Every part of the running service, built and wired; nothing started yet but
+    the ARI check (a refused or unreachable PBX is a StartupError, nothing leaks)."""
     engine = create_db_engine(config.database_url())
     db_ready = database_ready(engine, config)  # raises DatabaseNotMigrated with the fix
     # Journal first: audit events survive a database outage and a crash during it.
@@ -228,15 +202,14 @@ async def run_service(
         engine.dispose()
         raise
     # The live configuration: replaced by the watcher when a valid edit lands.
-    # A call in progress keeps the plan it started with.
     live = LiveConfig(config)
     telephony = AriTelephony(client, dial_guard(live))
     metrics = ServiceMetrics()
     audit = MeteredAudit(writer, metrics)
-    alerting_box: list[Alerting] = []  # started once the database answers
+    features: DatabaseFeatures  # the override hook reads it once alerting runs
 
     def plan_for(did: str, now: datetime) -> CallPlan | None:
-        return build_plan(live.current, did, now, on_call_override=_override_of(alerting_box))
+        return build_plan(live.current, did, now, on_call_override=features.on_call_override)
 
     records = CelFile(config.cel.file)
     if not records.available:
@@ -268,139 +241,61 @@ async def run_service(
     alert_feed = AlertFeed()  # holds ended calls until alerting runs
     service.add_call_listener(metrics.on_call_closed)
     service.add_call_listener(alert_feed.on_call_closed)
-
-    async def on_message(data: dict[str, object]) -> None:
-        event = event_from_json(data)
-        if event is not None:
-            await service.handle(event)
-
-    async def on_connect() -> None:
-        channels = tuple(channel_from_json(c) for c in await client.list_channels())
-        bridges = tuple(bridge_from_json(b) for b in await client.list_bridges())
-        await service.handle(Resynced(channels=channels, bridges=bridges))
-        metrics.set_ari_connected(True)
-        log.info(
-            "ARI connected: app %r, %d line(s), %d channel(s) on the PBX",
-            config.ari.app,
-            len(config.lines),
-            len(channels),
-        )
-        recheck.set()  # "astreinte ready" only once the PBX checks pass (readiness.py)
-
-    async def on_disconnect() -> None:
-        service.ready.clear()
-        metrics.set_ari_connected(False)
-        recheck.set()
-
+    features = DatabaseFeatures(
+        config=config,
+        live=live,
+        engine=engine,
+        metrics=metrics,
+        service=service,
+        alert_feed=alert_feed,
+        clock=utcnow,
+    )
     recheck = asyncio.Event()
     version = str((info.get("system") or {}).get("version") or "") or None
     readiness = Readiness(client, lambda: live.current, engine, config.journal_dir, version=version)
     metrics_server = (
         MetricsServer(config.metrics, metrics, readiness.report) if config.metrics else None
     )
-    if metrics_server is not None:
-        await metrics_server.start()
-
-    async def start_features() -> None:
-        """What needs the database: alerting (its job store), config versions."""
-        nonlocal watcher
-        while not await asyncio.to_thread(database_ready, engine, config, quiet=True):
-            await asyncio.sleep(DATABASE_RETRY_S)
-        alerting = await start_alerting(
-            config=config,
-            engine=engine,
-            service=service,
-            port=telephony,
-            audit=writer,
-            clock=utcnow,
-        )
-        if alerting is not None:
-            alerting_box.append(alerting)
-            alert_feed.attach(alerting.engine.on_call_closed)
-        watcher = await _watch_config(
-            config, live, engine, metrics, lambda: alerting_box[0] if alerting_box else None
-        )
-
-    watcher: ConfigWatcher | None = None
-    features = asyncio.create_task(start_features())
-    if db_ready:
-        await features  # alerting runs before the first call, as it always has
-    background = [
-        asyncio.create_task(fallback.keep_importing(asyncio.Event())),  # cancelled at stop
-        asyncio.create_task(
-            keep_fallback_published(
-                client, lambda: live.current, utcnow, on_call_override=_override_of(alerting_box)
-            )
+    loops: list[Loop] = [
+        lambda: fallback.keep_importing(asyncio.Event()),  # cancelled at stop
+        lambda: keep_fallback_published(
+            client, lambda: live.current, utcnow, on_call_override=features.on_call_override
         ),
-        asyncio.create_task(
-            keep_retention(
-                engine,
-                lambda: (live.current.retention, live.current.recordings_dir),
-                after_run=checkpointer.sign if checkpointer else None,
-            )
+        lambda: keep_retention(
+            engine,
+            lambda: (live.current.retention, live.current.recordings_dir),
+            after_run=checkpointer.sign if checkpointer else None,
         ),
-        asyncio.create_task(_keep_sweeping(service, writer)),
-        asyncio.create_task(keep_readiness(readiness, notifier, recheck)),
-        asyncio.create_task(
-            keep_voicemails_stored(
-                engine, telephony.fetch_recording, telephony.delete_recording, utcnow
-            )
+        lambda: _keep_sweeping(service, writer),
+        lambda: keep_readiness(readiness, notifier, recheck),
+        lambda: keep_voicemails_stored(
+            engine, telephony.fetch_recording, telephony.delete_recording, utcnow
         ),
     ]
     if checkpointer is not None:
-        background.append(asyncio.create_task(checkpointer.keep_signing()))
-    # Events journaled before a crash are written before calls are resumed from them.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(writer.flush(), timeout=5.0)
+        loops.append(checkpointer.keep_signing)
+    return ServiceParts(
+        config=config,
+        engine=engine,
+        writer=writer,
+        client=client,
+        ari=_ari_handlers(client, service, metrics, config, recheck),
+        service=service,
+        notifier=notifier,
+        features=features,
+        db_ready=db_ready,
+        metrics_server=metrics_server,
+        checkpointer=checkpointer,
+        loops=tuple(loops),
+    )
 
-    stop = stop or asyncio.Event()
-    hard_stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
-    def on_signal() -> None:
-        # First signal: drain (calls in progress finish). Second: stop now.
-        (hard_stop if stop.is_set() else stop).set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
-    await client.open()
-    events = asyncio.create_task(client.run_events(on_message, on_connect, on_disconnect))
-    stopper = asyncio.create_task(stop.wait())
-    fatal = asyncio.create_task(service.fatal.wait())
-    await asyncio.wait({events, stopper, fatal}, return_when=asyncio.FIRST_COMPLETED)
-    code = 0
-    if events.done() and isinstance(events.exception(), AriAuthError):
-        log.critical("%s", refused_message(config))
-        code = EXIT_ARI_REFUSED
-    elif service.fatal.is_set():
-        code = EXIT_APP_REPLACED
-    if stop.is_set():
-        service.draining = True  # new calls go to the dialplan fallback
-        notifier.stopping(f"draining: {service.active_calls} call(s) in progress")
-        if service.active_calls:
-            log.info("stopping: waiting for %d call(s) in progress", service.active_calls)
-            idle = asyncio.create_task(service.wait_idle(GRACEFUL_STOP_S))
-            hard = asyncio.create_task(hard_stop.wait())
-            await asyncio.wait({idle, hard}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (idle, hard):
-                task.cancel()
-    client.stop()
-    for task in (events, stopper, fatal, features, *background):
-        task.cancel()
-    await asyncio.gather(events, stopper, fatal, features, *background, return_exceptions=True)
-    for alerting in alerting_box:
-        await alerting.close()
-    if watcher is not None:
-        await watcher.stop()
-    if metrics_server is not None:
-        await metrics_server.close()
-    await client.close()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(writer.flush(), timeout=5.0)
-        if checkpointer is not None:
-            await checkpointer.sign()  # what this run wrote last is signed too
-    writer.close()
-    engine.dispose()
-    log.info("astreinte stopped")
-    return code
+async def run_service(
+    config: AppConfig,
+    stop: asyncio.Event | None = None,
+    notifier: SystemdNotifier | None = None,
+) -> int:
+    check_ari_url(config.ari.url)
+    notifier = notifier or SystemdNotifier(None)  # systemd's: READY=1, STATUS=, STOPPING=1
+    parts = await build_service(config, notifier)
+    return await lifecycle.run(parts, stop or asyncio.Event())

@@ -97,12 +97,7 @@ def check_version(version: str) -> Check:
 
 
 def check_secrets(config: AppConfig) -> list[Check]:
-    from astreinte_ari.cli.config_cmds import secret_file_errors
-
-    checks = [
-        _fail("secret files", e.split("; run: ")[0], e.split("; run: ")[-1])
-        for e in secret_file_errors(config)
-    ]
+    checks = [_fail("secret files", s.problem, s.fix) for s in config.exposed_secrets()]
     try:
         config.ari_password()
     except SecretError as exc:

@@ -1,19 +1,36 @@
 """Audit events emitted by the call flow, consumed by the store (an edge).
 
 The call flow only emits these immutable records; writing them (in order,
-off the event loop) is the store's business.
+off the event loop) is the store's business. Each record's `kind` names it in
+the audit log: the writer, its replay keys and `audit verify` all read it here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
 
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 
 
+class AuditKind(StrEnum):
+    """The audit log's `kind` of each call-flow event. Stored in every record and
+    hashed into the chain: a value never changes once written."""
+
+    CALL_STARTED = "call.started"
+    CALL_STATE = "call.state"
+    CALL_ANSWERED = "call.answered"
+    CALL_ENDED = "call.ended"
+    HOP_STARTED = "hop.started"
+    HOP_PROGRESS = "hop.progress"
+    HOP_ENDED = "hop.ended"
+
+
 @dataclass(frozen=True, slots=True)
 class CallStarted:
+    kind: ClassVar[AuditKind] = AuditKind.CALL_STARTED
     call_id: str
     did: str
     line_name: str
@@ -26,6 +43,7 @@ class CallStarted:
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    kind: ClassVar[AuditKind] = AuditKind.CALL_STATE
     call_id: str
     seq: int  # 1, 2, ... per call
     from_state: CallState
@@ -36,6 +54,7 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class HopStarted:
+    kind: ClassVar[AuditKind] = AuditKind.HOP_STARTED
     call_id: str
     hop_id: str
     seq: int  # 1-based position in the cascade
@@ -54,6 +73,7 @@ class HopStarted:
 class HopProgress:
     """The agent's phone rang, answered, or accepted."""
 
+    kind: ClassVar[AuditKind] = AuditKind.HOP_PROGRESS
     hop_id: str
     event: str  # "ringing" | "answered" | "accepted"
     at: datetime
@@ -61,6 +81,7 @@ class HopProgress:
 
 @dataclass(frozen=True, slots=True)
 class HopEnded:
+    kind: ClassVar[AuditKind] = AuditKind.HOP_ENDED
     hop_id: str
     outcome: HopOutcome
     at: datetime
@@ -73,6 +94,7 @@ class HopEnded:
 class CallAnswered:
     """The caller is connected to a person (accepted hop)."""
 
+    kind: ClassVar[AuditKind] = AuditKind.CALL_ANSWERED
     call_id: str
     hop_id: str
     person_id: str
@@ -81,6 +103,7 @@ class CallAnswered:
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
+    kind: ClassVar[AuditKind] = AuditKind.CALL_ENDED
     call_id: str
     outcome: CallOutcome
     at: datetime

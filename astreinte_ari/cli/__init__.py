@@ -7,7 +7,10 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-# Each module exposes register(subparsers) and sets `func` on its parsers.
+from astreinte_ari.cli.context import CliContext, CommandExit
+
+# Each module exposes register(subparsers) and sets `func(args, ctx)` on its parsers:
+# every command is handed the run's one CliContext (cli/context.py).
 _COMMAND_MODULES = (
     "astreinte_ari.cli.alerts_cmds",
     "astreinte_ari.cli.config_cmds",
@@ -46,14 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from astreinte_ari.cli.log_format import configure_logging
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    func: Callable[[argparse.Namespace, CliContext], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
     from astreinte_ari.extras import MissingExtra
 
     try:
-        return func(args)
+        return func(args, CliContext(args))  # the one place a context is built
+    except CommandExit as exc:  # a command stopped, with its own words
+        for line in exc.out:
+            print(line)
+        if exc.err:
+            print(exc.err, file=sys.stderr)
+        return exc.code
     except MissingExtra as exc:  # an optional dependency this command needs
         print(f"astreinte: {exc}", file=sys.stderr)
         return 1

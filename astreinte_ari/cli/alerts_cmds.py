@@ -1,4 +1,4 @@
-"""`astreinte alerts list|ack` and `astreinte shifts`.
+"""`astreinte alerts list|show|ack` and `astreinte shifts`.
 
 Acknowledging from the command line works while the service runs: the state
 is in the database, and the service's next reminder finds the alert closed.
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext, failure
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="also acknowledged/closed alerts")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=_cmd_list)
+    p = sub.add_parser(
+        "show", parents=[common], help="one alert and its history (each message, each call step)"
+    )
+    p.add_argument("id", help="alert id, or a unique prefix of it (4+ characters)")
+    p.set_defaults(func=_cmd_show)
     p = sub.add_parser("ack", parents=[common], help="acknowledge an alert")
     p.add_argument("id", help="alert id, or a unique prefix of it (4+ characters)")
     p.add_argument("--by", help="who takes it in charge (default: your login)")
@@ -39,27 +44,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_shifts)
 
 
-def _load(args: argparse.Namespace, whole: str | None = None) -> tuple[Any, str]:
+def _load(ctx: CliContext, whole: str | None = None) -> tuple[Any, str]:
     """(configuration, database URL). Listing and acknowledging alerts only need the
-    database: a configuration with errors is read leniently (cli/config_access.py);
+    database: a configuration with errors is read leniently (cli/context.py);
     whole: the command's name if it needs all of it."""
-    from astreinte_ari.cli.config_access import (
-        ConfigRefused,
-        database_url,
-        load_for_database,
-        load_whole,
-    )
-
-    if not getattr(args, "verbose", False):
+    if not getattr(ctx.args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty on import
-    try:
-        config = load_whole(args, whole) if whole else load_for_database(args)
-        url = args.url or (database_url(config) if config else None)
-    except ConfigRefused as exc:
-        raise SystemExit(f"astreinte: {exc}") from None
-    if not url:
-        raise SystemExit("astreinte: no database given: use --url URL or -c CONFIG")
-    return config, url
+    config = ctx.whole_config(whole) if whole else ctx.lenient_config()
+    if not ctx.args.url and config is None:
+        raise failure("no database given: use --url URL or -c CONFIG")
+    return config, ctx.database_url()
 
 
 def _store(url: str) -> Any:
@@ -75,8 +69,8 @@ def _when(at: datetime | None, zone: ZoneInfo | None) -> str:
     return at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    config, url = _load(args)
+def _cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
+    config, url = _load(ctx)
     zone = ZoneInfo(config.timezone) if config and config.timezone else None
     store = _store(url)
     alerts = store.list(open_only=not args.all, limit=args.limit)
@@ -101,10 +95,47 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_ack(args: argparse.Namespace) -> int:
-    from astreinte_ari.adapters.store.alerts import ack_alert
+def _cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    config, url = _load(ctx)
+    zone = ZoneInfo(config.timezone) if config and config.timezone else None
+    store = _store(url)
+    try:
+        alert = store.get(args.id)
+        if alert is None:
+            print(f"astreinte: no alert {args.id!r} (or the prefix is not unique)", file=sys.stderr)
+            return EXIT_FAILURE
+        events = store.events(alert.id)
+    finally:
+        store.engine.dispose()
+    print(f"alert {alert.id}: {alert.kind}, {alert.state} (times in {zone or 'UTC'})")
+    what = alert.line_name or alert.rota or ""
+    if alert.caller_number:  # stored cleaned (safe_text): printable as is
+        what += f" from {alert.caller_number}"
+    print(f"  about:   {what or '-'}")
+    print(f"  call:    {alert.call_id or '-'}")
+    print(f"  opened:  {_when_s(alert.opened_at, zone)}")
+    if alert.acked_by:
+        print(f"  acked:   {_when_s(alert.acked_at, zone)} by {alert.acked_by} via {alert.ack_via}")
+    print(f"  chain:   {' > '.join(alert.chain) or '-'}")
+    for at, event, person, channel, detail in events:
+        who = "/".join(x for x in (person, channel) if x)
+        print(f"  {_when_s(at, zone)}  {event:<10} {who:<14} {detail}".rstrip())
+    return EXIT_OK
 
-    _, url = _load(args)
+
+def _when_s(at: datetime | None, zone: ZoneInfo | None) -> str:
+    """To the second: the steps of one voice call are seconds apart."""
+    if at is None:
+        return "-"
+    if at.tzinfo is None:  # SQLite gives naive UTC back
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cmd_ack(args: argparse.Namespace, ctx: CliContext) -> int:
+    from astreinte_ari.alerting.engine import ack_alert
+
+    _, url = _load(ctx)
     store = _store(url)
     by = args.by or f"cli:{getpass.getuser()}"
     alert = ack_alert(store, args.id, by=by, via="cli", now=datetime.now(UTC))
@@ -116,10 +147,10 @@ def _cmd_ack(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_shifts(args: argparse.Namespace) -> int:
+def _cmd_shifts(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.alerting.shifts import shift_states
 
-    config, url = _load(args, whole="shifts (rotas and alerting)")
+    config, url = _load(ctx, whole="shifts (rotas and alerting)")
     if config is None:
         print("astreinte: `shifts` needs the configuration (-c)", file=sys.stderr)
         return EXIT_USAGE

@@ -10,18 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from astreinte_ari.cli.audit_keys import public_keys, register_keygen
-from astreinte_ari.cli.db_cmds import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    _CommandError,
-    _load_config,
-    _load_whole_config,
-    _open_checked,
-    _parse_when,
-    _run,
-    database_options,
-)
+from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext, failure
+from astreinte_ari.cli.database import database_options, parse_when, run_on_database
 
 
 def register(subparsers: Any) -> None:
@@ -71,18 +61,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_retention)
 
 
-def _checkpoint_policy(args: argparse.Namespace) -> Any:
+def _checkpoint_policy(args: argparse.Namespace, ctx: CliContext) -> Any:
     """What `audit verify` checks the signed checkpoints with (None: no key known)."""
     from astreinte_ari.adapters.store.audit_checkpoints_verify import CheckpointPolicy
 
     try:
-        keys = public_keys(_load_config(args), args.public_key)
+        keys = public_keys(ctx.lenient_config(), args.public_key)
     except (OSError, ValueError) as exc:
-        raise _CommandError(f"public key: {exc}") from None
+        raise failure(f"public key: {exc}") from None
     witness = Path(args.witness) if args.witness else None
     if keys is None:
         if witness is not None:
-            raise _CommandError("--witness needs a public key to check the checkpoints with")
+            raise failure("--witness needs a public key to check the checkpoints with")
         return None
     return CheckpointPolicy(keys=keys, witness=witness)
 
@@ -92,12 +82,12 @@ def _range_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="until", help="records before this date/time (ISO 8601)")
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _cmd_verify(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.audit_verify import verify
 
-        since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
-        engine = _open_checked(url, args)
+        since, until = parse_when(args.since, "--from"), parse_when(args.until, "--to")
+        engine = ctx.open_database(url)
         try:
             open_after = timedelta(minutes=args.open_after) if args.open_after > 0 else None
             report = verify(
@@ -106,7 +96,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 until=until,
                 check_domain=not args.no_domain,
                 open_after=open_after,
-                checkpoints=_checkpoint_policy(args),
+                checkpoints=_checkpoint_policy(args, ctx),
             )
         finally:
             engine.dispose()
@@ -145,7 +135,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     f", {report.witnessed} compared with the witness" if args.witness else ""
                 )
                 print(f"signed:    {report.checkpoints} checkpoint(s) checked{witnessed}")
-            elif _checkpoint_policy(args) is None:
+            elif _checkpoint_policy(args, ctx) is None:
                 print("signed:    checkpoints not checked (no public key: audit.public_keys, "
                       "or --public-key)")  # fmt: skip
             if report.ok:
@@ -157,21 +147,21 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                     print(f"  {problem}")
         return EXIT_OK if report.ok else EXIT_FAILURE
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.audit_checkpoints import load_private_key
         from astreinte_ari.adapters.store.audit_export import export_log, read_key
 
-        since, until = _parse_when(args.since, "--from"), _parse_when(args.until, "--to")
+        since, until = parse_when(args.since, "--from"), parse_when(args.until, "--to")
         key_file = args.key_file
-        config = _load_config(args)
+        config = ctx.lenient_config()
         if config is not None and config.audit is None:
             # Never fall back to an unsigned export because the key's setting is unreadable.
             if key_file is None:
-                raise _CommandError(
+                raise failure(
                     f"the audit section of {config.source_path} cannot be read while the file "
                     "has errors: give the key with --key-file, or fix the file"
                 )
@@ -189,8 +179,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             key = None if key_file is None else read_key(Path(key_file))
             signing = None if signing_file is None else load_private_key(Path(signing_file))
         except (OSError, ValueError) as exc:
-            raise _CommandError(f"key file: {exc}") from None
-        engine = _open_checked(url, args)
+            raise failure(f"key file: {exc}") from None
+        engine = ctx.open_database(url)
         try:
             manifest = export_log(
                 engine, Path(args.out), since=since, until=until, key=key, signing_key=signing
@@ -206,10 +196,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"head hash {manifest['head_hash']}")
         return EXIT_OK
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
-def _cmd_verify_export(args: argparse.Namespace) -> int:
+def _cmd_verify_export(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.adapters.store.audit_checkpoints import load_public_key
     from astreinte_ari.adapters.store.audit_export import read_key, verify_export
 
@@ -229,14 +219,14 @@ def _cmd_verify_export(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
-def _cmd_retention(args: argparse.Namespace) -> int:
+def _cmd_retention(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.retention import run_retention
 
-        config = _load_whole_config(args, "retention (it deletes recordings)")
+        config = ctx.whole_config("retention (it deletes recordings)")
         if config is None:
-            raise _CommandError("retention needs the configuration: -c CONFIG")
-        engine = _open_checked(url, args)
+            raise failure("retention needs the configuration: -c CONFIG")
+        engine = ctx.open_database(url)
         try:
             result = run_retention(engine, config.retention, config.recordings_dir)
         finally:
@@ -248,4 +238,4 @@ def _cmd_retention(args: argparse.Namespace) -> int:
             print(f"  NOT deleted (outside the recordings directory): {path}")
         return EXIT_OK
 
-    return _run(args, body, whole="retention (it deletes recordings)")
+    return run_on_database(ctx, body, whole="retention (it deletes recordings)")

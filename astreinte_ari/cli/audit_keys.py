@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from astreinte_ari.cli.db_cmds import EXIT_OK, EXIT_USAGE
+from astreinte_ari.cli.context import EXIT_OK, EXIT_USAGE, CliContext
 
 
 def register_keygen(sub: Any) -> None:
@@ -18,7 +18,7 @@ def register_keygen(sub: Any) -> None:
     p.set_defaults(func=_cmd_keygen)
 
 
-def _cmd_keygen(args: argparse.Namespace) -> int:
+def _cmd_keygen(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.adapters.store.audit_checkpoints import generate_key
 
     private = Path(args.out)

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from astreinte_ari.adapters.store.queries import CallDetail, HopRecord
-from astreinte_ari.cli.db_cmds import _caller, _duration, _local
+from astreinte_ari.cli.formatting import caller_label, duration, local_time
 
 # Piped output is never wrapped: at least this wide, wider if a value needs it.
 PIPE_MIN_WIDTH = 120
@@ -73,7 +73,7 @@ def build_timeline(call: CallDetail) -> list[TimelineEntry]:
             offset = (at - start).total_seconds()
             entries.append(TimelineEntry(at, offset, source, event, detail, outcome))
 
-    caller = _caller(call.caller_number, call.caller_name)
+    caller = caller_label(call.caller_number, call.caller_name)
     add(start, "call", "started", f"{caller} called {call.line_name} ({call.did}), "
                                   f"period {call.period}")  # fmt: skip
     for hop in call.hops:
@@ -90,13 +90,13 @@ def build_timeline(call: CallDetail) -> list[TimelineEntry]:
         add(hop.ended_at, source, f"ended: {hop.outcome or '?'}", ended, hop.outcome)
     for tr in call.transitions:
         add(tr.at, "state", f"{tr.from_state} -> {tr.to_state}", tr.reason)
-    wait = _duration(call.wait_seconds)
+    wait = duration(call.wait_seconds)
     add(call.answered_at, "call", "answered",
         f"connected to {call.accepted_person_id or '?'} after {wait}")  # fmt: skip
     if call.voicemail_path:
-        length = _duration(call.voicemail_seconds)
+        length = duration(call.voicemail_seconds)
         add(call.ended_at, "call", "voicemail", f"{call.voicemail_path} ({length})")
-    talk = f"talk {_duration(call.talk_seconds)}" if call.talk_seconds is not None else ""
+    talk = f"talk {duration(call.talk_seconds)}" if call.talk_seconds is not None else ""
     summary = "; ".join(part for part in (call.outcome_detail, talk) if part)
     add(call.ended_at, "call", f"ended: {call.outcome or '?'}", summary, call.outcome or "?")
     return sorted(entries, key=lambda entry: entry.at)  # sorted() is stable
@@ -134,12 +134,12 @@ def _header(call: CallDetail, zone: tzinfo | None) -> Table:
     rows: list[tuple[str, Text]] = [
         ("call", Text(call.id)),
         ("line", Text(f"{call.line_name} ({call.did})")),
-        ("caller", Text(_caller(call.caller_number, call.caller_name))),
+        ("caller", Text(caller_label(call.caller_number, call.caller_name))),
         ("period", Text(call.period)),
-        ("started", Text(f"{_local(call.started_at, zone)} ({zone or 'local time'})")),
+        ("started", Text(f"{local_time(call.started_at, zone)} ({zone or 'local time'})")),
         ("outcome", outcome),
-        ("wait/talk", Text(f"wait {_duration(call.wait_seconds)}, "
-                           f"talk {_duration(call.talk_seconds)}")),
+        ("wait/talk", Text(f"wait {duration(call.wait_seconds)}, "
+                           f"talk {duration(call.talk_seconds)}")),
     ]  # fmt: skip
     if call.accepted_person_id:
         seq = next((h.seq for h in call.hops if h.id == call.accepted_hop_id), None)
@@ -147,7 +147,7 @@ def _header(call: CallDetail, zone: tzinfo | None) -> Table:
         rows.append(("taken by", Text(f"{call.accepted_person_id} ({hop})")))
     if call.voicemail_path:
         rows.append(("voicemail", Text(
-            f"{call.voicemail_path} ({_duration(call.voicemail_seconds)})")))  # fmt: skip
+            f"{call.voicemail_path} ({duration(call.voicemail_seconds)})")))  # fmt: skip
     for label, value in rows:
         grid.add_row(label, value)
     return grid
@@ -172,7 +172,7 @@ def _hops_table(call: CallDetail) -> Table:
             Text(hop.outcome or "(in progress)", style=outcome_style(hop.outcome)),
             Text(hop_cause(hop) or "-"),
             Text(hop.dtmf or "-"),
-            Text(_duration(ring_seconds(hop))),
+            Text(duration(ring_seconds(hop))),
         )
     return table
 

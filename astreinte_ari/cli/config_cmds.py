@@ -7,37 +7,26 @@ to run on any machine before deploying an edit.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from astreinte_ari.config.loader import ConfigError, load_config
+from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
+from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.config.secrets import SecretError, is_world_readable
+from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.schedule.rota import shifts
-
-CONFIG_ENV = "ASTREINTE_CONFIG"
-
-
-def _add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"configuration file (default: ${CONFIG_ENV})",
-    )
+from astreinte_ari.schedule.validate import load_checked_config
 
 
 def register(sub: Any) -> None:
     check = sub.add_parser(
         "check", help="validate a configuration file and show who is on call now"
     )
-    _add_config_arg(check)
+    add_config_option(check)
     check.add_argument(
         "--previous",
         metavar="FILE",
@@ -52,7 +41,7 @@ def register(sub: Any) -> None:
     check.set_defaults(func=cmd_check)
 
     who = sub.add_parser("who", help="show the call cascade of each line at a given time")
-    _add_config_arg(who)
+    add_config_option(who)
     only = who.add_mutually_exclusive_group()
     only.add_argument("--line", metavar="DID", help='only this line, e.g. "+33180000000"')
     only.add_argument("--team", metavar="TEAM", help="only the lines of this team")
@@ -64,45 +53,8 @@ def register(sub: Any) -> None:
     who.set_defaults(func=cmd_who)
 
 
-def _config_path(args: argparse.Namespace) -> Path | None:
-    value = args.config or os.environ.get(CONFIG_ENV)
-    if not value:
-        print(f"error: no configuration file: give -c FILE or set {CONFIG_ENV}", file=sys.stderr)
-        return None
-    return Path(value)
-
-
-def _load(args: argparse.Namespace) -> AppConfig | int:
-    """The config, or an exit code after printing every problem."""
-    path = _config_path(args)
-    if path is None:
-        return 2
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue)
-        count = len(exc.issues)
-        print(f"{count} problem{'s' * (count > 1)} found; configuration refused.", file=sys.stderr)
-        return 1
-
-
 def _local(at: datetime, config: AppConfig) -> str:
     return at.astimezone(ZoneInfo(config.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def secret_file_errors(config: AppConfig) -> list[str]:
-    """Secret files any local user could read: refused (the ARI login is PBX-admin)."""
-    errors: list[str] = []
-    for what, path in (
-        ("ari.password_file", config.ari.password_file),
-        ("database.url_file", config.database.url_file),
-    ):
-        if path is not None and is_world_readable(path):
-            errors.append(
-                f"{what} {path} is readable by every user of this machine; run: chmod 600 {path}"
-            )
-    return errors
 
 
 def _warnings(config: AppConfig) -> list[str]:
@@ -123,11 +75,8 @@ def _first_responder(plan: CallPlan) -> str:
     return f"{hop.label}: {hop.person_name} ({hop.person_id}) {hop.number}"
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    config = loaded
+def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     people = sum(len(team.people) for team in config.teams.values())
     print(
         f"OK {config.source_path}: {len(config.lines)} line(s), {len(config.teams)} team(s), "
@@ -141,7 +90,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
-    refused = secret_file_errors(config)
+    refused = config.exposed_secrets()
     for error in refused:
         print(f"error: {error}", file=sys.stderr)
     if refused:
@@ -163,7 +112,7 @@ def _print_programme_findings(config: AppConfig, now: datetime, previous_path: s
     previous = None
     if previous_path:
         try:
-            previous = load_config(previous_path)
+            previous = load_checked_config(previous_path)
         except ConfigError as exc:
             print(f"error: --previous {previous_path} is not usable:\n{exc}", file=sys.stderr)
             return 2
@@ -214,11 +163,8 @@ def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
         )
 
 
-def cmd_who(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    config = loaded
+def cmd_who(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     try:
         at = _parse_at(args.at, config)
     except ValueError:

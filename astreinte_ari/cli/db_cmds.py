@@ -1,42 +1,20 @@
 """`astreinte db upgrade|current` and `astreinte calls list|show` (timeline: call_timeline).
 
 The database comes from `--url`, else from the configuration given with `-c`
-(or the ASTREINTE_CONFIG environment variable).
+(or the ASTREINTE_CONFIG environment variable): see cli/context.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from datetime import datetime, tzinfo
 from typing import Any
 
 from astreinte_ari.callflow.outcomes import CallOutcome
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-class _UsageError(Exception):
-    """Bad command line: exit 2."""
-
-
-class _CommandError(Exception):
-    """The command could not do its job: exit 1 with this message."""
-
-
-def database_options() -> argparse.ArgumentParser:
-    """Parent parser with --url and -c, shared by every command that opens the database."""
-    common = argparse.ArgumentParser(add_help=False)
-    where = common.add_argument_group("database")
-    where.add_argument("--url", help="database URL (overrides the configuration)")
-    where.add_argument(
-        "-c", "--config", help="configuration file (default: $ASTREINTE_CONFIG)", default=None
-    )
-    return common
+from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext
+from astreinte_ari.cli.database import database_options, parse_when, run_on_database
+from astreinte_ari.cli.formatting import caller_label, duration, local_time
 
 
 def register(subparsers: Any) -> None:
@@ -81,156 +59,10 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_calls_show)
 
 
-# -- shared helpers ---------------------------------------------------------------
-
-
-def _config_path(args: argparse.Namespace) -> str | None:
-    from astreinte_ari.cli.config_access import config_path
-
-    return config_path(args)
-
-
-def _load_config(args: argparse.Namespace) -> Any:
-    """The configuration named by -c or $ASTREINTE_CONFIG (None without one), loaded
-    once per command. A file with errors still gives its database and time zone
-    (cli/config_access.py): these commands only need the audit database."""
-    from astreinte_ari.cli.config_access import ConfigRefused, load_for_database
-
-    try:
-        return load_for_database(args)
-    except ConfigRefused as exc:
-        raise _CommandError(str(exc)) from None
-
-
-def _load_whole_config(args: argparse.Namespace, command: str) -> Any:
-    """The validated configuration, for commands that need all of it (rotas, rates)."""
-    from astreinte_ari.cli.config_access import ConfigRefused, load_whole
-
-    try:
-        return load_whole(args, command)
-    except ConfigRefused as exc:
-        raise _CommandError(str(exc)) from None
-
-
-def _database_url(args: argparse.Namespace) -> str:
-    from astreinte_ari.cli.config_access import ConfigRefused, database_url
-
-    if args.url:
-        return str(args.url)
-    config = _load_config(args)
-    if config is None:
-        raise _UsageError("no database given: use --url URL or -c CONFIG (or set ASTREINTE_CONFIG)")
-    try:
-        return database_url(config)
-    except ConfigRefused as exc:
-        raise _CommandError(str(exc)) from None
-
-
-def _run(args: argparse.Namespace, body: Any, whole: str | None = None) -> int:
-    """Resolve the database and run `body(url)`, mapping known errors to exit codes.
-    whole: the command's name if it needs the whole configuration, not just its database."""
-    if not getattr(args, "verbose", False):
-        # Alembic narrates every connection at INFO (even on import): noise for an operator.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-
-    from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated, normalize_url
-    from astreinte_ari.adapters.store.queries import AmbiguousCallIdError
-
-    try:
-        if whole is not None:
-            _load_whole_config(args, whole)
-        url = _database_url(args)
-        try:
-            normalize_url(url)
-        except (ArgumentError, ValueError):
-            # Parse errors quote the URL, password included: say less.
-            raise _CommandError("the database URL is not valid") from None
-        return int(body(url))
-    except _UsageError as exc:
-        print(f"astreinte: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (_CommandError, DatabaseNotMigrated, AmbiguousCallIdError) as exc:
-        print(f"astreinte: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except ArgumentError as exc:  # e.g. unknown driver; the message names no password
-        print(f"astreinte: database URL refused: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"astreinte: database error: {reason}", file=sys.stderr)
-        return EXIT_FAILURE
-
-
-def _require_existing(url: str, args: argparse.Namespace) -> None:
-    """Read-only commands must not create an empty SQLite file as a side effect."""
-    from astreinte_ari.adapters.store.migrate import sqlite_file
-
-    path = sqlite_file(url)
-    if path is not None and not path.exists():
-        fix = f"astreinte db upgrade -c {_config_path(args) or '<config>'}"
-        raise _CommandError(f"no database file at {path}; create it with: {fix}")
-
-
-def _open_checked(url: str, args: argparse.Namespace) -> Any:
-    from astreinte_ari.adapters.store.migrate import create_db_engine, ensure_migrated
-
-    _require_existing(url, args)
-    engine = create_db_engine(url)
-    try:
-        ensure_migrated(engine, config_path=_config_path(args))
-    except Exception:
-        engine.dispose()
-        raise
-    return engine
-
-
-def _parse_when(text: str | None, option: str, zone: tzinfo | None = None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise _UsageError(f"{option}: not an ISO 8601 date/time: {text!r}") from None
-    if value.tzinfo is None:
-        # A naive time is in the zone times are shown in (see _display_zone).
-        value = value.replace(tzinfo=zone) if zone else value.astimezone()
-    return value
-
-
-def _local(value: datetime | None, zone: tzinfo | None = None) -> str:
-    return "-" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _display_zone(args: argparse.Namespace) -> tzinfo | None:
-    """Times are shown in the configuration's time zone (the service's, whatever the
-    server's own zone, often UTC); without a configuration, in the machine's zone."""
-    from zoneinfo import ZoneInfo
-
-    try:
-        config = _load_config(args)
-    except _CommandError:  # the database came from --url; keep the machine's zone
-        return None
-    return None if config is None or not config.timezone else ZoneInfo(config.timezone)
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
-
-
-def _caller(number: str, name: str) -> str:
-    if number and name:
-        return f"{number} ({name})"
-    return number or name or "(unknown)"
-
-
 # -- db ---------------------------------------------------------------------------
 
 
-def _cmd_upgrade(args: argparse.Namespace) -> int:
+def _cmd_upgrade(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.migrate import (
             create_db_engine,
@@ -252,10 +84,10 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
             print(f"upgraded from {before or '(empty)'} to {after}")
         return EXIT_OK
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
-def _cmd_current(args: argparse.Namespace) -> int:
+def _cmd_current(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.migrate import (
             create_db_engine,
@@ -264,7 +96,7 @@ def _cmd_current(args: argparse.Namespace) -> int:
             mask_url,
         )
 
-        _require_existing(url, args)
+        ctx.require_database_file(url)
         engine = create_db_engine(url)
         try:
             current = current_revision(engine)
@@ -276,13 +108,13 @@ def _cmd_current(args: argparse.Namespace) -> int:
         print(f"revision: {current or '(empty)'} ({state})")
         return EXIT_OK if current == head else EXIT_FAILURE
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
 # -- calls ------------------------------------------------------------------------
 
 
-def _cmd_calls_list(args: argparse.Namespace) -> int:
+def _cmd_calls_list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.limit < 1 or args.page < 1:
         print("astreinte: --limit and --page must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -291,10 +123,10 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.queries import list_calls
 
-        zone = _display_zone(args)
-        since = _parse_when(args.since, "--since", zone)
-        until = _parse_when(args.until, "--until", zone)
-        engine = _open_checked(url, args)
+        zone = ctx.display_zone()
+        since = parse_when(args.since, "--since", zone)
+        until = parse_when(args.until, "--until", zone)
+        engine = ctx.open_database(url)
         try:
             calls = list_calls(
                 engine, since=since, until=until, did=args.line, outcome=args.outcome,
@@ -315,13 +147,13 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
         header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
         rows = [
             (
-                _local(c.started_at, zone),
+                local_time(c.started_at, zone),
                 f"{c.line_name} {c.did}".strip(),
-                _caller(c.caller_number, c.caller_name)[:40],
+                caller_label(c.caller_number, c.caller_name)[:40],
                 c.outcome or "(in progress)",
                 str(c.hop_count),
-                _duration(c.wait_seconds),
-                _duration(c.talk_seconds),
+                duration(c.wait_seconds),
+                duration(c.talk_seconds),
                 c.id[:8],  # enough for `calls show`, which takes a unique prefix
             )
             for c in calls
@@ -331,7 +163,7 @@ def _cmd_calls_list(args: argparse.Namespace) -> int:
             print(f"(page {args.page}; more with --page {args.page + 1})")
         return EXIT_OK
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
 def _print_csv(rows: list[dict[str, Any]]) -> None:
@@ -364,11 +196,11 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _cmd_calls_show(args: argparse.Namespace) -> int:
+def _cmd_calls_show(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.queries import get_call
 
-        engine = _open_checked(url, args)
+        engine = ctx.open_database(url)
         try:
             call = get_call(engine, args.id)
         finally:
@@ -381,7 +213,7 @@ def _cmd_calls_show(args: argparse.Namespace) -> int:
             return EXIT_OK
         from astreinte_ari.cli.call_timeline import print_call  # rich: only when needed
 
-        print_call(call, sys.stdout, _display_zone(args))
+        print_call(call, sys.stdout, ctx.display_zone())
         return EXIT_OK
 
-    return _run(args, body)
+    return run_on_database(ctx, body)

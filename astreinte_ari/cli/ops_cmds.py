@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
-from astreinte_ari.config.loader import ConfigError, load_config
-from astreinte_ari.config.model import AppConfig
+from astreinte_ari.cli.context import OPERATING, CliContext
 
 
 def register(sub: Any) -> None:
@@ -26,26 +24,10 @@ def register(sub: Any) -> None:
     imp.set_defaults(func=cmd_fallback_import)
 
 
-def _load(args: argparse.Namespace) -> AppConfig | int:
-    path = args.config or os.environ.get("ASTREINTE_CONFIG")
-    if not path:
-        print("error: no configuration file: give -c FILE or set ASTREINTE_CONFIG", file=sys.stderr)
-        return 2
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue)
-        print(f"{len(exc.issues)} problem(s) in {path}; fix them first.", file=sys.stderr)
-        return 1
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.app.doctor import render, run_checks
 
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
+    loaded = ctx.config(OPERATING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     print(f"astreinte doctor: {loaded.source_path}")
     print(f"  ok    {'configuration':<16} {len(loaded.lines)} line(s), {len(loaded.teams)} team(s)")
@@ -59,7 +41,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fallback_import(args: argparse.Namespace) -> int:
+def cmd_fallback_import(args: argparse.Namespace, ctx: CliContext) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from astreinte_ari.adapters.fallback.importer import SpoolImportError, import_fallback_spool
@@ -70,9 +52,7 @@ def cmd_fallback_import(args: argparse.Namespace) -> int:
     )
     from astreinte_ari.adapters.store.writer import AuditWriter
 
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
+    loaded = ctx.config(OPERATING)
     engine = create_db_engine(loaded.database_url())
     writer: AuditWriter | None = None
     try:

@@ -10,17 +10,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from astreinte_ari.cli.db_cmds import (
-    EXIT_OK,
-    EXIT_USAGE,
-    _config_path,
-    _load_config,
-    _load_whole_config,
-    _open_checked,
-    _run,
-    _UsageError,
-    database_options,
-)
+from astreinte_ari.cli.context import EXIT_OK, EXIT_USAGE, CliContext, usage_error
+from astreinte_ari.cli.database import database_options, run_on_database
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +37,7 @@ def _when(text: str, option: str, zone: ZoneInfo) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _UsageError(f"{option}: not a date or ISO 8601 date/time: {text!r}") from None
+        raise usage_error(f"{option}: not a date or ISO 8601 date/time: {text!r}") from None
     return value.replace(tzinfo=zone) if value.tzinfo is None else value
 
 
@@ -58,21 +49,21 @@ def _emit(text: str, output: str | None) -> None:
         print(f"written: {output}", file=sys.stderr)
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.reports import render
         from astreinte_ari.reports.kpis import build_report
 
-        config = _load_config(args) if args.tz is None else None
+        config = ctx.lenient_config() if args.tz is None else None
         tz_name = args.tz or (config.timezone if config is not None and config.timezone else "UTC")
         try:
             zone = ZoneInfo(tz_name)
         except Exception:
-            raise _UsageError(f"--tz: unknown time zone {tz_name!r}") from None
+            raise usage_error(f"--tz: unknown time zone {tz_name!r}") from None
         since, until = _when(args.since, "--from", zone), _when(args.until, "--to", zone)
         if until <= since:
-            raise _UsageError("--to must be after --from")
-        engine = _open_checked(url, args)
+            raise usage_error("--to must be after --from")
+        engine = ctx.open_database(url)
         try:
             report = build_report(engine, since, until, timezone=tz_name, line=args.line)
         finally:
@@ -81,16 +72,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
         _emit(renderers[args.format](report), args.output)
         return EXIT_OK
 
-    return _run(args, body)
+    return run_on_database(ctx, body)
 
 
-def _cmd_statement(args: argparse.Namespace) -> int:
+def _cmd_statement(args: argparse.Namespace, ctx: CliContext) -> int:
     # Usage errors first: they need neither the database nor the configuration.
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
         print(f"astreinte: --month: expected YYYY-MM with a month from 01 to 12, "
               f"got {args.month!r}", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    if not _config_path(args):
+    if not ctx.path:
         print("astreinte: statement needs the configuration (rotas, people, compensation "
               "rates): use -c CONFIG (or set ASTREINTE_CONFIG)", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
@@ -99,12 +90,13 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         from astreinte_ari.reports import statement as st
         from astreinte_ari.schedule.rota import shifts
 
-        config = _load_whole_config(args, "statement (rotas, people and rates)")
+        config = ctx.whole_config("statement (rotas, people and rates)")
+        assert config is not None  # ctx.path is set: checked above
         everyone = {p for team in config.teams.values() for p in team.people}
         if args.person and args.person not in everyone:
             # A typo would otherwise print an all-zero statement that looks real.
             known = ", ".join(sorted(everyone))
-            raise _UsageError(f"--person: no person {args.person!r} in the configuration "
+            raise usage_error(f"--person: no person {args.person!r} in the configuration "
                               f"(people: {known})")  # fmt: skip
         zone = ZoneInfo(config.timezone)
         start, end = st.month_bounds(args.month, zone)
@@ -115,7 +107,7 @@ def _cmd_statement(args: argparse.Namespace) -> int:
                     period = st.Period(max(shift.start, start), min(shift.end, end), team_name,
                                        rota_name, shift.source)  # fmt: skip
                     periods.setdefault(shift.person_id, []).append(period)
-        engine = _open_checked(url, args)
+        engine = ctx.open_database(url)
         statements = []
         try:
             # Everyone on call, and whoever intervened without being on a rota.
@@ -134,4 +126,4 @@ def _cmd_statement(args: argparse.Namespace) -> int:
         _emit(render(statements, zone), args.output)
         return EXIT_OK
 
-    return _run(args, body, whole="statement (rotas, people and rates)")
+    return run_on_database(ctx, body, whole="statement (rotas, people and rates)")

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from astreinte_ari.cli.config_cmds import _add_config_arg, _load
+from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
 from astreinte_ari.config.model import AppConfig, TeamConfig
 from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, month_grid
 
@@ -16,16 +16,16 @@ from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, mont
 def register(sub: Any) -> None:
     rota = sub.add_parser("rota", help="show the on-call programme: month grid, iCal, fairness")
     rota_sub = rota.add_subparsers(dest="rota_command", metavar="ACTION")
-    rota.set_defaults(func=lambda args: (rota.print_help(), 2)[1])
+    rota.set_defaults(func=lambda args, ctx: (rota.print_help(), 2)[1])
 
     show = rota_sub.add_parser("show", help="a month of a team's rotas, one line per day")
-    _add_config_arg(show)
+    add_config_option(show)
     show.add_argument("--team", required=True)
     show.add_argument("--month", metavar="YYYY-MM", help="default: this month")
     show.set_defaults(func=cmd_show)
 
     ical = rota_sub.add_parser("ical", help="write an iCalendar (.ics) feed of the shifts")
-    _add_config_arg(ical)
+    add_config_option(ical)
     who = ical.add_mutually_exclusive_group(required=True)
     who.add_argument("--team")
     who.add_argument("--person", help="person id; every team they belong to")
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     ical.set_defaults(func=cmd_ical)
 
     fair = rota_sub.add_parser("fairness", help="per-person weekend and holiday counts")
-    _add_config_arg(fair)
+    add_config_option(fair)
     fair.add_argument("--team", required=True)
     fair.add_argument("--year", type=int, help="default: this year")
     fair.set_defaults(func=cmd_fairness)
@@ -48,10 +48,8 @@ def _team(config: AppConfig, name: str) -> TeamConfig | None:
     return team
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if isinstance(config, int):
-        return config
+def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     team = _team(config, args.team)
     if team is None:
         return 1
@@ -68,10 +66,8 @@ def _day(value: str | None, default: date) -> date:
     return date.fromisoformat(value) if value else default
 
 
-def cmd_ical(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if isinstance(config, int):
-        return config
+def cmd_ical(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     try:
         first = _day(args.start, date.today())
         last = _day(args.end, first + timedelta(days=365))
@@ -99,10 +95,8 @@ def cmd_ical(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fairness(args: argparse.Namespace) -> int:
-    config = _load(args)
-    if isinstance(config, int):
-        return config
+def cmd_fairness(args: argparse.Namespace, ctx: CliContext) -> int:
+    config = ctx.config(CHECKING)
     team = _team(config, args.team)
     if team is None:
         return 1

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import faulthandler
 import logging
-import os
 from typing import TYPE_CHECKING, Any
+
+from astreinte_ari.cli.context import STARTING, CliContext, CommandExit
 
 if TYPE_CHECKING:
     from astreinte_ari.adapters.systemd import SystemdNotifier
@@ -18,9 +19,7 @@ log = logging.getLogger("astreinte_ari.run")
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("run", help="run the on-call service (attaches to Asterisk over ARI)")
-    parser.add_argument(
-        "-c", "--config", default=os.environ.get("ASTREINTE_CONFIG"), help="YAML configuration"
-    )
+    parser.add_argument("-c", "--config", help="YAML configuration")
     parser.set_defaults(func=_run)
 
 
@@ -37,11 +36,10 @@ async def _supervised(config: AppConfig, notifier: SystemdNotifier) -> int:
         watchdog.cancel()
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.adapters.store.migrate import DatabaseNotMigrated
     from astreinte_ari.adapters.systemd import SystemdNotifier
     from astreinte_ari.app.compose import StartupError
-    from astreinte_ari.config.loader import ConfigError, load_config
 
     if not getattr(args, "verbose", False):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # chatty schema checks
@@ -49,17 +47,12 @@ def _run(args: argparse.Namespace) -> int:
     # where the event loop was stuck.
     faulthandler.enable()
     notifier = SystemdNotifier.from_env()
-    if not args.config:
-        print("astreinte run: no configuration: give -c FILE or set ASTREINTE_CONFIG")
-        return 2
     try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue)
-        print(f"astreinte run: {len(exc.issues)} error(s) in {args.config}; not started")
-        notifier.status(f"not started: {len(exc.issues)} error(s) in {args.config}")
-        return 1
+        config = ctx.config(STARTING)
+    except CommandExit:
+        if ctx.issues:  # systemctl status shows why, beside the journal's lines
+            notifier.status(f"not started: {len(ctx.issues)} error(s) in {ctx.path}")
+        raise
     try:
         return asyncio.run(_supervised(config, notifier))
     except DatabaseNotMigrated as exc:

@@ -3,13 +3,16 @@
 The YAML is composed into nodes first (they carry line marks), then built into
 plain data and validated; each pydantic error `loc` is walked back down the node
 tree to find the line an ops person has to fix. All problems are collected.
+
+Checks that need a higher layer (the schedule engine finds overrides outside any
+shift) are handed in as `checks` by that layer: this one imports nothing above it.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,13 @@ from pydantic import ValidationError
 from astreinte_ari.config import yaml_syntax
 from astreinte_ari.config.fieldnames import closest, valid_names
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.config.references import reference_issues
+from astreinte_ari.config.references import Loc, reference_issues
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+# A check run on a configuration the models accepted: its problems, each at the YAML
+# path the loader turns into a line (so they read like any other error).
+ConfigCheck = Callable[[AppConfig], Iterable[tuple[Loc, str]]]
 # pydantic-internal loc segments ("hours" groups the day keys of business_hours)
 _VIRTUAL_SEGMENTS = frozenset({"hours"})
 
@@ -267,9 +273,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, list[Config
     return data, root, issues
 
 
-def load_config(path: str | Path) -> AppConfig:
+def load_config(path: str | Path, checks: Sequence[ConfigCheck] = ()) -> AppConfig:
     """Read, validate and freeze a configuration file; raise ConfigError listing
-    every problem (with file, line and path) if it is not usable."""
+    every problem (with file, line and path) if it is not usable. `checks` run once
+    the models accept the file (schedule.validate.load_checked_config passes the
+    schedule's): a configuration is usable only if none finds a problem."""
     file = str(path)
     source = Path(path)
     try:
@@ -294,12 +302,10 @@ def load_config(path: str | Path) -> AppConfig:
         line, segs = _locate(root, loc)
         issues.append(ConfigIssue(file, line, format_path(segs), message))
     if config is not None:
-        # Overrides outside any shift, swaps naming no shift: need the schedule engine.
-        from astreinte_ari.schedule.validate import schedule_issues
-
-        for loc, message in schedule_issues(config):
-            line, segs = _locate(root, loc)
-            issues.append(ConfigIssue(file, line, format_path(segs), message))
+        for check in checks:
+            for loc, message in check(config):
+                line, segs = _locate(root, loc)
+                issues.append(ConfigIssue(file, line, format_path(segs), message))
 
     if issues or config is None:
         unique = list(dict.fromkeys(issues))

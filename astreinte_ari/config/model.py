@@ -365,6 +365,13 @@ class AppConfig(Frozen):
             return self.database.url
         return f"sqlite:///{self._state_dir / 'astreinte.db'}"
 
+    def exposed_secrets(self) -> list[secrets.ExposedSecret]:
+        """Secret files of this configuration that any local user could read."""
+        return secrets.exposed_secrets(
+            (("ari.password_file", self.ari.password_file),
+             ("database.url_file", self.database.url_file))
+        )  # fmt: skip
+
     def ari_password(self) -> str:
         """Env var named by ari.password_env, then ari.password_file."""
         return secrets.resolve_secret(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -41,3 +43,32 @@ def is_world_readable(path: Path) -> bool:
     except OSError:
         return False
     return bool(mode & stat.S_IROTH)
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedSecret:
+    """A secret file any local user can read: refused, since the ARI login is
+    PBX-admin. `check` prints it whole; `doctor` shows the problem and its fix apart."""
+
+    setting: str  # where the YAML names the file, e.g. "ari.password_file"
+    path: Path
+
+    @property
+    def problem(self) -> str:
+        return f"{self.setting} {self.path} is readable by every user of this machine"
+
+    @property
+    def fix(self) -> str:
+        return f"chmod 600 {self.path}"
+
+    def __str__(self) -> str:
+        return f"{self.problem}; run: {self.fix}"
+
+
+def exposed_secrets(files: Iterable[tuple[str, Path | None]]) -> list[ExposedSecret]:
+    """The (setting, file) pairs whose file is world-readable; None: no file set."""
+    return [
+        ExposedSecret(setting, path)
+        for setting, path in files
+        if path is not None and is_world_readable(path)
+    ]

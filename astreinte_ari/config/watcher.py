@@ -2,7 +2,8 @@
 
 Polling a content hash (not mtime, not inotify) works on every filesystem and
 catches editors that replace the file. A changed file is validated with
-`load_config`; if valid, `on_change(config, version)` runs, else `on_error`
+`load` (the service passes schedule.validate.load_checked_config, so that a reload
+refuses what a start refuses); if valid, `on_change(config, version)` runs, else `on_error`
 gets the ConfigError (the same one `astreinte check` prints) and the last good
 configuration stays live. Each distinct bad content is reported once.
 """
@@ -22,6 +23,7 @@ from astreinte_ari.config.model import AppConfig
 
 log = logging.getLogger(__name__)
 
+Load = Callable[[Path], AppConfig]
 OnChange = Callable[[AppConfig, str], Awaitable[None] | None]
 OnError = Callable[[ConfigError], Awaitable[None] | None]
 
@@ -47,12 +49,14 @@ class ConfigWatcher:
         *,
         on_error: OnError | None = None,
         interval: float = 1.0,
+        load: Load = load_config,
     ) -> None:
         self.path = Path(path)
         self.config = initial  # the last good configuration
         self._on_change = on_change
         self._on_error = on_error
         self.interval = interval
+        self._load = load
         data = _read(self.path)
         self.version = content_version(data) if data is not None else ""
         self.text = data.decode("utf-8", "replace") if data is not None else ""
@@ -67,7 +71,7 @@ class ConfigWatcher:
         if version == self._seen:
             return False
         try:
-            config = await asyncio.to_thread(load_config, self.path)
+            config = await asyncio.to_thread(self._load, self.path)
         except ConfigError as exc:
             self._seen = version
             log.error("configuration %s refused, keeping the last good one:\n%s", self.path, exc)

@@ -7,21 +7,14 @@ A line without `business_hours` is always after hours (a pure on-call line).
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from astreinte_ari.config.model import BusinessHours, LineConfig
 from astreinte_ari.config.timespec import in_wrapping_range
-from astreinte_ari.public_holidays import country_holidays
+from astreinte_ari.public_holidays import public_holiday_dates
 from astreinte_ari.routing.plan import Period
 
 _SATURDAY = 5
-
-
-@lru_cache(maxsize=64)
-def _public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
-    # Cached per year: resolve_period runs for every incoming call.
-    return frozenset(country_holidays(country, subdiv=subdiv, years=year))
 
 
 def is_holiday(hours: BusinessHours, day: date) -> bool:
@@ -29,7 +22,7 @@ def is_holiday(hours: BusinessHours, day: date) -> bool:
         return True
     if hours.holidays is None:
         return False
-    return day in _public_holidays(hours.holidays, hours.holiday_subdiv, day.year)
+    return day in public_holiday_dates(hours.holidays, hours.holiday_subdiv, day.year)
 
 
 def is_business_time(hours: BusinessHours, local: datetime) -> bool:

@@ -15,13 +15,12 @@ import heapq
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from astreinte_ari.config.model import TeamConfig
 from astreinte_ari.config.rotas import HolidayCalendar
-from astreinte_ari.public_holidays import country_holidays
+from astreinte_ari.public_holidays import public_holiday_dates
 from astreinte_ari.schedule.layers import CompiledLayer, local_to_utc
 
 ShiftSource = Literal["rotation", "swap", "override", "holiday", "closure"]
@@ -40,15 +39,10 @@ class Assignment:
     shift: int  # rotation shift number k (0: first handoff); 0 when not rotation-based
 
 
-@lru_cache(maxsize=256)
-def public_holidays(country: str, subdiv: str | None, year: int) -> frozenset[date]:
-    return frozenset(country_holidays(country, subdiv=subdiv, years=year))
-
-
 def is_public_holiday(calendar: HolidayCalendar, day: date) -> bool:
     if calendar.country is None:
         return False
-    return day in public_holidays(calendar.country, calendar.subdiv, day.year)
+    return day in public_holiday_dates(calendar.country, calendar.subdiv, day.year)
 
 
 def _local_naive(value: datetime, zone: ZoneInfo) -> datetime:

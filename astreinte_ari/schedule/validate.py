@@ -1,9 +1,15 @@
 """Schedule checks that need the engine: overrides outside any shift, swaps
-that name no shift. Run by the config loader after the models validated, so
-each problem is reported with its YAML line like any other error."""
+that name no shift. The configuration layer cannot run them (it sits below the
+schedule), so `load_checked_config` hands them to its loader, which reports each
+problem with its YAML line like any other error. Every reader of the file that
+must refuse what `astreinte check` refuses (the service, its reloads, the
+dialplan fallback, the CLI) loads it here."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.references import Loc
 from astreinte_ari.schedule.rota import compiled_rota
@@ -30,3 +36,8 @@ def schedule_issues(config: AppConfig) -> list[tuple[Loc, str]]:
                         )
                     )
     return issues
+
+
+def load_checked_config(path: str | Path) -> AppConfig:
+    """The configuration at `path`, valid down to its rotas; ConfigError otherwise."""
+    return load_config(path, checks=(schedule_issues,))

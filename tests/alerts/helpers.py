@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.alerting.runtime import Alerting, start_alerting
+from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.app.alerting_edges import start_alerting
 from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.loader import load_config
@@ -146,8 +147,6 @@ async def start_without_telephony(
         config=config,
         engine=create_db_engine(config.database_url()),
         service=NoTelephonyService(),
-        port=None,  # type: ignore[arg-type]
-        audit=None,  # type: ignore[arg-type]
         clock=clock,
         paused=paused,
     )

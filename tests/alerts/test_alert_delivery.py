@@ -142,7 +142,7 @@ async def test_restart_between_two_reminders_loses_nothing(
     # A new process: only the database remains.
     second = await start_without_telephony(config, clock)
     try:
-        jobs = second.scheduler.get_jobs(jobstore="default")
+        jobs = second.scheduler.apscheduler.get_jobs(jobstore="default")
         assert [j.id for j in jobs] == [f"alert-{alert_id}"]
         assert await second.fire_due() == 1
         await second.engine.drain()
@@ -222,6 +222,45 @@ def test_cli_lists_and_acknowledges(
     assert row.split()[5] == "-"  # no "next" step for an acknowledged alert
 
 
+def test_cli_shows_one_alert_with_its_history(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What an auditor reads of one alert: each message and each step of a voice call."""
+    from astreinte_ari.cli import main
+
+    store = AlertStore(create_engine(db_url.replace("postgresql://", "postgresql+psycopg://")))
+    at = FakeClock()()
+    store.insert_alert(
+        dict(
+            id="fedcba654321",
+            kind="missed_call",
+            state="open",
+            policy="missed_call",
+            chain=("p1", "p2"),
+            opened_at=at,
+            next_step=1,
+            next_at=at + timedelta(minutes=5),
+            line_name="Maintenance",
+            caller_number="0199000001",
+            call_id="call-1",
+        )
+    )
+    store.add_event("fedcba654321", at, "opened", detail="missed_call")
+    later = at + timedelta(seconds=7)
+    store.add_event(
+        "fedcba654321", later, "call", person_id="p1", channel="voice",
+        detail="call ringing -> reading: answered by p1",
+    )  # fmt: skip
+    assert main(["alerts", "show", "fedc", "--url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("alert fedcba654321: missed_call, open (times in UTC)"), out
+    assert "about:   Maintenance from 0199000001" in out and "chain:   p1 > p2" in out
+    step = next(line for line in out.splitlines() if "ringing -> reading" in line)
+    assert step.split()[:4] == [*later.strftime("%Y-%m-%d %H:%M:%S").split(), "call", "p1/voice"]
+    assert main(["alerts", "show", "nope", "--url", db_url]) == 1
+    assert "no alert 'nope'" in capsys.readouterr().err
+
+
 async def test_apscheduler_itself_fires_the_persisted_reminder(
     db_url: str, tmp_path: Path, sms_gateway: SmsGateway
 ) -> None:
@@ -240,7 +279,7 @@ async def test_apscheduler_itself_fires_the_persisted_reminder(
         )
         await wait_for(lambda: len(sms_gateway.texts_to(P1)) == 1)
         # Pretend the 5 minutes are over: pull the reminder's wake-up to now.
-        alerting.scheduler.modify_job(
+        alerting.scheduler.apscheduler.modify_job(
             f"alert-{alert_id}", jobstore="default", next_run_time=datetime.now(UTC)
         )
         store = alerting.engine.store

@@ -20,8 +20,10 @@ from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.queries import get_call
 from astreinte_ari.adapters.store.writer import AuditWriter
-from astreinte_ari.alerting.runtime import Alerting, start_alerting
-from astreinte_ari.app.compose import LiveConfig, dial_guard
+from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.app.alerting_edges import start_alerting
+from astreinte_ari.app.compose import dial_guard
+from astreinte_ari.app.features import LiveConfig
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.outcomes import CallOutcome
@@ -160,8 +162,6 @@ async def _rig(pbx: LocalAsterisk, tmp_path: Path, *, connect_first: bool) -> As
         config=config,
         engine=engine,
         service=service,
-        port=port,
-        audit=writer,
         clock=clock,
         paused=True,
     )

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from astreinte_ari.adapters.notify.base import AlertMessage, Delivery, NotifyError, Recipient
 from astreinte_ari.adapters.notify.voice import VoiceNotifier, prompts_for
+from astreinte_ari.alerting.ports import AlertMessage, Delivery, NotifyError, Recipient
 from astreinte_ari.callflow import alert_call
 from astreinte_ari.callflow.alert_call import ALERT_CALL_TRANSITIONS, AlertCallState
 from astreinte_ari.callflow.audit_events import HopEnded, HopStarted

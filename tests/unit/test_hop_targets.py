@@ -29,7 +29,8 @@ from astreinte_ari.adapters.store.audit_verify import verify
 from astreinte_ari.adapters.store.journal import event_from_json, event_to_json
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.queries import get_call
-from astreinte_ari.app.compose import LiveConfig, dial_guard
+from astreinte_ari.app.compose import dial_guard
+from astreinte_ari.app.features import LiveConfig
 from astreinte_ari.callflow.audit_events import HopStarted
 from astreinte_ari.callflow.telephony import DialRefused
 from astreinte_ari.config.loader import ConfigError, load_config

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from astreinte_ari.adapters.metrics import METRICS_KEY, ServiceMetrics, metrics_handler
+from astreinte_ari.adapters.metrics.prometheus import METRICS_KEY, ServiceMetrics, metrics_handler
 from astreinte_ari.callflow.audit_events import CallAnswered, CallStarted, HopEnded
 from astreinte_ari.callflow.outcomes import CallOutcome, HopOutcome
 from astreinte_ari.config.reporting import CompensationConfig

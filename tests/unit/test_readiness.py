@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from astreinte_ari.adapters.ari.client import AriClient
 from astreinte_ari.adapters.http.metrics_server import MetricsServer
-from astreinte_ari.adapters.metrics import ServiceMetrics
+from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.checks import Check
 from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.app.readiness import Readiness, ReadyReport, keep_readiness

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from astreinte_ari.config.loader import ConfigError, load_config
+from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig, TeamConfig
 from astreinte_ari.routing.coverage import coverage_findings, programme_report
 from astreinte_ari.schedule.labour import Intervention, programme_findings
+from astreinte_ari.schedule.validate import load_checked_config
 
 PARIS = ZoneInfo("Europe/Paris")
 BASE = """timezone: Europe/Paris
@@ -48,7 +49,7 @@ def write(tmp_path: Path, extra: str = "") -> Path:
 
 def issues(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as exc:
-        load_config(path)
+        load_checked_config(path)
     return [str(i) for i in exc.value.issues]
 
 
@@ -165,7 +166,7 @@ def test_notice_flags_changes_within_15_days_only() -> None:
 
 
 def test_coverage_gap_on_weekends_for_a_nights_only_rota(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path))
+    config = load_checked_config(write(tmp_path))
     start = datetime(2026, 3, 2, 0, 0, tzinfo=PARIS).astimezone(UTC)
     gaps = coverage_findings(config, "t", start, start + timedelta(days=7))
     spans = [
@@ -184,6 +185,6 @@ def test_coverage_gap_on_weekends_for_a_nights_only_rota(tmp_path: Path) -> None
 
 def test_programme_report_of_the_example_config_is_clean() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "astreinte.example.yaml"
-    config: AppConfig = load_config(example)
+    config: AppConfig = load_checked_config(example)
     assert yaml.safe_load(example.read_text(encoding="utf-8"))["teams"]
     assert programme_report(config, datetime(2026, 12, 1, tzinfo=UTC)) == []

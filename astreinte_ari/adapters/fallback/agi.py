@@ -45,10 +45,10 @@ class UnknownLine(LookupError):
 
 def _setup_from_yaml(config_path: str, did: str, now: float) -> CachedSetup:
     # The heavy imports (pydantic, the config model) only when the cache cannot serve.
-    from astreinte_ari.config.loader import load_config
     from astreinte_ari.routing.router import build_plan
+    from astreinte_ari.schedule.validate import load_checked_config
 
-    config = load_config(config_path)
+    config = load_checked_config(config_path)
     plan = build_plan(config, did, datetime.fromtimestamp(now, UTC))
     if plan is None:
         raise UnknownLine(f"DID {did!r} is not a configured line")
@@ -125,9 +125,9 @@ def _refresh_cache(pbx: FallbackPbx, config_path: str, now: float) -> None:
     """After a call that had to read the YAML (the caller is gone): make the next fast."""
     try:
         from astreinte_ari.adapters.fallback.plancache import refresh_plan_cache
-        from astreinte_ari.config.loader import load_config
+        from astreinte_ari.schedule.validate import load_checked_config
 
-        refresh_plan_cache(load_config(config_path), datetime.fromtimestamp(now, UTC))
+        refresh_plan_cache(load_checked_config(config_path), datetime.fromtimestamp(now, UTC))
     except Exception as exc:
         pbx.verbose(f"astreinte-fallback: plan cache not written: {type(exc).__name__}", 1)
 

@@ -231,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m astreinte_ari.adapters.fallback.plancache CONFIG`: write the cache now."""
     import sys
 
-    from astreinte_ari.config.loader import load_config
+    from astreinte_ari.schedule.validate import load_checked_config
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: plancache CONFIG_YAML", file=sys.stderr)
         return 2
-    config = load_config(args[0])
+    config = load_checked_config(args[0])
     refresh_plan_cache(config, datetime.now(UTC), force=True)
     print(f"plan cache written to {config.fallback_spool_dir / CACHE_NAME}")
     return 0

@@ -1,4 +1,5 @@
-"""The Prometheus endpoint of the running service (wired by wiring.py)."""
+"""The HTTP endpoint of the running service's metrics and health (wired by app/compose.py);
+what feeds the metrics is adapters/metrics/."""
 
 from __future__ import annotations
 
@@ -6,37 +7,26 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
-from astreinte_ari.adapters.metrics import METRICS_KEY, ServiceMetrics, metrics_handler
-from astreinte_ari.callflow.audit_events import AuditEvent
-from astreinte_ari.callflow.runtime import AuditSink
+from astreinte_ari.adapters.metrics.prometheus import METRICS_KEY, ServiceMetrics, metrics_handler
 from astreinte_ari.config.model import MetricsConfig
-
-if TYPE_CHECKING:
-    from astreinte_ari.app.readiness import ReadyReport
 
 log = logging.getLogger(__name__)
 
 
-class MeteredAudit:
-    """Audit sink that also feeds the metrics (hop outcomes, time to answer)."""
+class ReadinessReport(Protocol):
+    """What /readyz serves (app/readiness.py ReadyReport builds it)."""
 
-    def __init__(self, sink: AuditSink, metrics: ServiceMetrics) -> None:
-        self._sink = sink
-        self._metrics = metrics
+    @property
+    def ready(self) -> bool: ...
 
-    def emit(self, event: AuditEvent) -> None:
-        self._sink.emit(event)  # the trail first: metrics must never cost an audit record
-        try:
-            self._metrics.on_audit_event(event)
-        except Exception:
-            log.exception("metrics update failed for %s", type(event).__name__)
+    def as_json(self) -> dict[str, object]: ...
 
 
-Readiness = Callable[[], Awaitable["ReadyReport"]]
+Readiness = Callable[[], Awaitable[ReadinessReport]]
 
 
 class MetricsServer:

@@ -1,1 +1,1 @@
-"""Notifiers: one interface (base.Notifier), one adapter per channel."""
+"""Notifiers: one adapter per channel behind alerting.ports.Notifier."""

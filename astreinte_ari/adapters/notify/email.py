@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from astreinte_ari.adapters.notify.base import (
+from astreinte_ari.alerting.ports import (
     Acknowledge,
     AlertMessage,
     Delivery,

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from astreinte_ari.adapters.notify.base import (
+from astreinte_ari.adapters.notify.sms_text import fit_sms, segments
+from astreinte_ari.alerting.ports import (
     Acknowledge,
     AlertMessage,
     Delivery,
@@ -23,7 +24,6 @@ from astreinte_ari.adapters.notify.base import (
     Progress,
     Recipient,
 )
-from astreinte_ari.adapters.notify.sms_text import fit_sms, segments
 from astreinte_ari.config.alerting import SmsGatewayConfig
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from astreinte_ari.adapters.notify.base import (
+from astreinte_ari.alerting.ports import (
     Acknowledge,
     AlertMessage,
     Delivery,

@@ -1,15 +1,12 @@
 """Alert tables (alerts, alert_events, shift_overrides) and their queries.
 
-An alert is a tracked obligation: it stays `open` (re-notified, escalated)
-until someone acknowledges it. `next_step` is the index of the next
-notification in the policy's sequence (alerting/policy.py), so a restart
-resumes exactly where the previous process stopped.
+The alert itself, and what acknowledging it means, are alerting's
+(alerting/model.py); this module keeps them (alerting.ports.AlertRepository).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,16 +28,12 @@ from sqlalchemy import (
 
 from astreinte_ari.adapters.store.models import ID_LEN, SHORT_LEN, UTCDateTime, metadata
 from astreinte_ari.adapters.store.safe_text import safe_text
+from astreinte_ari.alerting.model import OPEN_STATES, Acknowledgement, Alert, ShiftOverride
 
 try:  # another feature's hash-chained audit log; alerts are logged there when present
     from astreinte_ari.adapters.store.audit_log import append_audit_record
 except ImportError:  # pragma: no cover - older trees without migration 0003
     append_audit_record = None  # type: ignore[assignment]
-
-# Alert states: scheduled (shift start not yet due), open, acked, expired
-# (shift start deadline passed), exhausted (max rounds), closed.
-OPEN_STATES = ("scheduled", "open")
-
 
 alerts_table = Table(
     "alerts",
@@ -98,47 +91,6 @@ shift_overrides_table = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_shift_overrides_team_rota_end", "team", "rota", "end"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    id: str
-    kind: str
-    state: str
-    policy: str
-    chain: tuple[str, ...]
-    opened_at: datetime
-    next_step: int
-    next_at: datetime | None
-    deadline_at: datetime | None
-    call_id: str | None
-    line_did: str | None
-    line_name: str | None
-    language: str | None
-    caller_number: str | None
-    voicemail_path: str | None
-    team: str | None
-    rota: str | None
-    shift_start: datetime | None
-    shift_end: datetime | None
-    parent_id: str | None
-    acked_at: datetime | None
-    acked_by: str | None
-    ack_via: str | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
-
-
-@dataclass(frozen=True, slots=True)
-class ShiftOverride:
-    team: str
-    rota: str
-    person_id: str
-    start: datetime
-    end: datetime
-    alert_id: str | None
 
 
 def _alert(row: Any) -> Alert:
@@ -246,17 +198,42 @@ class AlertStore:
 
     def add_override(self, override: ShiftOverride, at: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(shift_overrides_table).values(
-                    team=override.team,
-                    rota=override.rota,
-                    person_id=override.person_id,
-                    start=override.start,
-                    end=override.end,
-                    alert_id=override.alert_id,
-                    created_at=at,
+            _insert_override(conn, override, at)
+
+    def acknowledge(self, ack: Acknowledgement) -> bool:
+        """Write `ack` in one transaction if the alert is still open; False otherwise."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(alerts_table)
+                .where(alerts_table.c.id == ack.alert_id, alerts_table.c.state.in_(OPEN_STATES))
+                .values(
+                    state="acked", acked_at=ack.at, acked_by=safe_text(ack.by, 128), ack_via=ack.via
                 )
-            )
+            ).rowcount
+            if not done:
+                return False
+            _add_event(conn, ack.alert_id, ack.at, "acked", ack.by, ack.via, None)
+            if ack.override is not None:
+                _insert_override(conn, ack.override, ack.at)
+                person = ack.override.person_id
+                _add_event(
+                    conn, ack.alert_id, ack.at, "override", person, None, "routed this shift"
+                )
+            if ack.settles is not None:
+                settled = conn.execute(
+                    update(alerts_table)
+                    .where(
+                        alerts_table.c.parent_id == ack.settles.parent_id,
+                        alerts_table.c.kind == ack.settles.kind,
+                        alerts_table.c.state.in_(OPEN_STATES),
+                    )
+                    .values(state="closed")
+                    .returning(alerts_table.c.id)
+                ).all()
+                for (settled_id,) in settled:
+                    who, detail = ack.settles.person_id, ack.settles.detail
+                    _add_event(conn, settled_id, ack.at, "closed", who, ack.via, detail)
+        return True
 
     def overrides(self, since: datetime) -> list[ShiftOverride]:
         stmt = (
@@ -291,53 +268,15 @@ def _add_event(
         append_audit_record(conn, f"alert.{event}"[:64], alert_id, payload, at=at)
 
 
-def ack_alert(
-    store: AlertStore, alert_id: str, *, by: str, via: str, now: datetime
-) -> Alert | None:
-    """Acknowledge an open alert (any process: service, CLI). None if not open/unknown.
-
-    Acknowledging a shift_cover alert records the replacement as on call for the
-    rest of that shift (a row in shift_overrides, which the router honours).
-    """
-    alert = store.get(alert_id)
-    if alert is None or not alert.is_open:
-        return None
-    with store.engine.begin() as conn:
-        done = conn.execute(
-            update(alerts_table)
-            .where(alerts_table.c.id == alert.id, alerts_table.c.state.in_(OPEN_STATES))
-            .values(state="acked", acked_at=now, acked_by=safe_text(by, 128), ack_via=via)
-        ).rowcount
-        if not done:
-            return None
-        _add_event(conn, alert.id, now, "acked", by, via, None)
-        if alert.kind == "shift_cover" and alert.team and alert.rota and alert.shift_end:
-            start = max(now, alert.shift_start or now)
-            conn.execute(
-                insert(shift_overrides_table).values(
-                    team=alert.team,
-                    rota=alert.rota,
-                    person_id=alert.chain[0],
-                    start=start,
-                    end=alert.shift_end,
-                    alert_id=alert.id,
-                    created_at=now,
-                )
-            )
-            _add_event(conn, alert.id, now, "override", alert.chain[0], None, "routed this shift")
-            # The supervisor's "shift not confirmed" alert has its answer: the shift is
-            # covered. It stops reminding (closed, with who covered it).
-            missed = conn.execute(
-                update(alerts_table)
-                .where(
-                    alerts_table.c.parent_id == alert.parent_id,
-                    alerts_table.c.kind == "shift_missed",
-                    alerts_table.c.state.in_(OPEN_STATES),
-                )
-                .values(state="closed")
-                .returning(alerts_table.c.id)
-            ).all()
-            for (missed_id,) in missed:
-                detail = f"shift covered: {alert.chain[0]} acknowledged the cover"
-                _add_event(conn, missed_id, now, "closed", alert.chain[0], via, detail)
-    return store.get(alert.id)
+def _insert_override(conn: Connection, override: ShiftOverride, at: datetime) -> None:
+    conn.execute(
+        insert(shift_overrides_table).values(
+            team=override.team,
+            rota=override.rota,
+            person_id=override.person_id,
+            start=override.start,
+            end=override.end,
+            alert_id=override.alert_id,
+            created_at=at,
+        )
+    )

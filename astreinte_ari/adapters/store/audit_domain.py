@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, or_, select
+from sqlalchemy import Connection, Table, select
 
 from astreinte_ari.adapters.store.audit_log import (
     audit_log_table,
@@ -32,11 +32,12 @@ from astreinte_ari.adapters.store.models import (
     calls_table,
     hops_table,
 )
+from astreinte_ari.adapters.store.retention import REDACT_KIND
+from astreinte_ari.callflow.audit_events import AuditKind
 
 if TYPE_CHECKING:
     from astreinte_ari.adapters.store.audit_report import VerifyReport
 
-REDACT_KIND = "retention.redact_caller_id"
 BASELINE_KIND = "audit.baseline"  # written by migration 0003 for pre-existing calls
 _FOLD_MARGIN = timedelta(days=1)  # a call's records are written within this of its start
 
@@ -45,10 +46,12 @@ _HOP_FIELDS = [c.name for c in hops_table.columns]
 _CALLER_FIELDS = ("caller_number", "caller_name")
 _TRANSITION_FIELDS = ("from_state", "to_state", "reason", "at")
 _transition_values = operator.itemgetter(*_TRANSITION_FIELDS)
-_REPLAYED_KINDS = frozenset(
-    {"call.started", "call.answered", "call.ended", "call.state"}
-    | {"hop.started", "hop.progress", "hop.ended"}
-)
+# Plain strings, not the enum's members: each is compared once per record of the log.
+_REPLAYED_KINDS = frozenset(kind.value for kind in AuditKind)
+_CALL_STATE = AuditKind.CALL_STATE.value
+_CALL_STARTED = AuditKind.CALL_STARTED.value
+_HOP_STARTED = AuditKind.HOP_STARTED.value
+_HOP_UPDATES = frozenset({AuditKind.HOP_PROGRESS.value, AuditKind.HOP_ENDED.value})
 
 
 _scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads' wrappers
@@ -79,17 +82,17 @@ class ExpectedRows:
         if kind not in _REPLAYED_KINDS:
             return
         data = _loads(payload)
-        if kind == "call.state":
+        if kind == _CALL_STATE:
             try:
                 values = _transition_values(data)
             except KeyError:  # an older record without some field: compared as None
                 values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
             self.transitions[(subject, int(data["seq"]))] = values
-        elif kind == "hop.started":
+        elif kind == _HOP_STARTED:
             self.hops[subject] = {name: None for name in _HOP_FIELDS} | data | {"id": subject}
-        elif kind == "call.started":
+        elif kind == _CALL_STARTED:
             self.calls[subject] = {name: None for name in _CALL_FIELDS} | data | {"id": subject}
-        elif kind.startswith("hop."):
+        elif kind in _HOP_UPDATES:
             if subject in self.hops:
                 self.hops[subject].update(data)
         elif subject in self.calls:
@@ -107,7 +110,7 @@ def _fold(
         exp = ExpectedRows()
         stmt = (
             select(log.kind, log.subject_id, log.payload)
-            .where(or_(log.kind.startswith("call."), log.kind.startswith("hop.")))
+            .where(log.kind.in_(_REPLAYED_KINDS))
             .order_by(log.seq)
         )
         if since is not None:

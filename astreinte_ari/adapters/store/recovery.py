@@ -50,6 +50,16 @@ def resume_point_for_channel(engine: Engine, channel_id: str) -> ResumePoint | N
     )
 
 
+def next_hop_seq(engine: Engine, call_id: str) -> int:
+    """The number a new hop of `call_id` takes: a voice alert's call-back is audited
+    as one more hop of the call it answers, after those already on record."""
+    with engine.connect() as conn:
+        current = conn.scalar(
+            select(func.max(hops_table.c.seq)).where(hops_table.c.call_id == call_id)
+        )
+    return int(current or 0) + 1
+
+
 def open_calls(engine: Engine) -> list[OpenCall]:
     """Every call of the trail without an ending (index ix_calls_open), with what the
     reconciliation needs to close it: last state, open hops, latest known time."""

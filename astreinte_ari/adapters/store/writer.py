@@ -255,7 +255,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
             for name in ("caller_number", "caller_name"):
                 logged[f"{name}_sha256"] = commitment(event.call_id, row[name])
             logged["started_at"] = iso(event.at)
-            append_audit_record(conn, "call.started", event.call_id, logged, dedup_key=key)
+            append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
         case StateChanged():
             found = select(
                 exists().where(
@@ -277,7 +277,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 )
             )
             logged = {**transition, "at": iso(event.at)}
-            append_audit_record(conn, "call.state", event.call_id, logged, dedup_key=key)
+            append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
         case HopStarted():
             if conn.scalar(select(exists().where(hops_table.c.id == event.hop_id))):
                 return
@@ -293,7 +293,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
             }
             conn.execute(insert(hops_table).values(id=event.hop_id, started_at=event.at, **hop))
             logged = {**hop, "started_at": iso(event.at)}
-            append_audit_record(conn, "hop.started", event.hop_id, logged, dedup_key=key)
+            append_audit_record(conn, event.kind, event.hop_id, logged, dedup_key=key)
         case HopProgress():
             column = _HOP_PROGRESS_COLUMNS.get(event.event)
             if column is None:
@@ -304,7 +304,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
             )
             if _update(conn, stmt, event):
                 logged = {column: iso(event.at)}
-                append_audit_record(conn, "hop.progress", event.hop_id, logged, dedup_key=key)
+                append_audit_record(conn, event.kind, event.hop_id, logged, dedup_key=key)
         case HopEnded():
             values = {
                 "outcome": _enum_text(event.outcome),
@@ -319,7 +319,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 event,
             ):
                 logged = {**values, "ended_at": iso(event.at)}
-                append_audit_record(conn, "hop.ended", event.hop_id, logged, dedup_key=key)
+                append_audit_record(conn, event.kind, event.hop_id, logged, dedup_key=key)
         case CallAnswered():
             values = {
                 "answered_at": event.at,
@@ -332,7 +332,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 event,
             ):
                 logged = {**values, "answered_at": iso(event.at)}
-                append_audit_record(conn, "call.answered", event.call_id, logged, dedup_key=key)
+                append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
         case CallEnded():
             values = {
                 "ended_at": event.at,
@@ -348,7 +348,7 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 event,
             ):
                 logged = {**values, "ended_at": iso(event.at)}
-                append_audit_record(conn, "call.ended", event.call_id, logged, dedup_key=key)
+                append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
         case _:
             log.warning("ignored unknown audit event %r", event)
 
@@ -356,20 +356,14 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
 def dedup_key(event: AuditEvent) -> str | None:
     """Key of the one audit record an event may produce: a replay finds it and stops."""
     match event:
-        case CallStarted():
-            return f"call.started:{event.call_id}"
+        case CallStarted() | CallAnswered() | CallEnded():
+            return f"{event.kind}:{event.call_id}"
         case StateChanged():
-            return f"call.state:{event.call_id}:{event.seq}"
-        case HopStarted():
-            return f"hop.started:{event.hop_id}"
+            return f"{event.kind}:{event.call_id}:{event.seq}"
+        case HopStarted() | HopEnded():
+            return f"{event.kind}:{event.hop_id}"
         case HopProgress():
-            return f"hop.progress:{event.hop_id}:{safe_text(event.event, 32)}"
-        case HopEnded():
-            return f"hop.ended:{event.hop_id}"
-        case CallAnswered():
-            return f"call.answered:{event.call_id}"
-        case CallEnded():
-            return f"call.ended:{event.call_id}"
+            return f"{event.kind}:{event.hop_id}:{safe_text(event.event, 32)}"
     return None
 
 

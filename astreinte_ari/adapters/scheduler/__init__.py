@@ -1,0 +1,1 @@
+"""Wake-ups that survive a restart (alerting.ports.Scheduler) on APScheduler."""

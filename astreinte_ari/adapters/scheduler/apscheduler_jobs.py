@@ -1,0 +1,125 @@
+"""alerting.ports.Scheduler on APScheduler 3.
+
+Wake-ups are jobs in a SQLAlchemyJobStore in the service's own database (table
+apscheduler_jobs, created by APScheduler), so a restart loses no pending
+reminder, escalation or shift alert. Periodic chores are in-memory jobs.
+
+APScheduler 3 stores a job's function as an import path, which can only reach
+module-level state. So the stored path names `wake_up`, a marker, and every
+wake-up read back from the database runs on the handler this scheduler was
+started with (the running engine): no global registry of engines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+
+from astreinte_ari.alerting.ports import Wake
+
+WAKE_UPS, CHORES = "default", "memory"  # job store aliases ("default": as earlier releases)
+WAKE_UP_REF = f"{__name__}:wake_up"
+# Where earlier releases pointed their persisted jobs: still pending in databases
+# written before this module existed, and run like any other wake-up.
+_EARLIER_REFS = frozenset({"astreinte_ari.alerting.runtime:run_alert_job"})
+
+
+async def wake_up(alert_id: str) -> None:
+    """The function the job store names; PersistentScheduler runs its own handler."""
+    raise RuntimeError(f"wake-up {alert_id} read by a job store that is not a WakeUpStore")
+
+
+def job_id(alert_id: str) -> str:
+    return f"alert-{alert_id}"
+
+
+class WakeUpStore(SQLAlchemyJobStore):
+    """The persisted wake-ups; each one read back calls this process's handler."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine=engine)
+        self.wake: Wake | None = None
+
+    # The one hook APScheduler 3 offers between the stored row and the job it runs
+    # (APScheduler 3; setup.cfg pins <4); tests/unit/test_alert_acks.py reads
+    # an earlier release's job through it.
+    def _reconstitute_job(self, job_state: bytes) -> Job:
+        state = pickle.loads(job_state)
+        if state.get("func") in _EARLIER_REFS:
+            state["func"] = WAKE_UP_REF
+        state["jobstore"] = self
+        job = Job.__new__(Job)
+        job.__setstate__(state)
+        job._scheduler = self._scheduler
+        job._jobstore_alias = self._alias
+        if self.wake is not None:
+            job.func = self.wake  # only the stored ref must stay importable
+        return job
+
+
+class PersistentScheduler:
+    """alerting.ports.Scheduler. `paused`: nothing fires on real time; tests run the
+    due wake-ups with `fire_due(now)` on their own clock."""
+
+    def __init__(self, engine: Engine, *, paused: bool = False) -> None:
+        self._store = WakeUpStore(engine)
+        self._paused = paused
+        # Public for tests that inspect or move the persisted jobs themselves.
+        self.apscheduler = AsyncIOScheduler(
+            jobstores={WAKE_UPS: self._store, CHORES: MemoryJobStore()}, timezone=UTC
+        )
+
+    def start(self, wake: Wake) -> None:
+        self._store.wake = wake
+        self.apscheduler.start(paused=self._paused)
+
+    def wake_at(self, alert_id: str, at: datetime) -> None:
+        self.apscheduler.add_job(
+            wake_up,
+            "date",
+            run_date=at,
+            args=[alert_id],
+            id=job_id(alert_id),
+            replace_existing=True,
+            misfire_grace_time=None,  # late (after a restart) is better than never
+            coalesce=True,
+            jobstore=WAKE_UPS,
+        )
+
+    def cancel(self, alert_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.apscheduler.remove_job(job_id(alert_id), jobstore=WAKE_UPS)
+
+    def every(self, name: str, interval: timedelta, chore: Callable[[], Awaitable[object]]) -> None:
+        self.apscheduler.add_job(
+            chore,
+            "interval",
+            seconds=interval.total_seconds(),
+            id=name,
+            jobstore=CHORES,
+            replace_existing=True,
+        )
+
+    def pending(self) -> int:
+        return len(self.apscheduler.get_jobs(jobstore=WAKE_UPS))
+
+    async def fire_due(self, now: datetime) -> int:
+        fired = 0
+        for job in self.apscheduler.get_jobs(jobstore=WAKE_UPS):
+            if job.next_run_time is not None and job.next_run_time <= now:
+                job.remove()
+                await job.func(*job.args)
+                fired += 1
+        return fired
+
+    def stop(self) -> None:
+        self.apscheduler.shutdown(wait=False)

@@ -1,0 +1,131 @@
+"""Alerting's edges, built here and given to alerting as ports (alerting/ports.py):
+the notifiers (email, SMS, voice over the service's telephony), the alert
+tables, the persisted wake-ups and the HTTP endpoint of the links."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from astreinte_ari.adapters.http.alert_links import LinkEndpoint
+from astreinte_ari.adapters.notify.email import EmailNotifier
+from astreinte_ari.adapters.notify.sms import SmsNotifier
+from astreinte_ari.adapters.notify.voice import VoiceNotifier
+from astreinte_ari.adapters.scheduler.apscheduler_jobs import PersistentScheduler
+from astreinte_ari.adapters.store.alert_links import AlertLinkStore
+from astreinte_ari.adapters.store.alerts import AlertStore
+from astreinte_ari.adapters.store.recovery import next_hop_seq
+from astreinte_ari.alerting.links import LinkSigner
+from astreinte_ari.alerting.ports import Notifier
+from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.config import secrets
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.routing.targets import trunk_target
+
+log = logging.getLogger(__name__)
+
+
+def link_key(config: AppConfig) -> bytes:
+    assert config.alerting is not None
+    links = config.alerting.links
+    key_file = links.key_file
+    if key_file is not None and not key_file.is_absolute():
+        key_file = config.base_dir / key_file
+    return secrets.resolve_secret(links.key_env, key_file, what="link signing key").encode()
+
+
+def build_notifiers(
+    config: AppConfig,
+    *,
+    engine: Engine,
+    service: Any,
+    current_config: Callable[[], AppConfig] | None = None,
+) -> dict[str, Notifier]:
+    """One notifier per configured channel; voice always (it needs only the PBX).
+    `current_config`: the configuration in force (default `config`), whose trunk
+    turns a number into what a voice alert dials."""
+    current = current_config or (lambda: config)
+    cfg = config.alerting
+    assert cfg is not None
+    notifiers: dict[str, Notifier] = {}
+    if cfg.smtp is not None:
+        password = None
+        if cfg.smtp.username:
+            password = secrets.resolve_secret(
+                cfg.smtp.password_env, cfg.smtp.password_file, what="SMTP password"
+            )
+        ca_file = cfg.smtp.ca_file
+        if ca_file is not None and not ca_file.is_absolute():
+            ca_file = config.base_dir / ca_file
+        tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        notifiers["email"] = EmailNotifier(cfg.smtp, password, tls)
+    if cfg.sms is not None:
+        notifiers["sms"] = SmsNotifier(cfg.sms)
+    notifiers["voice"] = VoiceNotifier(
+        calls=service,
+        caller_id=cfg.voice.caller_id or config.trunk.caller_id,
+        ring_timeout_s=cfg.voice.ring_timeout,
+        next_hop_seq=functools.partial(next_hop_seq, engine),
+        # Resolved when the alert call starts; the telephony adapter checks the target
+        # again, against the live configuration, right before each originate.
+        dial_target=lambda number: trunk_target(current().trunk, number),
+    )
+    return notifiers
+
+
+async def start_alerting(
+    *,
+    config: AppConfig,
+    engine: Engine,
+    service: Any,
+    clock: Callable[[], datetime],
+    paused: bool = False,
+    links_port: int | None = None,
+) -> Alerting | None:
+    """Start alerts if `alerting:` is configured; None otherwise.
+
+    `service` is the call service (OnCallService): alerts hear of every call
+    that ends, and voice alerts are calls on its telephony. `paused` keeps the
+    wake-ups from firing on real time (tests run them with `fire_due()` and an
+    injected clock); `links_port` overrides the listen port.
+    """
+    cfg = config.alerting
+    if cfg is None:
+        return None
+    # Alerting follows configuration edits (use_config): so does the trunk of voice alerts.
+    notifiers = build_notifiers(
+        config, engine=engine, service=service, current_config=lambda: alerting.config
+    )
+    signer = LinkSigner(link_key(config))  # links sent by earlier releases
+    links = AlertLinkStore(engine)
+    scheduler = PersistentScheduler(engine, paused=paused)
+    alerting = await Alerting.start(
+        config=config,
+        store=AlertStore(engine),
+        notifiers=notifiers,
+        links=links,
+        scheduler=scheduler,
+        clock=clock,
+    )
+    service.add_call_listener(alerting.engine.on_call_closed)
+    endpoint = LinkEndpoint(
+        alerting.engine, links, signer, Path(config.recordings_dir), cfg.links.public_url
+    )
+    await endpoint.start(
+        cfg.links.listen_host, cfg.links.listen_port if links_port is None else links_port
+    )
+    alerting.hold(endpoint)
+    log.info(
+        "alerting ready: %d pending job(s), links on %s:%s",
+        scheduler.pending(),
+        cfg.links.listen_host,
+        endpoint.port,
+    )
+    return alerting

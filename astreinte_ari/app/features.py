@@ -1,0 +1,120 @@
+"""What the service starts once its database answers, and the configuration in force.
+
+Alerting keeps its jobs in the database, and every accepted configuration
+version is recorded there: both wait for it (calls are taken meanwhile, the
+journal carries their trail). Part of the composition root: edges are built here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
+from astreinte_ari.adapters.store.config_versions import record_config_version
+from astreinte_ari.alerting.feed import AlertFeed
+from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.app.alerting_edges import start_alerting
+from astreinte_ari.app.startup import database_ready
+from astreinte_ari.callflow.dispatch import OnCallService
+from astreinte_ari.config.loader import ConfigError
+from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.watcher import ConfigWatcher
+from astreinte_ari.schedule.validate import load_checked_config
+
+log = logging.getLogger("astreinte_ari.app.compose")
+
+DATABASE_RETRY_S = 2.0
+
+
+class LiveConfig:
+    """The configuration in force now; swapped whole by the watcher, never mutated.
+    A call in progress keeps the plan it started with."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.current = config
+
+
+class DatabaseFeatures:
+    """Alerting and the configuration watcher, started once the database answers."""
+
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        live: LiveConfig,
+        engine: Engine,
+        metrics: ServiceMetrics,
+        service: OnCallService,
+        alert_feed: AlertFeed,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.live = live
+        self.engine = engine
+        self.metrics = metrics
+        self.service = service
+        self.alert_feed = alert_feed
+        self.clock = clock
+        self.alerting: Alerting | None = None
+        self.watcher: ConfigWatcher | None = None
+
+    def on_call_override(self, team: str, rota: str, at: datetime) -> str | None:
+        """The alerting's runtime replacements (shift starts), once alerting runs."""
+        return self.alerting.on_call_override(team, rota, at) if self.alerting else None
+
+    async def start(self) -> None:
+        while not await asyncio.to_thread(database_ready, self.engine, self.config, quiet=True):
+            await asyncio.sleep(DATABASE_RETRY_S)
+        alerting = await start_alerting(
+            config=self.config,
+            engine=self.engine,
+            service=self.service,
+            clock=self.clock,
+        )
+        if alerting is not None:
+            self.alerting = alerting
+            self.alert_feed.attach(alerting.engine.on_call_closed)
+        self.watcher = await self._watch_config()
+
+    async def close(self) -> None:
+        if self.alerting is not None:
+            await self.alerting.close()
+        if self.watcher is not None:
+            await self.watcher.stop()
+
+    async def _watch_config(self) -> ConfigWatcher:
+        """Pick up YAML edits within seconds; every accepted version goes to the trail."""
+        config, source = self.config, str(self.config.source_path)
+
+        async def record(text: str, previous: str | None) -> None:
+            try:
+                await asyncio.to_thread(record_config_version, self.engine, text, source, previous)
+            except Exception:
+                log.exception("could not record the configuration version in the audit trail")
+
+        async def on_change(new_config: AppConfig, version: str) -> None:
+            self.live.current = new_config
+            self.metrics.set_config_version(version, source)
+            await record(watcher.text, watcher.previous_text)
+            if self.alerting is not None:
+                try:
+                    await self.alerting.use_config(new_config)
+                except Exception:  # the calls already follow the new version; alerts keep the old
+                    log.exception("alerting could not follow the configuration change")
+
+        def on_error(error: ConfigError) -> None:
+            for issue in error.issues:
+                log.error("configuration refused: %s", issue)
+
+        watcher = ConfigWatcher(
+            config.source_path, config, on_change, on_error=on_error, load=load_checked_config
+        )
+        await record(watcher.text, None)
+        self.metrics.set_config_version(watcher.version, source)
+        watcher.start()
+        return watcher
