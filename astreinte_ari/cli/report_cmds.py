@@ -19,7 +19,13 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("report", parents=[common], help="KPIs over a period (managers)")
     add_date_range(p, "calls", required=True, form="YYYY-MM-DD or ISO 8601, in --tz if no zone")
     p.add_argument("--line", metavar="DID", help="only this line")
-    p.add_argument("--format", choices=("html", "csv", "json"), default="json")
+    # A document, not rows: its own formats (cli/output.py is for row lists).
+    p.add_argument(
+        "--format",
+        choices=("html", "csv", "json"),
+        default="json",
+        help="json (default), csv (section,key,subkey,value) or html (with charts)",
+    )
     p.add_argument("--tz", help="time zone for days and hours (default: the configuration's)")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_report)
@@ -27,7 +33,12 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("statement", parents=[common], help="monthly on-call statement")
     p.add_argument("--month", required=True, help="YYYY-MM")
     p.add_argument("--person", help="only this person id (default: everyone on call)")
-    p.add_argument("--format", choices=("csv", "html"), default="csv")
+    p.add_argument(
+        "--format",
+        choices=("csv", "html"),
+        default="csv",
+        help="csv (default; formula-guarded like every CSV) or html (a page per person)",
+    )
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_statement)
 
