@@ -155,7 +155,7 @@ def _cmd_calls_list(args: argparse.Namespace, ctx: CliContext) -> int:
         emit_rows(args.format, rows, columns, lambda: _print_calls_table(calls, zone))
         if args.format == "table" and limit is not None and len(calls) == limit:
             print(f"(page {args.page}; more with --page {args.page + 1})")
-        limit_notice(len(calls), total, "calls")
+        limit_notice(len(calls), total, "calls", skipped=offset)
         return EXIT_OK
 
     return run_on_database(ctx, body)

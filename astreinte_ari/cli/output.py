@@ -59,15 +59,25 @@ def more_hint(all_flag: bool) -> str:
 
 
 def limit_notice(
-    shown: int, total: int, noun: str, hint: str = "--all", stream: TextIO | None = None
+    shown: int,
+    total: int,
+    noun: str,
+    hint: str = "--all",
+    *,
+    skipped: int = 0,
+    stream: TextIO | None = None,
 ) -> None:
-    """On stderr, when rows were left out: scripts reading stdout get clean output
-    and people still learn the list is not complete."""
-    if shown < total:
-        print(
-            f"showing {shown} of {total} {noun}: use --limit N or {hint}",
-            file=stream or sys.stderr,
-        )
+    """On stderr, when rows were left out (`skipped`: the earlier pages'): scripts
+    reading stdout get clean output and people still learn the list is not whole."""
+    if skipped == 0 and shown >= total:
+        return
+    if skipped == 0:
+        which = f"{shown} of {total} {noun}"
+    elif shown:
+        which = f"{noun} {skipped + 1}-{skipped + shown} of {total}"
+    else:
+        which = f"none of {total} {noun} (past the last page)"
+    print(f"showing {which}: use --limit N or {hint}", file=stream or sys.stderr)
 
 
 def json_value(value: object) -> object:

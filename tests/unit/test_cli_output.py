@@ -138,6 +138,8 @@ def test_a_cut_list_says_so_on_stderr(url: str, capsys: pytest.CaptureFixture[st
     code, out, err = run(capsys, "alerts", "list", "--url", url, "--limit", "1")
     assert code == 0 and "alert0000002" in out and "alert0000001" not in out
     assert err == "showing 1 of 2 alerts: use --limit N or --no-limit\n"
+    code, out, err = run(capsys, "calls", "list", "--url", url, "--limit", "2", "--page", "2")
+    assert code == 0 and err == "showing calls 3-3 of 3: use --limit N or --all\n"
     code, out, err = run(capsys, "calls", "list", "--url", url)
     assert err == ""  # nothing left out, nothing said
 
