@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
@@ -34,7 +34,7 @@ from astreinte_ari.callflow.runtime import (
     SoundLibrary,
     StateMachine,
 )
-from astreinte_ari.callflow.sessions import EventConsumer, EventSession, event_key, is_channel_id
+from astreinte_ari.callflow.sessions import Binder, EventRoutes, event_key
 from astreinte_ari.callflow.telephony import (
     AppReplaced,
     CallResync,
@@ -96,9 +96,7 @@ class OnCallService:
         self._voicemail = voicemail
         self._plan_for = plan_for
         self._clock = clock
-        # channel/playback/recording id -> whoever consumes its events
-        self._owner: dict[str, EventConsumer] = {}
-        self._keys: dict[str, list[str]] = {}  # call id -> ids it owns
+        self._routes = EventRoutes()  # whose queue each PBX object's events go to
         self._tasks: set[asyncio.Task[None]] = set()
         self.fatal = asyncio.Event()  # set when another client took our app name
         # Set once connected and resynced with the PBX (cleared when the connection
@@ -115,61 +113,43 @@ class OnCallService:
 
     @property
     def active_calls(self) -> int:
-        return len(self._keys)
+        return len(self._routes.call_ids)
 
     @property
     def live_call_ids(self) -> Collection[str]:
-        return self._keys.keys()
+        return self._routes.call_ids
 
     def add_call_listener(self, listener: CallListener) -> None:
         """Called (on the event loop) with a summary of every call that ends."""
         self._call_listeners.append(listener)
 
-    def open_session(self) -> EventSession:
-        """An event queue for an outbound flow (voice alert, call-back...).
-
-        Bind the ids of the channels/playbacks it creates before creating them;
-        close it when done.
-        """
-        return EventSession(self._owner)
-
-    @contextlib.contextmanager
     def outbound_leg(
         self, *, call_id: str, channel_id: str, language: str, machine: StateMachine[S]
-    ) -> Iterator[LegRuntime[S]]:
+    ) -> contextlib.AbstractContextManager[LegRuntime[S]]:
         """The runtime of an outbound call (a voice alert) whose first leg will be
         `channel_id`: the events of every object it creates reach it until closed."""
-        keys = [channel_id]
 
-        def bind(object_id: str) -> None:
-            keys.append(object_id)
-            self._owner[object_id] = runtime
+        def make(bind: Binder) -> LegRuntime[S]:
+            return LegRuntime(
+                call_id=call_id,
+                caller_channel_id=channel_id,
+                language=language,
+                machine=machine,
+                port=self._port,
+                audit=self._audit,
+                sounds=self._sounds,
+                clock=self._clock,
+                bind=bind,
+            )
 
-        runtime = LegRuntime(
-            call_id=call_id,
-            caller_channel_id=channel_id,
-            language=language,
-            machine=machine,
-            port=self._port,
-            audit=self._audit,
-            sounds=self._sounds,
-            clock=self._clock,
-            bind=bind,
-        )
-        self._owner[channel_id] = runtime
-        try:
-            yield runtime
-        finally:
-            for key in keys:
-                if self._owner.get(key) is runtime:
-                    del self._owner[key]
+        return self._routes.leg(channel_id, make)
 
     async def handle(self, event: TelephonyEvent) -> None:
         """Route one event. Never awaits the PBX: per-call work runs in its own task."""
         if isinstance(event, ChannelEntered):
             channel = event.channel
-            if channel.id in self._owner:
-                self._route(channel.id, event)
+            if channel.id in self._routes:
+                self._routes.route(channel.id, event)
             elif channel.id.startswith(OWN_PREFIX) or event.args[:1] == ("agent",):
                 # A leg of ours whose flow has ended (answered too late): release it.
                 log.info("stray leg %s hung up", channel.id)
@@ -188,12 +168,7 @@ class OnCallService:
         else:
             key = event_key(event)
             if key is not None:
-                self._route(key, event)
-
-    def _route(self, key: str, event: TelephonyEvent) -> None:
-        runtime = self._owner.get(key)
-        if runtime is not None:
-            runtime.events.put_nowait(event)
+                self._routes.route(key, event)
 
     def _new_call(self, caller: Channel, args: tuple[str, ...]) -> None:
         """A caller entered the application: on record first, then its own task."""
@@ -219,24 +194,19 @@ class OnCallService:
             return None
 
     def _runtime(self, call_id: str, caller: Channel, plan: CallPlan) -> CallRuntime:
-        keys: list[str] = [caller.id]
-        self._keys[call_id] = keys
+        def make(bind: Binder) -> CallRuntime:
+            return CallRuntime(
+                call_id=call_id,
+                caller_channel_id=caller.id,
+                plan=plan,
+                port=self._port,
+                audit=self._audit,
+                sounds=self._sounds,
+                clock=self._clock,
+                bind=bind,
+            )
 
-        def bind(object_id: str) -> None:
-            keys.append(object_id)
-            self._owner[object_id] = runtime
-
-        runtime = CallRuntime(
-            call_id=call_id,
-            caller_channel_id=caller.id,
-            plan=plan,
-            port=self._port,
-            audit=self._audit,
-            sounds=self._sounds,
-            clock=self._clock,
-            bind=bind,
-        )
-        self._owner[caller.id] = runtime
+        runtime = self._routes.add_call(call_id, caller.id, make)
         log.info(
             "call %s: line %s (%s), %d hop(s), channel %s",
             call_id[:8],
@@ -250,7 +220,7 @@ class OnCallService:
     async def _resume(self, caller: Channel, bridged: tuple[str, str] | None) -> None:
         """A caller found on the PBX after a restart: take it back where it was."""
         call_id = call_id_for_channel(caller.id)
-        if call_id in self._keys:
+        if call_id in self._routes.call_ids:
             return
         did = caller.stasis_args[0] if caller.stasis_args else caller.exten
         plan = self._plan(did)
@@ -264,7 +234,7 @@ class OnCallService:
             log.exception("could not disarm the dialplan watchdog of %s", caller.id)
             taken = TakeResult.TAKEN
         if taken is not TakeResult.TAKEN:
-            self._release(call_id)  # left meanwhile: the sweep or the fallback has it
+            self._routes.release_call(call_id)  # left meanwhile: the sweep or the fallback has it
             return
         point = await self._lookup(caller.id)
         flow = ResumedCallFlow(runtime, caller, self._voicemail, point=point)
@@ -280,7 +250,7 @@ class OnCallService:
         try:
             await body
         finally:
-            self._release(call_id)
+            self._routes.release_call(call_id)
         if flow.closed is not None:
             self.announce_closed(flow.closed)
 
@@ -291,10 +261,6 @@ class OnCallService:
                 listener(closed)
             except Exception:
                 log.exception("call listener failed for call %s", closed.call_id[:8])
-
-    def _release(self, call_id: str) -> None:
-        for key in self._keys.pop(call_id, []):
-            self._owner.pop(key, None)
 
     def _refuse_unknown(self, call_id: str, caller: Channel, did: str) -> None:
         # Unknown DID: audited, told, hung up. The DID is never dialled.
@@ -325,7 +291,7 @@ class OnCallService:
 
     async def _play_then_hangup(self, channel_id: str, media: str) -> None:
         """Play one prompt, hang up when it ends (or the caller leaves first)."""
-        session = self.open_session()
+        session = self._routes.open_session()
         playback_id = new_object_id("pb")
         session.bind(channel_id)
         session.bind(playback_id)
@@ -352,7 +318,7 @@ class OnCallService:
         adopted: set[str] = set()
         resumes: list[Awaitable[None]] = []
         for caller in snapshot.channels:
-            if caller.stasis_app != self._app or caller.id in self._owner:
+            if caller.stasis_app != self._app or caller.id in self._routes:
                 continue
             if caller.id.startswith(OWN_PREFIX) or caller.stasis_args[:1] == ("agent",):
                 continue
@@ -365,7 +331,7 @@ class OnCallService:
             resumes.append(self._resume(caller, bridged))
         for channel in snapshot.channels:
             # Legs of an earlier process (answered or still ringing), nobody's now.
-            leftover = channel.id not in self._owner and channel.id not in adopted
+            leftover = channel.id not in self._routes and channel.id not in adopted
             if is_originated_leg(channel.id) and leftover:
                 log.warning("stray leg %s from an earlier run hung up", channel.id)
                 self._spawn(self._port.hangup(channel.id))
@@ -376,14 +342,11 @@ class OnCallService:
 
     async def _resync_live(self, present: dict[str, Channel]) -> None:
         """Tell each call in progress what the PBX holds now (and what ended)."""
-        owners: dict[int, tuple[EventConsumer, list[str]]] = {}
-        for object_id, owner in self._owner.items():
-            if is_channel_id(object_id):
-                owners.setdefault(id(owner), (owner, []))[1].append(object_id)
-        gone = {cid for _, ids in owners.values() for cid in ids if cid not in present}
+        owners = self._routes.channels_by_consumer()
+        gone = {cid for _, ids in owners for cid in ids if cid not in present}
         since = self._clock() - _RECORDS_LOOKBACK
         ended = await ended_meanwhile(self._records, gone, since)
-        for owner, ids in owners.values():
+        for owner, ids in owners:
             endings = tuple(ended[cid] for cid in ids if cid in gone)
             if isinstance(owner, LegRuntime):  # inbound calls and outbound call flows
                 in_app = tuple(
@@ -403,7 +366,7 @@ class OnCallService:
         try:
             if present is None:
                 present = await self._port.channel_ids()
-            await self.reconciler.sweep(present, self._keys.keys())
+            await self.reconciler.sweep(present, self._routes.call_ids)
         except Exception as exc:
             # Database down or ARI cut: the next gap or the periodic sweep retries.
             text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
@@ -434,6 +397,6 @@ class OnCallService:
         """Wait until no call is in progress (graceful stop)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._keys and loop.time() < deadline:
+        while self._routes.call_ids and loop.time() < deadline:
             await asyncio.sleep(0.2)
-        return not self._keys
+        return not self._routes.call_ids

@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from astreinte_ari.cli.log_format import configure_logging
+    from astreinte_ari.cli.log_format import configure_logging, quiet_third_party
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
+    quiet_third_party(args.verbose)
     func: Callable[[argparse.Namespace, CliContext], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -15,6 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext, failure
+from astreinte_ari.cli.output import (
+    add_format_options,
+    add_limit_options,
+    emit_rows,
+    limit_notice,
+    more_hint,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +33,8 @@ def register(subparsers: Any) -> None:
     sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
     p = sub.add_parser("list", parents=[common], help="open alerts (newest first)")
     p.add_argument("--all", action="store_true", help="also acknowledged/closed alerts")
-    p.add_argument("--limit", type=int, default=50)
+    add_limit_options(p, "alerts", all_flag=False)  # --all is taken: closed ones too
+    add_format_options(p)
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser(
         "show", parents=[common], help="one alert and its history (each message, each call step)"
@@ -41,6 +49,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "shifts", parents=[common], help="state of the current and next shift starts"
     )
+    add_format_options(p)
     p.set_defaults(func=_cmd_shifts)
 
 
@@ -69,14 +78,49 @@ def _when(at: datetime | None, zone: ZoneInfo | None) -> str:
     return at.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M")
 
 
+ALERT_COLUMNS = ("id", "kind", "state", "opened_at", "next_at", "chain", "team", "rota",
+                 "line_did", "line_name", "caller_number", "call_id", "acked_at", "acked_by",
+                 "ack_via")  # fmt: skip
+
+
+def _aware(at: datetime | None, zone: ZoneInfo | None) -> datetime | None:
+    """For JSON/CSV: in the display zone, with its offset (SQLite gives naive UTC)."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(zone or UTC)
+
+
+def _alert_row(a: Any, zone: ZoneInfo | None) -> dict[str, object]:
+    row = {name: getattr(a, name) for name in ALERT_COLUMNS}
+    for name in ("opened_at", "next_at", "acked_at"):
+        row[name] = _aware(row[name], zone)
+    if not a.is_open:
+        row["next_at"] = None  # as in the table: a closed alert has no next step
+    return row
+
+
 def _cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
     config, url = _load(ctx)
     zone = ZoneInfo(config.timezone) if config and config.timezone else None
     store = _store(url)
-    alerts = store.list(open_only=not args.all, limit=args.limit)
+    try:
+        limit = None if args.no_limit else args.limit
+        alerts = store.list(open_only=not args.all, limit=limit)
+        total = len(alerts) if limit is None else store.count(open_only=not args.all)
+    finally:
+        store.engine.dispose()
+    rows = [_alert_row(a, zone) for a in alerts]
+    emit_rows(args.format, rows, ALERT_COLUMNS, lambda: _print_alerts(args, alerts, config, zone))
+    limit_notice(len(alerts), total, "alerts", more_hint(all_flag=False))
+    return EXIT_OK
+
+
+def _print_alerts(
+    args: argparse.Namespace, alerts: list[Any], config: Any, zone: ZoneInfo | None
+) -> None:
     if not alerts:
         print("no open alert" if not args.all else "no alert")
-        return EXIT_OK
+        return
     print(f"times in {config.timezone if zone else 'UTC'}")
     print(f"{'ID':<12}  {'KIND':<12}  {'STATE':<9}  {'OPENED':<16}  {'NEXT':<16}  WHO / WHAT")
     for a in alerts:
@@ -91,8 +135,6 @@ def _cmd_list(args: argparse.Namespace, ctx: CliContext) -> int:
             f"{a.id:<12}  {a.kind:<12}  {a.state:<9}  {_when(a.opened_at, zone):<16}  "
             f"{next_at:<16}  {','.join(a.chain)}: {what}"
         )
-    store.engine.dispose()
-    return EXIT_OK
 
 
 def _cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -147,6 +189,9 @@ def _cmd_ack(args: argparse.Namespace, ctx: CliContext) -> int:
     return EXIT_OK
 
 
+SHIFT_COLUMNS = ("team", "rota", "person_id", "start", "end", "status")
+
+
 def _cmd_shifts(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.alerting.shifts import shift_states
 
@@ -156,15 +201,27 @@ def _cmd_shifts(args: argparse.Namespace, ctx: CliContext) -> int:
         return EXIT_USAGE
     zone = ZoneInfo(config.timezone)
     store = _store(url)
-    states = shift_states(config, store, datetime.now(UTC))
-    store.engine.dispose()
+    try:
+        states = shift_states(config, store, datetime.now(UTC))
+    finally:
+        store.engine.dispose()
+    rows = [
+        {"team": s.spec.team, "rota": s.spec.rota, "person_id": s.shift.person_id,
+         "start": _aware(s.shift.start, zone), "end": _aware(s.shift.end, zone),
+         "status": s.status}
+        for s in states
+    ]  # fmt: skip
+    emit_rows(args.format, rows, SHIFT_COLUMNS, lambda: _print_shifts(states, zone))
+    return EXIT_OK
+
+
+def _print_shifts(states: list[Any], zone: ZoneInfo) -> None:
     if not states:
         print("no shift-start alert configured (alerting.shift_start)")
-        return EXIT_OK
+        return
     print(f"{'TEAM/ROTA':<20}  {'FROM':<16}  {'TO':<16}  {'PERSON':<10}  STATE")
     for s in states:
         print(
             f"{s.spec.team + '/' + s.spec.rota:<20}  {_when(s.shift.start, zone):<16}  "
             f"{_when(s.shift.end, zone):<16}  {s.shift.person_id:<10}  {s.status}"
         )
-    return EXIT_OK

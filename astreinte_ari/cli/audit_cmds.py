@@ -11,7 +11,12 @@ from typing import Any
 
 from astreinte_ari.cli.audit_keys import public_keys, register_keygen
 from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext, failure
-from astreinte_ari.cli.database import database_options, parse_when, run_on_database
+from astreinte_ari.cli.database import (
+    add_date_range,
+    database_options,
+    parse_when,
+    run_on_database,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -78,15 +83,14 @@ def _checkpoint_policy(args: argparse.Namespace, ctx: CliContext) -> Any:
 
 
 def _range_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="since", help="records from this date/time (ISO 8601)")
-    p.add_argument("--to", dest="until", help="records before this date/time (ISO 8601)")
+    add_date_range(p, "records")
 
 
 def _cmd_verify(args: argparse.Namespace, ctx: CliContext) -> int:
     def body(url: str) -> int:
         from astreinte_ari.adapters.store.audit_verify import verify
 
-        since, until = parse_when(args.since, "--from"), parse_when(args.until, "--to")
+        since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
         engine = ctx.open_database(url)
         try:
             open_after = timedelta(minutes=args.open_after) if args.open_after > 0 else None
@@ -155,7 +159,7 @@ def _cmd_export(args: argparse.Namespace, ctx: CliContext) -> int:
         from astreinte_ari.adapters.store.audit_checkpoints import load_private_key
         from astreinte_ari.adapters.store.audit_export import export_log, read_key
 
-        since, until = parse_when(args.since, "--from"), parse_when(args.until, "--to")
+        since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
         key_file = args.key_file
         config = ctx.lenient_config()
         if config is not None and config.audit is None:

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
+from astreinte_ari.cli.output import add_format_options, emit_rows
 from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
@@ -50,6 +51,7 @@ def register(sub: Any) -> None:
         metavar='"YYYY-MM-DD HH:MM"',
         help="local time in the configuration's time zone (default: now)",
     )
+    add_format_options(who)
     who.set_defaults(func=cmd_who)
 
 
@@ -181,14 +183,38 @@ def cmd_who(args: argparse.Namespace, ctx: CliContext) -> int:
         for did, line in config.lines.items()
         if (args.line is None or did == args.line) and (args.team is None or line.team == args.team)
     ]
-    print(f"At {_local(at, config)}:")
-    for did in dids:
-        plan = build_plan(config, did, at)
-        if plan is not None:
+    plans = [p for p in (build_plan(config, did, at) for did in dids) if p is not None]
+
+    def table() -> None:
+        print(f"At {_local(at, config)}:")
+        for plan in plans:
             print()
             _print_plan(plan)
-    teams = [args.team] if args.team else sorted({config.lines[d].team for d in dids})
-    for team_name in teams:
-        print(f"\nteam {team_name}:")
-        _print_rotas(config, team_name, at)
+        teams = [args.team] if args.team else sorted({config.lines[d].team for d in dids})
+        for team_name in teams:
+            print(f"\nteam {team_name}:")
+            _print_rotas(config, team_name, at)
+
+    local = at.astimezone(ZoneInfo(config.timezone)).replace(microsecond=0)
+    rows = [row for plan in plans for row in _cascade_rows(plan, local)]
+    emit_rows(args.format, rows, WHO_COLUMNS, table)
     return 0
+
+
+# One row per step of each line's cascade; a line that rings nobody has one row
+# with an empty step (its `then` says where the call goes).
+WHO_COLUMNS = ("at", "did", "line_name", "team", "period", "step", "label", "person_id",
+               "person_name", "number", "ring_timeout_s", "require_accept", "then")  # fmt: skip
+
+
+def _cascade_rows(plan: CallPlan, at: datetime) -> list[dict[str, object]]:
+    line = {"at": at, "did": plan.did, "line_name": plan.line_name, "team": plan.team,
+            "period": f"{plan.period}", "then": f"{plan.final}"}  # fmt: skip
+    if not plan.hops:
+        return [line]
+    return [
+        {**line, "step": step, "label": hop.label, "person_id": hop.person_id,
+         "person_name": hop.person_name, "number": hop.number,
+         "ring_timeout_s": hop.ring_timeout_s, "require_accept": hop.require_accept}
+        for step, hop in enumerate(plan.hops, 1)
+    ]  # fmt: skip

@@ -70,3 +70,32 @@ def parse_when(text: str | None, option: str, zone: tzinfo | None = None) -> dat
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone) if zone else value.astimezone()
     return value
+
+
+def add_date_range(
+    parser: argparse.ArgumentParser,
+    noun: str,
+    *,
+    required: bool = False,
+    metavar: str = "WHEN",
+    form: str = "ISO 8601 date or date/time, local time if no zone",
+) -> None:
+    """--since/--until, the same on every command that filters by date (issue 18):
+    since inclusive, until exclusive, so consecutive ranges never count a record
+    twice. --from/--to, the older spelling of some commands, stay as aliases."""
+    parser.add_argument(
+        "--since",
+        "--from",
+        dest="since",
+        metavar=metavar,
+        required=required,
+        help=f"{noun} from this time on, inclusive ({form}; --from is an alias)",
+    )
+    parser.add_argument(
+        "--until",
+        "--to",
+        dest="until",
+        metavar=metavar,
+        required=required,
+        help=f"{noun} before this time, exclusive ({form}; --to is an alias)",
+    )

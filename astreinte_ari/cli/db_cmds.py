@@ -7,14 +7,31 @@ The database comes from `--url`, else from the configuration given with `-c`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any
 
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.cli.context import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliContext
-from astreinte_ari.cli.database import database_options, parse_when, run_on_database
+from astreinte_ari.cli.database import (
+    add_date_range,
+    database_options,
+    parse_when,
+    run_on_database,
+)
 from astreinte_ari.cli.formatting import caller_label, duration, local_time
+from astreinte_ari.cli.output import (
+    add_format_options,
+    add_limit_options,
+    emit_rows,
+    limit_notice,
+    print_table,
+)
+
+if TYPE_CHECKING:  # SQLAlchemy is heavy: imported when a command reads the database
+    from astreinte_ari.adapters.store.queries import CallFilters
 
 
 def register(subparsers: Any) -> None:
@@ -30,15 +47,9 @@ def register(subparsers: Any) -> None:
     calls = subparsers.add_parser("calls", help="audit trail of calls")
     calls_sub = calls.add_subparsers(dest="calls_command", metavar="ACTION", required=True)
     p = calls_sub.add_parser("list", parents=[common], help="recent calls, newest first")
-    p.add_argument("--limit", type=int, default=50, help="at most N calls per page (default 50)")
+    add_limit_options(p, "calls", all_flag=True)
     p.add_argument("--page", type=int, default=1, help="page N of the result (default 1)")
-    p.add_argument(
-        "--since",
-        "--from",
-        dest="since",
-        help="calls from this date/time (ISO 8601, local time if no zone)",
-    )
-    p.add_argument("--until", "--to", dest="until", help="calls before this date/time (ISO 8601)")
+    add_date_range(p, "calls")
     p.add_argument("--line", metavar="DID", help="only this line (called number)")
     p.add_argument("--outcome", choices=[o.value for o in CallOutcome], help="only this outcome")
     p.add_argument("--period", help="only this period (business, after_hours, night, ...)")
@@ -50,8 +61,7 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="callers who waited at least S seconds (to connection or hang-up)",
     )
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--json", action="store_true", help="same as --format json")
+    add_format_options(p)
     p.set_defaults(func=_cmd_calls_list)
     p = calls_sub.add_parser("show", parents=[common], help="timeline of one call")
     p.add_argument("id", help="call id, or a unique prefix of it")
@@ -118,82 +128,70 @@ def _cmd_calls_list(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.limit < 1 or args.page < 1:
         print("astreinte: --limit and --page must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    output = "json" if args.json else args.format
+    limit = None if args.no_limit else args.limit
 
     def body(url: str) -> int:
-        from astreinte_ari.adapters.store.queries import list_calls
+        from astreinte_ari.adapters.store.queries import count_calls, list_calls
 
         zone = ctx.display_zone()
         since = parse_when(args.since, "--since", zone)
         until = parse_when(args.until, "--until", zone)
+        filters: CallFilters = {
+            "since": since, "until": until, "did": args.line, "outcome": args.outcome,
+            "period": args.period, "caller": args.caller, "person": args.person,
+            "min_wait": args.min_wait,
+        }  # fmt: skip
         engine = ctx.open_database(url)
         try:
-            calls = list_calls(
-                engine, since=since, until=until, did=args.line, outcome=args.outcome,
-                period=args.period, caller=args.caller, person=args.person,
-                min_wait=args.min_wait, limit=args.limit, offset=(args.page - 1) * args.limit,
-            )  # fmt: skip
+            offset = 0 if limit is None else (args.page - 1) * limit
+            calls = list_calls(engine, limit=limit, offset=offset, **filters)
+            total = len(calls) if limit is None else count_calls(engine, **filters)
         finally:
             engine.dispose()
-        if output == "json":
-            print(json.dumps([c.to_json_dict() for c in calls], indent=2, ensure_ascii=False))
-            return EXIT_OK
-        if output == "csv":
-            _print_csv([c.to_json_dict() for c in calls])
-            return EXIT_OK
-        if not calls:
-            print("no calls")
-            return EXIT_OK
-        header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
-        rows = [
-            (
-                local_time(c.started_at, zone),
-                f"{c.line_name} {c.did}".strip(),
-                caller_label(c.caller_number, c.caller_name)[:40],
-                c.outcome or "(in progress)",
-                str(c.hop_count),
-                duration(c.wait_seconds),
-                duration(c.talk_seconds),
-                c.id[:8],  # enough for `calls show`, which takes a unique prefix
-            )
-            for c in calls
-        ]
-        _print_table(header, rows)
-        if len(calls) == args.limit:
+        rows = [c.to_json_dict() for c in calls]
+        # json: every field of the call (as `calls show --json` without hops); csv: the
+        # columns a spreadsheet needs.
+        columns = _CSV_COLUMNS if args.format == "csv" else _json_columns()
+        emit_rows(args.format, rows, columns, lambda: _print_calls_table(calls, zone))
+        if args.format == "table" and limit is not None and len(calls) == limit:
             print(f"(page {args.page}; more with --page {args.page + 1})")
+        limit_notice(len(calls), total, "calls", skipped=offset)
         return EXIT_OK
 
     return run_on_database(ctx, body)
 
 
-def _print_csv(rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    columns = ["id", "started_at", "did", "line_name", "period", "caller_number", "caller_name",
-               "outcome", "outcome_detail", "accepted_person_id", "hop_count", "wait_seconds",
-               "talk_seconds", "answered_at", "ended_at", "voicemail_path"]  # fmt: skip
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        # Stored text is already escaped (safe_text); a leading =,+,-,@ could still be read
-        # as a formula by a spreadsheet: prefix such cells with a quote.
-        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+_CSV_COLUMNS = ["id", "started_at", "did", "line_name", "period", "caller_number", "caller_name",
+                "outcome", "outcome_detail", "accepted_person_id", "hop_count", "wait_seconds",
+                "talk_seconds", "answered_at", "ended_at", "voicemail_path"]  # fmt: skip
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _is_number(value):
-        return "'" + value
-    return value
+def _json_columns() -> list[str]:
+    from astreinte_ari.adapters.store.queries import CallSummary
+
+    names = [f.name for f in dataclasses.fields(CallSummary)]
+    return names if "wait_seconds" in names else [*names, "wait_seconds"]
 
 
-def _is_number(text: str) -> bool:
-    return text.lstrip("+-").replace(".", "", 1).isdigit()
-
-
-def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def _print_calls_table(calls: list[Any], zone: tzinfo | None) -> None:
+    if not calls:
+        print("no calls")
+        return
+    header = ("TIME", "LINE", "CALLER", "OUTCOME", "HOPS", "WAIT", "TALK", "ID")
+    rows = [
+        (
+            local_time(c.started_at, zone),
+            f"{c.line_name} {c.did}".strip(),
+            caller_label(c.caller_number, c.caller_name)[:40],
+            c.outcome or "(in progress)",
+            str(c.hop_count),
+            duration(c.wait_seconds),
+            duration(c.talk_seconds),
+            c.id[:8],  # enough for `calls show`, which takes a unique prefix
+        )
+        for c in calls
+    ]
+    print_table(header, rows)
 
 
 def _cmd_calls_show(args: argparse.Namespace, ctx: CliContext) -> int:

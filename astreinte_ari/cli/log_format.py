@@ -130,3 +130,16 @@ def configure_logging(level: int, log_format: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else text_formatter())
     handler._astreinte = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+
+
+# Libraries whose INFO lines are noise for an operator: APScheduler writes two lines
+# ("Running job", "executed successfully") for every 30-second job, drowning the
+# calls in the journal; aiohttp.access would log every /metrics scrape if a server
+# were ever built with its access log on. Their warnings and errors still show.
+QUIET_LOGGERS = ("apscheduler", "aiohttp.access")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party INFO off unless -v (then DEBUG everywhere, as asked)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)

@@ -11,16 +11,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from astreinte_ari.cli.context import EXIT_OK, EXIT_USAGE, CliContext, usage_error
-from astreinte_ari.cli.database import database_options, run_on_database
+from astreinte_ari.cli.database import add_date_range, database_options, run_on_database
 
 
 def register(subparsers: Any) -> None:
     common = database_options()
     p = subparsers.add_parser("report", parents=[common], help="KPIs over a period (managers)")
-    p.add_argument("--from", dest="since", required=True, help="first day (YYYY-MM-DD or ISO)")
-    p.add_argument("--to", dest="until", required=True, help="end, exclusive (YYYY-MM-DD or ISO)")
+    add_date_range(p, "calls", required=True, form="YYYY-MM-DD or ISO 8601, in --tz if no zone")
     p.add_argument("--line", metavar="DID", help="only this line")
-    p.add_argument("--format", choices=("html", "csv", "json"), default="json")
+    # A document, not rows: its own formats (cli/output.py is for row lists).
+    p.add_argument(
+        "--format",
+        choices=("html", "csv", "json"),
+        default="json",
+        help="json (default), csv (section,key,subkey,value) or html (with charts)",
+    )
     p.add_argument("--tz", help="time zone for days and hours (default: the configuration's)")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_report)
@@ -28,7 +33,12 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("statement", parents=[common], help="monthly on-call statement")
     p.add_argument("--month", required=True, help="YYYY-MM")
     p.add_argument("--person", help="only this person id (default: everyone on call)")
-    p.add_argument("--format", choices=("csv", "html"), default="csv")
+    p.add_argument(
+        "--format",
+        choices=("csv", "html"),
+        default="csv",
+        help="csv (default; formula-guarded like every CSV) or html (a page per person)",
+    )
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_statement)
 
@@ -60,9 +70,9 @@ def _cmd_report(args: argparse.Namespace, ctx: CliContext) -> int:
             zone = ZoneInfo(tz_name)
         except Exception:
             raise usage_error(f"--tz: unknown time zone {tz_name!r}") from None
-        since, until = _when(args.since, "--from", zone), _when(args.until, "--to", zone)
+        since, until = _when(args.since, "--since", zone), _when(args.until, "--until", zone)
         if until <= since:
-            raise usage_error("--to must be after --from")
+            raise usage_error("--until must be after --since")
         engine = ctx.open_database(url)
         try:
             report = build_report(engine, since, until, timezone=tz_name, line=args.line)

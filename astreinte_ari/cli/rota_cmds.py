@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
+from astreinte_ari.cli.database import add_date_range
+from astreinte_ari.cli.output import add_format_options, emit_rows
 from astreinte_ari.config.model import AppConfig, TeamConfig
 from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, month_grid
 
@@ -22,6 +24,7 @@ def register(sub: Any) -> None:
     add_config_option(show)
     show.add_argument("--team", required=True)
     show.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    add_format_options(show)  # json/csv: one row per shift instead of the grid
     show.set_defaults(func=cmd_show)
 
     ical = rota_sub.add_parser("ical", help="write an iCalendar (.ics) feed of the shifts")
@@ -29,8 +32,9 @@ def register(sub: Any) -> None:
     who = ical.add_mutually_exclusive_group(required=True)
     who.add_argument("--team")
     who.add_argument("--person", help="person id; every team they belong to")
-    ical.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="default: today")
-    ical.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="default: 1 year later")
+    add_date_range(
+        ical, "shifts", metavar="YYYY-MM-DD", form="a day; default: today, and 1 year later"
+    )
     ical.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     ical.set_defaults(func=cmd_ical)
 
@@ -58,8 +62,36 @@ def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
     except ValueError:
         print(f"error: --month {args.month!r} is not like 2026-12", file=sys.stderr)
         return 2
-    print(month_grid(args.team, team, month.year, month.month))
+    emit_rows(
+        args.format,
+        _month_shifts(args.team, team, month),
+        ROTA_COLUMNS,
+        lambda: print(month_grid(args.team, team, month.year, month.month)),
+    )
     return 0
+
+
+ROTA_COLUMNS = ("team", "rota", "person_id", "start", "end", "source", "layer", "reason")
+
+
+def _month_shifts(name: str, team: TeamConfig, month: date) -> list[dict[str, object]]:
+    """The shifts the grid draws, as rows: each rota's shifts overlapping the month
+    (local midnight to midnight), times in the team's zone."""
+    from zoneinfo import ZoneInfo
+
+    from astreinte_ari.schedule.rota import shifts
+
+    first = month.replace(day=1)
+    after = (first + timedelta(days=32)).replace(day=1)
+    begin, end = day_bounds(team, first)[0], day_bounds(team, after)[0]
+    zone = ZoneInfo(team.timezone) if team.timezone else UTC
+    return [
+        {"team": name, "rota": rota, "person_id": s.person_id,
+         "start": s.start.astimezone(zone), "end": s.end.astimezone(zone),
+         "source": f"{s.source}", "layer": s.layer, "reason": s.reason}
+        for rota in team.rotas
+        for s in shifts(team, rota, begin, end)
+    ]  # fmt: skip
 
 
 def _day(value: str | None, default: date) -> date:
@@ -69,8 +101,8 @@ def _day(value: str | None, default: date) -> date:
 def cmd_ical(args: argparse.Namespace, ctx: CliContext) -> int:
     config = ctx.config(CHECKING)
     try:
-        first = _day(args.start, date.today())
-        last = _day(args.end, first + timedelta(days=365))
+        first = _day(args.since, date.today())
+        last = _day(args.until, first + timedelta(days=365))
     except ValueError as exc:
         print(f"error: {exc} (dates look like 2026-12-24)", file=sys.stderr)
         return 2

@@ -7,12 +7,12 @@ fetch): it opens offline and can be mailed or archived as it is.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
 from typing import Any
 
+from astreinte_ari.reports.csv_safe import SafeWriter
 from astreinte_ari.reports.kpis import WEEKDAYS, Report
 
 
@@ -31,7 +31,7 @@ def _sec(value: float | None) -> str:
 def to_csv(report: Report) -> str:
     """Long format: section,key,subkey,value (one KPI per row; easy to pivot)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # formula-injection guard: csv_safe.py
     writer.writerow(["section", "key", "subkey", "value"])
     data = report.to_json_dict()
     for key in ("from", "to", "timezone", "line", "calls", "answered", "abandoned", "voicemail",

@@ -16,7 +16,6 @@ the end of the previous one (daily rest interrupted).
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from sqlalchemy import ColumnElement, Engine, and_, or_, select
 from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.config.reporting import CompensationConfig
 from astreinte_ari.public_holidays import country_holidays
+from astreinte_ari.reports.csv_safe import SafeWriter
 
 # Label of the hop a voice alert writes when the agent presses 2 to call the caller
 # back (adapters/notify/voice.py): paid as an intervention from the caller's answer.
@@ -199,7 +199,7 @@ def people_with_interventions(engine: Engine, start: datetime, end: datetime) ->
 
 def to_csv(statements: list[Statement], zone: ZoneInfo) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # formula-injection guard: csv_safe.py
     writer.writerow(["person", "month", "item", "start", "end", "hours", "detail"])
     for st in statements:
         for p in st.periods:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    func,
     insert,
     select,
     update,
@@ -157,12 +158,23 @@ class AlertStore:
             ).first()
             return None if row is None else _alert(row)
 
-    def list(self, *, open_only: bool = True, limit: int = 100) -> list[Alert]:
-        stmt = select(alerts_table).order_by(alerts_table.c.opened_at.desc()).limit(limit)
+    def list(self, *, open_only: bool = True, limit: int | None = 100) -> list[Alert]:
+        """Newest first; limit None: all of them."""
+        stmt = select(alerts_table).order_by(alerts_table.c.opened_at.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
         if open_only:
             stmt = stmt.where(alerts_table.c.state.in_(OPEN_STATES))
         with self.engine.connect() as conn:
             return [_alert(r) for r in conn.execute(stmt)]
+
+    def count(self, *, open_only: bool = True) -> int:
+        """How many alerts list() would give without a limit."""
+        stmt = select(func.count()).select_from(alerts_table)
+        if open_only:
+            stmt = stmt.where(alerts_table.c.state.in_(OPEN_STATES))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def update(self, alert_id: str, *, only_if_open: bool = False, **values: object) -> bool:
         """Returns False when nothing was updated (e.g. already acknowledged)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Engine, Select, exists, func, or_, select
 
@@ -156,35 +156,25 @@ _TRANSITION_FIELDS = [f.name for f in dataclasses.fields(TransitionRecord)]
 _SUMMARY_FIELDS = [f.name for f in dataclasses.fields(CallSummary) if f.name != "hop_count"]
 
 
-def list_calls(
-    engine: Engine,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    did: str | None = None,
-    outcome: str | None = None,
-    period: str | None = None,
-    caller: str | None = None,
-    person: str | None = None,
-    min_wait: float | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[CallSummary]:
-    """Calls newest first; `since` inclusive, `until` exclusive (aware datetimes).
+class CallFilters(TypedDict, total=False):
+    """The filters of list_calls and count_calls (see list_calls)."""
 
-    caller: substring of the caller number or name (as stored); person: a
-    person id rung by any hop of the call; min_wait: seconds from arrival to
-    connection, or to the end for a call never connected.
-    """
-    hop_count = (
-        select(func.count(hops_table.c.id))
-        .where(hops_table.c.call_id == calls_table.c.id)
-        .correlate(calls_table)
-        .scalar_subquery()
-    )
-    stmt: Select[Any] = select(
-        *(calls_table.c[name] for name in _SUMMARY_FIELDS), hop_count.label("hop_count")
-    )
+    since: datetime | None
+    until: datetime | None
+    did: str | None
+    outcome: str | None
+    period: str | None
+    caller: str | None
+    person: str | None
+    min_wait: float | None
+
+
+def _call_filters(engine: Engine, stmt: Select[Any], filters: CallFilters) -> Select[Any]:
+    """`stmt` narrowed by the filters of list_calls (count_calls shares them, so the
+    "showing N of M" notice counts exactly what the list pages through)."""
+    since, until = filters.get("since"), filters.get("until")
+    did, outcome, period = filters.get("did"), filters.get("outcome"), filters.get("period")
+    caller, person, min_wait = filters.get("caller"), filters.get("person"), filters.get("min_wait")
     if since is not None:
         stmt = stmt.where(calls_table.c.started_at >= since)
     if until is not None:
@@ -212,14 +202,46 @@ def list_calls(
         reached = func.coalesce(calls_table.c.answered_at, calls_table.c.ended_at)
         wait = seconds_between(engine.dialect.name, calls_table.c.started_at, reached)
         stmt = stmt.where(wait >= min_wait)
-    stmt = (
-        stmt.order_by(calls_table.c.started_at.desc(), calls_table.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    return stmt
+
+
+def list_calls(
+    engine: Engine,
+    *,
+    limit: int | None = 50,
+    offset: int = 0,
+    **filters: Unpack[CallFilters],
+) -> list[CallSummary]:
+    """Calls newest first; `since` inclusive, `until` exclusive (aware datetimes);
+    limit None: all of them.
+
+    caller: substring of the caller number or name (as stored); person: a
+    person id rung by any hop of the call; min_wait: seconds from arrival to
+    connection, or to the end for a call never connected.
+    """
+    hop_count = (
+        select(func.count(hops_table.c.id))
+        .where(hops_table.c.call_id == calls_table.c.id)
+        .correlate(calls_table)
+        .scalar_subquery()
     )
+    stmt: Select[Any] = select(
+        *(calls_table.c[name] for name in _SUMMARY_FIELDS), hop_count.label("hop_count")
+    )
+    stmt = _call_filters(engine, stmt, filters)
+    stmt = stmt.order_by(calls_table.c.started_at.desc(), calls_table.c.id.desc()).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     return [CallSummary(**row) for row in rows]
+
+
+def count_calls(engine: Engine, **filters: Unpack[CallFilters]) -> int:
+    """How many calls list_calls would give without a limit (same filters)."""
+    stmt = _call_filters(engine, select(func.count()).select_from(calls_table), filters)
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())
 
 
 def get_call(engine: Engine, call_id_or_unique_prefix: str) -> CallDetail | None:
