@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.http.alert_links import LinkEndpoint
+from astreinte_ari.adapters.metrics.alerts import MeteredNotifier
+from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
 from astreinte_ari.adapters.notify.voice import VoiceNotifier
@@ -88,6 +90,7 @@ async def start_alerting(
     clock: Callable[[], datetime],
     paused: bool = False,
     links_port: int | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> Alerting | None:
     """Start alerts if `alerting:` is configured; None otherwise.
 
@@ -103,6 +106,8 @@ async def start_alerting(
     notifiers = build_notifiers(
         config, engine=engine, service=service, current_config=lambda: alerting.config
     )
+    if metrics is not None:  # deliveries by channel and result (/metrics)
+        notifiers = {via: MeteredNotifier(n, metrics) for via, n in notifiers.items()}
     signer = LinkSigner(link_key(config))  # links sent by earlier releases
     links = AlertLinkStore(engine)
     scheduler = PersistentScheduler(engine, paused=paused)

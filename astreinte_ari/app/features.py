@@ -75,6 +75,7 @@ class DatabaseFeatures:
             engine=self.engine,
             service=self.service,
             clock=self.clock,
+            metrics=self.metrics,
         )
         if alerting is not None:
             self.alerting = alerting

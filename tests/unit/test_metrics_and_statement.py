@@ -58,6 +58,45 @@ async def test_metrics_endpoint() -> None:
         assert line in body
 
 
+async def test_metrics_per_line_reconnects_deliveries_and_process() -> None:
+    from astreinte_ari.adapters.metrics.alerts import MeteredNotifier
+    from astreinte_ari.alerting.ports import AlertMessage, Delivery, NotifyError, Recipient
+
+    metrics = ServiceMetrics()
+    plan = SimpleNamespace(line_name="Maintenance")
+    metrics.on_call_closed(SimpleNamespace(call_id="c1", outcome=CallOutcome.ACCEPTED, plan=plan))
+    metrics.set_ari_connected(True)  # the first connection is not a reconnect
+    metrics.set_ari_connected(False)
+    metrics.set_ari_connected(True)
+    metrics.set_ari_connected(True)  # still up: not another one
+
+    class Sms:
+        channel = "sms"
+
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        async def send(self, *args: object) -> Delivery:
+            if self.fail:
+                raise NotifyError("gateway down")
+            return Delivery("sent")
+
+    who = Recipient("p1", "P1", "+33600000001", None)
+    message = AlertMessage("a1", "missed_call", "s", "t", "fr")
+    await MeteredNotifier(Sms(False), metrics).send(who, message)
+    with pytest.raises(NotifyError):
+        await MeteredNotifier(Sms(True), metrics).send(who, message)
+    body = metrics.render().decode()
+    for line in (
+        'astreinte_line_calls_total{line="Maintenance",outcome="accepted"} 1.0',
+        "astreinte_ari_reconnects_total 1.0",
+        'astreinte_alert_deliveries_total{channel="sms",result="sent"} 1.0',
+        'astreinte_alert_deliveries_total{channel="sms",result="failed"} 1.0',
+    ):
+        assert line in body, body
+    assert "process_resident_memory_bytes" in body and "python_gc_objects_collected_total" in body
+
+
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=PARIS).astimezone(UTC)
 

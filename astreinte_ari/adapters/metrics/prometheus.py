@@ -18,8 +18,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -55,6 +58,32 @@ class ServiceMetrics:
         self.config_info = Info(
             "astreinte_config", "Configuration version in use", registry=self.registry
         )
+        # Per line: bounded by the configuration's lines (never caller numbers or ids).
+        self.line_calls = Counter(
+            "astreinte_line_calls",
+            "Calls ended, by line and outcome",
+            ["line", "outcome"],
+            registry=self.registry,
+        )
+        self.ari_reconnects = Counter(
+            "astreinte_ari_reconnects",
+            "ARI websocket connections after the first (each follows an outage)",
+            registry=self.registry,
+        )
+        self.alert_deliveries = Counter(
+            "astreinte_alert_deliveries",
+            "Alert notifications, by channel (email, sms, voice) and result (sent, failed)",
+            ["channel", "result"],
+            registry=self.registry,
+        )
+        if registry is None:
+            # A registry of our own drops prometheus_client's defaults: process_*
+            # (RSS, CPU, open fds), python_gc_* and python_info are added back.
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self._ever_connected = False
+        self._connected = False
         self._started: dict[str, datetime] = {}
 
     def on_audit_event(self, event: AuditEvent) -> None:
@@ -74,13 +103,23 @@ class ServiceMetrics:
     def on_call_closed(self, closed: Any) -> None:
         """closed: astreinte_ari.callflow.call.CallClosed."""
         self.calls.labels(outcome=str(closed.outcome)).inc()
+        plan = getattr(closed, "plan", None)
+        line = plan.line_name if plan is not None else "unknown"
+        self.line_calls.labels(line=line, outcome=str(closed.outcome)).inc()
         self._started.pop(closed.call_id, None)
 
     def set_open_alerts(self, count: int) -> None:
         self.open_alerts.set(count)
 
     def set_ari_connected(self, connected: bool) -> None:
+        if connected and self._ever_connected and not self._connected:
+            self.ari_reconnects.inc()
+        self._ever_connected = self._ever_connected or connected
+        self._connected = connected
         self.ari_connected.set(1 if connected else 0)
+
+    def on_alert_delivery(self, channel: str, sent: bool) -> None:
+        self.alert_deliveries.labels(channel=channel, result="sent" if sent else "failed").inc()
 
     def set_config_version(self, version: str, source: str = "") -> None:
         self.config_info.info({"version": version, "source": source})
