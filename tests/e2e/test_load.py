@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
-from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
+from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port, free_rtp_range
 from tests.e2e.rig import ARI_PASSWORD, ServiceProcess
 from tests.rig.postgres import PostgresHandle, stoppable_postgres
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp
@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.load]
 LOAD_DID = "+33180000099"
 LOAD_AGENT = "+33619999999"
 CALLS = int(os.environ.get("ASTREINTE_LOAD_CALLS", "200"))
+# sipp takes media ports upwards from its -mp base: room for every concurrent call.
+SIPP_MEDIA_PORTS = 4 * (CALLS + 50)
 RATE_PER_S = 7.5
 TALK_MS = 30000
 OUTAGE_S = float(os.environ.get("ASTREINTE_OUTAGE_S", "60"))
@@ -90,7 +92,7 @@ def test_200_concurrent_calls_with_a_60s_database_outage(
         "agents",
         agent_scenario("accept", dtmf_after_ms=1000),
         local_port=agent_port,
-        media_port=40000,
+        media_port=free_rtp_range(SIPP_MEDIA_PORTS)[0],  # free, picked now
         calls=CALLS,
         concurrency=CALLS + 50,
         timeout_s=600,
@@ -102,7 +104,7 @@ def test_200_concurrent_calls_with_a_60s_database_outage(
             number="+3319900[call_number]", name="Load", hold_ms=TALK_MS + 10000, speech=None
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=42000,
+        media_port=free_rtp_range(SIPP_MEDIA_PORTS)[0],
         remote=f"127.0.0.1:{pbx.sip_port}",
         service=LOAD_DID,
         calls=CALLS,
