@@ -29,7 +29,7 @@ class MeteredNotifier:
     ) -> Delivery:
         try:
             delivery = await self._notifier.send(to, message, acknowledge, progress)
-        except BaseException:
+        except Exception:  # a cancelled send (shutdown) is not a failed delivery
             self._metrics.on_alert_delivery(self.channel, sent=False)
             raise
         self._metrics.on_alert_delivery(self.channel, sent=True)

@@ -103,9 +103,7 @@ class ServiceMetrics:
     def on_call_closed(self, closed: Any) -> None:
         """closed: astreinte_ari.callflow.call.CallClosed."""
         self.calls.labels(outcome=str(closed.outcome)).inc()
-        plan = getattr(closed, "plan", None)
-        line = plan.line_name if plan is not None else "unknown"
-        self.line_calls.labels(line=line, outcome=str(closed.outcome)).inc()
+        self.line_calls.labels(line=closed.plan.line_name, outcome=str(closed.outcome)).inc()
         self._started.pop(closed.call_id, None)
 
     def set_open_alerts(self, count: int) -> None:
