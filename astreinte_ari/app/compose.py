@@ -238,6 +238,11 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         ),
     )
     fallback = FallbackLink(lambda: live.current, writer, engine, plan_for, service.announce_closed)
+    metrics.sample(
+        journal_events=lambda: writer.pending,
+        journal_bytes=writer.journal.size,
+        fallback_imported=lambda: fallback.imported,
+    )
     alert_feed = AlertFeed()  # holds ended calls until alerting runs
     service.add_call_listener(metrics.on_call_closed)
     service.add_call_listener(alert_feed.on_call_closed)
@@ -271,6 +276,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         lambda: keep_voicemails_stored(
             engine, telephony.fetch_recording, telephony.delete_recording, utcnow
         ),
+        features.keep_counting_open_alerts,
     ]
     if checkpointer is not None:
         loops.append(checkpointer.keep_signing)

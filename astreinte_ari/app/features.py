@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
+from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting
@@ -29,6 +30,7 @@ from astreinte_ari.schedule.validate import load_checked_config
 log = logging.getLogger("astreinte_ari.app.compose")
 
 DATABASE_RETRY_S = 2.0
+OPEN_ALERTS_EVERY_S = 15.0  # the /metrics gauge of open alerts: a database count this often
 
 
 class LiveConfig:
@@ -82,6 +84,20 @@ class DatabaseFeatures:
             self.alert_feed.attach(alerting.engine.on_call_closed)
         self.watcher = await self._watch_config()
 
+    async def keep_counting_open_alerts(self, every: float = OPEN_ALERTS_EVERY_S) -> None:
+        """astreinte_open_alerts (due, not acknowledged; not the shift starts still
+        scheduled): counted in the database, as acknowledgements come from any
+        process (links, the CLI); never on the event loop."""
+        store = AlertStore(self.engine)
+        while True:
+            if self.alerting is not None:
+                try:
+                    due = await asyncio.to_thread(store.count_in, ("open",))
+                    self.metrics.set_open_alerts(due)
+                except Exception as exc:  # the database is away: the gauge keeps its value
+                    log.warning("open alerts not counted: %s", exc)
+            await asyncio.sleep(every)
+
     async def close(self) -> None:
         if self.alerting is not None:
             await self.alerting.close()
@@ -101,6 +117,7 @@ class DatabaseFeatures:
         async def on_change(new_config: AppConfig, version: str) -> None:
             self.live.current = new_config
             self.metrics.set_config_version(version, source)
+            self.metrics.on_config_reload(applied=True)
             await record(watcher.text, watcher.previous_text)
             if self.alerting is not None:
                 try:
@@ -109,6 +126,7 @@ class DatabaseFeatures:
                     log.exception("alerting could not follow the configuration change")
 
         def on_error(error: ConfigError) -> None:
+            self.metrics.on_config_reload(applied=False)
             for issue in error.issues:
                 log.error("configuration refused: %s", issue)
 

@@ -65,10 +65,29 @@ def test_agent_answers_and_presses_1_is_bridged(rig: E2ERig, service: ServicePro
     assert call.period == "after_hours"
     assert service.metrics_url is not None
     with urllib.request.urlopen(service.metrics_url, timeout=5) as resp:
-        exposition = resp.read().decode()
-    assert 'astreinte_calls_total{outcome="accepted"}' in exposition
-    assert 'astreinte_hops_total{outcome="accepted"}' in exposition
-    assert "astreinte_ari_connected 1.0" in exposition
+        samples = _samples(resp.read().decode())
+    assert samples[("astreinte_calls_total", (("outcome", "accepted"),))] >= 1
+    line = (("line", "Maintenance E2E"),)
+    assert samples[("astreinte_line_calls_total", (*line, ("outcome", "accepted")))] >= 1
+    hop = (("cause", "16"), *line, ("outcome", "accepted"))  # 16: normal clearing
+    assert samples[("astreinte_hops_total", hop)] >= 1, sorted(samples)
+    assert samples[("astreinte_time_to_answer_seconds_count", line)] >= 1
+    assert samples[("astreinte_ari_connected", ())] == 1.0
+    # Read at scrape time from their owners: the journal caught up, no fallback call.
+    assert samples[("astreinte_journal_backlog_events", ())] == 0
+    assert ("astreinte_fallback_calls_imported_total", ()) in samples
+    assert ("process_resident_memory_bytes", ()) in samples
+
+
+def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text format, parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+    }
 
 
 def test_first_hop_to_a_desk_phone_on_the_pbx_is_bridged(

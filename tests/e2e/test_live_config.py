@@ -4,11 +4,15 @@ a broken edit is refused and the last good configuration stays live."""
 from __future__ import annotations
 
 import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from astreinte_ari.adapters.store.config_versions import list_config_versions
-from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, now_utc
+from astreinte_ari.devtools.localpbx import free_port
+from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, now_utc, sqlite_service
 
 pytestmark = pytest.mark.e2e
 RELOAD_WITHIN_S = 5.0
@@ -23,9 +27,24 @@ def _wait_log(service: ServiceProcess, needle: str, occurrences: int) -> float:
     raise AssertionError(f"{needle!r} not logged:\n{service.log_tail()}")
 
 
+@pytest.fixture
+def watched(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
+    port = free_port()
+    with sqlite_service(e2e_rig, tmp_path, metrics_port=port) as proc:
+        proc.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        yield proc
+
+
+def _metric_lines(service: ServiceProcess) -> set[str]:
+    assert service.metrics_url is not None
+    with urllib.request.urlopen(service.metrics_url, timeout=5) as resp:
+        return set(resp.read().decode().splitlines())
+
+
 def test_rota_edit_is_live_and_a_broken_edit_keeps_the_last_good(
-    e2e_rig: E2ERig, restartable: ServiceProcess
+    e2e_rig: E2ERig, watched: ServiceProcess
 ) -> None:
+    restartable = watched
     path = restartable.config_path
     original = path.read_text()
     # Swap the primary rota to Agent Two: the next call must ring P2 first.
@@ -37,6 +56,13 @@ def test_rota_edit_is_live_and_a_broken_edit_keeps_the_last_good(
     # A broken edit (unknown person) is refused; the edited one stays live.
     path.write_text(edited.replace("people: [p2]}", "people: [nobody]}", 1))
     _wait_log(restartable, "configuration refused", 1)
+    lines = _metric_lines(restartable)
+    for line in (
+        'astreinte_config_reloads_total{result="applied"} 1.0',
+        'astreinte_config_reloads_total{result="refused"} 1.0',
+        "astreinte_config_last_reload_ok 0.0",  # what the AstreinteConfigRefused rule reads
+    ):
+        assert line in lines, sorted(x for x in lines if "config" in x)
     since = now_utc()
     first = e2e_rig.phone(P2, e2e_rig.agent("accept"))
     caller = e2e_rig.call(LINE_FULL, hold_ms=14000)

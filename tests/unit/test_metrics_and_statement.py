@@ -11,7 +11,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from astreinte_ari.adapters.metrics.prometheus import METRICS_KEY, ServiceMetrics, metrics_handler
-from astreinte_ari.callflow.audit_events import CallAnswered, CallStarted, HopEnded
+from astreinte_ari.callflow.audit_events import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    HopEnded,
+    HopStarted,
+)
 from astreinte_ari.callflow.outcomes import CallOutcome, HopOutcome
 from astreinte_ari.config.reporting import CompensationConfig
 from astreinte_ari.reports.statement import (
@@ -31,7 +37,9 @@ T0 = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 async def test_metrics_endpoint() -> None:
     metrics = ServiceMetrics()
     metrics.on_audit_event(CallStarted("c1", "+331", "L", "night", "+336", "", "ch", T0))
-    metrics.on_audit_event(HopEnded("h1", HopOutcome.BUSY, T0))
+    metrics.on_audit_event(HopStarted("c1", "h1", 1, "primary", "alice", "A", "+336", T0))
+    metrics.on_audit_event(HopEnded("h1", HopOutcome.BUSY, T0, cause_code=17))
+    metrics.on_audit_event(HopStarted("c1", "h2", 2, "backup", "bob", "B", "+337", T0))
     metrics.on_audit_event(HopEnded("h2", HopOutcome.ACCEPTED, T0))
     metrics.on_audit_event(CallAnswered("c1", "h2", "bob", T0 + timedelta(seconds=12)))
     plan = SimpleNamespace(line_name="L")
@@ -49,9 +57,10 @@ async def test_metrics_endpoint() -> None:
         body = await response.text()
     for line in (
         'astreinte_calls_total{outcome="accepted"} 1.0',
-        'astreinte_hops_total{outcome="busy"} 1.0',
-        'astreinte_time_to_answer_seconds_bucket{le="15.0"} 1.0',
-        'astreinte_time_to_answer_seconds_bucket{le="10.0"} 0.0',
+        'astreinte_hops_total{cause="17",line="L",outcome="busy"} 1.0',
+        'astreinte_hops_total{cause="none",line="L",outcome="accepted"} 1.0',
+        'astreinte_time_to_answer_seconds_bucket{le="15.0",line="L"} 1.0',
+        'astreinte_time_to_answer_seconds_bucket{le="10.0",line="L"} 0.0',
         "astreinte_open_alerts 3.0",
         "astreinte_ari_connected 1.0",
         'astreinte_config_info{source="astreinte.yaml",version="v7"} 1.0',
@@ -96,6 +105,57 @@ async def test_metrics_per_line_reconnects_deliveries_and_process() -> None:
     ):
         assert line in body, body
     assert "process_resident_memory_bytes" in body and "python_gc_objects_collected_total" in body
+
+
+def test_metrics_backlog_imports_reloads_and_bounded_labels() -> None:
+    metrics = ServiceMetrics()
+    backlog = {"events": 7, "bytes": 2048, "imported": 3}
+    metrics.sample(
+        journal_events=lambda: backlog["events"],
+        journal_bytes=lambda: backlog["bytes"],
+        fallback_imported=lambda: backlog["imported"],
+    )
+    metrics.on_config_reload(applied=True)
+    metrics.on_config_reload(applied=False)
+    body = metrics.render().decode()
+    for line in (
+        "astreinte_journal_backlog_events 7.0",
+        "astreinte_journal_backlog_bytes 2048.0",
+        "astreinte_fallback_calls_imported_total 3.0",
+        'astreinte_config_reloads_total{result="applied"} 1.0',
+        'astreinte_config_reloads_total{result="refused"} 1.0',
+        "astreinte_config_last_reload_ok 0.0",
+    ):
+        assert line in body, body
+    backlog["events"] = 0  # read at scrape time, not copied
+    assert "astreinte_journal_backlog_events 0.0" in metrics.render().decode()
+
+    def broken() -> int:
+        raise OSError("journal closed")
+
+    metrics.sample(journal_bytes=broken)  # one failing reading spares the rest of the page
+    body = metrics.render().decode()
+    assert "astreinte_journal_backlog_bytes" not in body
+    assert "astreinte_fallback_calls_imported_total 3.0" in body
+
+    # Lines come from the configuration; past MAX_LINES distinct names, one "(other)".
+    from astreinte_ari.adapters.metrics.prometheus import MAX_LINES, OTHER_LINE
+
+    for n in range(MAX_LINES + 5):
+        plan = SimpleNamespace(line_name=f"line-{n}")
+        closed = SimpleNamespace(call_id=f"c{n}", outcome=CallOutcome.ABANDONED, plan=plan)
+        metrics.on_call_closed(closed)
+    body = metrics.render().decode()
+    assert body.count("astreinte_line_calls_total{") == MAX_LINES + 1
+    assert f'astreinte_line_calls_total{{line="{OTHER_LINE}",outcome="abandoned"}} 5.0' in body
+    # Causes are Q.850 codes; anything else is one "invalid" label.
+    metrics.on_audit_event(CallStarted("x", "+331", "line-0", "night", "+336", "", "ch", T0))
+    metrics.on_audit_event(HopStarted("x", "hx", 1, "primary", "alice", "A", "+336", T0))
+    metrics.on_audit_event(HopEnded("hx", HopOutcome.UNREACHABLE, T0, cause_code=99999))
+    metrics.on_audit_event(CallEnded("x", CallOutcome.NO_ONE, T0, "every hop failed"))
+    body = metrics.render().decode()
+    assert 'astreinte_hops_total{cause="invalid",line="line-0",outcome="unreachable"} 1.0' in body
+    assert not metrics._call_line and not metrics._hop_line and not metrics._started
 
 
 def _utc(text: str) -> datetime:

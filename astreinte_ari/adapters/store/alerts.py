@@ -176,6 +176,13 @@ class AlertStore:
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def count_in(self, states: tuple[str, ...]) -> int:
+        """Alerts in these states (e.g. ("open",): due and not acknowledged)."""
+        stmt = select(func.count()).select_from(alerts_table)
+        stmt = stmt.where(alerts_table.c.state.in_(states))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
     def update(self, alert_id: str, *, only_if_open: bool = False, **values: object) -> bool:
         """Returns False when nothing was updated (e.g. already acknowledged)."""
         stmt = update(alerts_table).where(alerts_table.c.id == alert_id).values(**values)
