@@ -121,3 +121,45 @@ async def test_a_wake_up_written_by_an_earlier_release_runs_on_the_engine(
 
 async def _never(alert_id: str) -> None:
     raise AssertionError(f"{alert_id} woken by a stopped scheduler")
+
+
+async def test_the_open_alerts_gauge_counts_due_alerts_in_the_database(tmp_path: Path) -> None:
+    """astreinte_open_alerts: what is due and unacknowledged, as the database says
+    (acks come from other processes), not the shift starts still scheduled."""
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+    from typing import Any
+
+    from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
+    from astreinte_ari.app.features import DatabaseFeatures
+
+    engine = _engine(tmp_path)
+    store = AlertStore(engine)
+    _open(store, "a1", "shift_start", ("p1",), None)
+    _open(store, "a2", "shift_start", ("p1",), None)
+    store.update("a2", state="scheduled")
+    metrics = ServiceMetrics()
+    kwargs: dict[str, Any] = dict(live=None, service=None, alert_feed=None, clock=None)
+    features = DatabaseFeatures(config=None, engine=engine, metrics=metrics, **kwargs)  # type: ignore[arg-type]
+    features.alerting = SimpleNamespace()  # type: ignore[assignment]
+    task = asyncio.create_task(features.keep_counting_open_alerts(every=0.01))
+    try:
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if "astreinte_open_alerts 1.0" in metrics.render().decode():
+                break
+        else:
+            raise AssertionError(metrics.render().decode())
+        store.update("a1", state="acked")  # acknowledged elsewhere (a link, the CLI)
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if "astreinte_open_alerts 0.0" in metrics.render().decode():
+                break
+        else:
+            raise AssertionError(metrics.render().decode())
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        engine.dispose()
