@@ -21,8 +21,11 @@ from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import ChannelHungUp, ChannelLeft, TelephonyError
+from astreinte_ari.routing.plan import AnnouncementMode
 
 log = logging.getLogger("astreinte_ari.call")
+# Longest an announcement may take before the service stops waiting for its end.
+ANNOUNCEMENT_MAX_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,13 @@ class Announcement:
         await quietly(self._rt.port.stop_playback(playback_id))
         await self._play_next()
 
+    async def until_over(self) -> None:
+        """Nobody accepted: the caller hears the rest before voicemail or "no one"."""
+        deadline = self._rt.deadline_in(ANNOUNCEMENT_MAX_S)
+        while self.playing:
+            if await self._rt.next_event(deadline) is None:
+                await self.stop()
+
     async def stop(self) -> None:
         """Give up on it (its end never came): the caller is not kept waiting for it."""
         self._rest.clear()
@@ -105,8 +115,20 @@ class Announcement:
             await self._on_over()
 
 
-# Longest an announcement may take before the service stops waiting for its end.
-ANNOUNCEMENT_MAX_S = 120.0
+async def ready_to_bridge(
+    rt: CallRuntime, announcement: Announcement, hop: HopAttempt, prompt: str | None
+) -> tuple[str | None, bool] | None:
+    """An agent accepted while the announcement plays. `until_accepted`: cut it short,
+    the bridge is next (the prompt still to stop with its setup). `full`, or a notice
+    that is never cut still playing: the agent waits on hold until it ends.
+    (prompt to stop, agent on hold), or None: the agent left (the hop is ended)."""
+    if rt.plan.announcement_mode is AnnouncementMode.UNTIL_ACCEPTED:
+        await announcement.cut_short()
+        if not announcement.playing:
+            return prompt, False
+    if await hold_until_announced(rt, announcement, hop, prompt):
+        return None, True
+    return None
 
 
 async def hold_until_announced(

@@ -8,12 +8,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
-from astreinte_ari.callflow.announcement import (
-    ANNOUNCEMENT_MAX_S,
-    AnnouncedSound,
-    Announcement,
-    hold_until_announced,
-)
+from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.hop import HopAttempt
@@ -27,7 +22,7 @@ from astreinte_ari.callflow.telephony import (
     TelephonyError,
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
-from astreinte_ari.routing.plan import AnnouncementMode, CallPlan, FinalAction
+from astreinte_ari.routing.plan import CallPlan, FinalAction
 
 log = logging.getLogger("astreinte_ari.call")
 FALLBACK_CONTEXT = ("astreinte-fallback", "s")
@@ -270,7 +265,8 @@ class CallFlow:
                 if await self._talk(self._hop, result.agent_channel_id, prompt, on_hold):
                     return
         self._hop = None
-        await self._announcement_heard()  # in full, before voicemail or "no one"
+        if self._announcement is not None:  # heard in full before voicemail or "no one"
+            await self._announcement.until_over()
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
         reason = plan.note or (
@@ -294,8 +290,9 @@ class CallFlow:
 
     async def _announcement_over(self) -> None:
         """The early-dial announcement ended while a hop goes on: the caller hears
-        the ringback from now on (unless an agent has accepted: the bridge is next)."""
-        if not self._agent_accepted and not self.ended:
+        the ringback from now on (unless an agent has accepted: the bridge is next;
+        or the cascade is over: voicemail is next)."""
+        if self._hop is not None and not self._agent_accepted and not self.ended:
             await self._quietly(self._start_ringback())
 
     async def _caller_ready(
@@ -305,27 +302,11 @@ class CallFlow:
         short, the bridge is next (the prompt still to stop with its setup). `full`, or
         a notice that is never cut still playing: the agent waits on hold until it
         ends. (prompt to stop, agent on hold), or None: the agent left (hop ended)."""
-        announcement = self._announcement
-        assert announcement is not None
+        assert self._announcement is not None
         self._agent_accepted = True
-        if self.rt.plan.announcement_mode is AnnouncementMode.UNTIL_ACCEPTED:
-            await announcement.cut_short()
-            if not announcement.playing:
-                return prompt, False
-        if await hold_until_announced(self.rt, announcement, hop, prompt):
-            return None, True
-        self._agent_accepted = False
-        return None
-
-    async def _announcement_heard(self) -> None:
-        """Nobody accepted: the caller hears the rest of the announcement first."""
-        announcement = self._announcement
-        if announcement is None:
-            return
-        deadline = self.rt.deadline_in(ANNOUNCEMENT_MAX_S)
-        while announcement.playing:
-            if await self.rt.next_event(deadline) is None:
-                await announcement.stop()
+        ready = await ready_to_bridge(self.rt, self._announcement, hop, prompt)
+        self._agent_accepted = ready is not None
+        return ready
 
     async def _talk(
         self, hop: HopAttempt, agent_id: str, prompt: str | None, agent_on_hold: bool = False
