@@ -142,9 +142,10 @@ async def hold_until_announced(
     during the announcement; the agent leg is hung up and the hop ended first.
     """
     agent_id = hop.agent_id
+    took = "accepted" if hop.hop.require_accept else "answered"  # a forward: no key
     rt.transition(
         CallState.AGENT_WAITING,
-        f"{hop.describe()} accepted during the announcement: on hold until it ends",
+        f"{hop.describe()} {took} during the announcement: on hold until it ends",
     )
     await asyncio.gather(
         rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),

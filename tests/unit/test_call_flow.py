@@ -1422,6 +1422,10 @@ def bridged_at(
     return check
 
 
+def caller_hears_ringback(line: Line, call_id: str) -> None:
+    assert (CALLER, "astreinte-ringback") in line.pbx.did("start_hold")
+
+
 def caller_hears_no_ringback(line: Line, call_id: str) -> None:
     assert not [a for a in line.pbx.did("start_hold") if a[0] == CALLER]
 
@@ -1710,6 +1714,17 @@ EARLY_DIAL = [
         detail=TALKED_10,
         hops=ACCEPTED,
         ended_s=130.0,
+    ),
+    story(
+        "the PBX refuses the announcement: alice rings all the same, with ringback",
+        plan(ALICE, **EARLY),
+        script=accepted_then_agent_hangs_up,
+        path="announcing > dialing > agent_prompt > bridged > ended",
+        outcome=CallOutcome.ACCEPTED,
+        detail="talked 42.0s with alice, ended by agent",
+        hops=ACCEPTED,
+        pbx=lambda: FakePbx(errors={"play": [TelephonyError("sound not found"), None]}),
+        check=caller_hears_ringback,
     ),
     story(
         "early dial without an announcement: the usual flow",
