@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
+from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.hop import HopAttempt
@@ -63,6 +64,9 @@ class CallFlow:
         self._accepted_by: str | None = None
         self._ringback_on = False
         self._hop: HopAttempt | None = None
+        # Early dial: the announcement playing on its own while hops ring.
+        self._announcement: Announcement | None = None
+        self._agent_accepted = False  # the caller goes to the bridge next: no ringback
         # Set when the dialplan fallback has the call (watchdog fired, or draining):
         # its import completes this call's record, so this flow writes no ending.
         self.handed_off: str | None = None
@@ -209,6 +213,8 @@ class CallFlow:
         except CallerGone as gone:
             hop = self._hop if self._hop is not None and self._hop.started else None
             where = f"{rt.state.value}" + (f" ({hop.describe()})" if hop else "")
+            if self._announcing() and rt.state is not CallState.ANNOUNCING:
+                where += " during the announcement"
             if gone.by_pbx:  # not the caller's doing: nobody may count it as abandoned
                 detail = f"ended by the PBX at {where}: {gone.cause_text}"
                 self._end(CallOutcome.FAILED, detail, at=gone.at)
@@ -229,22 +235,38 @@ class CallFlow:
     async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
+        early = plan.early_dial and bool(plan.hops)
         if announcements and announce:
-            rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
-            for sound in announcements:
-                await rt.play_and_wait(rt.caller_channel_id, sound)
+            why = f"period {plan.period.value}" + (", early dial: hop 1 rings meanwhile" * early)
+            rt.transition(CallState.ANNOUNCING, why)
+            if early:
+                sounds = [AnnouncedSound(s, s != plan.recorded_notice) for s in announcements]
+                self._announcement = Announcement(rt, sounds, self._announcement_over)
+                await self._announcement.start()
+            else:
+                for sound in announcements:
+                    await rt.play_and_wait(rt.caller_channel_id, sound)
         for seq, hop in enumerate(plan.hops, start=1):
             if seq < first_hop:
                 continue
-            if not self._ringback_on:
+            if not self._ringback_on and not self._announcing():
                 await self._start_ringback()
             self._hop = HopAttempt(rt, seq, hop)
+            self._hop.during_announcement = self._announcing
             result = await self._hop.run()
             if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
                 assert result.agent_channel_id is not None
-                if await self._talk(self._hop, result.agent_channel_id, result.prompt_playback_id):
+                prompt, on_hold = result.prompt_playback_id, False
+                if self._announcing():
+                    ready = await self._caller_ready(self._hop, prompt)
+                    if ready is None:
+                        continue  # the agent left while waiting: the cascade goes on
+                    prompt, on_hold = ready
+                if await self._talk(self._hop, result.agent_channel_id, prompt, on_hold):
                     return
         self._hop = None
+        if self._announcement is not None:  # heard in full before voicemail or "no one"
+            await self._announcement.until_over()
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
         reason = plan.note or (
@@ -263,15 +285,41 @@ class CallFlow:
         await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
         self._end(CallOutcome.NO_ONE, reason)
 
-    async def _talk(self, hop: HopAttempt, agent_id: str, prompt: str | None) -> bool:
+    def _announcing(self) -> bool:
+        return self._announcement is not None and self._announcement.playing
+
+    async def _announcement_over(self) -> None:
+        """The early-dial announcement ended while a hop goes on: the caller hears
+        the ringback from now on (unless an agent has accepted: the bridge is next;
+        or the cascade is over: voicemail is next)."""
+        if self._hop is not None and not self._agent_accepted and not self.ended:
+            await self._quietly(self._start_ringback())
+
+    async def _caller_ready(
+        self, hop: HopAttempt, prompt: str | None
+    ) -> tuple[str | None, bool] | None:
+        """The agent accepted during the announcement. `until_accepted`: it is cut
+        short, the bridge is next (the prompt still to stop with its setup). `full`, or
+        a notice that is never cut still playing: the agent waits on hold until it
+        ends. (prompt to stop, agent on hold), or None: the agent left (hop ended)."""
+        assert self._announcement is not None
+        self._agent_accepted = True
+        ready = await ready_to_bridge(self.rt, self._announcement, hop, prompt)
+        self._agent_accepted = ready is not None
+        return ready
+
+    async def _talk(
+        self, hop: HopAttempt, agent_id: str, prompt: str | None, agent_on_hold: bool = False
+    ) -> bool:
         """Bridge the caller and the agent until one hangs up; False if the agent left
         at the very moment of bridging (the cascade goes on)."""
         rt = self.rt
         bridge_id = rt.new_id("bridge")
-        # Three independent objects (the agent's prompt, the caller's ringback, a new
+        # Independent objects (the agent's prompt or hold, the caller's ringback, a new
         # bridge): one round trip of wall time instead of three before the bridging.
         await asyncio.gather(
             rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),
+            self._quietly(rt.port.stop_hold(agent_id)) if agent_on_hold else asyncio.sleep(0),
             self._stop_ringback(),
             rt.port.create_bridge(bridge_id),
         )
@@ -333,7 +381,9 @@ class CallFlow:
             return
         self.ended = True
         rt = self.rt
-        last_state = rt.state
+        # A caller who left during an early-dial announcement left during the
+        # announcement (not "after it, while we rang": alerts tell them apart).
+        last_state = CallState.ANNOUNCING if self._announcing() else rt.state
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
         ended_at = at or rt.clock()
         rt.audit.emit(

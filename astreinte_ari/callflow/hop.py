@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from astreinte_ari.callflow.audit_events import HopEnded, HopProgress, HopStarted
@@ -52,6 +53,8 @@ class HopAttempt:
         self.dtmf: str | None = None
         self.started = False  # on the trail (HopStarted written): a caller who left
         # before that left during the announcement, not during this hop
+        # Whether the caller still hears the announcement (early dial): the trail says so.
+        self.during_announcement: Callable[[], bool] = lambda: False
 
     def describe(self) -> str:
         return f"hop {self.seq}: {self.hop.label} ({self.hop.person_id})"
@@ -74,7 +77,8 @@ class HopAttempt:
             )
         )
         self.started = True
-        rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}")
+        early = " (early dial: during the announcement)" if self.during_announcement() else ""
+        rt.transition(CallState.DIALING, f"{self.describe()} ringing {hop.number}{early}")
         try:
             unanswered = await ring(
                 rt,
@@ -92,8 +96,11 @@ class HopAttempt:
                 return HopResult(self.hop_id, HopOutcome.CONNECTED, self.agent_id)
             return await self._ask_to_accept()
         except CallerGone:
+            # Left during the announcement while an early-dialled agent rings: as normal
+            # as any hangup race; the leg is cancelled at once and the trail says when.
+            during = " during the announcement" if self.during_announcement() else ""
             await quietly(rt.port.hangup(self.agent_id))
-            self._end(HopOutcome.CANCELLED, None, "caller hung up")
+            self._end(HopOutcome.CANCELLED, None, f"caller hung up{during}")
             raise
 
     def _progress(self, event: str) -> None:
@@ -174,10 +181,14 @@ class HopAttempt:
                 return playback_id
         return None
 
-    def end_left_before_bridge(self) -> None:
+    def end_left_before_bridge(self, when: str = "right after accepting") -> None:
         """The agent pressed the key and hung up before the bridge could be built."""
         cause, text = self.rt.hangup_causes.get(self.agent_id, (None, "left"))
-        self._end(HopOutcome.DECLINED, cause, f"hung up right after accepting ({text})")
+        self._end(HopOutcome.DECLINED, cause, f"hung up {when} ({text})")
+
+    def end_cancelled(self, why: str) -> None:
+        """The caller left after the agent accepted, before the bridge."""
+        self._end(HopOutcome.CANCELLED, None, why)
 
     def end_after_talk(self, cause: int | None, cause_text: str | None) -> None:
         """Close the audit of an accepted hop when the conversation ends."""

@@ -11,6 +11,9 @@ class CallState(enum.StrEnum):
     ANNOUNCING = "announcing"
     DIALING = "dialing"  # an agent leg is being originated / is ringing
     AGENT_PROMPT = "agent_prompt"  # agent answered, hearing "press 1"
+    # Early dial: the agent accepted while the caller still hears the announcement
+    # (announcement_mode full); the agent waits on hold until it ends.
+    AGENT_WAITING = "agent_waiting"
     BRIDGED = "bridged"
     VOICEMAIL_GREETING = "voicemail_greeting"
     RECORDING = "recording"
@@ -38,12 +41,22 @@ ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
         {
             CallState.DIALING,
             CallState.AGENT_PROMPT,
+            CallState.AGENT_WAITING,
             CallState.BRIDGED,
             CallState.VOICEMAIL_GREETING,
             CallState.ENDED,
         }
     ),
     CallState.AGENT_PROMPT: frozenset(
+        {
+            CallState.AGENT_WAITING,
+            CallState.BRIDGED,
+            CallState.DIALING,
+            CallState.VOICEMAIL_GREETING,
+            CallState.ENDED,
+        }
+    ),
+    CallState.AGENT_WAITING: frozenset(
         {CallState.BRIDGED, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
     ),
     CallState.BRIDGED: frozenset({CallState.BRIDGED, CallState.ENDED}),  # re-attached

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -149,6 +149,8 @@ class LegRuntime(Generic[S]):
         self._entered: set[str] = {caller_channel_id}
         self._playbacks: set[str] = set()
         self._recordings: set[str] = set()
+        # Done by whichever phase reads a playback's end (see when_finished).
+        self._on_finished: dict[str, Callable[[], Awaitable[None]]] = {}
 
     # -- identities ----------------------------------------------------------------
 
@@ -231,7 +233,19 @@ class LegRuntime(Generic[S]):
                     raise self._caller_gone()
             if isinstance(event, HangupRequested):
                 continue  # noted; the channel's ChannelLeft/ChannelHungUp follows
+            if isinstance(event, PlaybackFinished):
+                action = self._on_finished.pop(event.playback_id, None)
+                if action is not None:
+                    await action()
             return event
+
+    def when_finished(self, playback_id: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once when `playback_id` ends, whichever phase of the call reads
+        that event: a caller's announcement goes on while a hop rings (early dial)."""
+        self._on_finished[playback_id] = action
+
+    def forget_finished(self, playback_id: str) -> None:
+        self._on_finished.pop(playback_id, None)
 
     def _note(self, event: TelephonyEvent) -> None:
         """Bookkeeping every phase relies on, whoever consumes the event."""

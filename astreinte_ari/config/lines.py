@@ -137,6 +137,13 @@ class LineConfig(Frozen):
     line_prompt: SoundName | None = None
     recorded_notice: SoundName | None = None
     accept_timeout: int | None = Field(None, ge=3, le=60)
+    # Ring the first hop while the caller hears the announcement (off: after it,
+    # as before; an upgrade does not change what agents' phones do on its own).
+    early_dial: bool = False
+    # With early dial, when an agent accepts during the announcement: `full` (the
+    # caller hears all of it, the agent waits on hold) or `until_accepted` (cut short;
+    # never the recorded-call notice).
+    announcement_mode: Literal["full", "until_accepted"] = "full"
     business_hours: BusinessHours | None = None  # absent: always after hours
     in_business_hours: BusinessForward | None = None
     after_hours: Route

@@ -27,6 +27,16 @@ class FinalAction(enum.StrEnum):
     HANGUP = "hangup"
 
 
+class AnnouncementMode(enum.StrEnum):
+    """How much of the announcement the caller hears when an agent accepts during it
+    (early dial)."""
+
+    FULL = "full"  # all of it: the agent who accepted meanwhile waits, on hold
+    # Cut short when an agent accepts. The recorded-call notice is never cut: a caller
+    # must hear it before talking to anyone.
+    UNTIL_ACCEPTED = "until_accepted"
+
+
 class TargetKind(enum.StrEnum):
     """How a hop's target is reached."""
 
@@ -111,3 +121,6 @@ class CallPlan:
     goodbye: str = "astreinte-goodbye"
     recorded_notice: str | None = None  # "this call may be recorded"
     note: str | None = None  # why the plan was reduced (e.g. caller rate limit)
+    # Ring the first hop while the announcement plays, instead of after it.
+    early_dial: bool = False
+    announcement_mode: AnnouncementMode = AnnouncementMode.FULL

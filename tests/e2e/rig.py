@@ -34,6 +34,8 @@ OUTSIDE = "+33899000000"  # premium-rate: outside the allow-list
 LINE_FULL = "+33180000001"  # hops: primary (p1), secondary (p2), supervisor
 LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
 LINE_DESK = "+33180000003"  # hops: the desk phone (SIP), supervisor
+LINE_EARLY = "+33180000004"  # early dial, announcement heard in full: p1, then voicemail
+LINE_EARLY_CUT = "+33180000005"  # early dial, announcement cut when p1 accepts
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
@@ -88,7 +90,7 @@ lines:
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
-{_DESK_LINE if desk_phone else ""}teams:
+{_EARLY_LINES}{_DESK_LINE if desk_phone else ""}teams:
   e2e:
     people:
       p1: {{name: Agent One, mobile: "{P1}"}}
@@ -109,6 +111,20 @@ _DESK_LINE = f"""\
       hops: [{{person: desk, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
 """
+_EARLY_LINES = "".join(
+    f"""\
+  "{did}":
+    name: Early dial {mode}
+    team: e2e
+    language: fr
+    early_dial: true
+    announcement_mode: {mode}
+    after_hours:
+      hops: [{{person: p1, timeout: 10}}]
+      finally: voicemail
+"""
+    for did, mode in ((LINE_EARLY, "full"), (LINE_EARLY_CUT, "until_accepted"))
+)
 _DESK_PERSON = f"      desk: {{name: Night Desk, sip: {DESK}}}\n"
 
 

@@ -27,3 +27,25 @@ def test_call_setup_benchmark_smoke_run_prints_ratios() -> None:
     ratios = re.findall(r"service / floor = ([0-9.]+)x", out)
     assert len(ratios) == 2, out  # dial delay and accept delay, both measured
     assert re.search(r"service\s+\d+ bridged calls: RSS\s+[0-9.]+ MB", out), out
+
+
+EARLY_BENCH = BENCH.with_name("bench_early_dial.py")
+
+
+def test_early_dial_benchmark_smoke_run_prints_waits_and_ratio() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EARLY_BENCH), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "sipp exit codes (caller, agents): [0, 0, 0, 0, 0]" in out, out
+    waits = dict(re.findall(r"^  ([a-z-]+)\s+1\s+([0-9.]+)\s", out, re.MULTILINE))
+    assert set(waits) == {"before", "barge-in", "early-full", "early-cut"}, out
+    # The baseline holds the whole announcement and prompt; cutting it holds neither.
+    assert float(waits["before"]) > 8.0 > 1.0 > float(waits["early-cut"]), out
+    assert re.search(r"early dial on \(best mode\) = [0-9.]+ s vs [0-9.]+ s before: ratio", out)
+    assert "not measured" not in out, out

@@ -26,6 +26,7 @@ from astreinte_ari.callflow.audit_events import (
     HopStarted,
     StateChanged,
 )
+from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallState
@@ -333,6 +334,8 @@ class Line:
         )
         self.gone: set[str] = set()  # channels the script ended (as their party or the PBX)
         self.callers: dict[str, Channel] = {}  # call id -> caller channel
+        self.closed: list[CallClosed] = []  # what alerts and metrics learn of each call
+        self.service.add_call_listener(self.closed.append)
 
     # -- time --------------------------------------------------------------------------
 

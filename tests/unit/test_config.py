@@ -270,6 +270,18 @@ def test_invalid_date_names_its_field_and_hides_nothing(
             "exactly one of",
         ),
         ("name: Maintenance", "nom: Maintenance", 'lines."+33180000000".nom', "unknown field"),
+        (
+            "team: maintenance",
+            "team: maintenance\n    early_dial: sometimes",
+            'lines."+33180000000".early_dial',
+            "valid boolean",
+        ),
+        (
+            "team: maintenance",
+            "team: maintenance\n    announcement_mode: partial",
+            'lines."+33180000000".announcement_mode',
+            "'full' or 'until_accepted'",
+        ),
     ],
 )
 def test_single_errors(tmp_path: Path, old: str, new: str, path: str, fragment: str) -> None:
@@ -278,7 +290,7 @@ def test_single_errors(tmp_path: Path, old: str, new: str, path: str, fragment: 
     issues = _issues(_write(tmp_path, text))
     match = [i for i in issues if i.path == path and fragment in i.message]
     assert match, issues
-    assert match[0].line == _line_of(text, new)
+    assert match[0].line == _line_of(text, new.splitlines()[-1])
 
 
 @pytest.mark.parametrize(

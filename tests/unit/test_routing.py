@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig, LineConfig
 from astreinte_ari.routing.calendar import resolve_period
-from astreinte_ari.routing.plan import FinalAction, Period
+from astreinte_ari.routing.plan import AnnouncementMode, FinalAction, Period
 from astreinte_ari.routing.router import build_plan
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -33,6 +33,8 @@ CONFIG = textwrap.dedent(
         language: en
         line_prompt: astreinte-line-maintenance
         accept_timeout: 8
+        early_dial: true
+        announcement_mode: until_accepted
         business_hours:
           mon-fri: "08:00-12:00,13:30-18:00"
           sat: "09:00-12:00"
@@ -183,6 +185,7 @@ def test_cascade(
     assert plan.language == "en" and plan.line_prompt == "astreinte-line-maintenance"
     assert plan.agent_caller_id == "+33180000000"
     assert plan.accept_timeout_s == 8  # line override beats defaults
+    assert plan.early_dial and plan.announcement_mode is AnnouncementMode.UNTIL_ACCEPTED
     assert plan.voicemail.max_duration_s == 180
     assert plan.final is (FinalAction.HANGUP if period is Period.HOLIDAY else FinalAction.VOICEMAIL)
 
@@ -194,6 +197,8 @@ def test_defaults_and_no_announcement(config: AppConfig) -> None:
     assert plan.language == "fr" and plan.line_prompt is None
     assert plan.accept_timeout_s == 12
     assert [h.person_id for h in plan.hops] == ["bob", "sup"]
+    # Early dial is opt-in per line; the caller hears the whole announcement by default.
+    assert not plan.early_dial and plan.announcement_mode is AnnouncementMode.FULL
 
 
 def test_disallowed_number_never_in_plan(config: AppConfig) -> None:
