@@ -34,14 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from ari_timeline import channel_timeline  # noqa: E402  (bench/, the script's own folder)
 
 from astreinte_ari.devtools.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
 from astreinte_ari.devtools.pbxinstall import AsteriskInstall  # noqa: E402
@@ -119,40 +119,20 @@ class Observer:
                     self.events.append(json.loads(msg.data))
 
 
-def _ts(event: dict[str, object]) -> float:
-    return datetime.strptime(str(event["timestamp"]), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-
-
 def analyse(
     events: list[dict[str, object]], announcement_s: float
 ) -> dict[str, dict[str, list[float]]]:
     did_flow = {did: flow for flow, (did, _) in FLOWS.items()}
     mobile_flow = {mobile: flow for flow, (_, mobile) in FLOWS.items()}
-    callers: dict[str, list[str]] = defaultdict(list)
-    agents: dict[str, list[str]] = defaultdict(list)
-    created: dict[str, float] = {}
-    up: dict[str, float] = {}
-    dtmf: dict[str, float] = {}
-    entered: dict[str, float] = {}
-    for event in events:
-        channel = event.get("channel") or {}
-        assert isinstance(channel, dict)
-        cid, name = str(channel.get("id", "")), str(channel.get("name", ""))
-        kind = event.get("type")
-        if kind == "ChannelCreated":
-            created[cid] = _ts(event)
-            exten = str((channel.get("dialplan") or {}).get("exten", ""))
-            if name.startswith("PJSIP/caller-") and exten in did_flow:
-                callers[did_flow[exten]].append(cid)
-            for mobile, flow in mobile_flow.items():
-                if name.startswith(f"PJSIP/{mobile}-"):
-                    agents[flow].append(cid)
-        elif kind == "ChannelStateChange" and channel.get("state") == "Up":
-            up.setdefault(cid, _ts(event))
-        elif kind == "ChannelDtmfReceived" and event.get("digit") == "1":
-            dtmf.setdefault(cid, _ts(event))
-        elif kind == "ChannelEnteredBridge":
-            entered.setdefault(cid, _ts(event))
+    t = channel_timeline(events, did_flow, mobile_flow)
+    callers, agents, created, up, dtmf, entered = (
+        t.callers,
+        t.agents,
+        t.created,
+        t.up,
+        t.dtmf,
+        t.entered,
+    )
     results: dict[str, dict[str, list[float]]] = {}
     for flow in FLOWS:
         dial, accept = [], []

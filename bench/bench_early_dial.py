@@ -46,7 +46,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_call_setup import PASSWORD, Observer, _media_port, _ms, _ts  # noqa: E402
+from ari_timeline import channel_timeline  # noqa: E402
+from bench_call_setup import (  # noqa: E402
+    PASSWORD,
+    Observer,
+    _media_port,
+    _ms,
+)
 
 from astreinte_ari.devtools.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
 from astreinte_ari.devtools.pbxinstall import AsteriskInstall  # noqa: E402
@@ -115,31 +121,8 @@ def analyse(events: list[dict[str, object]], prompt_ms: int) -> Figures:
     (the reaction and the key itself), less the prompt when told to wait for it."""
     did_flow = {did: flow for flow, (did, _, _, _) in FLOWS.items()}
     mobile_flow = {mobile: flow for flow, (_, mobile, _, _) in FLOWS.items()}
-    callers: dict[str, list[str]] = defaultdict(list)
-    agents: dict[str, list[str]] = defaultdict(list)
-    created: dict[str, float] = {}
-    up: dict[str, float] = {}
-    dtmf: dict[str, float] = {}
-    entered: dict[str, float] = {}
-    for event in events:
-        channel = event.get("channel") or {}
-        assert isinstance(channel, dict)
-        cid, name = str(channel.get("id", "")), str(channel.get("name", ""))
-        kind = event.get("type")
-        if kind == "ChannelCreated":
-            created[cid] = _ts(event)
-            exten = str((channel.get("dialplan") or {}).get("exten", ""))
-            if name.startswith("PJSIP/caller-") and exten in did_flow:
-                callers[did_flow[exten]].append(cid)
-            for mobile, flow in mobile_flow.items():
-                if name.startswith(f"PJSIP/{mobile}-"):
-                    agents[flow].append(cid)
-        elif kind == "ChannelStateChange" and channel.get("state") == "Up":
-            up.setdefault(cid, _ts(event))
-        elif kind == "ChannelDtmfReceived" and event.get("digit") == "1":
-            dtmf.setdefault(cid, _ts(event))
-        elif kind == "ChannelEnteredBridge":
-            entered.setdefault(cid, _ts(event))
+    t = channel_timeline(events, did_flow, mobile_flow)
+    callers, agents, created, dtmf, entered = t.callers, t.agents, t.created, t.dtmf, t.entered
     figures: Figures = {}
     for flow, (_, _, _, after_prompt) in FLOWS.items():
         measures: dict[str, list[float]] = defaultdict(list)
