@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.e2e.rig import LINE_FULL, P1, E2ERig, ServiceProcess
+from tests.e2e.rig import LINE_EARLY, LINE_FULL, P1, E2ERig, ServiceProcess
 from tests.rig.crowd import CallPlan, numbered
 from tests.rig.faults import TcpProxy, crashed, freeze
 from tests.rig.polling import wait_until
@@ -63,6 +63,44 @@ def frozen(rig: E2ERig, service: ServiceProcess, early: int = 3) -> FaultRun:
     assert service.engine is not None
     check = TrailCheck(service.engine, crowd.wire(), expect, agents=phone.wire(), did=LINE_FULL)
     return FaultRun(_settled(check, 30), {"frozen_s": window.seconds or 0.0})
+
+
+def early_dial_fault(rig: E2ERig, service: ServiceProcess, fault: str) -> FaultRun:
+    """Early dial: p1's phone rings during the announcement; the service is frozen
+    (fault "frozen": SIGSTOP, websocket open) or killed (fault "killed": kill -9,
+    restarted) and the caller gives up meanwhile. Afterwards the ringing leg must be
+    cancelled before p1 answers (at 8 s), and the call be on record once, abandoned,
+    with its true end."""
+    phone = rig.agent_phone(P1, "accept", ring_ms=8000, dtmf_after_ms=800)
+    leaving = CallPlan("+33198300001", hang_up_after_invite_ms=3000)
+    crowd = rig.callers(LINE_EARLY, [leaving], rate=1)
+    phone.wait_for_wire(lambda legs: bool(legs), timeout=10, what="early dial rings p1")
+    assert service.process is not None
+    down = freeze(service.process.pid) if fault == "frozen" else crashed(service)
+    with down as window:
+        crowd.wait_for_wire(_ended(1), timeout=15, what="the caller hung up")
+    try:
+        crowd.finish(30)
+        phone.wait_for_wire(
+            lambda legs: all(leg.final_status is not None for leg in legs),
+            timeout=15,
+            what="p1's ringing leg ended",
+        )
+    finally:
+        assert phone.stop() == 0, phone.run.output()
+    legs = phone.wire()
+    assert service.engine is not None
+    check = TrailCheck(
+        service.engine,
+        crowd.wire(),
+        {leaving.number: Expect.abandoned()},
+        agents=legs,
+        did=LINE_EARLY,
+    )
+    figures = {"frozen_s": window.seconds or 0.0, "agent_legs": float(len(legs))}
+    figures["agent_answered"] = float(sum(leg.answered_at is not None for leg in legs))
+    figures["agent_cancelled"] = float(sum(leg.cancel_at is not None for leg in legs))
+    return FaultRun(_settled(check, 30), figures)
 
 
 def killed(rig: E2ERig, service: ServiceProcess) -> FaultRun:

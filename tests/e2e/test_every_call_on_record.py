@@ -49,6 +49,20 @@ def test_callers_who_hang_up_while_the_service_is_frozen_are_on_record(
     assert run.figures["frozen_s"] > 4
 
 
+@pytest.mark.parametrize("fault", ["frozen", "killed"])
+def test_a_caller_who_leaves_during_early_dial_while_the_service_is_away(
+    e2e_rig: E2ERig, restartable: ServiceProcess, fault: str
+) -> None:
+    """Early dial rings p1 during the announcement; the service freezes or is killed,
+    and the caller hangs up. Afterwards: p1's phone stops ringing before she answers,
+    and the call is on record once, abandoned, with its true end."""
+    run = fault_scenarios.early_dial_fault(e2e_rig, restartable, fault)
+    run.check.verify()
+    assert run.figures["frozen_s"] > 1
+    assert run.figures["agent_legs"] == 1 and run.figures["agent_answered"] == 0, run.figures
+    assert run.figures["agent_cancelled"] == 1, run.figures  # CANCEL, not left to time out
+
+
 def test_calls_that_end_while_the_service_is_down_end_with_their_true_times(
     e2e_rig: E2ERig, restartable: ServiceProcess
 ) -> None:
