@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -40,7 +41,9 @@ def _run_one_job() -> None:
     scheduler = BackgroundScheduler()
     scheduler.start()
     try:
-        scheduler.add_job(ran.set)
+        # A periodic job run at once: a one-shot job is removed by the scheduler's
+        # thread after it ran, which races with the shutdown below.
+        scheduler.add_job(ran.set, "interval", hours=1, next_run_time=datetime.now(UTC))
         assert ran.wait(10), "the job did not run"
     finally:
         scheduler.shutdown(wait=True)
