@@ -1,0 +1,157 @@
+"""No single point of failure: Kamailio in front of two nodes (Asterisk + service), one
+shared PostgreSQL, on one machine with network namespaces (tests/rig/cluster.py).
+
+Needs root and `ip netns`: skipped, loudly, only without them (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.queries import CallSummary, list_calls
+from tests.e2e.rig import LINE_SHORT, P1, SUP, make_speech, sipp_available
+from tests.rig.cluster import Cluster, running_cluster
+from tests.rig.crowd import CallPlan, numbered
+from tests.rig.kamailio import kamailio_missing, wait_for_event
+from tests.rig.netns import netns_unavailable
+from tests.rig.polling import wait_until
+from tests.rig.postgres import PostgresHandle, stoppable_postgres
+from tests.rig.trail_check import same_number
+from tests.rig.wire import CallerLeg
+
+_NO_NETNS = netns_unavailable()
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        _NO_NETNS is not None,
+        reason=f"!!! CLUSTER TESTS NOT RUN: {_NO_NETNS} !!!",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresHandle]:
+    with stoppable_postgres(tmp_path_factory.mktemp("cluster-pg")) as handle:
+        yield handle
+
+
+@pytest.fixture
+def cluster(pg: PostgresHandle, tmp_path: Path) -> Iterator[Cluster]:
+    missing = kamailio_missing()
+    if missing or not sipp_available():
+        pytest.fail(missing or "sipp/asterisk/espeak-ng/sox missing: scripts/install-test-deps.sh")
+    with running_cluster(tmp_path, pg, make_speech(tmp_path / "speech.ul")) as rig:
+        yield rig
+
+
+def _trail(cluster: Cluster, since: datetime) -> list[CallSummary]:
+    engine = create_db_engine(cluster.db_url)
+    try:
+        return list_calls(engine, since=since, limit=None)
+    finally:
+        engine.dispose()
+
+
+def _rows_of(rows: Sequence[CallSummary], number: str) -> list[CallSummary]:
+    return [row for row in rows if same_number(number, row.caller_number)]
+
+
+def _each_call_once(
+    cluster: Cluster, since: datetime, legs: Sequence[CallerLeg], *, ended: bool, timeout: float
+) -> list[CallSummary]:
+    """Wait until the shared trail holds exactly one row per call sipp placed (ended,
+    if `ended`); fail naming the calls that are missing or doubled."""
+
+    def problems() -> list[str]:
+        rows = _trail(cluster, since)
+        out = []
+        for leg in legs:
+            mine = _rows_of(rows, leg.number)
+            if len(mine) != 1:
+                out.append(f"{leg.number}: {len(mine)} rows ({leg.describe()})")
+            elif ended and mine[0].ended_at is None:
+                out.append(f"{leg.number}: still open ({leg.describe()})")
+        return out
+
+    try:
+        wait_until(lambda: not problems(), timeout=timeout, what="one trail row per call")
+    except AssertionError:
+        raise AssertionError("trail vs wire:\n" + "\n".join(problems())) from None
+    return _trail(cluster, since)
+
+
+def _plans(tag: str, count: int, talk_ms: int) -> list[CallPlan]:
+    return [
+        CallPlan(numbered(i, prefix=f"+33199{tag}"), hang_up_after_answer_ms=talk_ms)
+        for i in range(count)
+    ]
+
+
+def test_calls_spread_and_a_dead_asterisk_loses_no_new_call(cluster: Cluster) -> None:
+    """Round-robin over both nodes; kill -9 of Asterisk A at 2 calls/s: every call placed
+    after the kill is answered (by B), each call is in the shared trail exactly once,
+    A rejoins the rotation once restarted."""
+    began = time.monotonic()
+    since = datetime.now().astimezone()
+    a = cluster.nodes["a"]
+    phone = cluster.agent_phone(P1, "accept")
+    cluster.agent_phone(SUP, "accept")
+    crowd = cluster.callers(LINE_SHORT, _plans("1", 20, talk_ms=2500), rate=2.0)
+
+    def spread() -> bool:
+        nodes = list(cluster.answered_by(crowd).values())
+        return nodes.count("a") >= 2 and nodes.count("b") >= 2
+
+    wait_until(spread, timeout=30, what="calls answered by both nodes")
+    killed_at = time.time()
+    a.kill_asterisk()
+    down = wait_for_event(cluster.kamailio, "down", a.sip_uri, after=killed_at, timeout=10)
+    detection = down.at - killed_at
+
+    crowd.wait(90)
+    legs = crowd.wire()
+    answered_by = cluster.answered_by(crowd)
+    after_kill = [leg for leg in legs if leg.invite_at.timestamp() > killed_at]
+    failed = [leg.describe() for leg in after_kill if not leg.answered]
+    lost = [
+        leg
+        for leg in legs
+        if answered_by.get(leg.call_id) == "a"
+        and leg.final_at is not None
+        and leg.final_at.timestamp() <= killed_at
+        and (leg.bye_at is None or leg.bye_at.timestamp() > killed_at)
+    ]
+    print(
+        f"\nCLUSTER kill -9 asterisk: detection {detection:.2f} s; placed {len(legs)}, "
+        f"after the kill {len(after_kill)}, failed {len(failed)}; connected on the dead "
+        f"node {len(lost)}; per node {sorted(answered_by.values()).count('a')}/"
+        f"{sorted(answered_by.values()).count('b')}"
+    )
+    assert len(legs) == 20
+    assert after_kill, "the kill came after the last call: nothing measured"
+    assert not failed, "calls placed after the kill failed:\n" + "\n".join(failed)
+    # Once A is out of rotation, only B answers.
+    late = [leg for leg in after_kill if leg.invite_at.timestamp() > down.at]
+    assert {answered_by.get(leg.call_id) for leg in late} <= {"b"}
+    assert detection < 5, f"node down detected only {detection:.2f} s after the kill"
+    # A back: Kamailio puts it in rotation again and its service reconnects to ARI.
+    restarted_at = time.time()
+    a.pbx.start()
+    up = wait_for_event(cluster.kamailio, "up", a.sip_uri, after=restarted_at, timeout=15)
+    print(f"CLUSTER asterisk A back in rotation {up.at - restarted_at:.2f} s after its restart")
+    wait_until(a.app_registered, timeout=30, what="service A connected to Asterisk A again")
+    # Every call on record exactly once, and closed: the dead node's by its service's
+    # reconciliation once its Asterisk is back.
+    _each_call_once(cluster, since, legs, ended=True, timeout=40)
+    again = cluster.callers(LINE_SHORT, _plans("2", 4, talk_ms=1000), rate=4.0)
+    again.finish(60)
+    assert sorted(cluster.answered_by(again).values()) == ["a", "a", "b", "b"]
+    phone.stop()
+    print(f"CLUSTER test time {time.monotonic() - began:.1f} s")
