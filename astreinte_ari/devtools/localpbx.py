@@ -141,6 +141,9 @@ class LocalAsterisk:
     # plain HTTP must be local) and the test process on `host`.
     host: str = "127.0.0.1"
     http_bind: str = "127.0.0.1"
+    # asterisk.conf `systemname`: prefixes every UNIQUEID. Nodes sharing one database
+    # need distinct ones: the audit call id derives from the caller channel's UNIQUEID.
+    system_name: str = ""
     phones_host: str = "127.0.0.1"
     callers_from: str = "127.0.0.1"
     endpoint_options: str = ""
@@ -212,6 +215,7 @@ astlogdir => {w}/log
 astsbindir => {self.install.sbindir}
 [options]
 nofork = yes
+{f"systemname = {self.system_name}" if self.system_name else ""}
 maxcalls = 2000
 transmit_silence = yes
 """,

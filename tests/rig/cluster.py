@@ -30,6 +30,7 @@ from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
 from tests.rig.kamailio import Kamailio
 from tests.rig.netns import Host, Lan, private_lan
 from tests.rig.phones import AgentPhone, agent_phone_scenario, start_agent_phone
+from tests.rig.polling import wait_until
 from tests.rig.postgres import PostgresHandle, create_database
 from tests.rig.sipp import SippRun
 from tests.rig.wire import parse_trace, trace_files
@@ -68,7 +69,8 @@ class Node:
             return dict(json.loads(exc.read()))
 
     def app_registered(self) -> bool:
-        """Is this node's service connected to its Asterisk (its Stasis app exists)?"""
+        """Has this node's service connected to its Asterisk? Only meaningful on a freshly
+        (re)started Asterisk: ARI keeps listing an application whose client went away."""
         try:
             apps = self.pbx.ari_get("/applications")
         except OSError:
@@ -138,6 +140,18 @@ class Cluster:
                     answered[message.call_id] = name
         return answered
 
+    def heal(self, timeout: float = 40.0) -> None:
+        """Restart whatever of a node is down, then wait until Kamailio has every node in
+        rotation and every service is connected to its Asterisk."""
+        for node in self.nodes.values():
+            if node.pbx.process is None or node.pbx.process.poll() is not None:
+                node.pbx.start()
+                if node.service.process is not None and node.service.process.poll() is None:
+                    wait_until(node.app_registered, timeout=timeout, what=f"{node.name} on ARI")
+            if node.service.process is None or node.service.process.poll() is not None:
+                node.service.start(timeout=timeout, migrate=False)  # ready: on ARI
+        self.kamailio.wait_states({n.sip_uri: True for n in self.nodes.values()}, timeout=timeout)
+
     def stop_runs(self) -> None:
         for run in self.runs:
             run.kill()
@@ -158,6 +172,7 @@ def _node(
         mobiles=phones,
         host=host.address,
         http_bind="0.0.0.0",
+        system_name=f"pbx-{name}",  # distinct UNIQUEIDs (call ids); never "astreinte-..."
         phones_host=lan.gateway,
         callers_from=kamailio_address,
         endpoint_options=ENDPOINT_OPTIONS,
