@@ -163,11 +163,12 @@ class ClusterNode:
 
     async def tick(self) -> None:
         """One election round, then tell the followers where we stand."""
-        if self._lock is not None:
-            try:
-                await self._elect()
-            except Exception:
-                log.exception("leader election round failed on node %s", self.node)
+        if self._lock is None:
+            return  # the only node: it always leads, and nobody else adds jobs
+        try:
+            await self._elect()
+        except Exception:
+            log.exception("leader election round failed on node %s", self.node)
         now_leading = self.leading()
         for callback in self._followers:
             try:

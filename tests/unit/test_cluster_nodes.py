@@ -181,7 +181,7 @@ async def test_the_other_node_takes_over_when_the_leaders_lock_session_dies(
         kill_lock_session(old.engine)
         took = await wait_for(lambda: other.cluster.leading(), 5, "takeover")
         takeover_times["lock session killed"] = took
-        assert took < 2.5
+        assert took < 3.0  # one try interval (1 s), with room for a loaded machine
         await wait_for(lambda: not old.cluster.leading(), 2, "the old leader stepping down")
         assert old.cluster.role is Role.FOLLOWER
         for _ in range(5):  # and it does not take the lock back
@@ -204,7 +204,7 @@ async def test_a_frozen_leader_is_ended_and_replaced_and_steps_down_when_it_thaw
         takeover_times["leader frozen"] = took
         # Not before its heartbeat is node_lost_after_seconds old, and soon after.
         assert CONFIG.node_lost_after_seconds - CONFIG.heartbeat_seconds <= took
-        assert took <= CONFIG.node_lost_after_seconds + 2.0
+        assert took <= CONFIG.node_lost_after_seconds + 3.0
         # Thawed: before its first tick it already runs nothing (its lease ran out) ...
         assert time.monotonic() - froze_at > 3.0
         assert frozen.cluster.role is Role.LEADER and not frozen.cluster.leading()
