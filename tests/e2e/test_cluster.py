@@ -203,3 +203,58 @@ def test_a_dead_service_leaves_its_calls_to_the_dialplan_fallback(cluster: Clust
         f"\nCLUSTER kill -9 service: {len(on_a)} of {len(legs)} calls taken by A's dialplan "
         f"fallback, all on record after its restart; test time {time.monotonic() - began:.1f} s"
     )
+
+
+def test_a_whole_node_dies_its_calls_close_node_lost_and_leadership_moves(
+    cluster: Cluster,
+) -> None:
+    """kill -9 of the leader's service and Asterisk with calls connected there: the other
+    node takes the leadership (the lock's session died) and closes the dead node's calls
+    as node_lost (docs/cluster.md); its own calls go on untouched."""
+    since = datetime.now().astimezone()
+    leader = wait_until(cluster.leader, timeout=20, what="a leader")
+    dead = cluster.nodes[leader]
+    alive = next(node for node in cluster.nodes.values() if node is not dead)
+    cluster.agent_phone(P1, "accept")
+    cluster.agent_phone(SUP, "accept")
+    crowd = cluster.callers(LINE_SHORT, _plans("4", 4, talk_ms=9000), rate=4.0)
+    wait_until(lambda: len(cluster.answered_by(crowd)) == 4, timeout=20, what="4 calls answered")
+    answered_by = cluster.answered_by(crowd)
+    # Connected = on record: Asterisk answers before the service has seen the call.
+    placed = crowd.wire()
+    wait_until(
+        lambda: all(_rows_of(_trail(cluster, since), leg.number) for leg in placed),
+        timeout=20,
+        what="the 4 calls on record",
+    )
+    killed_at = time.time()
+    dead.service.signal(signal.SIGKILL)
+    dead.kill_asterisk()
+    wait_until(lambda: cluster.leader() == alive.name, timeout=20, what="the other node leading")
+    takeover = time.time() - killed_at
+    wait_until(
+        lambda: alive.readyz().get("cluster", {}).get("role") == "leader",
+        timeout=20,
+        what=f"/readyz of {alive.name} saying leader",
+    )
+    crowd.wait(60)
+    legs = crowd.wire()
+    on_dead = [leg for leg in legs if answered_by[leg.call_id] == dead.name]
+    assert len(on_dead) == 2, answered_by
+
+    def closed_node_lost() -> bool:
+        rows = _trail(cluster, since)
+        return all(
+            [r.outcome for r in _rows_of(rows, leg.number)] == ["node_lost"] for leg in on_dead
+        )
+
+    wait_until(closed_node_lost, timeout=40, what="the dead node's calls closed node_lost")
+    closed_after = time.time() - killed_at
+    rows = _each_call_once(cluster, since, legs, ended=True, timeout=30)
+    others = [r for leg in legs if leg not in on_dead for r in _rows_of(rows, leg.number)]
+    assert len(others) == 2 and all(r.outcome != "node_lost" for r in others), others
+    print(
+        f"\nCLUSTER whole node {dead.name} killed (it led): {alive.name} leads after "
+        f"{takeover:.2f} s; its {len(on_dead)} connected calls closed node_lost after "
+        f"{closed_after:.1f} s"
+    )

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.devtools.localpbx import LocalAsterisk, free_port
 from tests.e2e.rig import ARI_PASSWORD, P1, P2, SUP, ServiceProcess, e2e_config
 from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
@@ -35,7 +38,9 @@ from tests.rig.postgres import PostgresHandle, create_database
 from tests.rig.sipp import SippRun
 from tests.rig.wire import parse_trace, trace_files
 
-NODE_NAMES = ("a", "b")
+NODE_NAMES = ("a", "b")  # services' cluster.node: pbx-a, pbx-b (as their Asterisk systemname)
+_LEADER_SQL = """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = 1634956402"""
 # What packaging/cluster/README.md tells admins to set on the caller/trunk endpoints:
 # session timers and an RTP timeout end the other party's leg of a dead node's call.
 ENDPOINT_OPTIONS = "timers = yes\ntimers_sess_expires = 90\ntimers_min_se = 90\nrtp_timeout = 30\n"
@@ -96,8 +101,16 @@ class Cluster:
     speech: Path
     runs: list[SippRun] = field(default_factory=list)
 
-    def node_of_uri(self, uri: str) -> str:
-        return next(n.name for n in self.nodes.values() if n.sip_uri == uri)
+    def leader(self) -> str | None:
+        """The node whose service holds the leader's advisory lock (docs/cluster.md), now."""
+        engine = create_db_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                holder = conn.execute(text(_LEADER_SQL)).scalar()
+        finally:
+            engine.dispose()
+        names = {f"astreinte-leader pbx-{name}": name for name in self.nodes}
+        return names.get(str(holder)) if holder else None
 
     def callers(self, did: str, plans: Sequence[CallPlan], *, rate: float) -> CallerCrowd:
         crowd = start_callers(
@@ -198,7 +211,7 @@ def _node(
         db_url,
         node_dir / "rec",
         node_dir / "service.log",
-        env={"ASTREINTE_NODE_NAME": name},
+        env={"ASTREINTE_NODE_NAME": f"pbx-{name}"},  # the service's cluster.node
         command_prefix=lan.exec_prefix(host),
     )
     return Node(name, host, pbx, service, metrics_port)
