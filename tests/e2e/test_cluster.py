@@ -6,8 +6,11 @@ Needs root and `ip netns`: skipped, loudly, only without them (CI runs as root).
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
@@ -19,7 +22,7 @@ from tests.e2e.rig import LINE_SHORT, P1, SUP, make_speech, sipp_available
 from tests.rig.cluster import Cluster, running_cluster
 from tests.rig.crowd import CallPlan, numbered
 from tests.rig.kamailio import kamailio_missing, wait_for_event
-from tests.rig.netns import netns_unavailable
+from tests.rig.netns import PREFIX, netns_unavailable, remove_stale
 from tests.rig.polling import wait_until
 from tests.rig.postgres import PostgresHandle, stoppable_postgres
 from tests.rig.trail_check import same_number
@@ -258,3 +261,34 @@ def test_a_whole_node_dies_its_calls_close_node_lost_and_leadership_moves(
         f"{takeover:.2f} s; its {len(on_dead)} connected calls closed node_lost after "
         f"{closed_after:.1f} s"
     )
+
+
+def test_namespaces_of_a_dead_run_are_removed_and_a_live_runs_kept() -> None:
+    """remove_stale(): our prefix with a dead owner pid goes (with what runs inside);
+    a live owner's stays."""
+    dead_pid = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout
+    dead = f"{PREFIX}-{dead_pid.strip()}-{uuid.uuid4().hex[:6]}-x"
+    live = f"{PREFIX}-{os.getpid()}-{uuid.uuid4().hex[:6]}-x"
+    for name in (dead, live):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    sleeper = subprocess.Popen(["ip", "netns", "exec", dead, "sleep", "300"])
+    try:
+        wait_until(
+            lambda: (
+                str(sleeper.pid)
+                in subprocess.run(
+                    ["ip", "netns", "pids", dead], capture_output=True, text=True
+                ).stdout.split()
+            ),
+            timeout=10,
+            what="a process inside the stale namespace",
+        )
+        removed = remove_stale()
+        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert dead in removed and dead not in listing
+        assert live not in removed and live in listing
+        assert sleeper.wait(10) == -signal.SIGKILL
+    finally:
+        sleeper.kill()
+        for name in (dead, live):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
