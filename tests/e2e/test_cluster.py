@@ -15,8 +15,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pytest
+from sqlalchemy import select
 
 from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.models import calls_table
 from astreinte_ari.adapters.store.queries import CallSummary, list_calls
 from tests.e2e.rig import LINE_SHORT, P1, SUP, make_speech, sipp_available
 from tests.rig.cluster import Cluster, running_cluster
@@ -72,6 +74,21 @@ def _trail(cluster: Cluster, since: datetime) -> list[CallSummary]:
         return list_calls(engine, since=since, limit=None)
     finally:
         engine.dispose()
+
+
+def _nodes_on_record(cluster: Cluster, since: datetime) -> dict[str, str | None]:
+    """Caller number -> `calls.node`: the node whose Asterisk carried the call."""
+    engine = create_db_engine(cluster.db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(calls_table.c.caller_number, calls_table.c.node).where(
+                    calls_table.c.started_at >= since
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {number: node for number, node in rows}
 
 
 def _rows_of(rows: Sequence[CallSummary], number: str) -> list[CallSummary]:
@@ -169,8 +186,17 @@ def test_calls_spread_and_a_dead_asterisk_loses_no_new_call(cluster: Cluster) ->
     print(f"CLUSTER asterisk A back in rotation {up.at - restarted_at:.2f} s after its restart")
     wait_until(a.app_registered, timeout=30, what="service A connected to Asterisk A again")
     # Every call on record exactly once, and closed: the dead node's by its service's
-    # reconciliation once its Asterisk is back.
+    # reconciliation once its Asterisk is back (or by the leader, node_lost); each
+    # with the node that carried it.
     _each_call_once(cluster, since, legs, ended=True, timeout=40)
+    on_record = _nodes_on_record(cluster, since)
+    wrong_node = [
+        f"{leg.number}: answered by {answered_by.get(leg.call_id)}, on record {node}"
+        for leg in legs
+        for number, node in on_record.items()
+        if same_number(leg.number, number) and node != f"pbx-{answered_by.get(leg.call_id)}"
+    ]
+    assert not wrong_node, "\n".join(wrong_node)
     again = cluster.callers(LINE_SHORT, _plans("2", 4, talk_ms=1000), rate=4.0)
     again.finish(60)
     assert sorted(cluster.answered_by(again).values()) == ["a", "a", "b", "b"]

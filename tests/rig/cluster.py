@@ -20,6 +20,7 @@ import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,10 +239,10 @@ def running_cluster(work: Path, pg: PostgresHandle, speech: Path) -> Iterator[Cl
         )
         cluster = Cluster(work, lan, kamailio, nodes, db_url, phones, speech)
         try:
-            for node in nodes.values():
-                node.pbx.start()
-            for node in nodes.values():
-                node.service.start(timeout=40)
+            with ThreadPoolExecutor() as pool:  # each start waits for its own ARI
+                list(pool.map(lambda node: node.pbx.start(), nodes.values()))
+            for index, node in enumerate(nodes.values()):
+                node.service.start(timeout=40, migrate=index == 0)  # one schema, once
             kamailio.start()
             yield cluster
         finally:
