@@ -96,11 +96,14 @@ def test_one_leader_a_frozen_one_is_replaced_and_a_killed_one_too(
         lambda: leaders() if len(leaders()) == 1 else None, timeout=15, what="leader"
     )
     leader, other = first[0], next(n for n in ports if n != first[0])
-    view = wait_until(
-        lambda: (v := cluster_view(ports[other])) and len(v["nodes"]) == 2 and v,  # type: ignore[arg-type]
-        timeout=10,
-        what="both nodes in the view",
-    )
+
+    def both_connected() -> dict[str, object] | None:
+        view = cluster_view(ports[other])
+        nodes = view["nodes"] if view else []
+        ok = len(nodes) == 2 and all(n["ari_connected"] for n in nodes)  # type: ignore[arg-type, index]
+        return view if ok else None
+
+    view = wait_until(both_connected, timeout=10, what="both nodes, ARI connected, in the view")
     assert view["node"] == other and view["role"] == "follower"
     assert {n["node"] for n in view["nodes"]} == {"pbx-a", "pbx-b"}  # type: ignore[union-attr]
     assert [n["node"] for n in view["nodes"] if n["leader"]] == [leader]  # type: ignore[union-attr]
