@@ -91,6 +91,7 @@ class ClusterNode:
         self._unclaimed_since: float | None = None
         self._followers: list[Callable[[bool], None]] = []
         self._leading_changed = asyncio.Event()
+        self._beat_now = asyncio.Event()
         self.sweeper: NodeSweep | None = None
         self.on_view: Callable[[list[NodeRow]], None] | None = None
         self.rows: list[NodeRow] = []
@@ -187,8 +188,6 @@ class ClusterNode:
             if not acquired:
                 probe = await self._holder_probe()
         decision = decide(self.role, probe, self.config.node_lost_after_seconds)
-        if decision.role is Role.LEADER:
-            self._confirmed_at = self._monotonic()
         if decision.terminate_holder:
             pids = await self._on_lock_thread(self._locked().terminate_holder, default=[])
             log.warning(
@@ -198,8 +197,20 @@ class ClusterNode:
                 self.config.node_lost_after_seconds,
                 pids,
             )
+            decision = decide(self.role, await self._acquire_after_terminate(), 0)
+        if decision.role is Role.LEADER:
+            self._confirmed_at = self._monotonic()
         if decision.changed:
             await self._change(decision.role)
+
+    async def _acquire_after_terminate(self) -> LockProbe:
+        """The ended session releases the lock within moments: take it now rather
+        than at the next tick."""
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+            if await self._on_lock_thread(self._locked().try_acquire, default=False):
+                return LockProbe(acquired=True)
+        return LockProbe()
 
     async def _holder_probe(self) -> LockProbe:
         rows = await asyncio.to_thread(read_nodes, self._engine)
@@ -240,10 +251,16 @@ class ClusterNode:
         except Exception as exc:  # the database away: the next heartbeat says it again
             log.warning("cluster_nodes not updated: %s", first_line(exc))
 
+    def nudge(self) -> None:
+        """Heartbeat now (ARI connected or lost: the cluster sees it at once)."""
+        self._beat_now.set()
+
     async def _keep_beating(self) -> None:
         while True:
+            self._beat_now.clear()
             await self.beat()
-            await asyncio.sleep(self.config.heartbeat_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self.config.heartbeat_seconds)
 
     async def beat(self) -> None:
         """Write this node's row; the leader then sweeps for lost nodes."""
@@ -266,7 +283,10 @@ class ClusterNode:
             log.warning("cluster heartbeat failed: %s", first_line(exc))
             return
         if self.on_view is not None:
-            self.on_view(self.rows)
+            try:
+                self.on_view(self.rows)
+            except Exception:
+                log.exception("cluster view listener failed")
         if self.sweeper is not None and self.leading():
             try:
                 await self.sweeper.sweep(self.rows)

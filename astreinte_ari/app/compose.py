@@ -153,6 +153,7 @@ def _ari_handlers(
     metrics: ServiceMetrics,
     config: AppConfig,
     recheck: asyncio.Event,
+    cluster: ClusterNode,
 ) -> AriHandlers:
     """ARI's JSON becomes typed events here; every (re)connection resyncs the calls."""
 
@@ -173,11 +174,13 @@ def _ari_handlers(
             len(channels),
         )
         recheck.set()  # "astreinte ready" only once the PBX checks pass (readiness.py)
+        cluster.nudge()  # cluster_nodes.ari_connected at once, not at the next heartbeat
 
     async def on_disconnect() -> None:
         service.ready.clear()
         metrics.set_ari_connected(False)
         recheck.set()
+        cluster.nudge()
 
     return AriHandlers(on_message, on_connect, on_disconnect)
 
@@ -332,7 +335,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         engine=engine,
         writer=writer,
         client=client,
-        ari=_ari_handlers(client, service, metrics, config, recheck),
+        ari=_ari_handlers(client, service, metrics, config, recheck, cluster),
         service=service,
         notifier=notifier,
         features=features,

@@ -16,6 +16,9 @@ def describe_nodes(
     mine = next((r for r in rows if r.node == node), None)
     if mine is None:
         role = "not running (no heartbeat in cluster_nodes)"
+    elif node_loss(mine, now, lost_after_s) is not None:
+        # This node's own service is stopped (doctor often runs then): not a failure.
+        role = f"not running (last heartbeat {(now - mine.last_seen).total_seconds():.0f}s ago)"
     else:
         role = "leader" if mine.is_leader else "follower"
     parts = []
@@ -27,7 +30,8 @@ def describe_nodes(
             flags.append("leader")
         if node_loss(r, now, lost_after_s) is not None:
             flags.append("LOST")
-            lost.append(r.node)
+            if r.node != node:
+                lost.append(r.node)
         parts.append(f"{r.node} seen {age:.0f}s ago ({', '.join(flags)})")
     detail = f"node {node}: {role}; {len(rows)} node(s): " + ("; ".join(parts) or "none")
     fix = ""

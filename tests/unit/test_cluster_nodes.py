@@ -224,6 +224,8 @@ async def test_a_wake_up_due_during_a_leadership_move_fires_exactly_once(pg_url:
     session dies: each fires once, on whichever node leads at the time."""
     fired: Counter[str] = Counter()
     where: dict[str, list[str]] = {}
+    due: dict[str, datetime] = {}
+    late: dict[str, float] = {}
     async with nodes(pg_url, "pbx-a", "pbx-b") as group:
         await wait_for(lambda: leaders(group), 5, "leader")
         schedulers = []
@@ -233,6 +235,7 @@ async def test_a_wake_up_due_during_a_leadership_move_fires_exactly_once(pg_url:
             async def wake(alert_id: str, name: str = node.name) -> None:
                 fired[alert_id] += 1
                 where.setdefault(alert_id, []).append(name)
+                late[alert_id] = (utcnow() - due[alert_id]).total_seconds()
 
             scheduler.start(wake)
             node.cluster.follow(scheduler.follow)
@@ -242,7 +245,8 @@ async def test_a_wake_up_due_during_a_leadership_move_fires_exactly_once(pg_url:
             start = utcnow()
             ids = [f"w{i:02d}" for i in range(16)]
             for i, alert_id in enumerate(ids):  # every 0.25 s over 4 s, added by both
-                schedulers[i % 2].wake_at(alert_id, start + timedelta(seconds=0.5 + 0.25 * i))
+                due[alert_id] = start + timedelta(seconds=0.5 + 0.25 * i)
+                schedulers[i % 2].wake_at(alert_id, due[alert_id])
             await asyncio.sleep(1.2)
             kill_lock_session(old.engine)
             await wait_for(lambda: len(fired) == len(ids), 15, "every wake-up")
@@ -252,6 +256,11 @@ async def test_a_wake_up_due_during_a_leadership_move_fires_exactly_once(pg_url:
                 scheduler.stop()
     assert fired == Counter(dict.fromkeys(ids, 1)), where
     assert {w[0] for w in where.values()} == {"pbx-a", "pbx-b"}  # both led in turn
+    # The leader sees a wake-up the other node added within its ~1 s look at the
+    # store; those due while the lock moved wait for the takeover (~1 s) too.
+    before_move = [late[i] for i in ids[:2]]
+    assert max(before_move) < 2.0, late
+    assert max(late.values()) < 3.5, late
 
 
 async def test_a_sqlite_single_node_always_leads(tmp_path: object) -> None:
