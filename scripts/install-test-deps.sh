@@ -2,12 +2,13 @@
 # Test tooling for scripts/test.sh on Debian 12 (bookworm) -- a developer's or
 # CI's machine, never a production PBX: sipp, PostgreSQL (tests start their own
 # private server), espeak-ng + sox, openssl, Chromium (HTML report test),
-# debootstrap (the .deb test's clean root), and Asterisk 16 from Debian 11's
-# security suite for the smoke subset (Asterisk 22 is scripts/asterisk22.sh's).
+# debootstrap (the .deb test's clean root), Kamailio + iproute2 (the cluster
+# test: tests/e2e/test_cluster.py, network namespaces), and Asterisk 16 from
+# Debian 11's security suite for the smoke subset (Asterisk 22 is scripts/asterisk22.sh's).
 # Idempotent.
 #
-# Nothing of the host changes beyond the packages: Asterisk 16's and
-# PostgreSQL's system services are neither started nor enabled by the install
+# Nothing of the host changes beyond the packages: Asterisk 16's, PostgreSQL's
+# and Kamailio's system services are neither started nor enabled by the install
 # (a temporary policy-rc.d refuses the start; the units of packages installed
 # here are disabled). A service that was there before is left as it was.
 #
@@ -31,6 +32,8 @@ command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl) # SMTP STARTTLS test certificate
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio) # its kamcmd comes with it
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)
 
 if [ ${#need_pkgs[@]} -eq 0 ] && [ "$want_asterisk16" -eq 0 ]; then
@@ -52,12 +55,15 @@ cleanup() { [ "$own_policy" -eq 0 ] || $SUDO rm -f "$policy"; }
 trap cleanup EXIT
 
 # Only the units of packages this run installs are disabled afterwards.
+# deb-systemd-helper refuses outside a maintainer script ("not called from dpkg"),
+# so: systemctl (works without a running systemd), else the symlinks themselves.
 disable_units_of() { # unit...
   local unit
   for unit in "$@"; do
-    if command -v deb-systemd-helper >/dev/null 2>&1; then
-      $SUDO deb-systemd-helper disable "$unit.service" >/dev/null 2>&1 || true
+    if command -v systemctl >/dev/null 2>&1; then
+      $SUDO systemctl disable "$unit.service" >/dev/null 2>&1 || true
     fi
+    $SUDO rm -f /etc/systemd/system/*.wants/"$unit.service"
     [ -x "/etc/init.d/$unit" ] && $SUDO update-rc.d "$unit" disable >/dev/null 2>&1 || true
   done
 }
@@ -86,7 +92,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o APT::Default-Release=bookworm "${need_pkgs[@]}"
-  for p in "${need_pkgs[@]}"; do [ "$p" = postgresql ] && disable_units_of postgresql; done
+  for p in "${need_pkgs[@]}"; do
+    case "$p" in
+      postgresql) disable_units_of postgresql ;;
+      kamailio) disable_units_of kamailio ;; # the tests run their own, in a namespace
+    esac
+  done
 fi
 if [ "$want_asterisk16" -eq 1 ]; then
   echo "installing: asterisk asterisk-modules (16, from bullseye-security; its service not started)"

@@ -47,9 +47,12 @@ MISSED_OUTCOMES = frozenset(
 
 
 def is_missed(closed: CallClosed) -> bool:
-    """Voicemail (left or not), nobody reached, failed, or abandoned after the announcement."""
+    """Voicemail (left or not), nobody reached, failed, abandoned after the announcement,
+    or lost with its node before an agent took it."""
     if closed.outcome in MISSED_OUTCOMES:
         return True
+    if closed.outcome is CallOutcome.NODE_LOST:  # its node died: missed unless bridged
+        return closed.accepted_person_id is None
     return closed.outcome is CallOutcome.ABANDONED and closed.last_state in _AFTER_ANNOUNCEMENT
 
 
@@ -110,7 +113,16 @@ class AlertEngine:
         """Call listener (event loop): a missed call opens an alert for its chain."""
         if not self.alerting.missed_calls.enabled or not is_missed(closed):
             return
-        self._spawn(self.open_missed_call(closed))
+        self._spawn(self._open_missed_once(closed))
+
+    async def _open_missed_once(self, closed: CallClosed) -> str | None:
+        # One alert per call: a call the cluster's leader closed as node_lost may be
+        # announced again by its own node's service when that one comes back.
+        earlier = await asyncio.to_thread(self.store.find_for_call, "missed_call", closed.call_id)
+        if earlier is not None:
+            log.info("call %s: missed-call alert %s already open", closed.call_id[:8], earlier.id)
+            return None
+        return await self.open_missed_call(closed)
 
     async def open_missed_call(self, closed: CallClosed) -> str | None:
         chain: list[str] = []

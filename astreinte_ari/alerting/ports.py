@@ -100,6 +100,10 @@ class AlertRepository(Protocol):
 
     def find_shift(self, kind: str, team: str, rota: str, start: datetime) -> Alert | None: ...
 
+    def find_for_call(self, kind: str, call_id: str) -> Alert | None:
+        """The alert of that kind already opened for a call, if any."""
+        ...
+
     def update(self, alert_id: str, *, only_if_open: bool = False, **values: object) -> bool:
         """False when nothing was updated (e.g. already acknowledged)."""
         ...
@@ -148,8 +152,21 @@ class Scheduler(Protocol):
         """No wake-up for this alert any more (none pending is fine)."""
         ...
 
-    def every(self, name: str, interval: timedelta, chore: Callable[[], Awaitable[object]]) -> None:
-        """Run `chore` every `interval` while the process runs (not persisted)."""
+    def every(
+        self,
+        name: str,
+        interval: timedelta,
+        chore: Callable[[], Awaitable[object]],
+        *,
+        every_node: bool = False,
+    ) -> None:
+        """Run `chore` every `interval` while the process runs (not persisted); on the
+        cluster's leader only unless `every_node` (a refresh of this process's state)."""
+        ...
+
+    def leads(self) -> bool:
+        """Does this process run the scheduled work now (the cluster's leader; always
+        true for a single node)?"""
         ...
 
     def pending(self) -> int:

@@ -57,8 +57,10 @@ class Alerting:
         alerting = cls(engine, scheduler, config)
         await engine.refresh_overrides()
         scheduler.every("shift-planner", PLAN_EVERY, alerting.plan_shifts)
-        scheduler.every("overrides", OVERRIDES_EVERY, engine.refresh_overrides)
-        await alerting.plan_shifts()
+        # Every node routes calls: each keeps its own copy of the overrides current.
+        scheduler.every("overrides", OVERRIDES_EVERY, engine.refresh_overrides, every_node=True)
+        if scheduler.leads():  # a follower's shifts are planned by the leader
+            await alerting.plan_shifts()
         return alerting
 
     def hold(self, edge: Closable) -> None:
@@ -87,6 +89,8 @@ class Alerting:
                 log.warning("alerting.%s changed: restart the service to apply it", part)
         self.config = config
         self.engine.use_config(config)
+        if not self.scheduler.leads():
+            return  # the leader re-plans when its own watcher sees the edit
         created = await self.plan_shifts()
         if created:
             log.info("alerting: %d shift start(s) planned after the configuration change", created)

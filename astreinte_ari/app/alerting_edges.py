@@ -27,6 +27,7 @@ from astreinte_ari.adapters.store.recovery import next_hop_seq
 from astreinte_ari.alerting.links import LinkSigner
 from astreinte_ari.alerting.ports import Notifier
 from astreinte_ari.alerting.runtime import Alerting
+from astreinte_ari.app.cluster import ClusterNode
 from astreinte_ari.config import secrets
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.targets import trunk_target
@@ -91,13 +92,15 @@ async def start_alerting(
     paused: bool = False,
     links_port: int | None = None,
     metrics: ServiceMetrics | None = None,
+    cluster: ClusterNode | None = None,
 ) -> Alerting | None:
     """Start alerts if `alerting:` is configured; None otherwise.
 
     `service` is the call service (OnCallService): alerts hear of every call
     that ends, and voice alerts are calls on its telephony. `paused` keeps the
     wake-ups from firing on real time (tests run them with `fire_due()` and an
-    injected clock); `links_port` overrides the listen port.
+    injected clock); `links_port` overrides the listen port. `cluster`: the wake-ups
+    run on its leader only (every node adds them to the shared store).
     """
     cfg = config.alerting
     if cfg is None:
@@ -110,7 +113,8 @@ async def start_alerting(
         notifiers = {via: MeteredNotifier(n, metrics) for via, n in notifiers.items()}
     signer = LinkSigner(link_key(config))  # links sent by earlier releases
     links = AlertLinkStore(engine)
-    scheduler = PersistentScheduler(engine, paused=paused)
+    gate = cluster.leading if cluster is not None else None
+    scheduler = PersistentScheduler(engine, paused=paused, gate=gate)
     alerting = await Alerting.start(
         config=config,
         store=AlertStore(engine),
@@ -119,6 +123,8 @@ async def start_alerting(
         scheduler=scheduler,
         clock=clock,
     )
+    if cluster is not None:
+        cluster.follow(scheduler.follow)
     service.add_call_listener(alerting.engine.on_call_closed)
     endpoint = LinkEndpoint(
         alerting.engine, links, signer, Path(config.recordings_dir), cfg.links.public_url

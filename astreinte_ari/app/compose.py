@@ -26,6 +26,7 @@ from astreinte_ari.adapters.metrics.audit import MeteredAudit
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
+from astreinte_ari.adapters.store.leader_lock import AdvisoryLeaderLock
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.recovery import open_calls, resume_point_for_channel
 from astreinte_ari.adapters.store.retention import keep_retention
@@ -36,6 +37,8 @@ from astreinte_ari.adapters.store.voicemail_files import (
 from astreinte_ari.adapters.systemd import SystemdNotifier
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.app import lifecycle
+from astreinte_ari.app.cluster import ClusterNode
+from astreinte_ari.app.cluster_sweep import NodeLostSweeper
 from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
 from astreinte_ari.app.lifecycle import AriHandlers, Loop, ServiceParts
 from astreinte_ari.app.readiness import Readiness, keep_readiness
@@ -150,6 +153,7 @@ def _ari_handlers(
     metrics: ServiceMetrics,
     config: AppConfig,
     recheck: asyncio.Event,
+    cluster: ClusterNode,
 ) -> AriHandlers:
     """ARI's JSON becomes typed events here; every (re)connection resyncs the calls."""
 
@@ -170,22 +174,48 @@ def _ari_handlers(
             len(channels),
         )
         recheck.set()  # "astreinte ready" only once the PBX checks pass (readiness.py)
+        cluster.nudge()  # cluster_nodes.ari_connected at once, not at the next heartbeat
 
     async def on_disconnect() -> None:
         service.ready.clear()
         metrics.set_ari_connected(False)
         recheck.set()
+        cluster.nudge()
 
     return AriHandlers(on_message, on_connect, on_disconnect)
+
+
+def _node_name(config: AppConfig) -> str:
+    try:
+        return config.node_name()
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def _cluster_node(config: AppConfig, engine: Engine, node: str, client: AriClient) -> ClusterNode:
+    """This node's heartbeat and election: by advisory lock on PostgreSQL; a SQLite
+    database has one node only, always the leader."""
+    lock = None
+    if engine.dialect.name == "postgresql":
+        lock = AdvisoryLeaderLock(engine.url, node)
+    return ClusterNode(
+        node=node,
+        config=config.cluster,
+        engine=engine,
+        lock=lock,
+        ari_connected=client.connected.is_set,
+        clock=utcnow,
+    )
 
 
 async def build_service(config: AppConfig, notifier: SystemdNotifier) -> ServiceParts:
     """Every part of the running service, built and wired; nothing started yet but
     the ARI check (a refused or unreachable PBX is a StartupError, nothing leaks)."""
+    node = _node_name(config)
     engine = create_db_engine(config.database_url())
     db_ready = database_ready(engine, config)  # raises DatabaseNotMigrated with the fix
     # Journal first: audit events survive a database outage and a crash during it.
-    writer = JournaledAuditWriter(engine, config.journal_dir)
+    writer = JournaledAuditWriter(engine, config.journal_dir, node=node)
     client = AriClient(
         config.ari.url,
         config.ari.username,
@@ -230,7 +260,8 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         max_parallel_cascades=config.defaults.max_parallel_cascades,
         pbx_records=records,
         reconciler=Reconciler(
-            open_calls=lambda: asyncio.to_thread(open_calls, engine),
+            # This node's calls only: another node's are not on this node's Asterisk.
+            open_calls=lambda: asyncio.to_thread(open_calls, engine, node),
             records=records,
             fallback_pending=lambda channel_id: fallback.pending_for(channel_id),
             audit=audit,
@@ -246,7 +277,21 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
     alert_feed = AlertFeed()  # holds ended calls until alerting runs
     service.add_call_listener(metrics.on_call_closed)
     service.add_call_listener(alert_feed.on_call_closed)
+    cluster = _cluster_node(config, engine, node, client)
+    cluster.sweeper = NodeLostSweeper(
+        engine=engine,
+        node=node,
+        lost_after_s=config.cluster.node_lost_after_seconds,
+        audit=audit,
+        announce=service.announce_closed,
+        plan_for=plan_for,
+        clock=utcnow,
+    )
+    cluster.on_view = lambda rows: metrics.set_cluster(
+        node, cluster.leading(), cluster.alive_nodes()
+    )
     features = DatabaseFeatures(
+        cluster=cluster,
         config=config,
         live=live,
         engine=engine,
@@ -257,7 +302,14 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
     )
     recheck = asyncio.Event()
     version = str((info.get("system") or {}).get("version") or "") or None
-    readiness = Readiness(client, lambda: live.current, engine, config.journal_dir, version=version)
+    readiness = Readiness(
+        client,
+        lambda: live.current,
+        engine,
+        config.journal_dir,
+        version=version,
+        cluster_view=cluster.view,
+    )
     metrics_server = (
         MetricsServer(config.metrics, metrics, readiness.report) if config.metrics else None
     )
@@ -266,10 +318,14 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         lambda: keep_fallback_published(
             client, lambda: live.current, utcnow, on_call_override=features.on_call_override
         ),
-        lambda: keep_retention(
-            engine,
-            lambda: (live.current.retention, live.current.recordings_dir),
-            after_run=checkpointer.sign if checkpointer else None,
+        cluster.run,
+        # The scheduled work of the whole cluster: on its leader only.
+        lambda: cluster.while_leading(
+            lambda: keep_retention(
+                engine,
+                lambda: (live.current.retention, live.current.recordings_dir),
+                after_run=checkpointer.sign if checkpointer else None,
+            )
         ),
         lambda: _keep_sweeping(service, writer),
         lambda: keep_readiness(readiness, notifier, recheck),
@@ -279,19 +335,20 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         features.keep_counting_open_alerts,
     ]
     if checkpointer is not None:
-        loops.append(checkpointer.keep_signing)
+        loops.append(lambda: cluster.while_leading(checkpointer.keep_signing))
     return ServiceParts(
         config=config,
         engine=engine,
         writer=writer,
         client=client,
-        ari=_ari_handlers(client, service, metrics, config, recheck),
+        ari=_ari_handlers(client, service, metrics, config, recheck, cluster),
         service=service,
         notifier=notifier,
         features=features,
         db_ready=db_ready,
         metrics_server=metrics_server,
         checkpointer=checkpointer,
+        cluster=cluster,
         loops=tuple(loops),
     )
 

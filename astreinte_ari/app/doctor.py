@@ -29,6 +29,7 @@ from astreinte_ari.adapters.pbx.checks import (
     check_trunk,
 )
 from astreinte_ari.adapters.pbx.version import parse_version
+from astreinte_ari.app.doctor_cluster import check_cluster
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
@@ -357,7 +358,9 @@ def run_checks(config: AppConfig) -> list[Check]:
     else:
         checks.extend(asyncio.run(check_asterisk(config, password)))
     checks.append(check_sounds(config))
-    checks.append(check_database(config))
+    checks.append(database := check_database(config))
+    if database.ok:  # this node's name and role, every node's heartbeat
+        checks.append(check_cluster(config))
     checks.append(check_cel(config))
     checks.extend(check_directories(config))
     return checks

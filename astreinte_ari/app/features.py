@@ -20,6 +20,7 @@ from astreinte_ari.adapters.store.config_versions import record_config_version
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.app.alerting_edges import start_alerting
+from astreinte_ari.app.cluster import ClusterNode
 from astreinte_ari.app.startup import database_ready
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.config.loader import ConfigError
@@ -47,6 +48,7 @@ class DatabaseFeatures:
     def __init__(
         self,
         *,
+        cluster: ClusterNode | None = None,
         config: AppConfig,
         live: LiveConfig,
         engine: Engine,
@@ -55,6 +57,7 @@ class DatabaseFeatures:
         alert_feed: AlertFeed,
         clock: Callable[[], datetime],
     ) -> None:
+        self.cluster = cluster
         self.config = config
         self.live = live
         self.engine = engine
@@ -78,6 +81,7 @@ class DatabaseFeatures:
             service=self.service,
             clock=self.clock,
             metrics=self.metrics,
+            cluster=self.cluster,
         )
         if alerting is not None:
             self.alerting = alerting

@@ -29,6 +29,7 @@ from astreinte_ari.config.model import AppConfig
 
 if TYPE_CHECKING:
     from astreinte_ari.adapters.store.checkpointing import Checkpointer
+    from astreinte_ari.app.cluster import ClusterNode
 
 log = logging.getLogger("astreinte_ari.app.compose")
 
@@ -61,6 +62,7 @@ class ServiceParts:
     db_ready: bool  # at start: then alerting runs before the first call
     metrics_server: MetricsServer | None
     checkpointer: Checkpointer | None
+    cluster: ClusterNode  # heartbeat and leader election (app/cluster.py)
     loops: tuple[Loop, ...]  # background work until the service stops
 
 
@@ -136,6 +138,7 @@ async def _drain(parts: ServiceParts, hard_stop: asyncio.Event) -> None:
 
 async def _close(parts: ServiceParts) -> None:
     await parts.features.close()
+    await parts.cluster.close()  # another node leads from its next tick
     if parts.metrics_server is not None:
         await parts.metrics_server.close()
     await parts.client.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -97,6 +98,9 @@ async def check_storage(engine: Engine, journal_dir: Path) -> Check:
 class ReadyReport:
     checks: tuple[Check, ...]
     at: datetime
+    # This node, its role and every node's heartbeat (app/cluster.py ClusterNode.view);
+    # informative: a follower is as ready to take calls as the leader.
+    cluster: dict[str, object] | None = None
 
     @property
     def ready(self) -> bool:
@@ -121,6 +125,7 @@ class ReadyReport:
             "ready": self.ready,
             "checked_at": self.at.isoformat(timespec="milliseconds"),
             "checks": [c.as_json() for c in self.checks],
+            **({"cluster": self.cluster} if self.cluster is not None else {}),
         }
 
 
@@ -148,8 +153,10 @@ class Readiness:
         journal_dir: Path,
         *,
         version: str | None = None,
+        cluster_view: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self._client = client
+        self._cluster_view = cluster_view
         self._config = config
         self._engine = engine
         self._journal_dir = journal_dir
@@ -159,6 +166,8 @@ class Readiness:
 
     async def report(self, max_age_s: float = CACHE_S) -> ReadyReport:
         if self._last is not None and time.monotonic() - self._last[0] <= max_age_s:
+            if self._cluster_view is not None:  # cheap, in memory: always current
+                return dataclasses.replace(self._last[1], cluster=self._cluster_view())
             return self._last[1]
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._evaluate())
@@ -188,7 +197,8 @@ class Readiness:
             app = _unknown("application")
             trunk = _unknown("trunk")
         checks = await asyncio.gather(app, sip, trunk, storage)  # in parallel
-        report = ReadyReport((ari, *checks), datetime.now(UTC))
+        cluster = self._cluster_view() if self._cluster_view is not None else None
+        report = ReadyReport((ari, *checks), datetime.now(UTC), cluster)
         self._last = (time.monotonic(), report)
         return report
 

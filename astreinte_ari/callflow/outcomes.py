@@ -74,6 +74,9 @@ class CallOutcome(enum.StrEnum):
     ABANDONED = "abandoned"  # caller hung up before being connected
     NO_ONE = "no_one"  # every hop failed and no voicemail configured
     FAILED = "failed"  # internal error; detail says why
+    # The node whose Asterisk carried the call went silent or lost its Asterisk; the
+    # cluster's leader closed the call at the last moment the node was known well.
+    NODE_LOST = "node_lost"
 
 
 class HopOutcome(enum.StrEnum):

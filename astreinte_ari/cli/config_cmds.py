@@ -92,6 +92,12 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
             print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
+    try:
+        node = config.node_name()
+    except ValueError as exc:  # the env override is checked like the file
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Node: {node}")
     refused = config.exposed_secrets()
     for error in refused:
         print(f"error: {error}", file=sys.stderr)

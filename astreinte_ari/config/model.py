@@ -19,6 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from astreinte_ari import resources
 from astreinte_ari.config import secrets
 from astreinte_ari.config.alerting import AlertingConfig
+from astreinte_ari.config.cluster import ClusterConfig, node_name
 from astreinte_ari.config.fallback import FallbackConfig
 from astreinte_ari.config.fields import (
     E164_RE,
@@ -262,6 +263,7 @@ class AppConfig(Frozen):
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
     compensation: CompensationConfig = CompensationConfig()
+    cluster: ClusterConfig = ClusterConfig()  # several nodes, one database: docs/cluster.md
 
     @field_validator("timezone")
     @classmethod
@@ -371,6 +373,10 @@ class AppConfig(Frozen):
             (("ari.password_file", self.ari.password_file),
              ("database.url_file", self.database.url_file))
         )  # fmt: skip
+
+    def node_name(self) -> str:
+        """This node's name in cluster_nodes and calls.node (config/cluster.py)."""
+        return node_name(self.cluster)
 
     def ari_password(self) -> str:
         """Env var named by ari.password_env, then ari.password_file."""

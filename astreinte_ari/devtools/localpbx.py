@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from base64 import b64encode
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +134,20 @@ class LocalAsterisk:
     sounds_dir: Path = SOUNDS_DIR
     agi_dir: Path | None = None
     install: AsteriskInstall = field(default_factory=AsteriskInstall.from_env)
+    # Several nodes on one machine (tests/rig/cluster.py): the address SIP and HTTP bind
+    # to, where the phones are, where callers come from (a proxy), pjsip lines added to
+    # every endpoint, and what runs Asterisk (e.g. `ip netns exec <namespace>`).
+    # http_bind "0.0.0.0" in a namespace: the node's service on its loopback (ARI over
+    # plain HTTP must be local) and the test process on `host`.
+    host: str = "127.0.0.1"
+    http_bind: str = "127.0.0.1"
+    # asterisk.conf `systemname`: prefixes every UNIQUEID. Nodes sharing one database
+    # need distinct ones: the audit call id derives from the caller channel's UNIQUEID.
+    system_name: str = ""
+    phones_host: str = "127.0.0.1"
+    callers_from: str = "127.0.0.1"
+    endpoint_options: str = ""
+    command_prefix: Sequence[str] = ()
     process: subprocess.Popen[bytes] | None = None
     _version: Version | None = field(default=None, init=False, repr=False)
 
@@ -163,7 +177,7 @@ class LocalAsterisk:
 
     @property
     def ari_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def etc(self) -> Path:
@@ -201,6 +215,7 @@ astlogdir => {w}/log
 astsbindir => {self.install.sbindir}
 [options]
 nofork = yes
+{f"systemname = {self.system_name}" if self.system_name else ""}
 maxcalls = 2000
 transmit_silence = yes
 """,
@@ -208,7 +223,7 @@ transmit_silence = yes
             + "".join(f"load => {m}.so\n" for m in modules_for(self.version, self.install.moddir)),
             "logger.conf": "[general]\n[logfiles]\nmessages => notice,warning,error,verbose\n"
             "console => notice,warning,error\n",
-            "http.conf": f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
+            "http.conf": f"[general]\nenabled = yes\nbindaddr = {self.http_bind}\n"
             f"bindport = {self.http_port}\n",
             "ari.conf": f"[general]\nenabled = yes\n[{self.ari_username}]\ntype = user\n"
             f"read_only = no\npassword = {self.ari_password}\npassword_format = plain\n",
@@ -253,12 +268,12 @@ transmit_silence = yes
     def _pjsip_conf(self) -> str:
         parts = [
             f"[transport-udp]\ntype = transport\nprotocol = udp\n"
-            f"bind = 127.0.0.1:{self.sip_port}\n",
+            f"bind = {self.host}:{self.sip_port}\n",
             # Every call from loopback is a caller on the public DID.
             "[caller]\ntype = endpoint\ntransport = transport-udp\ncontext = astreinte-inbound\n"
             "disallow = all\nallow = ulaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
-            "trust_id_inbound = no\nrtp_symmetric = yes\n",
-            "[caller-identify]\ntype = identify\nendpoint = caller\nmatch = 127.0.0.1\n",
+            f"trust_id_inbound = no\nrtp_symmetric = yes\n{self.endpoint_options}",
+            f"[caller-identify]\ntype = identify\nendpoint = caller\nmatch = {self.callers_from}\n",
         ]
         # A mobile behind the "trunk" and a desk phone of the PBX are both one endpoint
         # with a fixed contact here; only the name differs (+336... vs desk-101).
@@ -266,10 +281,11 @@ transmit_silence = yes
             if not SIP_ENDPOINT_RE.match(name.lstrip("+")):
                 raise ValueError(f"{name!r} cannot name a PJSIP endpoint")
             parts.append(
-                f"[{name}]\ntype = aor\ncontact = sip:{name}@127.0.0.1:{port}\n"
+                f"[{name}]\ntype = aor\ncontact = sip:{name}@{self.phones_host}:{port}\n"
                 f"[{name}]\ntype = endpoint\ntransport = transport-udp\n"
                 f"context = astreinte-unused\naors = {name}\ndisallow = all\nallow = ulaw\n"
                 "dtmf_mode = rfc4733\ndirect_media = no\nrtp_symmetric = yes\n"
+                + self.endpoint_options
             )
         return "\n".join(parts)
 
@@ -288,7 +304,15 @@ transmit_silence = yes
         self.write_config()
         log = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - kept open
         self.process = subprocess.Popen(
-            [self.install.binary, "-C", str(self.conf_file), "-f", "-n", "-q"],
+            [
+                *self.command_prefix,
+                self.install.binary,
+                "-C",
+                str(self.conf_file),
+                "-f",
+                "-n",
+                "-q",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -300,8 +300,10 @@ def start_callers(
     speech: Path | None,
     name: str = "callers",
     timeout_s: int = 120,
+    local_ip: str = "127.0.0.1",
 ) -> CallerCrowd:
-    """Place len(plans) calls to `did` via `target` ("127.0.0.1:<sip port>") at `rate`/s."""
+    """Place len(plans) calls to `did` via `target` ("127.0.0.1:<sip port>") at `rate`/s,
+    from `local_ip`."""
     workdir.mkdir(parents=True, exist_ok=True)
     local_port = free_port(socket.SOCK_DGRAM)
     inf = injection_file(workdir / f"{name}.csv", plans, local_port)
@@ -318,5 +320,6 @@ def start_callers(
         concurrency=len(plans),
         extra_args=("-inf", str(inf), "-trace_msg", *rate_args(rate)),
         env=SIPP_ENV,
+        local_ip=local_ip,
     )
     return CallerCrowd(run, tuple(plans))

@@ -216,8 +216,9 @@ def start_agent_phone(
     port: int,
     max_calls: int = 1000,
     timeout_s: int = 300,
+    local_ip: str = "127.0.0.1",
 ) -> AgentPhone:
-    """The phone listening on 127.0.0.1:`port` (the mobile's port in LocalAsterisk.mobiles)."""
+    """The phone listening on `local_ip`:`port` (the mobile's port in LocalAsterisk.mobiles)."""
     run = start_sipp(
         workdir,
         name,
@@ -229,5 +230,6 @@ def start_agent_phone(
         concurrency=max_calls,
         extra_args=("-trace_msg", "-trace_logs"),
         env=SIPP_ENV,
+        local_ip=local_ip,
     )
     return AgentPhone(run)

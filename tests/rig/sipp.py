@@ -295,9 +295,11 @@ def start_sipp(
     calls: int = 1,
     concurrency: int = 1,
     env: Mapping[str, str] | None = None,
+    local_ip: str = "127.0.0.1",
 ) -> SippRun:
     """Start sipp in the background; `env` adds to (or overrides) this process's environment,
-    e.g. {"TZ": "UTC"} so that -trace_msg times are written in a known zone."""
+    e.g. {"TZ": "UTC"} so that -trace_msg times are written in a known zone. `local_ip`:
+    the address its SIP and media sockets bind to (another than loopback: tests/rig/cluster.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = workdir / f"{name}.xml"
     scenario.write_text(scenario_xml)
@@ -306,11 +308,11 @@ def start_sipp(
         "-sf",
         str(scenario),
         "-i",
-        "127.0.0.1",
+        local_ip,
         "-p",
         str(local_port),
         "-mi",
-        "127.0.0.1",
+        local_ip,
         "-mp",
         str(media_port),
         "-m",

@@ -291,3 +291,42 @@ async def test_systemd_hears_ready_once_calls_are_taken_and_the_log_each_change(
         ("ERROR", "astreinte NOT ready: SIP transport: bad"),  # the same verdict is not repeated
         ("INFO", messages[3].removeprefix("STATUS=").replace("ready", "astreinte ready", 1)),
     ]
+
+
+async def test_readyz_carries_the_cluster_view_current_even_from_a_cached_report(
+    setup: Setup,
+) -> None:
+    view: dict[str, object] = {
+        "node": "pbx-a",
+        "role": "follower",
+        "nodes": [
+            {"node": "pbx-a", "last_seen_age_s": 0.4, "ari_connected": True, "leader": False}
+        ],
+    }
+    readiness = Readiness(
+        setup.client,
+        setup.readiness._config,
+        setup.readiness._engine,
+        setup.journal,
+        cluster_view=lambda: dict(view),
+    )
+    metrics = ServiceMetrics()
+    metrics.set_cluster("pbx-a", True, 2)
+    port = free_port()
+    server = MetricsServer(MetricsConfig(listen=f"127.0.0.1:{port}"), metrics, readiness.report)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                first = (await resp.json())["cluster"]
+            view["role"] = "leader"  # leadership moved; the checks' report is still cached
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                second = (await resp.json())["cluster"]
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                exposition = await resp.text()
+        assert first["role"] == "follower" and second["role"] == "leader"
+        assert second["nodes"] == view["nodes"] and second["node"] == "pbx-a"
+        assert 'astreinte_cluster_leader{node="pbx-a"} 1.0' in exposition
+        assert "astreinte_cluster_nodes_alive 2.0" in exposition
+    finally:
+        await server.close()

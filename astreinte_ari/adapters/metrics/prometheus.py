@@ -123,6 +123,18 @@ class ServiceMetrics:
         self.config_last_reload_ok.set(1)
         self._samples = _Samples()
         self.registry.register(self._samples)
+        # One series per process: the node label is this node's own name.
+        self.cluster_leader = Gauge(
+            "astreinte_cluster_leader",
+            "1 while this node leads the cluster (runs the scheduled work)",
+            ["node"],
+            registry=self.registry,
+        )
+        self.cluster_nodes_alive = Gauge(
+            "astreinte_cluster_nodes_alive",
+            "Nodes whose heartbeat is recent (cluster_nodes), this one included",
+            registry=self.registry,
+        )
         if registry is None:
             # A registry of our own drops prometheus_client's defaults: process_*
             # (RSS, CPU, open fds), python_gc_* and python_info are added back.
@@ -199,6 +211,10 @@ class ServiceMetrics:
 
     def set_open_alerts(self, count: int) -> None:
         self.open_alerts.set(count)
+
+    def set_cluster(self, node: str, leader: bool, alive: int) -> None:
+        self.cluster_leader.labels(node=node).set(1 if leader else 0)
+        self.cluster_nodes_alive.set(alive)
 
     def set_ari_connected(self, connected: bool) -> None:
         if connected and self._ever_connected and not self._connected:

@@ -8,11 +8,20 @@ APScheduler 3 stores a job's function as an import path, which can only reach
 module-level state. So the stored path names `wake_up`, a marker, and every
 wake-up read back from the database runs on the handler this scheduler was
 started with (the running engine): no global registry of engines.
+
+Several nodes may share the database (docs/cluster.md): every node adds and
+cancels wake-ups in the one job store, only the leader runs them. `gate` says
+whether this process leads now; closed, the store shows no job due, chores
+other than node-local ones are skipped, and a wake-up that slipped through
+(leadership lost between its pick-up and its run) is put back for the leader.
+The leader calls `follow(True)` every second or so: APScheduler 3 only looks
+at the store at the next run time it computed, not at jobs other processes add.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import pickle
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +34,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 
 from astreinte_ari.alerting.ports import Wake
+
+log = logging.getLogger(__name__)
+
+Gate = Callable[[], bool]
 
 WAKE_UPS, CHORES = "default", "memory"  # job store aliases ("default": as earlier releases)
 WAKE_UP_REF = f"{__name__}:wake_up"
@@ -45,9 +58,20 @@ def job_id(alert_id: str) -> str:
 class WakeUpStore(SQLAlchemyJobStore):
     """The persisted wake-ups; each one read back calls this process's handler."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, gate: Gate | None = None) -> None:
         super().__init__(engine=engine)
         self.wake: Wake | None = None
+        self.gate = gate
+
+    def _leads(self) -> bool:
+        return self.gate is None or self.gate()
+
+    # A follower sees nothing due (and no next run time: it would spin on a past one).
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        return super().get_due_jobs(now) if self._leads() else []
+
+    def get_next_run_time(self) -> datetime | None:
+        return super().get_next_run_time() if self._leads() else None
 
     # The one hook APScheduler 3 offers between the stored row and the job it runs
     # (APScheduler 3; setup.cfg pins <4); tests/unit/test_alert_acks.py reads
@@ -70,17 +94,49 @@ class PersistentScheduler:
     """alerting.ports.Scheduler. `paused`: nothing fires on real time; tests run the
     due wake-ups with `fire_due(now)` on their own clock."""
 
-    def __init__(self, engine: Engine, *, paused: bool = False) -> None:
-        self._store = WakeUpStore(engine)
+    def __init__(self, engine: Engine, *, paused: bool = False, gate: Gate | None = None) -> None:
+        self._store = WakeUpStore(engine, gate)
+        self._gate = gate
         self._paused = paused
+        self._was_leading = False
+        self._local_chores: set[str] = set()  # chores every node runs (its own state)
         # Public for tests that inspect or move the persisted jobs themselves.
         self.apscheduler = AsyncIOScheduler(
             jobstores={WAKE_UPS: self._store, CHORES: MemoryJobStore()}, timezone=UTC
         )
 
     def start(self, wake: Wake) -> None:
-        self._store.wake = wake
+        self._store.wake = self._guarded(wake) if self._gate is not None else wake
         self.apscheduler.start(paused=self._paused)
+
+    def leads(self) -> bool:
+        return self._gate is None or self._gate()
+
+    def _guarded(self, wake: Wake) -> Wake:
+        async def run(alert_id: str) -> None:
+            if not self.leads():
+                # Picked up just before leadership moved: the job is already out of the
+                # store. Put it back, due now, for whoever leads.
+                log.warning("wake-up of alert %s handed back: no longer the leader", alert_id)
+                self.wake_at(alert_id, datetime.now(UTC))
+                return
+            await wake(alert_id)
+
+        return run
+
+    def follow(self, leading: bool) -> None:
+        """The cluster's tick. Leading: look at the store now (jobs other nodes added),
+        and at leadership's start run the leader's chores at once."""
+        if self._paused or not self.apscheduler.running:
+            return
+        if leading and not self._was_leading:
+            now = datetime.now(UTC)
+            for job in self.apscheduler.get_jobs(jobstore=CHORES):
+                if job.id not in self._local_chores:
+                    job.modify(next_run_time=now)
+        self._was_leading = leading
+        if leading:
+            self.apscheduler.wakeup()
 
     def wake_at(self, alert_id: str, at: datetime) -> None:
         self.apscheduler.add_job(
@@ -99,7 +155,18 @@ class PersistentScheduler:
         with contextlib.suppress(JobLookupError):
             self.apscheduler.remove_job(job_id(alert_id), jobstore=WAKE_UPS)
 
-    def every(self, name: str, interval: timedelta, chore: Callable[[], Awaitable[object]]) -> None:
+    def every(
+        self,
+        name: str,
+        interval: timedelta,
+        chore: Callable[[], Awaitable[object]],
+        *,
+        every_node: bool = False,
+    ) -> None:
+        if every_node:
+            self._local_chores.add(name)
+        elif self._gate is not None:
+            chore = self._leader_only(chore)
         self.apscheduler.add_job(
             chore,
             "interval",
@@ -108,6 +175,14 @@ class PersistentScheduler:
             jobstore=CHORES,
             replace_existing=True,
         )
+
+    def _leader_only(
+        self, chore: Callable[[], Awaitable[object]]
+    ) -> Callable[[], Awaitable[object]]:
+        async def run() -> object:
+            return await chore() if self.leads() else None
+
+        return run
 
     def pending(self) -> int:
         return len(self.apscheduler.get_jobs(jobstore=WAKE_UPS))

@@ -158,6 +158,15 @@ class AlertStore:
             ).first()
             return None if row is None else _alert(row)
 
+    def find_for_call(self, kind: str, call_id: str) -> Alert | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(alerts_table)
+                .where(alerts_table.c.kind == kind, alerts_table.c.call_id == call_id)
+                .limit(1)
+            ).first()
+            return None if row is None else _alert(row)
+
     def list(self, *, open_only: bool = True, limit: int | None = 100) -> list[Alert]:
         """Newest first; limit None: all of them."""
         stmt = select(alerts_table).order_by(alerts_table.c.opened_at.desc())

@@ -109,9 +109,9 @@ class AuditJournal:
 class JournaledAuditWriter:
     """AuditWriter behind a write-ahead journal; same emit/flush/close interface."""
 
-    def __init__(self, engine: Engine, journal_dir: Path) -> None:
+    def __init__(self, engine: Engine, journal_dir: Path, *, node: str | None = None) -> None:
         self.journal = AuditJournal(journal_dir)
-        self._writer = AuditWriter(engine)
+        self._writer = AuditWriter(engine, node=node)
         replay = self.journal.read()
         # What the previous process journalled: the only record of its last calls while
         # the database is down (restart recovery reads it); dropped once all is written.

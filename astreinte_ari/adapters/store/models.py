@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -85,6 +86,8 @@ calls_table = Table(
     Column("talk_seconds", Float, nullable=True),
     Column("voicemail_path", Text, nullable=True),
     Column("voicemail_seconds", Float, nullable=True),
+    # The node whose Asterisk carried the call (0010); NULL on older rows.
+    Column("node", String(SHORT_LEN), nullable=True),
     # What auditors ask: "last night's calls", "calls on line X", "unanswered".
     # Reports read calls by start time and need only these columns (0005).
     Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),
@@ -95,6 +98,7 @@ calls_table = Table(
     # postgresql_where it would make SQLAlchemy import both dialects in the service
     # (+3.5 MB RSS), and Alembic does not compare index predicates anyway.
     Index("ix_calls_open", "channel_id"),
+    Index("ix_calls_node_open", "node", "ended_at"),
 )
 
 hops_table = Table(
@@ -135,4 +139,20 @@ call_transitions_table = Table(
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     UniqueConstraint("call_id", "seq"),
+)
+
+# One row per service (node) sharing this database (0010): its heartbeat, whether
+# its Asterisk is connected, whether it leads (docs/cluster.md).
+cluster_nodes_table = Table(
+    "cluster_nodes",
+    metadata,
+    Column("node", String(SHORT_LEN), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("ari_connected", Boolean, nullable=False),
+    Column("ari_connected_since", UTCDateTime, nullable=True),
+    Column("ari_lost_at", UTCDateTime, nullable=True),
+    Column("is_leader", Boolean, nullable=False),
+    Column("pid", Text, nullable=True),
+    Column("host", Text, nullable=True),
 )

@@ -139,6 +139,7 @@ class CallDetail:
     voicemail_seconds: float | None
     hops: tuple[HopRecord, ...]
     transitions: tuple[TransitionRecord, ...]
+    node: str | None = None  # the node whose Asterisk carried it (clusters); None before 0010
 
     @property
     def wait_seconds(self) -> float | None:

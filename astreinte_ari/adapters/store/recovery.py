@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, func, select
+from sqlalchemy import Engine, Row, and_, func, or_, select
 
 from astreinte_ari.adapters.store.models import call_transitions_table, calls_table, hops_table
 from astreinte_ari.callflow.identity import call_id_for_channel
@@ -60,9 +60,14 @@ def next_hop_seq(engine: Engine, call_id: str) -> int:
     return int(current or 0) + 1
 
 
-def open_calls(engine: Engine) -> list[OpenCall]:
+def open_calls(engine: Engine, node: str | None = None) -> list[OpenCall]:
     """Every call of the trail without an ending (index ix_calls_open), with what the
-    reconciliation needs to close it: last state, open hops, latest known time."""
+    reconciliation needs to close it: last state, open hops, latest known time.
+    `node`: only the calls that node's Asterisk carries, and those of no known node
+    (written before 0010): another node's calls are not on this node's PBX."""
+    where = [calls_table.c.ended_at.is_(None)]
+    if node is not None:
+        where.append(or_(calls_table.c.node == node, calls_table.c.node.is_(None)))
     with engine.connect() as conn:
         calls = conn.execute(
             select(
@@ -72,7 +77,7 @@ def open_calls(engine: Engine) -> list[OpenCall]:
                 calls_table.c.answered_at,
                 calls_table.c.accepted_hop_id,
                 calls_table.c.accepted_person_id,
-            ).where(calls_table.c.ended_at.is_(None))
+            ).where(*where)
         ).all()
         if not calls:
             return []
@@ -142,3 +147,20 @@ def open_calls(engine: Engine) -> list[OpenCall]:
             )
         )
     return result
+
+
+def open_calls_of_node(engine: Engine, node: str) -> list[OpenCall]:
+    """The open calls a (lost) node's Asterisk carried: only that node's, never the
+    unattributed ones."""
+    ids = _ids_of_node(engine, node)
+    return [c for c in open_calls(engine, node) if c.call_id in ids] if ids else []
+
+
+def _ids_of_node(engine: Engine, node: str) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(calls_table.c.id).where(
+                calls_table.c.node == node, calls_table.c.ended_at.is_(None)
+            )
+        ).all()
+    return {r.id for r in rows}

@@ -73,8 +73,10 @@ def _opt(value: str | None, limit: int = 256) -> str | None:
 class AuditWriter:
     """Ordered, retrying, non-blocking audit writer (one worker thread)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, node: str | None = None) -> None:
         self._engine = engine
+        # The node (cluster_nodes) whose Asterisk carries the calls this process starts.
+        self._node = None if node is None else safe_text(node, 64)
         self._queue: queue.SimpleQueue[tuple[int, AuditEvent | _Stop]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._emitted = 0  # sequence number of the last event emitted
@@ -213,7 +215,7 @@ class AuditWriter:
         """Apply events in order in ONE transaction; raises on any database error."""
         with self._write_lock, self._engine.begin() as conn:
             for event in events:
-                _apply(conn, event)
+                _apply(conn, event, self._node)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -226,12 +228,13 @@ def _fail(future: asyncio.Future[None], error: Exception) -> None:
         future.set_exception(error)
 
 
-def _apply(conn: Connection, event: AuditEvent) -> None:
+def _apply(conn: Connection, event: AuditEvent, node: str | None = None) -> None:
     """Write one event's domain rows and its chained audit record, in `conn`'s transaction.
 
     The record's payload holds the values exactly as stored (after safe_text),
     so `audit verify` can rebuild the domain rows from the log. Its dedup_key
-    makes a replayed event a no-op for both.
+    makes a replayed event a no-op for both. `node`: the calls started here are
+    carried by that node's Asterisk (calls.node, logged with the start).
     """
     key = dedup_key(event)
     if key is not None and dedup_key_exists(conn, key):
@@ -248,6 +251,8 @@ def _apply(conn: Connection, event: AuditEvent) -> None:
                 "caller_name": safe_text(event.caller_name),
                 "channel_id": safe_text(event.channel_id),
             }
+            if node is not None:
+                row["node"] = node
             conn.execute(insert(calls_table).values(id=event.call_id, started_at=event.at, **row))
             logged: dict[str, object] = {
                 k: v for k, v in row.items() if not k.startswith("caller_")

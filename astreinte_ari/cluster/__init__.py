@@ -1,0 +1,1 @@
+"""Several nodes, one database: leader election and the node-lost sweep (pure core)."""
