@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.conversation import quietly, until_hangup
+from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
@@ -21,7 +23,8 @@ from astreinte_ari.callflow.telephony import (
     TelephonyError,
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
-from astreinte_ari.routing.plan import CallPlan, FinalAction
+from astreinte_ari.routing.busy import cascade_turns
+from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop
 
 log = logging.getLogger("astreinte_ari.call")
 FALLBACK_CONTEXT = ("astreinte-fallback", "s")
@@ -51,8 +54,12 @@ class CallFlow:
         caller: Channel,
         voicemail: VoicemailSink,
         admission: asyncio.Semaphore | None = None,
+        engaged: EngagedTargets | None = None,
     ) -> None:
         self.admission = admission
+        # The phones the service holds for all its calls (busy agents are not rung
+        # again); a registry of its own when the flow runs alone (tests).
+        self.engaged = engaged if engaged is not None else EngagedTargets()
         self._has_slot = False
         self.rt = rt
         self.caller = caller
@@ -181,6 +188,9 @@ class CallFlow:
         self._has_slot = True
         await self._stop_ringback()  # the announcement comes next
 
+    def _busy_with(self, hop: Hop) -> str | None:
+        return self.engaged.holder(hop.target, self.rt.call_id)
+
     def _release(self) -> None:
         if self._has_slot and self.admission is not None:
             self._has_slot = False
@@ -233,22 +243,30 @@ class CallFlow:
             rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
             for sound in announcements:
                 await rt.play_and_wait(rt.caller_channel_id, sound)
-        for seq, hop in enumerate(plan.hops, start=1):
-            if seq < first_hop:
+        skipped = 0
+        for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
+            if not turn.ring:  # on another on-call call: passed over, on the trail
+                record_skipped_hop(rt, turn.seq, turn.hop, str(uuid.uuid4()), turn.reason() or "")
+                skipped += 1
                 continue
+            if turn.busy_with is not None:
+                rt.transition(CallState.DIALING, f"hop {turn.seq}: {turn.reason()}")
             if not self._ringback_on:
                 await self._start_ringback()
-            self._hop = HopAttempt(rt, seq, hop)
-            result = await self._hop.run()
-            if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
-                assert result.agent_channel_id is not None
-                if await self._talk(self._hop, result.agent_channel_id, result.prompt_playback_id):
-                    return
+            with self.engaged.engage(turn.hop.target, rt.call_id):
+                self._hop = HopAttempt(rt, turn.seq, turn.hop)
+                result = await self._hop.run()
+                if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
+                    assert result.agent_channel_id is not None
+                    agent_id, prompt = result.agent_channel_id, result.prompt_playback_id
+                    if await self._talk(self._hop, agent_id, prompt):
+                        return
         self._hop = None
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
+        busy = f" ({skipped} not rung: on another on-call call)" if skipped else ""
         reason = plan.note or (
-            f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
+            f"all {len(plan.hops)} hops failed{busy}" if plan.hops else "nobody to ring"
         )
         if plan.final is FinalAction.VOICEMAIL:
             result = await take_voicemail(rt, self.voicemail, reason)

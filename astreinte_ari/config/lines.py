@@ -137,6 +137,10 @@ class LineConfig(Frozen):
     line_prompt: SoundName | None = None
     recorded_notice: SoundName | None = None
     accept_timeout: int | None = Field(None, ge=3, le=60)
+    # A person the service already has on another on-call call (ringing or talking):
+    # skip (not rung, the cascade goes on at once), last (rung after every free hop),
+    # or ring (rung in turn all the same: phones with call waiting).
+    busy_agents: Literal["skip", "last", "ring"] = "skip"
     business_hours: BusinessHours | None = None  # absent: always after hours
     in_business_hours: BusinessForward | None = None
     after_hours: Route

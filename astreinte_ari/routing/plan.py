@@ -27,6 +27,15 @@ class FinalAction(enum.StrEnum):
     HANGUP = "hangup"
 
 
+class BusyAgents(enum.StrEnum):
+    """What the cascade does with a person the service already has on another
+    on-call call (ringing or talking): the line's `busy_agents`."""
+
+    SKIP = "skip"  # not rung; the trail says why and the cascade moves on at once
+    LAST = "last"  # rung after every free hop (still busy then: rung anyway)
+    RING = "ring"  # rung in turn as if free (phones with call waiting)
+
+
 class TargetKind(enum.StrEnum):
     """How a hop's target is reached."""
 
@@ -111,3 +120,4 @@ class CallPlan:
     goodbye: str = "astreinte-goodbye"
     recorded_notice: str | None = None  # "this call may be recorded"
     note: str | None = None  # why the plan was reduced (e.g. caller rate limit)
+    busy_agents: BusyAgents = BusyAgents.SKIP

@@ -20,6 +20,7 @@ from astreinte_ari.config.model import (
 )
 from astreinte_ari.routing.calendar import resolve_period
 from astreinte_ari.routing.plan import (
+    BusyAgents,
     CallPlan,
     FinalAction,
     Hop,
@@ -162,4 +163,5 @@ def build_plan(
         accept_timeout_s=line.accept_timeout or config.accept_timeout_s,
         line_prompt=line.line_prompt,
         recorded_notice=line.recorded_notice,
+        busy_agents=BusyAgents(line.busy_agents),
     )

@@ -50,9 +50,11 @@ def e2e_config(
     extra_yaml: str = "",
     sip_port: int | None = None,
     desk_phone: bool = False,
+    busy_agents: str = "skip",
 ) -> str:
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
-    PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks)."""
+    PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
+    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call."""
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -85,6 +87,7 @@ lines:
     name: Short cascade
     team: e2e
     language: fr
+    busy_agents: {busy_agents}
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail

@@ -1,0 +1,59 @@
+"""Routing under load of the real world, on a real Asterisk with sipp phones:
+busy agents, repeat callers past the rate limit, ring-all hops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari.adapters.store.queries import CallDetail, list_calls
+from tests.e2e.rig import LINE_SHORT, P1, SUP, E2ERig, finish, now_utc, sqlite_service
+
+pytestmark = pytest.mark.e2e
+
+ANNOUNCEMENT_S = 6.7  # sounds/fr/astreinte-after-hours.wav
+RING_TIMEOUT_S = 6  # the e2e lines' hop timeout
+
+
+def _outcomes(call: CallDetail) -> list[tuple[str, str | None]]:
+    return [(h.person_id, h.outcome) for h in call.hops]
+
+
+@pytest.mark.parametrize("policy", ["skip", "ring"])
+def test_second_caller_goes_to_the_backup_while_the_agent_talks(
+    e2e_rig: E2ERig, tmp_path: Path, policy: str
+) -> None:
+    """p1 talks to caller 1; caller 2 on the same line: with `busy_agents: skip` the
+    backup rings right after the announcement (p1 is not rung again); `ring` is the
+    old behaviour, measured for comparison (p1's phone, in a call, does not answer)."""
+    rig = e2e_rig
+    with sqlite_service(rig, tmp_path, busy_agents=policy) as service:
+        since = now_utc()
+        agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1000))
+        backup = rig.phone(SUP, rig.agent("accept", dtmf="1", dtmf_after_ms=1000))
+        first = rig.call(LINE_SHORT, hold_ms=20000, caller="+33199000101")
+        rig.wait_for_bridge("astreinte-agent-")
+        second_since = now_utc()
+        # Long enough for the announcement, the ring (plus p1's timeout with `ring`), 1.
+        hold = 14000 if policy == "skip" else 24000
+        second = rig.call(LINE_SHORT, hold_ms=hold, caller="+33199000102")
+        finish(second, backup, first, agent)
+        call2 = service.wait_for_call(second_since, LINE_SHORT)
+        assert service.engine is not None
+        both = list_calls(service.engine, since=since, did=LINE_SHORT, limit=5)
+        assert sorted(c.outcome or "" for c in both) == ["accepted", "accepted"]
+        assert call2.outcome == "accepted", call2.outcome_detail
+        sup_hop = call2.hops[-1]
+        assert sup_hop.person_id == "sup" and sup_hop.ringing_at is not None
+        delay = (sup_hop.ringing_at - call2.started_at).total_seconds()
+        print(f"busy_agents={policy}: caller 2 INVITE -> backup ringing {delay:.2f} s")
+        if policy == "skip":
+            assert _outcomes(call2) == [("p1", "skipped"), ("sup", "accepted")]
+            assert call2.hops[0].cause_text is not None
+            assert call2.hops[0].cause_text.startswith("busy: on call ")
+            assert delay < ANNOUNCEMENT_S + 2.0, delay
+        else:
+            assert call2.hops[0].person_id == "p1"
+            assert call2.hops[0].outcome in ("no_answer", "unreachable")
+            assert delay > ANNOUNCEMENT_S + RING_TIMEOUT_S - 0.5, delay
