@@ -240,7 +240,8 @@ class CallFlow:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
         if announcements and announce:
-            rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
+            why = f"period {plan.period.value}" + (f"; {plan.note}" if plan.note else "")
+            rt.transition(CallState.ANNOUNCING, why)
             for sound in announcements:
                 await rt.play_and_wait(rt.caller_channel_id, sound)
         skipped = 0
@@ -265,9 +266,9 @@ class CallFlow:
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
         busy = f" ({skipped} not rung: on another on-call call)" if skipped else ""
-        reason = plan.note or (
-            f"all {len(plan.hops)} hops failed{busy}" if plan.hops else "nobody to ring"
-        )
+        reason = f"all {len(plan.hops)} hops failed{busy}" if plan.hops else "nobody to ring"
+        if plan.note:  # e.g. the rate limit rule that reduced the plan
+            reason = f"{reason}; {plan.note}" if plan.hops else plan.note
         if plan.final is FinalAction.VOICEMAIL:
             result = await take_voicemail(rt, self.voicemail, reason)
             self._end(

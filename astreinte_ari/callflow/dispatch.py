@@ -52,7 +52,7 @@ from astreinte_ari.callflow.telephony import (
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink
 from astreinte_ari.routing.plan import CallPlan
-from astreinte_ari.routing.ratelimit import CallerRateLimiter, limited_plan
+from astreinte_ari.routing.ratelimit import CallerRateLimiter
 
 log = logging.getLogger(__name__)
 _RECORDS_LOOKBACK = timedelta(hours=6)
@@ -180,9 +180,8 @@ class OnCallService:
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
-        limiter = self._rate_limiter
-        if limiter and not limiter.admit(did, caller.caller_number, self._clock()):
-            plan = limited_plan(plan, limiter.max_calls, limiter.window)
+        if self._rate_limiter is not None:
+            plan = self._rate_limiter.apply(plan, caller.caller_number, self._clock())
         runtime = self._runtime(call_id, caller, plan)
         flow = CallFlow(runtime, caller, self._voicemail, self._admission, self._engaged)
         flow.record_start()  # journalled before any request to the PBX can fail

@@ -43,6 +43,7 @@ def e2e_config(
     db_url: str,
     recordings: Path,
     rate_limit: int = 50,
+    still_ring_every: int | None = 3,
     metrics_port: int = 0,
     max_parallel: int = 100,
     cel_file: Path | None = None,
@@ -55,6 +56,7 @@ def e2e_config(
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
     PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
     `busy_agents`: LINE_SHORT's policy for a person already on an on-call call."""
+    still_ring = "null" if still_ring_every is None else still_ring_every
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -73,7 +75,8 @@ trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: 
 defaults:
   accept_timeout: 4
   voicemail: {{max_duration: 10, max_silence: 3}}
-  caller_rate_limit: {{max_calls: {rate_limit}, window_minutes: 10}}
+  caller_rate_limit:
+    {{max_calls: {rate_limit}, window_minutes: 10, still_ring_every_minutes: {still_ring}}}
   max_parallel_cascades: {max_parallel}
 lines:
   "{LINE_FULL}":

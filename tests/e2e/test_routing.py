@@ -57,3 +57,42 @@ def test_second_caller_goes_to_the_backup_while_the_agent_talks(
             assert call2.hops[0].person_id == "p1"
             assert call2.hops[0].outcome in ("no_answer", "unreachable")
             assert delay > ANNOUNCEMENT_S + RING_TIMEOUT_S - 0.5, delay
+
+
+def test_a_repeat_caller_past_the_limit_still_reaches_the_agent_once(
+    e2e_rig: E2ERig, tmp_path: Path
+) -> None:
+    """One call per 10 minutes, past it one call every 3 minutes still rings the first
+    hop: the 2nd call reaches p1, the 3rd right after goes to voicemail; the trail
+    says which rule applied each time."""
+    rig, number = e2e_rig, "+33199000555"
+    with sqlite_service(rig, tmp_path, rate_limit=1, still_ring_every=3) as service:
+        since = now_utc()
+        first = rig.call(LINE_SHORT, hold_ms=2000, caller=number)  # gone in the announcement
+        finish(first)
+        call1 = service.wait_for_call(since, LINE_SHORT)
+        assert call1.outcome == "abandoned" and call1.hops == ()
+
+        since = now_utc()
+        agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1000))
+        second = rig.call(LINE_SHORT, hold_ms=13000, caller=number)
+        finish(second, agent)
+        call2 = service.wait_for_call(since, LINE_SHORT)
+        assert call2.outcome == "accepted", call2.outcome_detail
+        assert _outcomes(call2) == [("p1", "accepted")]  # the first hop only
+        rule2 = call2.transitions[0].reason
+        assert rule2 == (
+            "period after_hours; caller rate limit: past 1 calls in 10 min (2 now); "
+            "still rung (first_hop): one call every 3 min reaches a human"
+        ), rule2
+
+        since = now_utc()
+        third = rig.call(LINE_SHORT, hold_ms=9000, caller=number)
+        finish(third)
+        call3 = service.wait_for_call(since, LINE_SHORT)
+        assert call3.hops == ()
+        assert call3.transitions[0].reason.startswith(
+            "period after_hours; caller rate limit: past 1 calls in 10 min (3 now); "
+            "voicemail, nobody rung (one call every 3 min still rings; next in "
+        ), call3.transitions[0].reason
+        assert [t.to_state for t in call3.transitions][:2] == ["announcing", "voicemail_greeting"]

@@ -270,6 +270,25 @@ def test_invalid_date_names_its_field_and_hides_nothing(
             "exactly one of",
         ),
         ("name: Maintenance", "nom: Maintenance", 'lines."+33180000000".nom', "unknown field"),
+        (
+            "team: maintenance",
+            "busy_agents: sometimes\n    team: maintenance",
+            'lines."+33180000000".busy_agents',
+            "'skip', 'last' or 'ring'",
+        ),
+        (
+            "timezone: Europe/Paris",
+            "defaults: {caller_rate_limit: {window_minutes: 10, still_ring_every_minutes: 30}}"
+            "\ntimezone: Europe/Paris",
+            "defaults.caller_rate_limit",
+            "still_ring_every_minutes (30) longer than window_minutes (10)",
+        ),
+        (
+            "timezone: Europe/Paris",
+            "defaults: {caller_rate_limit: {still_ring: supervisor}}\ntimezone: Europe/Paris",
+            "defaults.caller_rate_limit.still_ring",
+            "'first_hop', 'last_hop' or 'all_hops'",
+        ),
     ],
 )
 def test_single_errors(tmp_path: Path, old: str, new: str, path: str, fragment: str) -> None:
@@ -278,7 +297,7 @@ def test_single_errors(tmp_path: Path, old: str, new: str, path: str, fragment: 
     issues = _issues(_write(tmp_path, text))
     match = [i for i in issues if i.path == path and fragment in i.message]
     assert match, issues
-    assert match[0].line == _line_of(text, new)
+    assert match[0].line == _line_of(text, new.split("\n")[0])
 
 
 @pytest.mark.parametrize(
