@@ -12,8 +12,9 @@ from datetime import datetime
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
-from astreinte_ari.callflow.hop import HopAttempt
+from astreinte_ari.callflow.hop import HopAttempt, HopResult
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.ringall import RingAll
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
     Channel,
@@ -23,7 +24,7 @@ from astreinte_ari.callflow.telephony import (
     TelephonyError,
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
-from astreinte_ari.routing.busy import cascade_turns
+from astreinte_ari.routing.busy import Turn, cascade_turns
 from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop
 
 log = logging.getLogger("astreinte_ari.call")
@@ -69,7 +70,7 @@ class CallFlow:
         self._started_at = caller.created_at or rt.clock()
         self._accepted_by: str | None = None
         self._ringback_on = False
-        self._hop: HopAttempt | None = None
+        self._hop: HopAttempt | RingAll | None = None
         # Set when the dialplan fallback has the call (watchdog fired, or draining):
         # its import completes this call's record, so this flow writes no ending.
         self.handed_off: str | None = None
@@ -254,14 +255,8 @@ class CallFlow:
                 rt.transition(CallState.DIALING, f"hop {turn.seq}: {turn.reason()}")
             if not self._ringback_on:
                 await self._start_ringback()
-            with self.engaged.engage(turn.hop.target, rt.call_id):
-                self._hop = HopAttempt(rt, turn.seq, turn.hop)
-                result = await self._hop.run()
-                if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
-                    assert result.agent_channel_id is not None
-                    agent_id, prompt = result.agent_channel_id, result.prompt_playback_id
-                    if await self._talk(self._hop, agent_id, prompt):
-                        return
+            if await self._ring(turn):
+                return
         self._hop = None
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
@@ -281,6 +276,30 @@ class CallFlow:
             return
         await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
         self._end(CallOutcome.NO_ONE, reason)
+
+    async def _ring(self, turn: Turn) -> bool:
+        """Ring one turn's hop (one person, or everyone of a ring-all hop at once);
+        True once its accepted agent and the caller have talked."""
+        rt = self.rt
+        result: HopResult | None = None
+        if turn.hop.members:
+            ring_all = RingAll(rt, turn.seq, turn.hop, self._busy_with, turn.busy_with is not None)
+            self._hop = ring_all
+            with self.engaged.engage(turn.hop.target, rt.call_id):
+                won = await ring_all.run()
+            if won is None:
+                return False
+            attempt, result = won  # only the winner's phone stays engaged for the talk
+        else:
+            attempt = HopAttempt(rt, turn.seq, turn.hop)
+        self._hop = attempt
+        with self.engaged.engage(attempt.hop.target, rt.call_id):
+            if result is None:
+                result = await attempt.run()
+            if result.outcome not in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
+                return False
+            assert result.agent_channel_id is not None
+            return await self._talk(attempt, result.agent_channel_id, result.prompt_playback_id)
 
     async def _talk(self, hop: HopAttempt, agent_id: str, prompt: str | None) -> bool:
         """Bridge the caller and the agent until one hangs up; False if the agent left

@@ -179,6 +179,11 @@ class HopAttempt:
         cause, text = self.rt.hangup_causes.get(self.agent_id, (None, "left"))
         self._end(HopOutcome.DECLINED, cause, f"hung up right after accepting ({text})")
 
+    def end_cancelled(self, why: str) -> None:
+        """A ring-all leg stopped by the hop: another agent accepted first (this leg
+        is hung up), or the caller left once an agent had already accepted."""
+        self._end(HopOutcome.CANCELLED, None, why)
+
     def end_after_talk(self, cause: int | None, cause_text: str | None) -> None:
         """Close the audit of an accepted hop when the conversation ends."""
         self.rt.audit.emit(

@@ -41,7 +41,7 @@ def cascade_turns(
     for seq, hop in enumerate(hops, start=1):
         if seq < first_seq:
             continue
-        busy = busy_with(hop) if hop.require_accept and policy is not BusyAgents.RING else None
+        busy = hop_busy(hop, busy_with) if policy is not BusyAgents.RING else None
         if busy is None:
             yield Turn(seq, hop, ring=True)
         elif policy is BusyAgents.SKIP:
@@ -50,4 +50,33 @@ def cascade_turns(
             deferred.append((seq, hop))
     for seq, hop in deferred:
         # Last resort before the final action: rung even if still on the other call.
-        yield Turn(seq, hop, ring=True, busy_with=busy_with(hop))
+        yield Turn(seq, hop, ring=True, busy_with=hop_busy(hop, busy_with))
+
+
+def hop_busy(hop: Hop, busy_with: BusyLookup) -> str | None:
+    """The other call holding this hop's phone; a ring-all hop is busy only when
+    every one of its people is (the free ones are rung, see free_members)."""
+    if not hop.require_accept:
+        return None
+    if not hop.members:
+        return busy_with(hop)
+    holders = [busy_with(member) for member in hop.members]
+    return holders[0] if all(holders) else None
+
+
+def free_members(
+    hop: Hop, busy_with: BusyLookup, policy: BusyAgents, rung_last: bool
+) -> tuple[list[Hop], list[tuple[Hop, str]]]:
+    """A ring-all hop's people to ring, and those passed over (with the call holding
+    them). Rung last (every one busy, busy_agents: last) or `ring`: all of them."""
+    if policy is BusyAgents.RING or rung_last:
+        return list(hop.members), []
+    ring: list[Hop] = []
+    skipped: list[tuple[Hop, str]] = []
+    for member in hop.members:
+        holder = busy_with(member)
+        if holder is None:
+            ring.append(member)
+        else:
+            skipped.append((member, holder))
+    return ring, skipped

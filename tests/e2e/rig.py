@@ -34,6 +34,7 @@ OUTSIDE = "+33899000000"  # premium-rate: outside the allow-list
 LINE_FULL = "+33180000001"  # hops: primary (p1), secondary (p2), supervisor
 LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
 LINE_DESK = "+33180000003"  # hops: the desk phone (SIP), supervisor
+LINE_TEAM = "+33180000004"  # hops: p1 and p2 at once (ring_all), supervisor
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
@@ -52,10 +53,12 @@ def e2e_config(
     sip_port: int | None = None,
     desk_phone: bool = False,
     busy_agents: str = "skip",
+    team_line: bool = False,
 ) -> str:
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
     PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
-    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call."""
+    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call.
+    `team_line`: add LINE_TEAM, whose first hop rings p1 and p2 at once."""
     still_ring = "null" if still_ring_every is None else still_ring_every
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
@@ -94,7 +97,7 @@ lines:
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
-{_DESK_LINE if desk_phone else ""}teams:
+{_DESK_LINE if desk_phone else ""}{_TEAM_LINE if team_line else ""}teams:
   e2e:
     people:
       p1: {{name: Agent One, mobile: "{P1}"}}
@@ -113,6 +116,15 @@ _DESK_LINE = f"""\
     language: fr
     after_hours:
       hops: [{{person: desk, timeout: 6}}, {{person: sup, timeout: 6}}]
+      finally: voicemail
+"""
+_TEAM_LINE = f"""\
+  "{LINE_TEAM}":
+    name: Team at once
+    team: e2e
+    language: fr
+    after_hours:
+      hops: [{{ring_all: [p1, p2], timeout: 6, label: team}}, {{person: sup, timeout: 6}}]
       finally: voicemail
 """
 _DESK_PERSON = f"      desk: {{name: Night Desk, sip: {DESK}}}\n"

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari.adapters.store.queries import CallDetail, list_calls
-from tests.e2e.rig import LINE_SHORT, P1, SUP, E2ERig, finish, now_utc, sqlite_service
+from tests.e2e.rig import (
+    LINE_SHORT,
+    LINE_TEAM,
+    P1,
+    P2,
+    SUP,
+    E2ERig,
+    finish,
+    now_utc,
+    sqlite_service,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +58,7 @@ def test_second_caller_goes_to_the_backup_while_the_agent_talks(
         assert sup_hop.person_id == "sup" and sup_hop.ringing_at is not None
         delay = (sup_hop.ringing_at - call2.started_at).total_seconds()
         print(f"busy_agents={policy}: caller 2 INVITE -> backup ringing {delay:.2f} s")
+        assert "Traceback" not in service.log_path.read_text()
         if policy == "skip":
             assert _outcomes(call2) == [("p1", "skipped"), ("sup", "accepted")]
             assert call2.hops[0].cause_text is not None
@@ -96,3 +107,62 @@ def test_a_repeat_caller_past_the_limit_still_reaches_the_agent_once(
             "voicemail, nobody rung (one call every 3 min still rings; next in "
         ), call3.transitions[0].reason
         assert [t.to_state for t in call3.transitions][:2] == ["announcing", "voicemail_greeting"]
+        assert "Traceback" not in service.log_path.read_text()
+
+
+def _hop_ends(call: CallDetail) -> dict[str, tuple[str | None, str | None]]:
+    return {h.person_id: (h.outcome, h.cause_text) for h in call.hops}
+
+
+@pytest.mark.parametrize(
+    ("p1", "p2", "expected"),
+    [
+        # Both answer and press 1 at (nearly) the same moment: exactly one is bridged.
+        (("accept", 1000), ("accept", 1000), None),
+        # One declines (presses 2); the other accepts a moment later.
+        (("decline", 800), ("accept", 2500), {"p1": ("declined", "wrong key '2'")}),
+        # One lets it ring; the other accepts: the ringing phone stops at once.
+        (("noanswer", 0), ("accept", 1000), {"p1": ("cancelled", "another agent accepted")}),
+    ],
+    ids=["both-press-1", "one-declines", "one-no-answer"],
+)
+def test_ring_all_first_to_press_1_is_bridged(
+    e2e_rig: E2ERig,
+    tmp_path: Path,
+    p1: tuple[str, int],
+    p2: tuple[str, int],
+    expected: dict[str, tuple[str, str]] | None,
+) -> None:
+    rig = e2e_rig
+    with sqlite_service(rig, tmp_path, team_line=True) as service:
+        since = now_utc()
+        phones = []
+        for number, (behaviour, key_ms) in ((P1, p1), (P2, p2)):
+            if behaviour == "decline":
+                scenario = rig.agent("accept", dtmf="2", dtmf_after_ms=key_ms)
+            elif behaviour == "noanswer":
+                scenario = rig.agent("noanswer")
+            else:
+                scenario = rig.agent("accept", dtmf="1", dtmf_after_ms=key_ms)
+            phones.append(rig.phone(number, scenario))
+        caller = rig.call(LINE_TEAM, hold_ms=14000, caller="+33199000301")
+        bridge = rig.wait_for_bridge("astreinte-agent-")
+        finish(caller, *phones)
+        call = service.wait_for_call(since, LINE_TEAM)
+        assert call.outcome == "accepted", call.outcome_detail
+        ends = _hop_ends(call)
+        accepted = [p for p, (outcome, _) in ends.items() if outcome == "accepted"]
+        assert len(accepted) == 1, ends  # exactly one bridged
+        assert sum(1 for c in bridge if c.startswith("astreinte-agent-")) == 1
+        assert set(ends) == {"p1", "p2"} and {h.seq for h in call.hops} == {1}
+        winner = accepted[0]
+        loser = "p2" if winner == "p1" else "p1"
+        assert call.accepted_person_id == winner
+        assert "Traceback" not in service.log_path.read_text()
+        if expected is None:
+            assert ends[loser] == ("cancelled", "another agent accepted"), ends
+            keys = {h.person_id: h.accepted_at or h.ended_at for h in call.hops}
+            gap = abs((keys["p1"] - keys["p2"]).total_seconds())  # type: ignore[operator]
+            print(f"ring-all race: {winner} bridged, {loser} cancelled; keys {gap:.3f} s apart")
+        else:
+            assert winner == "p2" and ends == {**expected, "p2": ("accepted", ends["p2"][1])}
