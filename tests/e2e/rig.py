@@ -52,12 +52,14 @@ def e2e_config(
     extra_yaml: str = "",
     sip_port: int | None = None,
     desk_phone: bool = False,
-    busy_agents: str = "skip",
+    busy_agents: str = "ring",
     team_line: bool = False,
 ) -> str:
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
     PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
-    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call.
+    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call; "ring"
+    (and always on LINE_FULL): the rig's one sipp phone per mobile takes several
+    calls at once, which the crowd, burst and fault tests rely on.
     `team_line`: add LINE_TEAM, whose first hop rings p1 and p2 at once."""
     still_ring = "null" if still_ring_every is None else still_ring_every
     hops_full = (
@@ -86,6 +88,7 @@ lines:
     name: Maintenance E2E
     team: e2e
     language: fr
+    busy_agents: ring
     after_hours:
       hops: {hops_full}
       finally: voicemail

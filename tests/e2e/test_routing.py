@@ -77,7 +77,9 @@ def test_a_repeat_caller_past_the_limit_still_reaches_the_agent_once(
     hop: the 2nd call reaches p1, the 3rd right after goes to voicemail; the trail
     says which rule applied each time."""
     rig, number = e2e_rig, "+33199000555"
-    with sqlite_service(rig, tmp_path, rate_limit=1, still_ring_every=3) as service:
+    with sqlite_service(
+        rig, tmp_path, rate_limit=1, still_ring_every=3, busy_agents="skip"
+    ) as service:
         since = now_utc()
         first = rig.call(LINE_SHORT, hold_ms=2000, caller=number)  # gone in the announcement
         finish(first)
@@ -86,7 +88,7 @@ def test_a_repeat_caller_past_the_limit_still_reaches_the_agent_once(
 
         since = now_utc()
         agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1000))
-        second = rig.call(LINE_SHORT, hold_ms=13000, caller=number)
+        second = rig.call(LINE_SHORT, hold_ms=16000, caller=number)
         finish(second, agent)
         call2 = service.wait_for_call(since, LINE_SHORT)
         assert call2.outcome == "accepted", call2.outcome_detail
@@ -145,7 +147,7 @@ def test_ring_all_first_to_press_1_is_bridged(
             else:
                 scenario = rig.agent("accept", dtmf="1", dtmf_after_ms=key_ms)
             phones.append(rig.phone(number, scenario))
-        caller = rig.call(LINE_TEAM, hold_ms=14000, caller="+33199000301")
+        caller = rig.call(LINE_TEAM, hold_ms=17000, caller="+33199000301")
         bridge = rig.wait_for_bridge("astreinte-agent-")
         finish(caller, *phones)
         call = service.wait_for_call(since, LINE_TEAM)
