@@ -245,6 +245,8 @@ class CallFlow:
             rt.transition(CallState.ANNOUNCING, why)
             for sound in announcements:
                 await rt.play_and_wait(rt.caller_channel_id, sound)
+        elif plan.note and plan.hops and announce:  # the rule on the trail all the same
+            rt.transition(CallState.DIALING, plan.note)
         skipped = 0
         for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
             if not turn.ring:  # on another on-call call: passed over, on the trail

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from astreinte_ari.callflow.audit_events import StateChanged
 from astreinte_ari.routing.plan import (
     CallPlan,
     DialTarget,
@@ -16,6 +17,8 @@ from astreinte_ari.routing.plan import (
     VoicemailPolicy,
 )
 from astreinte_ari.routing.ratelimit import CallerRateLimiter, StillRing, Verdict, limited_plan
+from tests.unit.callflow_fakes import Line, hop, plan
+from tests.unit.virtual_time import virtual_time
 
 T0 = datetime(2026, 12, 24, 23, 0, tzinfo=UTC)
 
@@ -140,3 +143,15 @@ def test_limited_plan_keeps_announcement_and_voicemail_but_rings_nobody() -> Non
     assert limited.hops == () and limited.final is FinalAction.VOICEMAIL
     assert limited.announcement == "astreinte-night"
     assert limited.note == "caller rate limit: past 5 calls in 10 min"
+
+
+@virtual_time
+async def test_the_rule_is_on_the_trail_even_without_an_announcement() -> None:
+    note = "caller rate limit: past 1 calls in 10 min (2 now); still rung (first_hop): ..."
+    line = Line(plan(hop("alice", "+33612345678"), announcement=None, note=note))
+    call = await line.arrive()
+    await line.fails(await line.leg(), 17, "User busy")
+    await line.done()
+    reasons = [e.reason for e in line.trail.of(StateChanged) if e.call_id == call]
+    assert reasons[0] == note
+    assert line.ended(call).detail == f"all 1 hops failed; {note}"
