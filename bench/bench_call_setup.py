@@ -92,6 +92,7 @@ lines:
   "{did}":
     name: Bench
     team: bench
+    busy_agents: ring  # one sipp agent takes every call at once
     after_hours: {{hops: [{{person: agent, timeout: 20}}], finally: voicemail}}
 teams:
   bench:

@@ -57,7 +57,7 @@ from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.plan import CallPlan, DialTarget
-from astreinte_ari.routing.ratelimit import CallerRateLimiter
+from astreinte_ari.routing.ratelimit import CallerRateLimiter, StillRing
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.routing.targets import refusal
 
@@ -92,8 +92,13 @@ def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
     limit = config.defaults.caller_rate_limit
     if limit is None:
         return None
+    every = limit.still_ring_every_minutes
     return CallerRateLimiter(
-        limit.max_calls, timedelta(minutes=limit.window_minutes), limit.include_anonymous
+        limit.max_calls,
+        timedelta(minutes=limit.window_minutes),
+        limit.include_anonymous,
+        still_ring_every=None if every is None else timedelta(minutes=every),
+        still_ring=StillRing(limit.still_ring),
     )
 
 

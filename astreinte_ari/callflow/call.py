@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,18 +12,20 @@ from datetime import datetime
 from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
 from astreinte_ari.callflow.conversation import quietly, until_hangup
-from astreinte_ari.callflow.hop import HopAttempt
+from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
+from astreinte_ari.callflow.hop import HopAttempt, HopResult
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.ringall import RingAll
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
+from astreinte_ari.callflow.settle import settle_gone
 from astreinte_ari.callflow.telephony import (
     Channel,
-    ChannelHungUp,
-    ChannelLeft,
     TakeResult,
     TelephonyError,
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
-from astreinte_ari.routing.plan import CallPlan, FinalAction
+from astreinte_ari.routing.busy import Turn, cascade_turns
+from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop
 
 log = logging.getLogger("astreinte_ari.call")
 FALLBACK_CONTEXT = ("astreinte-fallback", "s")
@@ -52,8 +55,12 @@ class CallFlow:
         caller: Channel,
         voicemail: VoicemailSink,
         admission: asyncio.Semaphore | None = None,
+        engaged: EngagedTargets | None = None,
     ) -> None:
         self.admission = admission
+        # The phones the service holds for all its calls (busy agents are not rung
+        # again); a registry of its own when the flow runs alone (tests).
+        self.engaged = engaged if engaged is not None else EngagedTargets()
         self._has_slot = False
         self.rt = rt
         self.caller = caller
@@ -63,7 +70,7 @@ class CallFlow:
         self._started_at = caller.created_at or rt.clock()
         self._accepted_by: str | None = None
         self._ringback_on = False
-        self._hop: HopAttempt | None = None
+        self._hop: HopAttempt | RingAll | None = None
         # Early dial: the announcement playing on its own while hops ring.
         self._announcement: Announcement | None = None
         self._agent_accepted = False  # the caller goes to the bridge next: no ringback
@@ -118,38 +125,15 @@ class CallFlow:
         log.warning("call %s: %s; the fallback records the rest", self.rt.call_id[:8], why)
 
     async def _settle_gone(self) -> None:
-        """The channel vanished before the service took the call: did the caller hang
-        up (abandoned, on record now), or did the fallback take it first (its
-        import completes the record)? The events already sent for the channel say."""
-        rt = self.rt
-        deadline = rt.deadline_in(2.0)
-        rt.caller_may_leave = True  # look at the caller's events instead of unwinding
-        event = None
-        while (event := await rt.next_event(deadline)) is not None:
-            if isinstance(event, ChannelLeft | ChannelHungUp) and (
-                event.channel_id == rt.caller_channel_id
-            ):
-                break
-        if event is None:
-            log.warning(
-                "call %s: channel gone before it was taken, no event says how: "
-                "left to the reconciliation with the PBX's records",
-                rt.call_id[:8],
-            )
-            self.handed_off = "unsettled"
-        elif rt.caller_ended_by_pbx:
-            why = rt.caller_cause[1] if rt.caller_cause else "hung up by the PBX"
-            self._end(
-                CallOutcome.FAILED, f"ended by the PBX at received: {why}", at=rt.caller_left_at
-            )
-        elif rt.caller_cause is not None or isinstance(event, ChannelHungUp):
-            # A hangup request or ChannelDestroyed while ours: the caller hung up.
-            cause, text = rt.caller_cause or (None, "caller left")
-            why = f"caller hung up, cause {cause} {text}" if cause is not None else text
-            self._end(CallOutcome.ABANDONED, f"abandoned at received: {why}", at=rt.caller_left_at)
+        """The channel vanished before the service took the call: on record now, or
+        the fallback's (its import completes the record)."""
+        verdict = await settle_gone(self.rt)
+        if verdict.handed_off is not None:
+            self._handed_off(verdict.handed_off)
+        elif verdict.outcome is None:
+            self.handed_off = "unsettled"  # the reconciliation with the PBX decides
         else:
-            # Left the application alive (no hangup request first): the dialplan has it.
-            self._handed_off("already taken by the dialplan watchdog (left the application alive)")
+            self._end(verdict.outcome, verdict.detail, at=verdict.at)
 
     async def _run_admitted(self) -> None:
         try:
@@ -184,6 +168,9 @@ class CallFlow:
             raise
         self._has_slot = True
         await self._stop_ringback()  # the announcement comes next
+
+    def _busy_with(self, hop: Hop) -> str | None:
+        return self.engaged.holder(hop.target, self.rt.call_id)
 
     def _release(self) -> None:
         if self._has_slot and self.admission is not None:
@@ -238,6 +225,7 @@ class CallFlow:
         early = plan.early_dial and bool(plan.hops)
         if announcements and announce:
             why = f"period {plan.period.value}" + (", early dial: hop 1 rings meanwhile" * early)
+            why += f"; {plan.note}" if plan.note else ""
             rt.transition(CallState.ANNOUNCING, why)
             if early:
                 sounds = [AnnouncedSound(s, s != plan.recorded_notice) for s in announcements]
@@ -246,32 +234,29 @@ class CallFlow:
             else:
                 for sound in announcements:
                     await rt.play_and_wait(rt.caller_channel_id, sound)
-        for seq, hop in enumerate(plan.hops, start=1):
-            if seq < first_hop:
+        elif plan.note and plan.hops and announce:  # the rule on the trail all the same
+            rt.transition(CallState.DIALING, plan.note)
+        skipped = 0
+        for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
+            if not turn.ring:  # on another on-call call: passed over, on the trail
+                record_skipped_hop(rt, turn.seq, turn.hop, str(uuid.uuid4()), turn.reason() or "")
+                skipped += 1
                 continue
+            if turn.busy_with is not None:
+                rt.transition(CallState.DIALING, f"hop {turn.seq}: {turn.reason()}")
             if not self._ringback_on and not self._announcing():
                 await self._start_ringback()
-            self._hop = HopAttempt(rt, seq, hop)
-            self._hop.during_announcement = self._announcing
-            result = await self._hop.run()
-            if result.outcome in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
-                assert result.agent_channel_id is not None
-                prompt, on_hold = result.prompt_playback_id, False
-                if self._announcing():
-                    ready = await self._caller_ready(self._hop, prompt)
-                    if ready is None:
-                        continue  # the agent left while waiting: the cascade goes on
-                    prompt, on_hold = ready
-                if await self._talk(self._hop, result.agent_channel_id, prompt, on_hold):
-                    return
+            if await self._ring(turn):
+                return
         self._hop = None
         if self._announcement is not None:  # heard in full before voicemail or "no one"
             await self._announcement.until_over()
         self._release()  # voicemail does not need a cascade slot
         await self._stop_ringback()
-        reason = plan.note or (
-            f"all {len(plan.hops)} hops failed" if plan.hops else "nobody to ring"
-        )
+        busy = f" ({skipped} not rung: on another on-call call)" if skipped else ""
+        reason = f"all {len(plan.hops)} hops failed{busy}" if plan.hops else "nobody to ring"
+        if plan.note:  # e.g. the rate limit rule that reduced the plan
+            reason = f"{reason}; {plan.note}" if plan.hops else plan.note
         if plan.final is FinalAction.VOICEMAIL:
             result = await take_voicemail(rt, self.voicemail, reason)
             self._end(
@@ -284,6 +269,38 @@ class CallFlow:
             return
         await rt.play_and_wait(rt.caller_channel_id, "astreinte-no-one")
         self._end(CallOutcome.NO_ONE, reason)
+
+    async def _ring(self, turn: Turn) -> bool:
+        """Ring one turn's hop (one person, or everyone of a ring-all hop at once);
+        True once its accepted agent and the caller have talked."""
+        rt = self.rt
+        result: HopResult | None = None
+        if turn.hop.members:
+            ring_all = RingAll(rt, turn.seq, turn.hop, self._busy_with, turn.busy_with is not None)
+            ring_all.during_announcement = self._announcing
+            self._hop = ring_all
+            with self.engaged.engage(turn.hop.target, rt.call_id):
+                won = await ring_all.run()
+            if won is None:
+                return False
+            attempt, result = won  # only the winner's phone stays engaged for the talk
+        else:
+            attempt = HopAttempt(rt, turn.seq, turn.hop)
+            attempt.during_announcement = self._announcing
+        self._hop = attempt
+        with self.engaged.engage(attempt.hop.target, rt.call_id):
+            if result is None:
+                result = await attempt.run()
+            if result.outcome not in (HopOutcome.ACCEPTED, HopOutcome.CONNECTED):
+                return False
+            assert result.agent_channel_id is not None
+            prompt, on_hold = result.prompt_playback_id, False
+            if self._announcing():
+                ready = await self._caller_ready(attempt, prompt)
+                if ready is None:
+                    return False  # the agent left while waiting: the cascade goes on
+                prompt, on_hold = ready
+            return await self._talk(attempt, result.agent_channel_id, prompt, on_hold)
 
     def _announcing(self) -> bool:
         return self._announcement is not None and self._announcement.playing

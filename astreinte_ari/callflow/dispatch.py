@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
 from astreinte_ari.callflow.call import CallClosed, CallFlow
+from astreinte_ari.callflow.engaged import EngagedTargets
 from astreinte_ari.callflow.identity import (
     AGENT_LEG,
     OWN_PREFIX,
@@ -51,7 +52,7 @@ from astreinte_ari.callflow.telephony import (
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink
 from astreinte_ari.routing.plan import CallPlan
-from astreinte_ari.routing.ratelimit import CallerRateLimiter, limited_plan
+from astreinte_ari.routing.ratelimit import CallerRateLimiter
 
 log = logging.getLogger(__name__)
 _RECORDS_LOOKBACK = timedelta(hours=6)
@@ -97,6 +98,7 @@ class OnCallService:
         self._plan_for = plan_for
         self._clock = clock
         self._routes = EventRoutes()  # whose queue each PBX object's events go to
+        self._engaged = EngagedTargets()  # phones held by calls in progress (busy agents)
         self._tasks: set[asyncio.Task[None]] = set()
         self.fatal = asyncio.Event()  # set when another client took our app name
         # Set once connected and resynced with the PBX (cleared when the connection
@@ -178,11 +180,10 @@ class OnCallService:
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
-        limiter = self._rate_limiter
-        if limiter and not limiter.admit(did, caller.caller_number, self._clock()):
-            plan = limited_plan(plan, limiter.max_calls, limiter.window)
+        if self._rate_limiter is not None:
+            plan = self._rate_limiter.apply(plan, caller.caller_number, self._clock())
         runtime = self._runtime(call_id, caller, plan)
-        flow = CallFlow(runtime, caller, self._voicemail, self._admission)
+        flow = CallFlow(runtime, caller, self._voicemail, self._admission, self._engaged)
         flow.record_start()  # journalled before any request to the PBX can fail
         self._spawn(self._run_flow(call_id, flow, flow.run(draining=self.draining)))
 
@@ -237,7 +238,7 @@ class OnCallService:
             self._routes.release_call(call_id)  # left meanwhile: the sweep or the fallback has it
             return
         point = await self._lookup(caller.id)
-        flow = ResumedCallFlow(runtime, caller, self._voicemail, point=point)
+        flow = ResumedCallFlow(runtime, caller, self._voicemail, engaged=self._engaged, point=point)
         log.info("call %s: resumed after a restart", call_id[:8])
         if bridged is not None:
             for object_id in bridged:

@@ -187,7 +187,9 @@ class HopAttempt:
         self._end(HopOutcome.DECLINED, cause, f"hung up {when} ({text})")
 
     def end_cancelled(self, why: str) -> None:
-        """The caller left after the agent accepted, before the bridge."""
+        """Stopped after the agent accepted or while a ring-all leg: the caller left
+        before the bridge, or another agent of the same hop accepted first (this leg
+        is hung up)."""
         self._end(HopOutcome.CANCELLED, None, why)
 
     def end_after_talk(self, cause: int | None, cause_text: str | None) -> None:

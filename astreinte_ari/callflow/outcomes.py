@@ -91,3 +91,4 @@ class HopOutcome(enum.StrEnum):
     REFUSED = "refused"  # number not allow-listed: never dialled
     FAILED = "failed"  # originate failed (ARI error)
     CONNECTED = "connected"  # answered, no accept required (business-hours forward)
+    SKIPPED = "skipped"  # not rung: the person is on another on-call call (busy_agents)

@@ -22,17 +22,45 @@ from astreinte_ari.config.fields import (
 from astreinte_ari.public_holidays import country_holidays
 
 
+class RingAllRota(Frozen):
+    """A ring-all entry naming a rota: whoever is on call in it when the call comes."""
+
+    rota: str
+
+
 class HopConfig(Frozen):
+    """One step of the cascade: a rota's on-call person, one person, or several
+    people rung at once (`ring_all: [alice, bob, {rota: secondary}]`: the first to
+    press 1 takes the call, the others' phones stop ringing)."""
+
     rota: str | None = None
     person: str | None = None
+    ring_all: tuple[str | RingAllRota, ...] | None = None
     timeout: RingTimeout = 25
     label: str | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> HopConfig:
-        if (self.rota is None) == (self.person is None):
-            raise ValueError("a hop needs exactly one of 'rota' or 'person'")
+        given = [k for k in ("rota", "person", "ring_all") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a hop needs exactly one of 'rota', 'person' or 'ring_all'")
+        if self.ring_all is not None and len(self.ring_all) < 2:
+            raise ValueError("ring_all needs at least two entries (one: use person or rota)")
         return self
+
+    def ring_all_people(self) -> tuple[str, ...]:
+        return tuple(e for e in self.ring_all or () if isinstance(e, str))
+
+    def ring_all_rotas(self) -> tuple[str, ...]:
+        return tuple(e.rota for e in self.ring_all or () if isinstance(e, RingAllRota))
+
+    def rotas(self) -> tuple[str, ...]:
+        """Every rota this hop may ring (coverage, reports)."""
+        return ((self.rota,) if self.rota is not None else ()) + self.ring_all_rotas()
+
+    def people(self) -> tuple[str, ...]:
+        """Every person this hop names directly."""
+        return ((self.person,) if self.person is not None else ()) + self.ring_all_people()
 
 
 class Route(Frozen):
@@ -144,6 +172,10 @@ class LineConfig(Frozen):
     # caller hears all of it, the agent waits on hold) or `until_accepted` (cut short;
     # never the recorded-call notice).
     announcement_mode: Literal["full", "until_accepted"] = "full"
+    # A person the service already has on another on-call call (ringing or talking):
+    # skip (not rung, the cascade goes on at once), last (rung after every free hop),
+    # or ring (rung in turn all the same: phones with call waiting).
+    busy_agents: Literal["skip", "last", "ring"] = "skip"
     business_hours: BusinessHours | None = None  # absent: always after hours
     in_business_hours: BusinessForward | None = None
     after_hours: Route

@@ -166,11 +166,27 @@ class VoicemailDefaults(Frozen):
 
 class CallerRateLimit(Frozen):
     """Repeated calls from one number: after max_calls within the window, the
-    caller gets the announcement and voicemail instead of a new cascade."""
+    caller gets the announcement and voicemail instead of a new cascade, except
+    one call every still_ring_every_minutes that still rings `still_ring` (a real
+    emergency makes people call again and again too). routing/ratelimit.py."""
 
     max_calls: int = Field(5, ge=1, le=1000)
     window_minutes: int = Field(10, ge=1, le=1440)
     include_anonymous: bool = False  # withheld numbers all look alike: off by default
+    # null: past the limit nobody is ever rung (voicemail only)
+    still_ring_every_minutes: int | None = Field(3, ge=1, le=1440)
+    still_ring: Literal["first_hop", "last_hop", "all_hops"] = "first_hop"
+
+    @model_validator(mode="after")
+    def _still_ring_within_window(self) -> CallerRateLimit:
+        every = self.still_ring_every_minutes
+        if every is not None and every > self.window_minutes:
+            raise ValueError(
+                f"still_ring_every_minutes ({every}) longer than window_minutes "
+                f"({self.window_minutes}): a caller past the limit would wait longer for a "
+                "human than the limit itself lasts; shorten it, or null to never ring"
+            )
+        return self
 
 
 class Defaults(Frozen):

@@ -144,13 +144,18 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
             continue
         for route_key in ROUTE_KEYS:
             for i, hop in enumerate(_seq(_map(line.get(route_key)).get("hops"))):
-                issues += _target_issues(
-                    ("lines", did, route_key, "hops", i),
-                    _map(hop),
-                    team_name,
-                    _map(team.get("people")),
-                    _map(team.get("rotas")),
-                )
+                hop_loc: Loc = ("lines", did, route_key, "hops", i)
+                people, rotas = _map(team.get("people")), _map(team.get("rotas"))
+                issues += _target_issues(hop_loc, _map(hop), team_name, people, rotas)
+                for j, entry in enumerate(_seq(_map(hop).get("ring_all"))):
+                    entry_loc: Loc = (*hop_loc, "ring_all", j)
+                    if isinstance(entry, str) and entry not in people:
+                        issues.append(
+                            (entry_loc, f"unknown person '{entry}' (team {team_name} has: "
+                                        f"{_names(people)})")
+                        )  # fmt: skip
+                    elif isinstance(entry, Mapping):
+                        issues += _target_issues(entry_loc, entry, team_name, people, rotas)
     if isinstance(data.get("alerting"), Mapping):
         issues += _alerting_issues(data["alerting"], teams)
         issues += _no_mobile_issues(data["alerting"], teams)

@@ -229,6 +229,8 @@ def _hops(conn: Connection, report: Report, where: list[Any]) -> None:
         key = outcome or "in_progress"
         per_hop = report.per_hop.setdefault(int(seq), {})
         per_hop[key] = per_hop.get(key, 0) + count
+        if key == "skipped":  # on another on-call call, passed over: never rung
+            continue
         stats = people[person]
         stats["rung"] += count
         stats[PERSON_CLASSES.get(key, "other")] += count

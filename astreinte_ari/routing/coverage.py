@@ -50,9 +50,9 @@ def _covered(config: AppConfig, line: LineConfig, at: datetime) -> bool:
         return True
     team = config.teams[line.team]
     for hop in route_for(line, period).hops:
-        if hop.person is not None:
+        if hop.people():
             return True
-        if hop.rota is not None and who_is_on_call(team, hop.rota, at) is not None:
+        if any(who_is_on_call(team, rota, at) is not None for rota in hop.rotas()):
             return True
     return False
 
@@ -71,11 +71,11 @@ def coverage_findings(
             continue
         cuts = _calendar_cuts(line, config.timezone, start, end)
         rotas = {
-            hop.rota
+            rota
             for key in ROUTE_KEYS
             if (route := getattr(line, key)) is not None
             for hop in route.hops
-            if hop.rota is not None
+            for rota in hop.rotas()
         }
         for rota in rotas:
             for shift in shifts(team, rota, start, end):

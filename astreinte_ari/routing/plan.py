@@ -37,13 +37,23 @@ class AnnouncementMode(enum.StrEnum):
     UNTIL_ACCEPTED = "until_accepted"
 
 
+class BusyAgents(enum.StrEnum):
+    """What the cascade does with a person the service already has on another
+    on-call call (ringing or talking): the line's `busy_agents`."""
+
+    SKIP = "skip"  # not rung; the trail says why and the cascade moves on at once
+    LAST = "last"  # rung after every free hop (still busy then: rung anyway)
+    RING = "ring"  # rung in turn as if free (phones with call waiting)
+
+
 class TargetKind(enum.StrEnum):
     """How a hop's target is reached."""
 
     TRUNK = "trunk"  # a phone number, dialled through the operator trunk (trunk.dial)
     SIP = "sip"  # an endpoint on this PBX (a desk phone, a softphone): PJSIP/<endpoint>
-    # A future GROUP (ring several targets at once, issue 15) is a target whose
-    # `members` are the targets above and whose dial string joins theirs with "&".
+    # Several targets rung at once (a ring-all hop): `members` are the targets above,
+    # the dial string joins theirs with "&" (what the dialplan fallback dials).
+    GROUP = "group"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +68,14 @@ class DialTarget:
     kind: TargetKind
     address: str  # what the configuration names: E.164 number (trunk), endpoint name (sip)
     dial_string: str  # what Asterisk dials, e.g. "PJSIP/+33612345678@operator", "PJSIP/desk-101"
-    members: tuple[DialTarget, ...] = ()  # a group's targets (none yet: issue 15)
+    members: tuple[DialTarget, ...] = ()  # a group's targets (ring-all hop)
 
     @property
     def display(self) -> str:
         """How people read it, and what the trail's `number` column holds:
-        "+33612345678" (trunk), "sip:desk-101" (sip)."""
+        "+33612345678" (trunk), "sip:desk-101" (sip), "+33612345678&sip:desk-101" (group)."""
+        if self.kind is TargetKind.GROUP:
+            return "&".join(m.display for m in self.members)
         return self.address if self.kind is TargetKind.TRUNK else f"{self.kind}:{self.address}"
 
     def leaves(self) -> tuple[DialTarget, ...]:
@@ -83,6 +95,9 @@ class Hop:
     target: DialTarget  # already checked against the allow-list when the plan was made
     ring_timeout_s: int
     require_accept: bool = True  # agent must press the accept digit
+    # A ring-all hop: the people rung at once (each a one-person hop with the same
+    # label and timeout; `target` is then their GROUP); the first to accept wins.
+    members: tuple[Hop, ...] = ()
 
     @property
     def number(self) -> str:
@@ -124,3 +139,4 @@ class CallPlan:
     # Ring the first hop while the announcement plays, instead of after it.
     early_dial: bool = False
     announcement_mode: AnnouncementMode = AnnouncementMode.FULL
+    busy_agents: BusyAgents = BusyAgents.SKIP

@@ -13,6 +13,7 @@ from datetime import datetime
 from astreinte_ari.config.model import (
     AppConfig,
     BusinessForward,
+    HopConfig,
     LineConfig,
     NumberNotAllowed,
     Route,
@@ -21,13 +22,14 @@ from astreinte_ari.config.model import (
 from astreinte_ari.routing.calendar import resolve_period
 from astreinte_ari.routing.plan import (
     AnnouncementMode,
+    BusyAgents,
     CallPlan,
     FinalAction,
     Hop,
     Period,
     VoicemailPolicy,
 )
-from astreinte_ari.routing.targets import contact_target, person_target
+from astreinte_ari.routing.targets import contact_target, group_target, person_target
 from astreinte_ari.schedule.rota import who_is_on_call
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,11 @@ def resolve_hops(
     `override(rota, now)`, when given and not None, replaces the rota's person."""
     hops: list[Hop] = []
     for spec in route.hops:
+        if spec.ring_all is not None:
+            group = _ring_all_hop(config, team, spec, now, override)
+            if group is not None:
+                hops.append(group)
+            continue
         if spec.rota is not None:
             replacement = override(spec.rota, now) if override is not None else None
             on_call = replacement or who_is_on_call(team, spec.rota, now)
@@ -105,6 +112,51 @@ def resolve_hops(
             continue
         hops.append(Hop(label, person_id, person.name, target, spec.timeout))
     return hops
+
+
+def _ring_all_hop(
+    config: AppConfig,
+    team: TeamConfig,
+    spec: HopConfig,
+    now: datetime,
+    override: Callable[[str, datetime], str | None] | None,
+) -> Hop | None:
+    """A `ring_all` hop -> one hop per person (each once), rung at once; a plain hop
+    when only one is left (nobody on call in a rota), None when nobody is."""
+    label = spec.label or "ring-all"
+    people: list[str] = []
+    for entry in spec.ring_all or ():
+        if isinstance(entry, str):
+            person_id: str | None = entry
+        else:
+            replacement = override(entry.rota, now) if override is not None else None
+            person_id = replacement or who_is_on_call(team, entry.rota, now)
+            if person_id is None:
+                log.info("hop %s: nobody is on call in rota %s now", label, entry.rota)
+        if person_id is not None and person_id not in people:
+            people.append(person_id)
+    members: list[Hop] = []
+    for person_id in people:
+        person = team.people.get(person_id)
+        if person is None:
+            log.error("hop %s: unknown person %r left out", label, person_id)
+            continue
+        try:
+            target = person_target(config, person)
+        except NumberNotAllowed as exc:
+            _refused(label, exc)
+            continue
+        members.append(Hop(label, person_id, person.name, target, spec.timeout))
+    if len(members) <= 1:
+        return members[0] if members else None
+    return Hop(
+        label,
+        "+".join(m.person_id for m in members),
+        ", ".join(m.person_name for m in members),
+        group_target(tuple(m.target for m in members)),
+        spec.timeout,
+        members=tuple(members),
+    )
 
 
 def _business_hop(config: AppConfig, line: LineConfig, fwd: BusinessForward) -> list[Hop]:
@@ -165,4 +217,5 @@ def build_plan(
         recorded_notice=line.recorded_notice,
         early_dial=line.early_dial,
         announcement_mode=AnnouncementMode(line.announcement_mode),
+        busy_agents=BusyAgents(line.busy_agents),
     )

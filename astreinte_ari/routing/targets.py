@@ -41,6 +41,12 @@ def person_target(config: AppConfig, person: Person) -> DialTarget:
     return trunk_target(config.trunk, person.mobile)
 
 
+def group_target(members: tuple[DialTarget, ...]) -> DialTarget:
+    """Several targets rung at once (a ring-all hop): Dial(A&B) in the dialplan."""
+    address = ",".join(m.address for m in members)
+    return DialTarget(TargetKind.GROUP, address, "&".join(m.dial_string for m in members), members)
+
+
 def contact_target(config: AppConfig, contact: str) -> DialTarget:
     """A `Contact` of the configuration: "+33612345678" or "sip:desk-101"."""
     endpoint = sip_endpoint_of(contact)
@@ -53,6 +59,8 @@ def refusal(config: AppConfig, target: DialTarget) -> str | None:
     """Why `target` may not be dialled under `config`; None when it may.
 
     Every single target of it is checked (a group's members one by one)."""
+    if target.kind is TargetKind.GROUP and not target.members:
+        return "a group target without members"
     if target.members and target.dial_string != "&".join(m.dial_string for m in target.members):
         return f"dial string {target.dial_string!r} is not its members' dial strings"
     for leaf in target.leaves():

@@ -36,6 +36,7 @@ LINE_SHORT = "+33180000002"  # hops: primary (p1), supervisor
 LINE_DESK = "+33180000003"  # hops: the desk phone (SIP), supervisor
 LINE_EARLY = "+33180000004"  # early dial, announcement heard in full: p1, then voicemail
 LINE_EARLY_CUT = "+33180000005"  # early dial, announcement cut when p1 accepts
+LINE_TEAM = "+33180000006"  # hops: p1 and p2 at once (ring_all), supervisor
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
@@ -45,6 +46,7 @@ def e2e_config(
     db_url: str,
     recordings: Path,
     rate_limit: int = 50,
+    still_ring_every: int | None = 3,
     metrics_port: int = 0,
     max_parallel: int = 100,
     cel_file: Path | None = None,
@@ -53,10 +55,17 @@ def e2e_config(
     sip_port: int | None = None,
     desk_phone: bool = False,
     host: str = "127.0.0.1",
+    busy_agents: str = "ring",
+    team_line: bool = False,
 ) -> str:
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
     PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
-    `host`: the PBX's SIP address and the metrics listener's (a cluster node's)."""
+    `host`: the PBX's SIP address and the metrics listener's (a cluster node's).
+    `busy_agents`: LINE_SHORT's policy for a person already on an on-call call; "ring"
+    (and always on LINE_FULL): the rig's one sipp phone per mobile takes several
+    calls at once, which the crowd, burst and fault tests rely on.
+    `team_line`: add LINE_TEAM, whose first hop rings p1 and p2 at once."""
+    still_ring = "null" if still_ring_every is None else still_ring_every
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -75,13 +84,15 @@ trunk: {{dial: "PJSIP/{{number}}", caller_id: "+33180000000", allowed_prefixes: 
 defaults:
   accept_timeout: 4
   voicemail: {{max_duration: 10, max_silence: 3}}
-  caller_rate_limit: {{max_calls: {rate_limit}, window_minutes: 10}}
+  caller_rate_limit:
+    {{max_calls: {rate_limit}, window_minutes: 10, still_ring_every_minutes: {still_ring}}}
   max_parallel_cascades: {max_parallel}
 lines:
   "{LINE_FULL}":
     name: Maintenance E2E
     team: e2e
     language: fr
+    busy_agents: ring
     after_hours:
       hops: {hops_full}
       finally: voicemail
@@ -89,10 +100,11 @@ lines:
     name: Short cascade
     team: e2e
     language: fr
+    busy_agents: {busy_agents}
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
-{_EARLY_LINES}{_DESK_LINE if desk_phone else ""}teams:
+{_EARLY_LINES}{_DESK_LINE if desk_phone else ""}{_TEAM_LINE if team_line else ""}teams:
   e2e:
     people:
       p1: {{name: Agent One, mobile: "{P1}"}}
@@ -127,6 +139,15 @@ _EARLY_LINES = "".join(
 """
     for did, mode in ((LINE_EARLY, "full"), (LINE_EARLY_CUT, "until_accepted"))
 )
+_TEAM_LINE = f"""\
+  "{LINE_TEAM}":
+    name: Team at once
+    team: e2e
+    language: fr
+    after_hours:
+      hops: [{{ring_all: [p1, p2], timeout: 6, label: team}}, {{person: sup, timeout: 6}}]
+      finally: voicemail
+"""
 _DESK_PERSON = f"      desk: {{name: Night Desk, sip: {DESK}}}\n"
 
 

@@ -38,6 +38,7 @@ from tests.e2e.rig import (
     LINE_DESK,
     LINE_FULL,
     LINE_SHORT,
+    LINE_TEAM,
     P1,
     P2,
     SUP,
@@ -150,6 +151,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
             cel_file=pbx.cel_file,
             sip_port=pbx.sip_port,
             desk_phone=True,
+            team_line=True,
         )
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )
@@ -275,6 +277,26 @@ def test_service_down_busy_agent_goes_to_next_hop(fb: FallbackRig) -> None:
     assert detail.outcome == "accepted"
     assert [(h.person_id, h.outcome) for h in detail.hops] == [("p1", "busy"), ("p2", "accepted")]
     assert detail.hops[0].cause_code == 17
+
+
+def test_service_down_ring_all_hop_rings_both_at_once(fb: FallbackRig) -> None:
+    """A ring-all hop (`ring_all: [p1, p2]`): the AGI dials both at once (Dial A&B);
+    p2 answers and presses 1, p1's ringing phone is cancelled."""
+    ringing = fb.phone(P1, agent_scenario("noanswer"))
+    agent = fb.phone(P2, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1500))
+    caller = fb.call(LINE_TEAM, hold_ms=7000)
+    assert caller.wait(30) == 0, caller.output()
+    assert agent.wait(10) == 0, agent.output()
+    assert ringing.wait(10) == 0, ringing.output()
+    invited = [_first_invite_time(phone, sent=False) for phone in (ringing, agent)]
+    apart = abs(invited[0] - invited[1])
+    print(f"\nring-all, service down: both INVITEs {apart * 1000:.0f} ms apart")
+    assert apart < 0.5
+    detail = _imported_call(fb, LINE_TEAM)
+    assert detail.outcome == "accepted", detail
+    assert [(h.person_id, h.outcome, h.target) for h in detail.hops] == [
+        ("p1+p2", "accepted", f"PJSIP/{P1}&PJSIP/{P2}")
+    ]
 
 
 def _publish_last_resort(fb: FallbackRig) -> None:

@@ -20,8 +20,9 @@ HOSTILE_NUMBER = "+331'$(id)"
 
 @pytest.fixture
 def strict_service(e2e_rig: E2ERig, tmp_path: Path) -> Iterator[ServiceProcess]:
-    """The e2e configuration with a caller rate limit of one call per 10 minutes."""
-    with sqlite_service(e2e_rig, tmp_path, rate_limit=1) as proc:
+    """The e2e configuration with a strict caller rate limit: one call per 10 minutes,
+    nobody rung past it (tests/e2e/test_routing.py: one every 3 minutes still rung)."""
+    with sqlite_service(e2e_rig, tmp_path, rate_limit=1, still_ring_every=None) as proc:
         yield proc
 
 

@@ -50,6 +50,7 @@ lines:
   "{LOAD_DID}":
     name: Load
     team: load
+    busy_agents: ring  # one sipp agent takes every call at once
     after_hours: {{hops: [{{person: agent, timeout: 15}}], finally: voicemail}}
 teams:
   load:

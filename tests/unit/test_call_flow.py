@@ -44,7 +44,7 @@ from astreinte_ari.callflow.telephony import (
     Resynced,
     TelephonyError,
 )
-from astreinte_ari.routing.plan import AnnouncementMode, CallPlan, FinalAction, Period
+from astreinte_ari.routing.plan import AnnouncementMode, BusyAgents, CallPlan, FinalAction, Period
 from tests.unit.callflow_fakes import (
     CALLER,
     DID,
@@ -1187,7 +1187,7 @@ def admitted_after(action: str) -> Callable[[Line, str], None]:
 ADMISSION_QUEUE = [
     story(
         "admitted once the first call is bridged",
-        plan(ALICE),
+        plan(ALICE, busy_agents=BusyAgents.RING),  # both calls ring alice
         script=admitted_when_first_is_bridged,
         path="queued > announcing > dialing > ended",
         outcome=CallOutcome.ABANDONED,
@@ -1228,7 +1228,7 @@ async def test_the_admission_queue(story: Story) -> None:
 @pytest.mark.parametrize("limit", [1, 2, 3], ids=lambda n: f"{n} at once")
 @virtual_time
 async def test_one_call_more_than_the_limit_waits_and_leaks_no_slot(limit: int) -> None:
-    line = Line(plan(ALICE), max_parallel_cascades=limit)
+    line = Line(plan(ALICE, busy_agents=BusyAgents.RING), max_parallel_cascades=limit)
     callers = [f"1764540000.{n}" for n in range(1, limit + 2)]
     calls = [await line.arrive(channel) for channel in callers]
     legs = [await line.leg(n) for n in range(1, limit + 1)]

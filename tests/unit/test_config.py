@@ -282,6 +282,25 @@ def test_invalid_date_names_its_field_and_hides_nothing(
             'lines."+33180000000".announcement_mode',
             "'full' or 'until_accepted'",
         ),
+        (
+            "team: maintenance",
+            "team: maintenance\n    busy_agents: sometimes",
+            'lines."+33180000000".busy_agents',
+            "'skip', 'last' or 'ring'",
+        ),
+        (
+            "timezone: Europe/Paris",
+            "timezone: Europe/Paris\n"
+            "defaults: {caller_rate_limit: {window_minutes: 10, still_ring_every_minutes: 30}}",
+            "defaults.caller_rate_limit",
+            "still_ring_every_minutes (30) longer than window_minutes (10)",
+        ),
+        (
+            "timezone: Europe/Paris",
+            "timezone: Europe/Paris\ndefaults: {caller_rate_limit: {still_ring: supervisor}}",
+            "defaults.caller_rate_limit.still_ring",
+            "'first_hop', 'last_hop' or 'all_hops'",
+        ),
     ],
 )
 def test_single_errors(tmp_path: Path, old: str, new: str, path: str, fragment: str) -> None:

@@ -78,7 +78,10 @@ def dial_data(hop: Hop, plan: CallPlan, caller_channel: str, sounds_dir: Path) -
         prompt = _safe(str(sounds_dir / plan.language / plan.accept_prompt))
         args = "^".join((_safe(caller_channel), prompt, str(plan.accept_timeout_s)))
         options += f"U({ACCEPT_GOSUB}^{args})"
-    return f"{_safe(hop.dial_string)},{hop.ring_timeout_s},{options}"
+    # A ring-all hop dials its members at once (A&B): Dial's first to answer gets
+    # the press-1 prompt, the others stop ringing then (not at the key, as in the service).
+    dial = "&".join(_safe(part) for part in hop.dial_string.split("&"))
+    return f"{dial},{hop.ring_timeout_s},{options}"
 
 
 def _wav_seconds(path: Path) -> float:

@@ -39,7 +39,10 @@ def last_resort_target(config: AppConfig, did: str, now: datetime) -> str | None
     plan = build_plan(config, did, now)
     if plan is None or not plan.hops:
         return None
-    return plan.hops[0].dial_string
+    first = plan.hops[0]
+    # A ring-all hop: its first person (the last-resort dialplan dials one plain
+    # target; the AGI fallback before it rings every member at once).
+    return first.members[0].dial_string if first.members else first.dial_string
 
 
 async def run_publish(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from astreinte_ari.routing.plan import (
+    BusyAgents,
     CallPlan,
     DialTarget,
     FinalAction,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from astreinte_ari.routing.router import OnCallOverride
 
 CACHE_NAME = "plan-cache.json"
-FORMAT = 2  # 2: hops carry a typed target (kind, address, dial string)
+FORMAT = 3  # 2: hops carry a typed target (kind, address, dial string); 3: ring-all members
 HORIZON = timedelta(hours=36)
 REFRESH_BEFORE = timedelta(hours=24)  # rewrite once less than this is left ahead
 _STEP_S = 60
@@ -74,6 +75,7 @@ def _target_from_json(data: Mapping[str, Any]) -> DialTarget:
 def _hop_from_json(data: Mapping[str, Any]) -> Hop:
     fields = dict(data)
     fields["target"] = _target_from_json(fields["target"])
+    fields["members"] = tuple(_hop_from_json(m) for m in fields.get("members", ()))
     return Hop(**fields)
 
 
@@ -84,6 +86,7 @@ def plan_from_json(data: Mapping[str, Any]) -> CallPlan:
     fields["final"] = FinalAction(fields["final"])
     fields["hops"] = tuple(_hop_from_json(hop) for hop in fields["hops"])
     fields["voicemail"] = VoicemailPolicy(**fields["voicemail"])
+    fields["busy_agents"] = BusyAgents(fields.get("busy_agents", BusyAgents.SKIP))
     return CallPlan(**fields)
 
 
