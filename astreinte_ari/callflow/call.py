@@ -12,6 +12,11 @@ from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallSta
 from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.recording import (
+    ConversationRecorder,
+    recorder_for,
+    tell_caller,
+)
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
     Channel,
@@ -63,6 +68,7 @@ class CallFlow:
         self._accepted_by: str | None = None
         self._ringback_on = False
         self._hop: HopAttempt | None = None
+        self._recording_notice_heard = False  # no recording unless the caller was told
         # Set when the dialplan fallback has the call (watchdog fired, or draining):
         # its import completes this call's record, so this flow writes no ending.
         self.handed_off: str | None = None
@@ -229,8 +235,10 @@ class CallFlow:
     async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
-        if announcements and announce:
+        if (announcements or plan.recording) and announce:
             rt.transition(CallState.ANNOUNCING, f"period {plan.period.value}")
+            if plan.recording is not None:
+                self._recording_notice_heard = await tell_caller(rt, plan.recording)
             for sound in announcements:
                 await rt.play_and_wait(rt.caller_channel_id, sound)
         for seq, hop in enumerate(plan.hops, start=1):
@@ -268,12 +276,13 @@ class CallFlow:
         at the very moment of bridging (the cascade goes on)."""
         rt = self.rt
         bridge_id = rt.new_id("bridge")
+        recorder = self._recorder(agent_id)
         # Three independent objects (the agent's prompt, the caller's ringback, a new
         # bridge): one round trip of wall time instead of three before the bridging.
         await asyncio.gather(
             rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),
             self._stop_ringback(),
-            rt.port.create_bridge(bridge_id),
+            rt.port.create_bridge(bridge_id, dtmf_events=bool(recorder and recorder.needs_dtmf)),
         )
         try:
             if not await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id)):
@@ -298,7 +307,11 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        end = await until_hangup(rt, agent_id, bridge_id)
+        if recorder is not None:
+            await recorder.start(bridge_id)
+        end = await until_hangup(rt, agent_id, bridge_id, recorder)
+        if recorder is not None:
+            await recorder.finish()  # before the ending: the trail has the file first
         talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
         hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
@@ -309,6 +322,11 @@ class CallFlow:
             at=end.at,
         )
         return True
+
+    def _recorder(self, agent_id: str) -> ConversationRecorder | None:
+        """The conversation's recorder, if the line records and the caller was told."""
+        heard = self._recording_notice_heard
+        return recorder_for(self.rt, self.rt.plan.recording, self.voicemail, agent_id, heard)
 
     async def _start_ringback(self) -> None:
         self._ringback_on = True

@@ -240,7 +240,19 @@ class TelephonyPort(Protocol):
         terminate_on: str,
     ) -> bool: ...
 
-    async def create_bridge(self, bridge_id: str) -> None: ...
+    async def create_bridge(self, bridge_id: str, *, dtmf_events: bool = False) -> None:
+        """A mixing bridge; `dtmf_events`: the PBX reports the key presses of the
+        channels in it (media decoded by the PBX, never passed directly)."""
+        ...
+
+    async def record_bridge(self, bridge_id: str, name: str, *, max_duration_s: int) -> bool:
+        """Record everything the bridge mixes (both parties) under `name`; False if
+        the bridge is already gone."""
+        ...
+
+    async def discard_recording(self, name: str) -> bool:
+        """Stop a live recording and keep nothing of it; False if it is not live."""
+        ...
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool: ...
 

@@ -24,6 +24,7 @@ from astreinte_ari.routing.plan import (
     FinalAction,
     Hop,
     Period,
+    RecordingPolicy,
     VoicemailPolicy,
 )
 from astreinte_ari.routing.targets import contact_target, person_target
@@ -162,4 +163,15 @@ def build_plan(
         accept_timeout_s=line.accept_timeout or config.accept_timeout_s,
         line_prompt=line.line_prompt,
         recorded_notice=line.recorded_notice,
+        recording=_recording(line),
+    )
+
+
+def _recording(line: LineConfig) -> RecordingPolicy | None:
+    if not line.record_calls or not line.recording_purpose:
+        return None
+    return RecordingPolicy(
+        purpose=line.recording_purpose.strip(),
+        agent_can_stop=line.agent_can_stop_recording,
+        stop_keys=line.recording_stop_keys,
     )

@@ -206,6 +206,21 @@ class AriClient:
         }
         await self.request("POST", f"/channels/{channel_id}/record", params=params)
 
+    async def record_bridge(self, bridge_id: str, name: str, *, max_duration_s: int) -> None:
+        params: dict[str, str | int | list[str]] = {
+            "name": name,
+            "format": "wav",
+            "maxDurationSeconds": max_duration_s,
+            "ifExists": "fail",  # never overwrite another conversation
+            "beep": "false",
+            "terminateOn": "none",  # keys are the agent's to press (the stop keys)
+        }
+        await self.request("POST", f"/bridges/{bridge_id}/record", params=params)
+
+    async def cancel_live_recording(self, name: str) -> None:
+        """DELETE /recordings/live/{name}: stop and discard."""
+        await self.request("DELETE", f"/recordings/live/{name}")
+
     async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None:
         await self.request("POST", "/bridges", params={"type": bridge_type, "bridgeId": bridge_id})
 

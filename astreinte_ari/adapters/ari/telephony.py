@@ -137,11 +137,21 @@ class AriTelephony:
             )
         )
 
-    async def create_bridge(self, bridge_id: str) -> None:
+    async def create_bridge(self, bridge_id: str, *, dtmf_events: bool = False) -> None:
         try:
-            await self._client.create_bridge(bridge_id, "mixing")
+            await self._client.create_bridge(
+                bridge_id, "mixing,dtmf_events" if dtmf_events else "mixing"
+            )
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc
+
+    async def record_bridge(self, bridge_id: str, name: str, *, max_duration_s: int) -> bool:
+        return await self._tolerate_gone(
+            self._client.record_bridge(bridge_id, name, max_duration_s=max_duration_s)
+        )
+
+    async def discard_recording(self, name: str) -> bool:
+        return await self._tolerate_gone(self._client.cancel_live_recording(name))
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool:
         try:
