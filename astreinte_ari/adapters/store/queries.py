@@ -139,6 +139,8 @@ class CallDetail:
     voicemail_seconds: float | None
     hops: tuple[HopRecord, ...]
     transitions: tuple[TransitionRecord, ...]
+    recording_path: str | None = None  # the recorded conversation, if the line records (0011)
+    recording_seconds: float | None = None
 
     @property
     def wait_seconds(self) -> float | None:

@@ -1,0 +1,204 @@
+"""Recording of the bridged conversation (record_calls), over the scripted PBX in
+virtual time: the notice comes before anything is recorded, the file is stored
+beside the voicemails, the agent's stop keys discard it, and the trail says each
+step (callflow/recording.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from astreinte_ari.callflow.audit_events import (
+    CallEnded,
+    ConversationRecording,
+    RecordingStep,
+)
+from astreinte_ari.callflow.identity import conversation_recording_name_for
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState
+from astreinte_ari.callflow.recording import KeySequence
+from astreinte_ari.callflow.telephony import PlaybackFinished, RecordingFinished, TelephonyError
+from astreinte_ari.routing.plan import RecordingPolicy
+from tests.unit.callflow_fakes import CALLER, FakePbx, Line, hop, plan, wav
+from tests.unit.virtual_time import virtual_time
+
+NOTICE = "astreinte-recording-notice"
+ALICE = hop("alice", "+33611111111")
+RECORDS = RecordingPolicy(purpose="training of the on-call team")
+STOPPABLE = RecordingPolicy(purpose="training of the on-call team", agent_can_stop=True)
+
+
+@pytest.mark.parametrize(
+    ("keys", "pressed", "matches"),
+    [
+        ("*9", "*9", [False, True]),
+        ("*9", "9", [False]),  # the 9 alone is not the sequence
+        ("*9", "**9", [False, False, True]),  # a repeated * still starts it
+        ("*9", "*19", [False, False, False]),  # interrupted
+        ("*9", "*9*9", [False, True, False, True]),  # matched, then again from nothing
+        ("9", "19", [False, True]),
+        ("#", "A#", [False, True]),  # "A" (not a phone key) only breaks the sequence
+        ("*9", ["*", "99", "9"], [False, False, False]),  # "99" is not one key: reset
+    ],
+)
+def test_the_stop_keys(keys: str, pressed: str | list[str], matches: list[bool]) -> None:
+    sequence = KeySequence(keys)
+    assert [sequence.feed(digit) for digit in pressed] == matches
+
+
+def steps(line: Line, call: str) -> list[RecordingStep]:
+    return [e.step for e in line.trail.of(ConversationRecording) if e.call_id == call]
+
+
+def recording_events(line: Line, call: str) -> list[ConversationRecording]:
+    return [e for e in line.trail.of(ConversationRecording) if e.call_id == call]
+
+
+async def accepted_and_bridged(line: Line) -> tuple[str, str]:
+    call = await line.arrive()
+    leg = await line.leg(1)
+    await line.rings(leg)
+    await line.answers(leg)
+    await line.playing("astreinte-press-1", leg)
+    await line.presses(leg, "1")
+    await line.until(lambda: CallState.BRIDGED in line.states(call), "bridged")
+    return call, leg
+
+
+@virtual_time
+async def test_the_conversation_is_recorded_after_the_notice_and_stored() -> None:
+    line = Line(plan(ALICE, recording=RECORDS))
+    call, leg = await accepted_and_bridged(line)
+    name = conversation_recording_name_for(call)
+    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    await line.wait(30)
+    await line.hangs_up(leg)
+    await line.until(lambda: bool(line.pbx.did("destroy_bridge")), "bridge destroyed")
+    line.pbx.stored_recording = wav(30.0)
+    await line.feed(RecordingFinished(name, 30.0))
+    await line.done()
+
+    # The notice is the first thing the caller hears; the recording starts after it
+    # and after the bridging, on the bridge (both parties), with the agent's keys off.
+    actions = [action for action, _ in line.pbx.actions]
+    assert line.plays(NOTICE, CALLER) and line.pbx.did("play")[0][1].endswith(NOTICE)
+    assert actions.index("add_to_bridge") < actions.index("record_bridge")
+    (bridge_id, recorded, *_), = line.pbx.did("record_bridge")
+    assert recorded == name and bridge_id == line.pbx.did("create_bridge")[0][0]
+    assert line.pbx.did("create_bridge")[0][1] == ("dtmf_events", False)
+    assert steps(line, call) == [
+        RecordingStep.NOTICE_PLAYED,
+        RecordingStep.STARTED,
+        RecordingStep.STORED,
+    ]
+    started, stored = recording_events(line, call)[1:]
+    assert started.detail == "purpose: training of the on-call team"
+    assert stored.path == f"/var/lib/astreinte/voicemail/{call}.conversation.wav"
+    assert stored.seconds == 30.0
+    assert line.mailbox.saved[f"{call}.conversation"] == wav(30.0)
+    assert line.pbx.did("delete_recording") == [(name,)]  # the PBX keeps no copy
+    # The file is in the trail before the call's ending.
+    trail = line.trail.events
+    assert trail.index(stored) < trail.index(line.ended(call))
+    assert line.ended(call).outcome is CallOutcome.ACCEPTED
+
+
+@virtual_time
+async def test_the_agent_excludes_the_call_with_the_stop_keys() -> None:
+    line = Line(plan(ALICE, recording=STOPPABLE))
+    call, leg = await accepted_and_bridged(line)
+    name = conversation_recording_name_for(call)
+    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    assert line.pbx.did("create_bridge")[0][1] == ("dtmf_events", True)
+    await line.wait(10)
+    await line.presses(CALLER, "*")  # the caller's keys do nothing
+    await line.presses(CALLER, "9")
+    await line.presses(leg, "*")
+    await line.presses(leg, "9")
+    await line.until(lambda: bool(line.pbx.did("discard_recording")), "recording discarded")
+    await line.wait(20)  # the conversation goes on, unrecorded
+    await line.hangs_up(CALLER)
+    await line.done()
+
+    assert line.pbx.did("discard_recording") == [(name,)]
+    assert (name,) in line.pbx.did("delete_recording")  # a stored part goes too
+    assert steps(line, call) == [
+        RecordingStep.NOTICE_PLAYED,
+        RecordingStep.STARTED,
+        RecordingStep.EXCLUDED,
+    ]
+    excluded = recording_events(line, call)[-1]
+    assert excluded.detail == "the agent pressed *9: recording stopped and discarded"
+    assert line.at(excluded.at) == pytest.approx(line.at(recording_events(line, call)[1].at) + 10)
+    assert not line.mailbox.saved and not line.pbx.did("fetch_recording")
+    ended = line.ended(call)
+    assert ended.outcome is CallOutcome.ACCEPTED and ended.talk_seconds == 30.0
+
+
+@virtual_time
+async def test_the_stop_keys_do_nothing_where_the_line_does_not_allow_it() -> None:
+    line = Line(plan(ALICE, recording=RECORDS))
+    call, leg = await accepted_and_bridged(line)
+    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    await line.presses(leg, "*")
+    await line.presses(leg, "9")
+    await line.hangs_up(CALLER)
+    await line.until(lambda: bool(line.pbx.did("destroy_bridge")), "bridge destroyed")
+    line.pbx.stored_recording = wav(2.0)
+    await line.feed(RecordingFinished(conversation_recording_name_for(call), 2.0))
+    await line.done()
+    assert not line.pbx.did("discard_recording")
+    assert steps(line, call)[-1] is RecordingStep.STORED
+
+
+@virtual_time
+async def test_nothing_is_recorded_when_the_notice_could_not_be_played() -> None:
+    line = Line(plan(ALICE, recording=RECORDS), pbx=FakePbx(held_sounds=frozenset({NOTICE})))
+    call = await line.arrive()
+    notice = await line.playing(NOTICE, CALLER)
+    await line.feed(PlaybackFinished(notice, failed=True))
+    leg = await line.leg(1)
+    await line.rings(leg)
+    await line.answers(leg)
+    await line.playing("astreinte-press-1", leg)
+    await line.presses(leg, "1")
+    await line.until(lambda: CallState.BRIDGED in line.states(call), "bridged")
+    await line.wait(5)
+    await line.hangs_up(CALLER)
+    await line.done()
+    assert not line.pbx.did("record_bridge")
+    assert steps(line, call) == [RecordingStep.NOTICE_FAILED, RecordingStep.NOT_STARTED]
+    assert recording_events(line, call)[-1].detail == "the caller did not hear the notice"
+    assert line.ended(call).outcome is CallOutcome.ACCEPTED
+
+
+@virtual_time
+async def test_a_refused_recording_does_not_stop_the_conversation() -> None:
+    pbx = FakePbx(errors={"record_bridge": TelephonyError("500 Internal Server Error")})
+    line = Line(plan(ALICE, recording=RECORDS), pbx=pbx)
+    call, _ = await accepted_and_bridged(line)
+    await line.wait(5)
+    await line.hangs_up(CALLER)
+    await line.done()
+    assert steps(line, call) == [RecordingStep.NOTICE_PLAYED, RecordingStep.NOT_STARTED]
+    assert "PBX refused" in (recording_events(line, call)[-1].detail or "")
+    assert line.ended(call).talk_seconds == 5.0
+
+
+@virtual_time
+async def test_no_file_from_the_pbx_is_a_failure_on_record() -> None:
+    line = Line(plan(ALICE, recording=RECORDS))
+    call, leg = await accepted_and_bridged(line)
+    await line.hangs_up(leg)
+    await line.done()  # no RecordingFinished, no file: after the grace, a failure
+    assert steps(line, call)[-1] is RecordingStep.FAILED
+    assert not line.mailbox.saved
+
+
+@virtual_time
+async def test_a_line_that_does_not_record_plays_no_notice() -> None:
+    line = Line(plan(ALICE))
+    call, _ = await accepted_and_bridged(line)
+    await line.hangs_up(CALLER)
+    await line.done()
+    assert not line.plays(NOTICE) and not line.pbx.did("record_bridge")
+    assert steps(line, call) == []
+    assert isinstance(line.ended(call), CallEnded)
