@@ -81,7 +81,7 @@ async def test_the_conversation_is_recorded_after_the_notice_and_stored() -> Non
     actions = [action for action, _ in line.pbx.actions]
     assert line.plays(NOTICE, CALLER) and line.pbx.did("play")[0][1].endswith(NOTICE)
     assert actions.index("add_to_bridge") < actions.index("record_bridge")
-    (bridge_id, recorded, *_), = line.pbx.did("record_bridge")
+    ((bridge_id, recorded, *_),) = line.pbx.did("record_bridge")
     assert recorded == name and bridge_id == line.pbx.did("create_bridge")[0][0]
     assert line.pbx.did("create_bridge")[0][1] == ("dtmf_events", False)
     assert steps(line, call) == [
