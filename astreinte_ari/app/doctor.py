@@ -39,6 +39,7 @@ REQUIRED_MODULES = (
     "res_ari_channels.so",
     "res_ari_bridges.so",
     "res_ari_recordings.so",
+    "res_stasis_snoop.so",  # recorded conversations (record_calls) go through a snoop
     "res_agi.so",
     "app_dial.so",
     "app_read.so",

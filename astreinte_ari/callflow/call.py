@@ -308,7 +308,7 @@ class CallFlow:
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
         if recorder is not None:
-            await recorder.start(bridge_id)
+            await recorder.start()
         end = await until_hangup(rt, agent_id, bridge_id, recorder)
         if recorder is not None:
             await recorder.finish()  # before the ending: the trail has the file first

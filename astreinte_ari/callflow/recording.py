@@ -20,6 +20,7 @@ from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.identity import conversation_recording_name_for
 from astreinte_ari.callflow.runtime import LegRuntime
 from astreinte_ari.callflow.telephony import (
+    ChannelEntered,
     DtmfReceived,
     PlaybackFinished,
     RecordingFinished,
@@ -99,7 +100,10 @@ def recorder_for(
 
 
 class ConversationRecorder:
-    """One call's conversation recording: started on the bridge, ended with it."""
+    """One call's conversation recording, through a snoop on the caller's channel
+    (both directions: what the caller says and hears, the agent's voice). A snoop,
+    not the bridge's own recording: that needs chan_bridge_media, which a minimal
+    PBX (ours: scripts/asterisk22/modules.txt) does not build."""
 
     def __init__(
         self, rt: LegRuntime[Any], policy: RecordingPolicy, sink: VoicemailSink, agent_id: str
@@ -109,7 +113,9 @@ class ConversationRecorder:
         self.sink = sink
         self.agent_id = agent_id
         self.name = conversation_recording_name_for(rt.call_id)
+        self.snoop_id: str | None = None  # the snoop channel, once asked for
         self.active = False  # recording now (started, not excluded)
+        self._done = False  # started and ended, refused, or excluded: nothing more to do
         self._finished: RecordingFinished | None = None
         self._stop_keys = KeySequence(policy.stop_keys)
 
@@ -118,26 +124,52 @@ class ConversationRecorder:
         """Whether the bridge must raise the agent's key presses (mixing,dtmf_events)."""
         return self.policy.agent_can_stop
 
-    async def start(self, bridge_id: str) -> None:
+    async def start(self) -> None:
+        """Ask for the snoop; the recording starts when it enters the application."""
         rt = self.rt
+        snoop_id = rt.new_id("snoop")
         rt.own(self.name)
         try:
-            started = await rt.port.record_bridge(
-                bridge_id, self.name, max_duration_s=MAX_RECORDING_S
+            snooping = await rt.port.snoop(rt.caller_channel_id, snoop_id)
+        except TelephonyError as exc:
+            self._refused(f"PBX refused: {exc}")
+            return
+        if not snooping:
+            self._refused("the caller's channel is already gone")
+            return
+        self.snoop_id = snoop_id
+
+    async def _record(self) -> None:
+        rt = self.rt
+        assert self.snoop_id is not None
+        try:
+            started = await rt.port.record_conversation(
+                self.snoop_id, self.name, max_duration_s=MAX_RECORDING_S
             )
         except TelephonyError as exc:
-            log.error("call %s: the PBX refused to record: %s", rt.call_id[:8], exc)
-            _emit(rt, RecordingStep.NOT_STARTED, self.name, detail=f"PBX refused: {exc}"[:300])
-            return
+            started = False
+            self._refused(f"PBX refused: {exc}")
+        else:
+            if not started:
+                self._refused("the snoop channel is already gone")
         if not started:
-            _emit(rt, RecordingStep.NOT_STARTED, self.name, detail="bridge already gone")
+            await quietly(rt.port.hangup(self.snoop_id))
             return
         self.active = True
         _emit(rt, RecordingStep.STARTED, self.name, detail=f"purpose: {self.policy.purpose}")
 
+    def _refused(self, why: str) -> None:
+        log.error("call %s: not recorded: %s", self.rt.call_id[:8], why)
+        self._done = True
+        _emit(self.rt, RecordingStep.NOT_STARTED, self.name, detail=why[:300])
+
     async def on_event(self, event: TelephonyEvent) -> None:
-        """Every event of the conversation: the agent's stop keys, the file's end."""
-        if isinstance(event, RecordingFinished) and event.name == self.name:
+        """Every event of the conversation: the snoop entering, the agent's stop keys,
+        the file's end."""
+        if isinstance(event, ChannelEntered):
+            if event.channel.id == self.snoop_id and not (self.active or self._done):
+                await self._record()
+        elif isinstance(event, RecordingFinished) and event.name == self.name:
             self._finished = event
         elif (
             self.active
@@ -151,12 +183,14 @@ class ConversationRecorder:
     async def _exclude(self) -> None:
         """The agent's opt-out: stop, and keep nothing of it (CNIL: the right to object)."""
         rt = self.rt
-        self.active = False
+        self.active, self._done = False, True
         try:
             discarded = await rt.port.discard_recording(self.name)
         except TelephonyError as exc:
             discarded = False
             log.error("call %s: could not discard the recording: %s", rt.call_id[:8], exc)
+        if self.snoop_id is not None:
+            await quietly(rt.port.hangup(self.snoop_id))
         # Whatever the PBX already wrote under this name goes too (a stored copy).
         await quietly(rt.port.delete_recording(self.name))
         how = "stopped and discarded" if discarded else "already stopped; its file deleted"
@@ -169,17 +203,27 @@ class ConversationRecorder:
         )
 
     async def finish(self) -> None:
-        """After the conversation: fetch the file, store it, free the PBX's copy."""
+        """After the conversation: end the snoop, fetch the file, store it, free the
+        PBX's copy."""
         rt = self.rt
-        if not self.active:
+        if self.snoop_id is not None:
+            await quietly(rt.port.hangup(self.snoop_id))  # ends the recording, if any
+        if self._done:
             return
-        self.active = False
+        if not self.active:
+            self._refused("the conversation ended before the recording started")
+            return
+        self.active, self._done = False, True
         deadline = rt.deadline_in(FINISH_GRACE_S)
         while self._finished is None:
             event = await rt.next_event(deadline)
             if event is None:
                 break
             await self.on_event(event)
+        await self._store()
+
+    async def _store(self) -> None:
+        rt = self.rt
         try:
             data = await rt.port.fetch_recording(self.name)
         except TelephonyError as exc:

@@ -245,9 +245,14 @@ class TelephonyPort(Protocol):
         channels in it (media decoded by the PBX, never passed directly)."""
         ...
 
-    async def record_bridge(self, bridge_id: str, name: str, *, max_duration_s: int) -> bool:
-        """Record everything the bridge mixes (both parties) under `name`; False if
-        the bridge is already gone."""
+    async def snoop(self, channel_id: str, snoop_id: str) -> bool:
+        """A channel `snoop_id` that hears both directions of `channel_id` (what its
+        party says and hears) and enters our application; False if it is gone."""
+        ...
+
+    async def record_conversation(self, channel_id: str, name: str, *, max_duration_s: int) -> bool:
+        """Record a channel (a snoop) under `name`: no beep, no key ends it, never
+        overwriting; False if the channel is gone."""
         ...
 
     async def discard_recording(self, name: str) -> bool:

@@ -15,7 +15,13 @@ from astreinte_ari.callflow.audit_events import (
 from astreinte_ari.callflow.identity import conversation_recording_name_for
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.callflow.recording import KeySequence
-from astreinte_ari.callflow.telephony import PlaybackFinished, RecordingFinished, TelephonyError
+from astreinte_ari.callflow.telephony import (
+    Channel,
+    ChannelEntered,
+    PlaybackFinished,
+    RecordingFinished,
+    TelephonyError,
+)
 from astreinte_ari.routing.plan import RecordingPolicy
 from tests.unit.callflow_fakes import CALLER, FakePbx, Line, hop, plan, wav
 from tests.unit.virtual_time import virtual_time
@@ -52,6 +58,17 @@ def recording_events(line: Line, call: str) -> list[ConversationRecording]:
     return [e for e in line.trail.of(ConversationRecording) if e.call_id == call]
 
 
+async def snoop_enters(line: Line) -> str:
+    """The PBX's snoop on the caller's channel enters the application: its id."""
+    await line.until(lambda: bool(line.pbx.did("snoop")), "snoop asked for")
+    ((spied, snoop_id),) = line.pbx.did("snoop")
+    assert spied == CALLER
+    channel = Channel(snoop_id, f"Snoop/{CALLER}", "Up", "", "", stasis_app="astreinte")
+    await line.feed(ChannelEntered(channel, ("snoop",), at=line.now()))
+    await line.until(lambda: bool(line.pbx.did("record_conversation")), "recording started")
+    return str(snoop_id)
+
+
 async def accepted_and_bridged(line: Line) -> tuple[str, str]:
     call = await line.arrive()
     leg = await line.leg(1)
@@ -68,21 +85,22 @@ async def test_the_conversation_is_recorded_after_the_notice_and_stored() -> Non
     line = Line(plan(ALICE, recording=RECORDS))
     call, leg = await accepted_and_bridged(line)
     name = conversation_recording_name_for(call)
-    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    snoop = await snoop_enters(line)
     await line.wait(30)
     await line.hangs_up(leg)
-    await line.until(lambda: bool(line.pbx.did("destroy_bridge")), "bridge destroyed")
+    await line.until(lambda: (snoop,) in line.pbx.did("hangup"), "snoop hung up")
     line.pbx.stored_recording = wav(30.0)
     await line.feed(RecordingFinished(name, 30.0))
     await line.done()
 
     # The notice is the first thing the caller hears; the recording starts after it
-    # and after the bridging, on the bridge (both parties), with the agent's keys off.
+    # and after the bridging, on a snoop of the caller (both directions), with the
+    # agent's keys left alone.
     actions = [action for action, _ in line.pbx.actions]
     assert line.plays(NOTICE, CALLER) and line.pbx.did("play")[0][1].endswith(NOTICE)
-    assert actions.index("add_to_bridge") < actions.index("record_bridge")
-    ((bridge_id, recorded, *_),) = line.pbx.did("record_bridge")
-    assert recorded == name and bridge_id == line.pbx.did("create_bridge")[0][0]
+    assert actions.index("add_to_bridge") < actions.index("snoop")
+    ((recorded_channel, recorded, *_),) = line.pbx.did("record_conversation")
+    assert (recorded_channel, recorded) == (snoop, name)
     assert line.pbx.did("create_bridge")[0][1] == ("dtmf_events", False)
     assert steps(line, call) == [
         RecordingStep.NOTICE_PLAYED,
@@ -106,7 +124,7 @@ async def test_the_agent_excludes_the_call_with_the_stop_keys() -> None:
     line = Line(plan(ALICE, recording=STOPPABLE))
     call, leg = await accepted_and_bridged(line)
     name = conversation_recording_name_for(call)
-    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    snoop = await snoop_enters(line)
     assert line.pbx.did("create_bridge")[0][1] == ("dtmf_events", True)
     await line.wait(10)
     await line.presses(CALLER, "*")  # the caller's keys do nothing
@@ -119,6 +137,7 @@ async def test_the_agent_excludes_the_call_with_the_stop_keys() -> None:
     await line.done()
 
     assert line.pbx.did("discard_recording") == [(name,)]
+    assert (snoop,) in line.pbx.did("hangup")
     assert (name,) in line.pbx.did("delete_recording")  # a stored part goes too
     assert steps(line, call) == [
         RecordingStep.NOTICE_PLAYED,
@@ -137,11 +156,11 @@ async def test_the_agent_excludes_the_call_with_the_stop_keys() -> None:
 async def test_the_stop_keys_do_nothing_where_the_line_does_not_allow_it() -> None:
     line = Line(plan(ALICE, recording=RECORDS))
     call, leg = await accepted_and_bridged(line)
-    await line.until(lambda: bool(line.pbx.did("record_bridge")), "recording started")
+    snoop = await snoop_enters(line)
     await line.presses(leg, "*")
     await line.presses(leg, "9")
     await line.hangs_up(CALLER)
-    await line.until(lambda: bool(line.pbx.did("destroy_bridge")), "bridge destroyed")
+    await line.until(lambda: (snoop,) in line.pbx.did("hangup"), "snoop hung up")
     line.pbx.stored_recording = wav(2.0)
     await line.feed(RecordingFinished(conversation_recording_name_for(call), 2.0))
     await line.done()
@@ -164,7 +183,7 @@ async def test_nothing_is_recorded_when_the_notice_could_not_be_played() -> None
     await line.wait(5)
     await line.hangs_up(CALLER)
     await line.done()
-    assert not line.pbx.did("record_bridge")
+    assert not line.pbx.did("snoop") and not line.pbx.did("record_conversation")
     assert steps(line, call) == [RecordingStep.NOTICE_FAILED, RecordingStep.NOT_STARTED]
     assert recording_events(line, call)[-1].detail == "the caller did not hear the notice"
     assert line.ended(call).outcome is CallOutcome.ACCEPTED
@@ -172,21 +191,38 @@ async def test_nothing_is_recorded_when_the_notice_could_not_be_played() -> None
 
 @virtual_time
 async def test_a_refused_recording_does_not_stop_the_conversation() -> None:
-    pbx = FakePbx(errors={"record_bridge": TelephonyError("500 Internal Server Error")})
+    pbx = FakePbx(errors={"record_conversation": TelephonyError("500 Internal Server Error")})
     line = Line(plan(ALICE, recording=RECORDS), pbx=pbx)
     call, _ = await accepted_and_bridged(line)
+    snoop = await snoop_enters(line)
     await line.wait(5)
     await line.hangs_up(CALLER)
     await line.done()
     assert steps(line, call) == [RecordingStep.NOTICE_PLAYED, RecordingStep.NOT_STARTED]
     assert "PBX refused" in (recording_events(line, call)[-1].detail or "")
+    assert (snoop,) in line.pbx.did("hangup")  # no snoop left behind
     assert line.ended(call).talk_seconds == 5.0
+
+
+@virtual_time
+async def test_a_conversation_too_short_for_the_snoop_is_not_recorded() -> None:
+    line = Line(plan(ALICE, recording=RECORDS))
+    call, leg = await accepted_and_bridged(line)
+    await line.until(lambda: bool(line.pbx.did("snoop")), "snoop asked for")
+    await line.hangs_up(leg)  # before the snoop entered the application
+    await line.done()
+    assert not line.pbx.did("record_conversation")
+    assert steps(line, call)[-1] is RecordingStep.NOT_STARTED
+    assert recording_events(line, call)[-1].detail == (
+        "the conversation ended before the recording started"
+    )
 
 
 @virtual_time
 async def test_no_file_from_the_pbx_is_a_failure_on_record() -> None:
     line = Line(plan(ALICE, recording=RECORDS))
     call, leg = await accepted_and_bridged(line)
+    await snoop_enters(line)
     await line.hangs_up(leg)
     await line.done()  # no RecordingFinished, no file: after the grace, a failure
     assert steps(line, call)[-1] is RecordingStep.FAILED
@@ -199,6 +235,6 @@ async def test_a_line_that_does_not_record_plays_no_notice() -> None:
     call, _ = await accepted_and_bridged(line)
     await line.hangs_up(CALLER)
     await line.done()
-    assert not line.plays(NOTICE) and not line.pbx.did("record_bridge")
+    assert not line.plays(NOTICE) and not line.pbx.did("snoop")
     assert steps(line, call) == []
     assert isinstance(line.ended(call), CallEnded)

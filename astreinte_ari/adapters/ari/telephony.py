@@ -145,9 +145,21 @@ class AriTelephony:
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc
 
-    async def record_bridge(self, bridge_id: str, name: str, *, max_duration_s: int) -> bool:
+    async def snoop(self, channel_id: str, snoop_id: str) -> bool:
+        return await self._tolerate_gone(self._client.snoop(channel_id, snoop_id, "snoop"))
+
+    async def record_conversation(self, channel_id: str, name: str, *, max_duration_s: int) -> bool:
         return await self._tolerate_gone(
-            self._client.record_bridge(bridge_id, name, max_duration_s=max_duration_s)
+            self._client.record(
+                channel_id,
+                name,
+                fmt="wav",
+                max_duration_s=max_duration_s,
+                max_silence_s=0,  # a pause in a conversation is not its end
+                terminate_on="none",  # keys are the agent's (the stop keys), never the caller's
+                beep=False,
+                if_exists="fail",  # never overwrite another conversation
+            )
         )
 
     async def discard_recording(self, name: str) -> bool:
