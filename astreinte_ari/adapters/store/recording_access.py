@@ -72,6 +72,21 @@ def read_recording_audited(
     if not path.is_file():
         raise RecordingUnavailable(f"{stored} no longer exists (deleted by retention?)")
     data = path.read_bytes()
+    note_access(engine, call_id, kind, stored, data, accessor, purpose=purpose)
+    return data
+
+
+def note_access(
+    engine: Engine,
+    subject: str,
+    kind: RecordingKind,
+    stored: str,
+    data: bytes,
+    accessor: Accessor,
+    *,
+    purpose: str = "",
+) -> None:
+    """Append "recording.accessed" (subject: the call, or the alert without one)."""
     payload: dict[str, object] = {
         "recording": kind.value,
         "path": stored,
@@ -85,5 +100,12 @@ def read_recording_audited(
     if purpose:
         payload["purpose"] = safe_text(purpose, 300)
     with engine.begin() as conn:
-        append_audit_record(conn, ACCESS_KIND, call_id, payload)
-    return data
+        append_audit_record(conn, ACCESS_KIND, subject, payload)
+
+
+def note_voicemail_access(engine: Engine, subject: str, path: Path, person_id: str) -> None:
+    """A voicemail fetched through an alert's link, by the person it was sent to."""
+    note_access(
+        engine, subject, RecordingKind.VOICEMAIL, str(path), path.read_bytes(),
+        Accessor(person_id, "link"),
+    )  # fmt: skip
