@@ -99,6 +99,28 @@ def recorder_for(
     return ConversationRecorder(rt, policy, sink, agent_id)
 
 
+async def adopt_after_restart(
+    rt: LegRuntime[Any], policy: RecordingPolicy | None, sink: VoicemailSink, agent_id: str
+) -> ConversationRecorder | None:
+    """A conversation re-attached after a service restart: if the PBX is still recording
+    it (the name derives from the call id), follow it to the end and store it; the
+    agent's stop keys still work. Its `started` step is on record from before."""
+    if policy is None:
+        return None
+    recorder = ConversationRecorder(rt, policy, sink, agent_id)
+    try:
+        live = await rt.port.recording_active(recorder.name)
+    except TelephonyError as exc:
+        log.warning("call %s: is it still recorded? %s", rt.call_id[:8], exc)
+        live = False
+    if not live:
+        return None
+    rt.own(recorder.name)
+    recorder.active = True
+    log.info("call %s: its recording goes on after the restart", rt.call_id[:8])
+    return recorder
+
+
 class ConversationRecorder:
     """One call's conversation recording, through a snoop on the caller's channel
     (both directions: what the caller says and hears, the agent's voice). A snoop,

@@ -5,6 +5,8 @@ step (callflow/recording.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from astreinte_ari.callflow.audit_events import (
@@ -12,18 +14,21 @@ from astreinte_ari.callflow.audit_events import (
     ConversationRecording,
     RecordingStep,
 )
-from astreinte_ari.callflow.identity import conversation_recording_name_for
+from astreinte_ari.callflow.identity import call_id_for_channel, conversation_recording_name_for
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.callflow.recording import KeySequence
+from astreinte_ari.callflow.recovery import ResumePoint
 from astreinte_ari.callflow.telephony import (
+    Bridge,
     Channel,
     ChannelEntered,
     PlaybackFinished,
     RecordingFinished,
+    Resynced,
     TelephonyError,
 )
 from astreinte_ari.routing.plan import RecordingPolicy
-from tests.unit.callflow_fakes import CALLER, FakePbx, Line, hop, plan, wav
+from tests.unit.callflow_fakes import CALLER, DID, FakePbx, Line, hop, plan, wav
 from tests.unit.virtual_time import virtual_time
 
 NOTICE = "astreinte-recording-notice"
@@ -238,3 +243,48 @@ async def test_a_line_that_does_not_record_plays_no_notice() -> None:
     assert not line.plays(NOTICE) and not line.pbx.did("snoop")
     assert steps(line, call) == []
     assert isinstance(line.ended(call), CallEnded)
+
+
+@dataclass
+class LiveRecordingPbx(FakePbx):
+    """The PBX after a service restart: these recordings are still going."""
+
+    live: set[str] = field(default_factory=set)
+
+    async def recording_active(self, name: str) -> bool:
+        return name in self.live
+
+
+@pytest.mark.parametrize("still_recording", [True, False])
+@virtual_time
+async def test_a_conversation_re_attached_after_a_restart(still_recording: bool) -> None:
+    call = call_id_for_channel(CALLER)
+    name = conversation_recording_name_for(call)
+    point = ResumePoint(call, last_seq=5, hops_tried=1, open_hop_ids=(),
+                        accepted_hop_id="hop-1", accepted_person_id="alice")  # fmt: skip
+
+    async def resume_lookup(channel_id: str) -> ResumePoint:
+        return point
+
+    pbx = LiveRecordingPbx(live={name} if still_recording else set())
+    line = Line(plan(ALICE, recording=RECORDS), pbx=pbx, resume_lookup=resume_lookup)
+    caller = Channel(CALLER, "PJSIP/trunk-1", "Up", "+33199000001", "Client", exten=DID,
+                     stasis_app="astreinte", stasis_args=(DID,), created_at=line.now())  # fmt: skip
+    line.callers[call] = caller
+    agent = Channel("astreinte-agent-0a1b", "PJSIP/alice-1", "Up", "", "", stasis_app="astreinte")
+    bridge = Bridge("astreinte-bridge-0a1b", (CALLER, agent.id))
+    await line.feed(Resynced(channels=(caller, agent), bridges=(bridge,)))
+    await line.until(lambda: bool(line.states(call)), "re-attached")
+    await line.wait(20)
+    await line.hangs_up(CALLER)
+    if still_recording:
+        await line.until(lambda: bool(line.pbx.did("destroy_bridge")), "bridge destroyed")
+        line.pbx.stored_recording = wav(20.0)
+        await line.feed(RecordingFinished(name, 20.0))
+    await line.done()
+    if still_recording:
+        assert steps(line, call) == [RecordingStep.STORED]
+        assert line.mailbox.saved[f"{call}.conversation"] == wav(20.0)
+    else:
+        assert steps(line, call) == [] and not line.pbx.did("fetch_recording")
+    assert line.ended(call).outcome is CallOutcome.ACCEPTED
