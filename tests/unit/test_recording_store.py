@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select, update
 from astreinte_ari import cli
 from astreinte_ari.adapters.store.audit_log import audit_log_table
 from astreinte_ari.adapters.store.audit_verify import verify
+from astreinte_ari.adapters.store.journal import event_from_json, event_to_json
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
 from astreinte_ari.adapters.store.recording_access import (
@@ -238,3 +239,10 @@ def test_the_auditors_command(
     code = cli.main(["calls", "recording", "c2", "--url", db_url, "--out", str(out),
                      "--voicemail"])  # fmt: skip
     assert code != 0 and "no voicemail recording" in capsys.readouterr().err
+
+
+def test_a_recording_step_survives_the_write_ahead_journal() -> None:
+    step = ConversationRecording(
+        "c3", RecordingStep.STORED, T0, name="astreinte-conv-c3", path="/r/c3.wav", seconds=4.5
+    )
+    assert event_from_json(event_to_json(step)) == step
