@@ -23,6 +23,7 @@ from astreinte_ari.adapters.notify.voice import VoiceNotifier
 from astreinte_ari.adapters.scheduler.apscheduler_jobs import PersistentScheduler
 from astreinte_ari.adapters.store.alert_links import AlertLinkStore
 from astreinte_ari.adapters.store.alerts import AlertStore
+from astreinte_ari.adapters.store.recording_access import note_voicemail_access
 from astreinte_ari.adapters.store.recovery import next_hop_seq
 from astreinte_ari.alerting.links import LinkSigner
 from astreinte_ari.alerting.ports import Notifier
@@ -127,7 +128,14 @@ async def start_alerting(
         cluster.follow(scheduler.follow)
     service.add_call_listener(alerting.engine.on_call_closed)
     endpoint = LinkEndpoint(
-        alerting.engine, links, signer, Path(config.recordings_dir), cfg.links.public_url
+        alerting.engine,
+        links,
+        signer,
+        Path(config.recordings_dir),
+        cfg.links.public_url,
+        note_access=lambda subject, path, person: note_voicemail_access(
+            engine, subject, path, person
+        ),
     )
     await endpoint.start(
         cfg.links.listen_host, cfg.links.listen_port if links_port is None else links_port

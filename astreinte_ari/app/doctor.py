@@ -32,6 +32,7 @@ from astreinte_ari.adapters.pbx.version import parse_version
 from astreinte_ari.app.doctor_cluster import check_cluster
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.secrets import SecretError
+from astreinte_ari.routing.plan import RECORDING_NOTICE
 from astreinte_ari.routing.router import DEFAULT_ANNOUNCEMENTS
 
 # Modules the dialplan and the service use, beyond what ARI itself needs.
@@ -40,6 +41,7 @@ REQUIRED_MODULES = (
     "res_ari_channels.so",
     "res_ari_bridges.so",
     "res_ari_recordings.so",
+    "res_stasis_snoop.so",  # recorded conversations (record_calls) go through a snoop
     "res_agi.so",
     "app_dial.so",
     "app_read.so",
@@ -125,6 +127,8 @@ def prompt_names(config: AppConfig) -> set[str]:
         if fwd is not None and fwd.announcement:
             names.add(fwd.announcement)
         names.update(n for n in (line.line_prompt, line.recorded_notice) if n)
+        if line.record_calls:
+            names.add(RECORDING_NOTICE)
     if config.alerting is not None and config.alerting.uses_voice():
         names.update(VOICE_PROMPTS)
     return names

@@ -20,7 +20,12 @@ from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.hop import HopAttempt
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
-from astreinte_ari.callflow.telephony import ChannelHungUp, ChannelLeft, TelephonyError
+from astreinte_ari.callflow.telephony import (
+    ChannelHungUp,
+    ChannelLeft,
+    PlaybackFinished,
+    TelephonyError,
+)
 from astreinte_ari.routing.plan import AnnouncementMode
 
 log = logging.getLogger("astreinte_ari.call")
@@ -42,8 +47,12 @@ class Announcement:
         rt: CallRuntime,
         sounds: Sequence[AnnouncedSound],
         on_over: Callable[[], Awaitable[None]],
+        on_sound_end: Callable[[str, bool], None] = lambda name, in_full: None,
     ) -> None:
+        """`on_sound_end(name, in_full)`: each sound's end, in full or not (failed,
+        refused, cut, given up): the recording notice's tells whether to record."""
         self._rt = rt
+        self._on_sound_end = on_sound_end
         self._rest = list(sounds)
         self._on_over = on_over
         self._current: AnnouncedSound | None = None
@@ -65,13 +74,14 @@ class Announcement:
                 self.cut = True
                 continue
             playback_id = rt.new_id("pb")
-            rt.when_finished(playback_id, self._play_next)
+            rt.when_finished(playback_id, self._finished)
             uri = rt.sounds.uri(sound.name, rt.language)
             try:
                 playing = await rt.port.play(rt.caller_channel_id, uri, playback_id, rt.language)
             except TelephonyError as exc:  # a sound the PBX refused: not worth a call
                 log.warning("call %s: announcement %s not played: %s", rt.call_id[:8], uri, exc)
                 rt.forget_finished(playback_id)
+                self._on_sound_end(sound.name, False)
                 continue
             if playing:
                 self._current, self._playback_id = sound, playback_id
@@ -82,6 +92,11 @@ class Announcement:
         self.playing = False
         await self._on_over()
 
+    async def _finished(self, event: PlaybackFinished) -> None:
+        if self._current is not None:
+            self._on_sound_end(self._current.name, not event.failed)
+        await self._play_next()
+
     async def cut_short(self) -> None:
         """An agent accepted: skip what may be skipped, stop it if it is playing now.
         What may not be cut (the recorded-call notice) plays on; `playing` says so."""
@@ -91,6 +106,7 @@ class Announcement:
             return
         self.cut = True
         self._rt.forget_finished(playback_id)
+        self._on_sound_end(current.name, False)
         # Cut it and go on at once: its PlaybackFinished (or a hangup race) is noise now.
         await quietly(self._rt.port.stop_playback(playback_id))
         await self._play_next()
@@ -108,6 +124,8 @@ class Announcement:
         if self._playback_id is not None:
             log.warning("call %s: the announcement never ended: stopped", self._rt.call_id[:8])
             self._rt.forget_finished(self._playback_id)
+            if self._current is not None:
+                self._on_sound_end(self._current.name, False)
             await quietly(self._rt.port.stop_playback(self._playback_id))
         if self.playing:
             self._current = self._playback_id = None

@@ -26,6 +26,7 @@ class AuditKind(StrEnum):
     HOP_STARTED = "hop.started"
     HOP_PROGRESS = "hop.progress"
     HOP_ENDED = "hop.ended"
+    CALL_RECORDING = "call.recording"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,40 @@ class CallEnded:
     voicemail_seconds: float | None = None
 
 
+class RecordingStep(StrEnum):
+    """What happened to a conversation's recording (docs/recording.md). Stored."""
+
+    NOTICE_PLAYED = "notice_played"  # the caller heard the notice in full
+    NOTICE_FAILED = "notice_failed"  # it could not be played: nothing is recorded
+    NOT_STARTED = "not_started"  # the caller was not told, or the PBX refused
+    STARTED = "started"
+    EXCLUDED = "excluded"  # the agent pressed the stop keys: stopped, partial file deleted
+    STORED = "stored"  # the file is in our storage (path, seconds)
+    FAILED = "failed"  # nothing stored (the PBX wrote nothing, or our storage refused)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecording:
+    """A step of a bridged conversation's recording; only STORED sets the call's
+    recording_path and recording_seconds (the columns retention reads)."""
+
+    kind: ClassVar[AuditKind] = AuditKind.CALL_RECORDING
+    call_id: str
+    step: RecordingStep
+    at: datetime
+    name: str | None = None  # the PBX's name for the recording
+    path: str | None = None
+    seconds: float | None = None
+    detail: str | None = None  # the purpose when started; why, otherwise
+
+
 AuditEvent = (
-    CallStarted | StateChanged | HopStarted | HopProgress | HopEnded | CallAnswered | CallEnded
+    CallStarted
+    | StateChanged
+    | HopStarted
+    | HopProgress
+    | HopEnded
+    | CallAnswered
+    | CallEnded
+    | ConversationRecording
 )

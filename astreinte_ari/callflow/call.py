@@ -15,6 +15,12 @@ from astreinte_ari.callflow.conversation import quietly, until_hangup
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.recording import (
+    ConversationRecorder,
+    notice_told,
+    recorder_for,
+    tell_caller,
+)
 from astreinte_ari.callflow.ringall import RingAll
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.settle import settle_gone
@@ -74,6 +80,7 @@ class CallFlow:
         # Early dial: the announcement playing on its own while hops ring.
         self._announcement: Announcement | None = None
         self._agent_accepted = False  # the caller goes to the bridge next: no ringback
+        self._recording_notice_heard = False  # no recording unless the caller was told
         # Set when the dialplan fallback has the call (watchdog fired, or draining):
         # its import completes this call's record, so this flow writes no ending.
         self.handed_off: str | None = None
@@ -223,15 +230,15 @@ class CallFlow:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
         early = plan.early_dial and bool(plan.hops)
-        if announcements and announce:
+        if (announcements or plan.recording) and announce:
             why = f"period {plan.period.value}" + (", early dial: hop 1 rings meanwhile" * early)
             why += f"; {plan.note}" if plan.note else ""
             rt.transition(CallState.ANNOUNCING, why)
             if early:
-                sounds = [AnnouncedSound(s, s != plan.recorded_notice) for s in announcements]
-                self._announcement = Announcement(rt, sounds, self._announcement_over)
-                await self._announcement.start()
+                await self._announce_while_ringing(announcements)
             else:
+                if plan.recording is not None:
+                    self._recording_notice_heard = await tell_caller(rt, plan.recording)
                 for sound in announcements:
                     await rt.play_and_wait(rt.caller_channel_id, sound)
         elif plan.note and plan.hops and announce:  # the rule on the trail all the same
@@ -302,6 +309,25 @@ class CallFlow:
                 prompt, on_hold = ready
             return await self._talk(attempt, result.agent_channel_id, prompt, on_hold)
 
+    async def _announce_while_ringing(self, announcements: list[str]) -> None:
+        """Early dial: the announcement plays on its own while the cascade rings. The
+        recording notice comes first and is never cut: an agent who accepts waits
+        until it is over, so nobody is recorded before hearing it."""
+        rt, policy = self.rt, self.rt.plan.recording
+        notice = [AnnouncedSound(policy.notice, False)] if policy is not None else []
+        sounds = notice + [AnnouncedSound(s, s != rt.plan.recorded_notice) for s in announcements]
+
+        told: list[bool] = []  # the notice's one ending (it plays once)
+
+        def sound_end(name: str, in_full: bool) -> None:
+            if policy is not None and name == policy.notice and not told:
+                told.append(in_full)
+                self._recording_notice_heard = in_full
+                notice_told(rt, policy, in_full)
+
+        self._announcement = Announcement(rt, sounds, self._announcement_over, sound_end)
+        await self._announcement.start()
+
     def _announcing(self) -> bool:
         return self._announcement is not None and self._announcement.playing
 
@@ -332,13 +358,14 @@ class CallFlow:
         at the very moment of bridging (the cascade goes on)."""
         rt = self.rt
         bridge_id = rt.new_id("bridge")
+        recorder = self._recorder(agent_id)
         # Independent objects (the agent's prompt or hold, the caller's ringback, a new
         # bridge): one round trip of wall time instead of three before the bridging.
         await asyncio.gather(
             rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),
             self._quietly(rt.port.stop_hold(agent_id)) if agent_on_hold else asyncio.sleep(0),
             self._stop_ringback(),
-            rt.port.create_bridge(bridge_id),
+            rt.port.create_bridge(bridge_id, dtmf_events=bool(recorder and recorder.needs_dtmf)),
         )
         try:
             if not await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id)):
@@ -363,7 +390,11 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        end = await until_hangup(rt, agent_id, bridge_id)
+        if recorder is not None:
+            await recorder.start()
+        end = await until_hangup(rt, agent_id, bridge_id, recorder)
+        if recorder is not None:
+            await recorder.finish()  # before the ending: the trail has the file first
         talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
         hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
@@ -374,6 +405,11 @@ class CallFlow:
             at=end.at,
         )
         return True
+
+    def _recorder(self, agent_id: str) -> ConversationRecorder | None:
+        """The conversation's recorder, if the line records and the caller was told."""
+        heard = self._recording_notice_heard
+        return recorder_for(self.rt, self.rt.plan.recording, self.voicemail, agent_id, heard)
 
     async def _start_ringback(self) -> None:
         self._ringback_on = True

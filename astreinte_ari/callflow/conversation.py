@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from astreinte_ari.callflow.runtime import LegRuntime
-from astreinte_ari.callflow.telephony import ChannelHungUp, ChannelLeft, TelephonyError
+from astreinte_ari.callflow.telephony import (
+    ChannelHungUp,
+    ChannelLeft,
+    TelephonyError,
+    TelephonyEvent,
+)
 
 log = logging.getLogger("astreinte_ari.call")
 
@@ -24,10 +29,18 @@ class Ending:
     at: datetime
 
 
-async def until_hangup(rt: LegRuntime[Any], agent_id: str, bridge_id: str) -> Ending:
+class ConversationWatcher(Protocol):
+    """Something that follows the conversation's events (the recording: stop keys)."""
+
+    async def on_event(self, event: TelephonyEvent) -> None: ...
+
+
+async def until_hangup(
+    rt: LegRuntime[Any], agent_id: str, bridge_id: str, watcher: ConversationWatcher | None = None
+) -> Ending:
     """Wait until either party hangs up, then tear down the bridge and the other leg."""
     try:
-        ended = await _wait_for_end(rt, agent_id)
+        ended = await _wait_for_end(rt, agent_id, watcher)
     finally:
         await quietly(rt.port.destroy_bridge(bridge_id))
     other = agent_id if ended.leg == "caller" else rt.caller_channel_id
@@ -35,9 +48,13 @@ async def until_hangup(rt: LegRuntime[Any], agent_id: str, bridge_id: str) -> En
     return ended
 
 
-async def _wait_for_end(rt: LegRuntime[Any], agent_id: str) -> Ending:
+async def _wait_for_end(
+    rt: LegRuntime[Any], agent_id: str, watcher: ConversationWatcher | None
+) -> Ending:
     while True:
         event = await rt.next_event(None)
+        if watcher is not None and event is not None:
+            await watcher.on_event(event)
         if not rt.caller_present:
             if rt.caller_cause is None:
                 await cause_after_leave(rt, rt.caller_channel_id)

@@ -40,6 +40,11 @@ def recording_name_for(call_id: str) -> str:
     return "astreinte-vm-" + call_id.replace("-", "")
 
 
+def conversation_recording_name_for(call_id: str) -> str:
+    """The PBX's name for the recording of a call's bridged conversation."""
+    return "astreinte-conv-" + call_id.replace("-", "")
+
+
 OWN_PREFIX = "astreinte-"  # every object this service creates on the PBX
 AGENT_LEG = "astreinte-agent-"  # an inbound call's hop to a person
 ALERT_LEG = "astreinte-alert-"  # a voice alert, and its call-back leg (astreinte-alert-cb-)

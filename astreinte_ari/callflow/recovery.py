@@ -25,6 +25,7 @@ from astreinte_ari.callflow.audit_events import (
 from astreinte_ari.callflow.call import CallFlow
 from astreinte_ari.callflow.conversation import until_hangup
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.recording import adopt_after_restart
 
 log = logging.getLogger("astreinte_ari.call")
 
@@ -117,7 +118,10 @@ class ResumedCallFlow(CallFlow):
 
     async def _finish_talk(self, point: ResumePoint, agent_id: str, bridge_id: str) -> None:
         rt = self.rt
-        end = await until_hangup(rt, agent_id, bridge_id)
+        recorder = await adopt_after_restart(rt, rt.plan.recording, self.voicemail, agent_id)
+        end = await until_hangup(rt, agent_id, bridge_id, recorder)
+        if recorder is not None:
+            await recorder.finish()
         talk_s = None
         if point.answered_at is not None:
             talk_s = round(max(0.0, (end.at - point.answered_at).total_seconds()), 1)

@@ -236,10 +236,12 @@ class LegRuntime(Generic[S]):
             if isinstance(event, PlaybackFinished):
                 action = self._on_finished.pop(event.playback_id, None)
                 if action is not None:
-                    await action()
+                    await action(event)
             return event
 
-    def when_finished(self, playback_id: str, action: Callable[[], Awaitable[None]]) -> None:
+    def when_finished(
+        self, playback_id: str, action: Callable[[PlaybackFinished], Awaitable[None]]
+    ) -> None:
         """Run `action` once when `playback_id` ends, whichever phase of the call reads
         that event: a caller's announcement goes on while a hop rings (early dial)."""
         self._on_finished[playback_id] = action

@@ -240,7 +240,24 @@ class TelephonyPort(Protocol):
         terminate_on: str,
     ) -> bool: ...
 
-    async def create_bridge(self, bridge_id: str) -> None: ...
+    async def create_bridge(self, bridge_id: str, *, dtmf_events: bool = False) -> None:
+        """A mixing bridge; `dtmf_events`: the PBX reports the key presses of the
+        channels in it (media decoded by the PBX, never passed directly)."""
+        ...
+
+    async def snoop(self, channel_id: str, snoop_id: str) -> bool:
+        """A channel `snoop_id` that hears both directions of `channel_id` (what its
+        party says and hears) and enters our application; False if it is gone."""
+        ...
+
+    async def record_conversation(self, channel_id: str, name: str, *, max_duration_s: int) -> bool:
+        """Record a channel (a snoop) under `name`: no beep, no key ends it, never
+        overwriting; False if the channel is gone."""
+        ...
+
+    async def discard_recording(self, name: str) -> bool:
+        """Stop a live recording and keep nothing of it; False if it is not live."""
+        ...
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool: ...
 

@@ -237,6 +237,7 @@ def _cmd_retention(args: argparse.Namespace, ctx: CliContext) -> int:
             engine.dispose()
         print(f"recordings deleted: {result.recordings_deleted} "
               f"(already absent: {result.recordings_missing})")  # fmt: skip
+        print(f"recorded conversations deleted: {result.call_recordings_deleted}")
         print(f"caller IDs redacted: {result.caller_ids_redacted}")
         for path in result.recordings_refused:
             print(f"  NOT deleted (outside the recordings directory): {path}")

@@ -148,6 +148,9 @@ def _header(call: CallDetail, zone: tzinfo | None) -> Table:
     if call.voicemail_path:
         rows.append(("voicemail", Text(
             f"{call.voicemail_path} ({duration(call.voicemail_seconds)})")))  # fmt: skip
+    if call.recording_path:  # a recorded conversation (record_calls); reading it is audited
+        rows.append(("recording", Text(
+            f"{call.recording_path} ({duration(call.recording_seconds)})")))  # fmt: skip
     for label, value in rows:
         grid.add_row(label, value)
     return grid

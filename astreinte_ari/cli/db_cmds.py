@@ -1,4 +1,5 @@
-"""`astreinte db upgrade|current` and `astreinte calls list|show` (timeline: call_timeline).
+"""`astreinte db upgrade|current` and `astreinte calls list|show|recording` (timeline:
+call_timeline; recording: cli/recording_cmd.py).
 
 The database comes from `--url`, else from the configuration given with `-c`
 (or the ASTREINTE_CONFIG environment variable): see cli/context.py.
@@ -29,6 +30,7 @@ from astreinte_ari.cli.output import (
     limit_notice,
     print_table,
 )
+from astreinte_ari.cli.recording_cmd import register_recording
 
 if TYPE_CHECKING:  # SQLAlchemy is heavy: imported when a command reads the database
     from astreinte_ari.adapters.store.queries import CallFilters
@@ -67,6 +69,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("id", help="call id, or a unique prefix of it")
     p.add_argument("--json", action="store_true", help="JSON object instead of text")
     p.set_defaults(func=_cmd_calls_show)
+    register_recording(calls_sub, common)
 
 
 # -- db ---------------------------------------------------------------------------

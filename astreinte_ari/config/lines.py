@@ -164,6 +164,12 @@ class LineConfig(Frozen):
     language: Literal["fr", "en"] = "fr"
     line_prompt: SoundName | None = None
     recorded_notice: SoundName | None = None
+    # Conversation recording (docs/recording.md): off unless asked for, and then only
+    # with a stated purpose (CNIL: a recording needs one; callers are told first).
+    record_calls: bool = False
+    recording_purpose: str | None = Field(None, min_length=3, max_length=300)
+    agent_can_stop_recording: bool = False
+    recording_stop_keys: str = Field("*9", pattern=r"^[0-9*#]{1,4}$")
     accept_timeout: int | None = Field(None, ge=3, le=60)
     # Ring the first hop while the caller hears the announcement (off: after it,
     # as before; an upgrade does not change what agents' phones do on its own).
@@ -187,4 +193,9 @@ class LineConfig(Frozen):
     def _business(self) -> LineConfig:
         if self.in_business_hours is not None and self.business_hours is None:
             raise ValueError("in_business_hours needs business_hours to say when they are")
+        if self.record_calls and not (self.recording_purpose or "").strip():
+            raise ValueError(
+                "record_calls needs recording_purpose: why the conversations are recorded "
+                "(a recording without a stated purpose is not lawful)"
+            )
         return self

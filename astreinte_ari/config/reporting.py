@@ -3,7 +3,7 @@
 Three optional top-level blocks of the YAML (all have defaults):
 
     audit:        {export_key_file: /etc/astreinte/audit-export.key}
-    retention:    {recordings_days: 90, caller_id_days: 365}
+    retention:    {recordings_days: 90, call_recordings_days: 183, caller_id_days: 365}
     compensation: {currency: EUR, per_period: 50, on_call_hourly: {...}, ...}
 """
 
@@ -46,8 +46,11 @@ class AuditConfig(Frozen):
 
 
 class RetentionConfig(Frozen):
-    # None: keep forever. Counted from the call's start.
+    # Voicemail messages. None: keep forever. Counted from the call's start.
     recordings_days: int | None = Field(None, ge=1, le=36500)
+    # Recorded conversations (record_calls): 6 months by default (CNIL: at most 6
+    # months for recordings); never "forever".
+    call_recordings_days: int = Field(183, ge=1, le=36500)
     caller_id_days: int | None = Field(None, ge=1, le=36500)
 
 

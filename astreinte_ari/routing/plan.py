@@ -116,6 +116,19 @@ class VoicemailPolicy:
     terminate_on: str = "#"
 
 
+RECORDING_NOTICE = "astreinte-recording-notice"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingPolicy:
+    """The line records its conversations (record_calls): why, and who may stop it."""
+
+    purpose: str
+    notice: str = RECORDING_NOTICE  # told to the caller before any recording starts
+    agent_can_stop: bool = False
+    stop_keys: str = "*9"  # the agent's keys that stop the recording and discard it
+
+
 @dataclass(frozen=True, slots=True)
 class CallPlan:
     did: str
@@ -135,6 +148,7 @@ class CallPlan:
     voicemail_greeting: str = "astreinte-voicemail"
     goodbye: str = "astreinte-goodbye"
     recorded_notice: str | None = None  # "this call may be recorded"
+    recording: RecordingPolicy | None = None  # None: conversations are not recorded
     note: str | None = None  # why the plan was reduced (e.g. caller rate limit)
     # Ring the first hop while the announcement plays, instead of after it.
     early_dial: bool = False

@@ -27,6 +27,7 @@ from astreinte_ari.routing.plan import (
     FinalAction,
     Hop,
     Period,
+    RecordingPolicy,
     VoicemailPolicy,
 )
 from astreinte_ari.routing.targets import contact_target, group_target, person_target
@@ -218,4 +219,15 @@ def build_plan(
         early_dial=line.early_dial,
         announcement_mode=AnnouncementMode(line.announcement_mode),
         busy_agents=BusyAgents(line.busy_agents),
+        recording=_recording(line),
+    )
+
+
+def _recording(line: LineConfig) -> RecordingPolicy | None:
+    if not line.record_calls or not line.recording_purpose:
+        return None
+    return RecordingPolicy(
+        purpose=line.recording_purpose.strip(),
+        agent_can_stop=line.agent_can_stop_recording,
+        stop_keys=line.recording_stop_keys,
     )

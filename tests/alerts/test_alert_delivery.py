@@ -4,15 +4,19 @@ Time is an injected clock; the persisted APScheduler jobs are fired by `fire_due
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 
 from astreinte_ari.adapters.store.alerts import AlertStore
+from astreinte_ari.adapters.store.audit_log import audit_log_table
+from astreinte_ari.adapters.store.recording_access import ACCESS_KIND
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.devtools.localpbx import free_port
 from tests.alerts.conftest import FakeClock, Mailbox, SmsGateway
@@ -40,6 +44,20 @@ def _link(text: str, kind: str) -> str:
     m = re.search(rf"(http://127\.0\.0\.1:\d+/{kind}/[A-Za-z0-9_.-]+)", text)
     assert m, text
     return m.group(1)
+
+
+def _accesses(db_url: str) -> list[tuple[str, dict[str, Any]]]:
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_log_table.c.subject_id, audit_log_table.c.payload).where(
+                    audit_log_table.c.kind == ACCESS_KIND
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [(subject, json.loads(payload)) for subject, payload in rows]
 
 
 async def test_alert_repeats_escalates_and_stops_on_link_ack(
@@ -92,6 +110,10 @@ async def test_alert_repeats_escalates_and_stops_on_link_ack(
             async with http.get(vm_link) as response:
                 assert response.status == 200
                 assert await response.read() == WAV
+            # The download is in the audit chain, with who fetched it (the link's person).
+            ((subject, access),) = _accesses(db_url)
+            assert (access["by"], access["via"], access["recording"]) == ("p2", "link", "voicemail")
+            assert access["message"] == "recording accessed by p2" and subject
             tampered = vm_link[:-3] + ("AAA" if not vm_link.endswith("AAA") else "BBB")
             async with http.get(tampered) as response:
                 assert response.status == 403

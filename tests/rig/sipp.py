@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -166,11 +166,13 @@ def agent_scenario(
     dtmf: str = "1",
     dtmf_after_ms: int = 1500,
     talk_ms: int = 0,
+    later_keys: Sequence[tuple[int, str]] = (),
 ) -> str:
     """A mobile phone. behaviour: accept | silent | busy | reject | noanswer | hangup.
 
-    accept: answers, presses `dtmf` (RFC 2833) after dtmf_after_ms, then waits
-    for BYE (or hangs up itself after talk_ms when talk_ms > 0).
+    accept: answers, presses `dtmf` (RFC 2833) after dtmf_after_ms, then each of
+    `later_keys` (pause in ms, key) in turn, then waits for BYE (or hangs up itself
+    talk_ms after the last key when talk_ms > 0).
     """
     invite = '<recv request="INVITE" crlf="true" rrs="true"/>'
     if behaviour in ("busy", "reject"):
@@ -228,12 +230,17 @@ def agent_scenario(
     ]]></send>
   <recv response="200"/>
   <label id="done"/>"""
+        later = "".join(
+            f'<pause milliseconds="{pause_ms}"/>\n  <nop><action><exec play_pcap_audio='
+            f'"{DTMF_PCAP_DIR / f"dtmf_2833_{_pcap_name(key)}.pcap"}"/></action></nop>\n  '
+            for pause_ms, key in later_keys
+        )
         body = f"""{invite}
   {_answer(ring_ms, capture_dialog=bool(talk_ms))}
   {_stream(speech)}
   <pause milliseconds="{dtmf_after_ms}"/>
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  {hangup_self or _WAIT_BYE}"""
+  {later}{hangup_self or _WAIT_BYE}"""
     else:
         raise ValueError(f"unknown agent behaviour {behaviour!r}")
     return _wrap(f"agent {behaviour}", body)

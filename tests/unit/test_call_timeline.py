@@ -231,3 +231,14 @@ def test_in_progress_call_header_and_hops() -> None:
     assert "wait/talk wait -, talk -" in lines
     assert "2 level2 Person 2 [p2] +33610000002 (in progress) - - -" in lines
     assert not any(line.startswith(("taken by", "voicemail")) for line in lines)
+
+
+@pytest.mark.usefixtures("piped")
+def test_a_recorded_conversation_in_the_header() -> None:
+    recorded = replace(
+        BUSY_THEN_ACCEPTED, recording_path="/rec/c-1.conversation.wav", recording_seconds=59.5
+    )
+    lines = [" ".join(line.split()) for line in _render(recorded).splitlines()]
+    assert "recording /rec/c-1.conversation.wav (1m00s)" in lines
+    plain = [" ".join(line.split()) for line in _render(BUSY_THEN_ACCEPTED).splitlines()]
+    assert not any(line.startswith("recording") for line in plain)

@@ -40,3 +40,17 @@ def test_voice_alert_prompts_are_not_required_without_voice_alerts(tmp_path: Pat
     config = load_config(_config_with_sounds(tmp_path, voice=False))
     (tmp_path / "sounds" / "fr" / "astreinte-digit-3.wav").unlink()
     assert check_sounds(config).ok
+
+
+def test_the_recording_notice_is_required_where_a_line_records(tmp_path: Path) -> None:
+    path = _config_with_sounds(tmp_path, voice=False)
+    (tmp_path / "sounds" / "fr" / "astreinte-recording-notice.wav").unlink()
+    assert check_sounds(load_config(path)).ok  # no line records: not needed
+    text = path.read_text().replace(
+        "    # record_calls: true\n    # recording_purpose:",
+        "    record_calls: true\n    recording_purpose:",
+    )
+    assert "\n    record_calls: true\n" in text
+    path.write_text(text)
+    check = check_sounds(load_config(path))
+    assert not check.ok and "fr/astreinte-recording-notice" in check.detail

@@ -194,17 +194,33 @@ class AriClient:
         max_silence_s: int,
         terminate_on: str,
         beep: bool,
+        if_exists: str = "overwrite",
     ) -> None:
         params: dict[str, str | int | list[str]] = {
             "name": name,
             "format": fmt,
             "maxDurationSeconds": max_duration_s,
             "maxSilenceSeconds": max_silence_s,
-            "ifExists": "overwrite",
+            "ifExists": if_exists,
             "beep": "true" if beep else "false",
             "terminateOn": terminate_on,
         }
         await self.request("POST", f"/channels/{channel_id}/record", params=params)
+
+    async def snoop(self, channel_id: str, snoop_id: str, app_args: str) -> None:
+        """A channel in our application hearing both directions of `channel_id`."""
+        params: dict[str, str | int | list[str]] = {
+            "spy": "both",
+            "whisper": "none",
+            "app": self.app,
+            "appArgs": app_args,
+            "snoopId": snoop_id,
+        }
+        await self.request("POST", f"/channels/{channel_id}/snoop", params=params)
+
+    async def cancel_live_recording(self, name: str) -> None:
+        """DELETE /recordings/live/{name}: stop and discard."""
+        await self.request("DELETE", f"/recordings/live/{name}")
 
     async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> None:
         await self.request("POST", "/bridges", params={"type": bridge_type, "bridgeId": bridge_id})

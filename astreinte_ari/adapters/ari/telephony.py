@@ -137,11 +137,33 @@ class AriTelephony:
             )
         )
 
-    async def create_bridge(self, bridge_id: str) -> None:
+    async def create_bridge(self, bridge_id: str, *, dtmf_events: bool = False) -> None:
         try:
-            await self._client.create_bridge(bridge_id, "mixing")
+            await self._client.create_bridge(
+                bridge_id, "mixing,dtmf_events" if dtmf_events else "mixing"
+            )
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc
+
+    async def snoop(self, channel_id: str, snoop_id: str) -> bool:
+        return await self._tolerate_gone(self._client.snoop(channel_id, snoop_id, "snoop"))
+
+    async def record_conversation(self, channel_id: str, name: str, *, max_duration_s: int) -> bool:
+        return await self._tolerate_gone(
+            self._client.record(
+                channel_id,
+                name,
+                fmt="wav",
+                max_duration_s=max_duration_s,
+                max_silence_s=0,  # a pause in a conversation is not its end
+                terminate_on="none",  # keys are the agent's (the stop keys), never the caller's
+                beep=False,
+                if_exists="fail",  # never overwrite another conversation
+            )
+        )
+
+    async def discard_recording(self, name: str) -> bool:
+        return await self._tolerate_gone(self._client.cancel_live_recording(name))
 
     async def add_to_bridge(self, bridge_id: str, channel_ids: tuple[str, ...]) -> bool:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,7 +46,11 @@ class LinkEndpoint:
         signer: LinkSigner | None,
         recordings_dir: Path,
         public_url: str = "",
+        note_access: Callable[[str, Path, str], None] | None = None,
     ) -> None:
+        # note_access(subject, file, person): puts the download in the audit trail
+        # (adapters/store/recording_access.py) before the file is served.
+        self.note_access = note_access
         self.engine = engine
         self.links = links
         self.signer = signer
@@ -122,6 +127,12 @@ class LinkEndpoint:
         # Serve only our own recordings, whatever the database says.
         if not path.is_relative_to(self.recordings_dir) or not path.is_file():
             raise web.HTTPNotFound(text="pas de message")
+        if self.note_access is not None:
+            subject = alert.call_id or alert.id
+            try:
+                await asyncio.to_thread(self.note_access, subject, path, claim.person_id)
+            except Exception as exc:  # no trace, no file (the database is down...)
+                raise web.HTTPServiceUnavailable(text="réessayez / try again later") from exc
         return web.FileResponse(
             path,
             headers={

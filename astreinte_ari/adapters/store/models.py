@@ -88,6 +88,9 @@ calls_table = Table(
     Column("voicemail_seconds", Float, nullable=True),
     # The node whose Asterisk carried the call (0010); NULL on older rows.
     Column("node", String(SHORT_LEN), nullable=True),
+    # The bridged conversation's recording (lines with record_calls; migration 0011).
+    Column("recording_path", Text, nullable=True),
+    Column("recording_seconds", Float, nullable=True),
     # What auditors ask: "last night's calls", "calls on line X", "unanswered".
     # Reports read calls by start time and need only these columns (0005).
     Index("ix_calls_report", "started_at", "outcome", "answered_at", "talk_seconds", "id"),

@@ -140,6 +140,8 @@ class CallDetail:
     hops: tuple[HopRecord, ...]
     transitions: tuple[TransitionRecord, ...]
     node: str | None = None  # the node whose Asterisk carried it (clusters); None before 0010
+    recording_path: str | None = None  # the recorded conversation, if the line records (0011)
+    recording_seconds: float | None = None
 
     @property
     def wait_seconds(self) -> float | None:

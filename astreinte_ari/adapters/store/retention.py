@@ -1,9 +1,12 @@
-"""`astreinte retention run`: delete expired voicemail files, redact old caller IDs.
+"""`astreinte retention run`: delete expired voicemails and recorded conversations,
+redact old caller IDs.
 
 Each action is recorded in the hash chain in the same transaction as the
 change it describes, so `audit verify` accepts the result:
 - "retention.delete_recording" (subject: call id): path, SHA-256 and size of
   the deleted file (proof of what was destroyed), or why nothing was deleted;
+- "retention.delete_call_recording" (subject: call id): the same, for the recording
+  of a bridged conversation (calls.recording_path, `call_recordings_days`);
 - "retention.redact_caller_id" (subject: call id): the new values; the log
   itself only ever held SHA-256 commitments of the caller ID (audit_log.py),
   so after redaction the plain caller ID exists nowhere in the database.
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 REDACTED_NUMBER = "[redacted]"
 REDACTED_NAME = ""
 DELETE_KIND = "retention.delete_recording"
+DELETE_CALL_RECORDING_KIND = "retention.delete_call_recording"
 REDACT_KIND = "retention.redact_caller_id"
 BATCH = 500  # calls per transaction: bounded lock time on a big backlog
 
@@ -40,6 +44,7 @@ BATCH = 500  # calls per transaction: bounded lock time on a big backlog
 @dataclass(slots=True)
 class RetentionResult:
     recordings_deleted: int = 0
+    call_recordings_deleted: int = 0
     recordings_missing: int = 0
     recordings_refused: list[str] = field(default_factory=list)  # outside recordings_dir
     caller_ids_redacted: int = 0
@@ -71,27 +76,43 @@ def run_retention(
     result = RetentionResult()
     now = clock()
     if config.recordings_days is not None:
-        _delete_recordings(engine, now - timedelta(days=config.recordings_days),
-                           recordings_dir, result, now)  # fmt: skip
+        cutoff = now - timedelta(days=config.recordings_days)
+        _delete_recordings(engine, cutoff, recordings_dir, result, now, _VOICEMAILS)
+    cutoff = now - timedelta(days=config.call_recordings_days)
+    _delete_recordings(engine, cutoff, recordings_dir, result, now, _CONVERSATIONS)
     if config.caller_id_days is not None:
         _redact_caller_ids(engine, now - timedelta(days=config.caller_id_days), result, now)
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """A kind of file a call may point to: its column, and the record of deleting it."""
+
+    column: str
+    kind: str
+
+
+_VOICEMAILS = _Files("voicemail_path", DELETE_KIND)
+_CONVERSATIONS = _Files("recording_path", DELETE_CALL_RECORDING_KIND)
+
+
 def _delete_recordings(
-    engine: Engine, cutoff: datetime, root: Path, result: RetentionResult, now: datetime
+    engine: Engine,
+    cutoff: datetime,
+    root: Path,
+    result: RetentionResult,
+    now: datetime,
+    files: _Files,
 ) -> None:
     root = root.resolve()
+    column = calls_table.c[files.column]
     while True:
         with engine.begin() as conn:
             rows = conn.execute(
-                select(calls_table.c.id, calls_table.c.voicemail_path)
-                .where(
-                    and_(
-                        calls_table.c.started_at < cutoff, calls_table.c.voicemail_path.is_not(None)
-                    )
-                )
-                .where(_not_done(DELETE_KIND))  # type: ignore[arg-type]
+                select(calls_table.c.id, column)
+                .where(and_(calls_table.c.started_at < cutoff, column.is_not(None)))
+                .where(_not_done(files.kind))  # type: ignore[arg-type]
                 .order_by(calls_table.c.started_at)
                 .limit(BATCH)
             ).all()
@@ -107,12 +128,15 @@ def _delete_recordings(
                 else:
                     payload |= {"deleted": False, "reason": "file already absent"}
                     result.recordings_missing += 1
-                append_audit_record(conn, DELETE_KIND, call_id, payload, at=now,
-                                    dedup_key=f"{DELETE_KIND}:{call_id}")  # fmt: skip
+                append_audit_record(conn, files.kind, call_id, payload, at=now,
+                                    dedup_key=f"{files.kind}:{call_id}")  # fmt: skip
                 if payload["deleted"]:
                     # Inside the transaction: if this fails, the record rolls back too.
                     path.unlink()
-                    result.recordings_deleted += 1
+                    if files is _CONVERSATIONS:
+                        result.call_recordings_deleted += 1
+                    else:
+                        result.recordings_deleted += 1
                     log.info("retention: deleted %s (call %s)", path, call_id)
         if len(rows) < BATCH:
             return
@@ -153,18 +177,20 @@ async def keep_retention(
     `after_run`: e.g. sign a checkpoint of the chain right after what retention wrote."""
     while True:
         config, recordings_dir = current()
-        if config.recordings_days is not None or config.caller_id_days is not None:
-            try:
-                result = await asyncio.to_thread(
-                    run_retention, engine, config, recordings_dir, clock=clock
-                )
-                log.info(
-                    "retention: %d recording(s) deleted, %d caller ID(s) redacted",
-                    result.recordings_deleted,
-                    result.caller_ids_redacted,
-                )
-                if after_run is not None:
-                    await after_run()
-            except Exception:
-                log.exception("retention run failed; retried at the next interval")
+        # Always run: recorded conversations always have a retention (6 months default).
+        try:
+            result = await asyncio.to_thread(
+                run_retention, engine, config, recordings_dir, clock=clock
+            )
+            log.info(
+                "retention: %d voicemail(s) and %d recorded conversation(s) deleted, "
+                "%d caller ID(s) redacted",
+                result.recordings_deleted,
+                result.call_recordings_deleted,
+                result.caller_ids_redacted,
+            )
+            if after_run is not None:
+                await after_run()
+        except Exception:
+            log.exception("retention run failed; retried at the next interval")
         await asyncio.sleep(interval_s)

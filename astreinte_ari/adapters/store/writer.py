@@ -38,9 +38,11 @@ from astreinte_ari.callflow.audit_events import (
     CallAnswered,
     CallEnded,
     CallStarted,
+    ConversationRecording,
     HopEnded,
     HopProgress,
     HopStarted,
+    RecordingStep,
     StateChanged,
 )
 
@@ -354,8 +356,31 @@ def _apply(conn: Connection, event: AuditEvent, node: str | None = None) -> None
             ):
                 logged = {**values, "ended_at": iso(event.at)}
                 append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
+        case ConversationRecording():
+            _apply_recording(conn, event, key)
         case _:
             log.warning("ignored unknown audit event %r", event)
+
+
+def _apply_recording(conn: Connection, event: ConversationRecording, key: str | None) -> None:
+    """A recording step; "stored" also sets the call's recording_path/seconds (the
+    payload then holds them under the column names, as `audit verify` replays them)."""
+    logged: dict[str, object] = {
+        "step": _enum_text(event.step),
+        "name": _opt(event.name),
+        "detail": _opt(event.detail, LONG_TEXT),
+        "at": iso(event.at),
+    }
+    if event.step is RecordingStep.STORED:
+        values = {
+            "recording_path": _opt(event.path, LONG_TEXT),
+            "recording_seconds": event.seconds,
+        }
+        stmt = update(calls_table).where(calls_table.c.id == event.call_id).values(values)
+        if not _update(conn, stmt, event):
+            return
+        logged |= values
+    append_audit_record(conn, event.kind, event.call_id, logged, dedup_key=key)
 
 
 def dedup_key(event: AuditEvent) -> str | None:
@@ -369,6 +394,8 @@ def dedup_key(event: AuditEvent) -> str | None:
             return f"{event.kind}:{event.hop_id}"
         case HopProgress():
             return f"{event.kind}:{event.hop_id}:{safe_text(event.event, 32)}"
+        case ConversationRecording():
+            return f"{event.kind}:{event.call_id}:{_enum_text(event.step)}"
     return None
 
 
