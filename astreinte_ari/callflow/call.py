@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
-from astreinte_ari.callflow.conversation import quietly, until_hangup
+from astreinte_ari.callflow.conversation import end_test_call, quietly, until_hangup
 from astreinte_ari.callflow.hop import HopAttempt
-from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.telephony import (
     Channel,
@@ -298,7 +298,10 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        end = await until_hangup(rt, agent_id, bridge_id)
+        if rt.plan.test_call:  # the path is proven: nobody to talk to (selftest.py)
+            end = await end_test_call(rt, agent_id, bridge_id)
+        else:
+            end = await until_hangup(rt, agent_id, bridge_id)
         talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
         hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
@@ -333,6 +336,8 @@ class CallFlow:
             return
         self.ended = True
         rt = self.rt
+        if rt.plan.test_call:
+            outcome, detail = outcome_of_test_call(outcome), f"test call: {detail}"
         last_state = rt.state
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
         ended_at = at or rt.clock()

@@ -32,6 +32,7 @@ class TargetKind(enum.StrEnum):
 
     TRUNK = "trunk"  # a phone number, dialled through the operator trunk (trunk.dial)
     SIP = "sip"  # an endpoint on this PBX (a desk phone, a softphone): PJSIP/<endpoint>
+    LOCAL = "local"  # the dialplan's built-in test endpoint (test calls only, selftest.py)
     # A future GROUP (ring several targets at once, issue 15) is a target whose
     # `members` are the targets above and whose dial string joins theirs with "&".
 
@@ -111,3 +112,6 @@ class CallPlan:
     goodbye: str = "astreinte-goodbye"
     recorded_notice: str | None = None  # "this call may be recorded"
     note: str | None = None  # why the plan was reduced (e.g. caller rate limit)
+    # The line's scheduled test call (routing/selftest.py): hops ring the test endpoint,
+    # the call ends once bridged, and its outcome is test_passed / test_failed.
+    test_call: bool = False
