@@ -25,7 +25,8 @@ import pytest
 
 from astreinte_ari.adapters.store.queries import get_call, list_calls
 from astreinte_ari.reports.kpis import build_report
-from tests.alerts.conftest import SMTP_PASSWORD, Mailbox, mailbox, tls_files  # noqa: F401
+from tests.alerts import conftest as alert_servers
+from tests.alerts.conftest import SMTP_PASSWORD, Mailbox
 from tests.e2e.rig import (
     ARI_PASSWORD,
     DESK,
@@ -42,14 +43,16 @@ from tests.e2e.rig import (
 from tests.rig.polling import wait_until
 
 pytestmark = pytest.mark.e2e
+# The real SMTP server of the alert tests (aiosmtpd, STARTTLS and login).
+tls_files = alert_servers.tls_files
+mailbox = alert_servers.mailbox
 
 
 def _with_test_calls(yaml: str, mailbox: Mailbox, links_port: int, key: Path) -> str:
     """The e2e configuration, its two lines tested, failures mailed to the supervisor."""
     yaml = yaml.replace(
         "    name: Maintenance E2E\n",
-        "    name: Maintenance E2E\n"
-        '    test_call: {at: ["03:30"], timeout: 20, alert: [sup]}\n',
+        '    name: Maintenance E2E\n    test_call: {at: ["03:30"], timeout: 20, alert: [sup]}\n',
     ).replace(
         "    name: Short cascade\n",
         "    name: Short cascade\n"
@@ -60,7 +63,9 @@ def _with_test_calls(yaml: str, mailbox: Mailbox, links_port: int, key: Path) ->
         f'sup: {{name: Supervisor, mobile: "{SUP}"}}',
         f'sup: {{name: Supervisor, mobile: "{SUP}", email: sup@example.test}}',
     )
-    return yaml + f"""alerting:
+    return (
+        yaml
+        + f"""alerting:
   smtp:
     host: 127.0.0.1
     port: {mailbox.port}
@@ -72,6 +77,7 @@ def _with_test_calls(yaml: str, mailbox: Mailbox, links_port: int, key: Path) ->
   links: {{listen_port: {links_port}, key_file: "{key}"}}
   channels: {{sup: [{{via: email}}]}}
 """
+    )
 
 
 @contextlib.contextmanager
