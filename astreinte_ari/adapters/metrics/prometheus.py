@@ -44,6 +44,7 @@ from astreinte_ari.callflow.audit_events import (
     HopStarted,
 )
 from astreinte_ari.callflow.identity import TEST_LEG
+from astreinte_ari.callflow.outcomes import TEST_OUTCOMES as _TEST_OUTCOMES
 
 # Seconds a caller waits for a person: announcement + one or more ring cycles.
 TIME_TO_ANSWER_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
@@ -227,7 +228,7 @@ class ServiceMetrics:
 
     def on_call_closed(self, closed: Any) -> None:
         """closed: astreinte_ari.callflow.call.CallClosed."""
-        if closed.plan.test_call:  # counted by on_test_call, never as a call
+        if str(closed.outcome) in _TEST_OUTCOMES:  # counted by on_test_call, never as a call
             return
         self.calls.labels(outcome=str(closed.outcome)).inc()
         line = self.line_label(closed.plan.line_name)
