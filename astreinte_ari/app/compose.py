@@ -21,7 +21,7 @@ from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_jso
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
 from astreinte_ari.adapters.fallback.live import FallbackLink
-from astreinte_ari.adapters.http.metrics_server import MetricsServer, TestCallTrigger
+from astreinte_ari.adapters.http.metrics_server import MetricsServer, SelfTestTrigger
 from astreinte_ari.adapters.metrics.audit import MeteredAudit
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
@@ -309,10 +309,10 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
     )
 
 
-def _test_trigger(selftest: LineSelfTester, config: AppConfig) -> TestCallTrigger:
+def _test_trigger(selftest: LineSelfTester, config: AppConfig) -> SelfTestTrigger:
     """`astreinte test-call` asks the service, which owns the ARI application."""
     password = config.ari_password()
-    return TestCallTrigger(selftest.run, lambda token: token_matches(token, password))
+    return SelfTestTrigger(selftest.run, lambda token: token_matches(token, password))
 
 
 async def run_service(

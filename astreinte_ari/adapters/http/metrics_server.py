@@ -32,7 +32,7 @@ Readiness = Callable[[], Awaitable[ReadinessReport]]
 
 
 @dataclass(frozen=True, slots=True)
-class TestCallTrigger:
+class SelfTestTrigger:
     """POST /test-call/<did>: `astreinte test-call` asks the running service (which
     owns the ARI application) for a test call; `authorized` checks its bearer token."""
 
@@ -50,7 +50,7 @@ class MetricsServer:
         config: MetricsConfig,
         metrics: ServiceMetrics,
         ready: Readiness | None = None,
-        test_call: TestCallTrigger | None = None,
+        test_call: SelfTestTrigger | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
