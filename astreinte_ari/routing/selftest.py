@@ -1,9 +1,10 @@
 """The plan of a line's test call: the line's real plan, its hops aimed at the test endpoint.
 
 The test call goes through the same dialplan, announcement and routing decision as a
-customer's call; only whom it rings changes. Each hop still names the person it
-would have rung (the trail says "would ring alice +33612345678"), and none of them
-is dialled. Pure: configuration and plan in, plan out.
+customer's call; only whom it rings changes. Each hop's label still names the person
+it would have rung (the trail says "would ring alice +33612345678"); none of them is
+dialled, and the hop is on nobody's record (person id "test-endpoint"). Pure:
+configuration and plan in, plan out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from astreinte_ari.routing.plan import CallPlan, DialTarget, FinalAction, Hop, T
 from astreinte_ari.routing.targets import BUILTIN_TEST_DIAL, sip_target, trunk_target
 
 TEST_CALLER_NAME = "astreinte test call"  # what the trail shows as the caller
+TEST_ENDPOINT_ID = "test-endpoint"  # the person id of a test call's hops (nobody's)
 
 
 def selftest_target(config: AppConfig, spec: LineTestCall) -> DialTarget:
@@ -42,6 +44,10 @@ def selftest_plan(plan: CallPlan, endpoint: DialTarget, ring_timeout_s: int) -> 
         dataclasses.replace(
             hop,
             label=f"{hop.label} [test call: {would_ring(hop)}]",
+            # Nobody of the team is rung: no person's statement, report or alert may
+            # count this hop (the label keeps whom the routing chose).
+            person_id=TEST_ENDPOINT_ID,
+            person_name=f"test endpoint instead of {hop.person_name}",
             target=endpoint,
             ring_timeout_s=ring_timeout_s,
         )

@@ -155,7 +155,7 @@ def test_a_passing_test_call_rings_no_one_is_marked_and_left_out_of_the_kpis(
         assert detail.outcome == "test_passed", detail
         assert detail.caller_name == "astreinte test call"
         [hop] = detail.hops
-        assert hop.person_id == "p1" and "would ring p1 +33610000001" in hop.label
+        assert hop.person_id == "test-endpoint" and "would ring p1 +33610000001" in hop.label
         assert hop.outcome == "accepted" and hop.number == "local:builtin"
         report = build_report(
             proc.engine, since - timedelta(minutes=1), now_utc() + timedelta(minutes=1),
