@@ -338,6 +338,9 @@ class CallFlow:
         rt = self.rt
         if rt.plan.test_call:
             outcome, detail = outcome_of_test_call(outcome), f"test call: {detail}"
+            if rt.failed_prompts:  # the caller would not have heard it: not a pass
+                outcome = CallOutcome.TEST_FAILED
+                detail = f"{detail}; but failed to play: {', '.join(rt.failed_prompts)}"
         last_state = rt.state
         rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
         ended_at = at or rt.clock()

@@ -148,6 +148,11 @@ def test_a_passing_test_call_rings_no_one_is_marked_and_left_out_of_the_kpis(
         done = _test_call(proc, LINE_FULL)
         assert done.returncode == 0, done.stdout + done.stderr + proc.log_tail()
         assert "passed" in done.stdout and "p1 +33610000001" in done.stdout, done.stdout
+        # The after-hours announcement, the originate, the built-in endpoint's answer and
+        # its key: seconds, well inside the line's 20 s.
+        took = float(done.stdout.split("bridged with the test endpoint in ")[1].split(" s")[0])
+        print(f"test call bridged in {took} s")
+        assert took < 15, done.stdout
         assert proc.engine is not None
         [call] = list_calls(proc.engine, since=since, did=LINE_FULL, limit=5)
         detail = get_call(proc.engine, call.id)

@@ -30,7 +30,12 @@ from astreinte_ari.callflow.call import CallClosed
 from astreinte_ari.callflow.identity import TEST_LEG, call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.selftest import LineSelfTester, SelfTestResult
-from astreinte_ari.callflow.telephony import Channel, ChannelEntered, TelephonyError
+from astreinte_ari.callflow.telephony import (
+    Channel,
+    ChannelEntered,
+    PlaybackFinished,
+    TelephonyError,
+)
 from astreinte_ari.config.loader import ConfigError, load_config
 from astreinte_ari.config.model import AppConfig, MetricsConfig
 from astreinte_ari.devtools.localpbx import free_port
@@ -206,6 +211,21 @@ async def test_a_bridged_test_call_ends_at_once_as_passed() -> None:
     assert (leg,) in line.pbx.did("hangup") and (TEST_CHANNEL,) in line.pbx.did("hangup")
     [started] = line.trail.of(CallStarted)
     assert started.caller_name == "astreinte test call" and started.channel_id == TEST_CHANNEL
+
+
+@virtual_time
+async def test_a_test_call_whose_announcement_failed_did_not_pass() -> None:
+    line = Line(plan(ALICE), pbx=FakePbx(held_sounds=frozenset({"astreinte-after-hours"})))
+    call_id = await _test_call(line, selftest_plan(plan(ALICE), BUILTIN, 10))
+    announcement = await line.playing("astreinte-after-hours")
+    await line.feed(PlaybackFinished(announcement, failed=True))
+    leg = await line.leg()
+    await line.answers(leg)
+    await line.presses(leg, "1")
+    await line.done()
+    ended = line.ended(call_id)
+    assert ended.outcome is CallOutcome.TEST_FAILED
+    assert ended.detail.endswith("but failed to play: astreinte-after-hours"), ended.detail
 
 
 @virtual_time

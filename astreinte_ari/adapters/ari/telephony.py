@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError, AriNotFound
 from astreinte_ari.callflow.telephony import DialRefused, TakeResult, TelephonyError
-from astreinte_ari.routing.plan import DialTarget
+from astreinte_ari.routing.plan import DialTarget, TargetKind
 from astreinte_ari.routing.selftest import TEST_CALLER_NAME
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,10 @@ _TERMINATORS = frozenset("0123456789*#")
 
 INBOUND_CONTEXT = "astreinte-inbound"
 TEST_CALL_CONTEXT = "astreinte-testcall"
+# A Local channel originated without codecs offers them all and picks the richest
+# (slin192), which the prompts cannot be played in without codec_resample: the
+# codecs of a phone call instead (measured on Asterisk 22: "failed to play").
+LOCAL_FORMATS = "ulaw,alaw"
 TEST_DID_RE = re.compile(r"\+?[0-9]{1,40}")
 
 
@@ -52,6 +56,7 @@ class AriTelephony:
                 app_args=list(app_args),
                 caller_id=caller_id,
                 timeout_s=timeout_s,
+                formats=LOCAL_FORMATS if target.kind is TargetKind.LOCAL else None,
             )
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc
@@ -76,6 +81,7 @@ class AriTelephony:
                     "callerId": f'"{TEST_CALLER_NAME}" <{did}>',
                     "channelId": source_channel_id,
                     "otherChannelId": inbound_channel_id,
+                    "formats": LOCAL_FORMATS,
                 },
                 body={"variables": {"ASTREINTE_TEST_MAX_S": str(timeout_s)}},
             )
