@@ -462,3 +462,52 @@ async def test_the_trigger_needs_the_token_and_answers_the_result() -> None:
                 assert reply.status == 404
     finally:
         await server.close()
+
+
+class _AriClient:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, Any], Any]] = []
+        self.originated: list[dict[str, Any]] = []
+
+    async def request(self, method: str, path: str, params: Any = None, body: Any = None) -> Any:
+        self.requests.append((method, path, dict(params or {}), body))
+        return {}
+
+    async def originate(self, **kwargs: Any) -> dict[str, Any]:
+        self.originated.append(kwargs)
+        return {}
+
+
+async def test_the_test_call_enters_through_the_inbound_context_with_phone_codecs() -> None:
+    from astreinte_ari.adapters.ari.telephony import AriTelephony
+    from astreinte_ari.callflow.telephony import DialRefused
+
+    client = _AriClient()
+    port = AriTelephony(client, lambda target: None)  # type: ignore[arg-type]
+    await port.place_test_call(
+        did=DID, inbound_channel_id=TEST_CHANNEL, source_channel_id="src", timeout_s=30
+    )
+    [(method, path, params, body)] = client.requests
+    assert (method, path) == ("POST", "/channels")
+    assert params["endpoint"] == f"Local/{DID}@astreinte-inbound/n"
+    assert (params["context"], params["extension"]) == ("astreinte-testcall", "caller")
+    assert (params["channelId"], params["otherChannelId"]) == ("src", TEST_CHANNEL)
+    assert params["formats"] == "ulaw,alaw"
+    assert body == {"variables": {"ASTREINTE_TEST_MAX_S": "30"}}
+    for bad in ("+3318;x", "s@other", "+33 18"):
+        with pytest.raises(DialRefused):
+            await port.place_test_call(
+                did=bad, inbound_channel_id=TEST_CHANNEL, source_channel_id="s", timeout_s=30
+            )
+    assert len(client.requests) == 1
+    await port.originate(
+        channel_id="astreinte-agent-x", target=BUILTIN, app_args=(), caller_id=DID, timeout_s=9
+    )
+    await port.originate(
+        channel_id="astreinte-agent-y",
+        target=ALICE.target,
+        app_args=(),
+        caller_id=DID,
+        timeout_s=9,
+    )
+    assert [o["formats"] for o in client.originated] == ["ulaw,alaw", None]
