@@ -20,7 +20,6 @@ from pathlib import Path
 import aiohttp
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError
-from astreinte_ari.adapters.ari.telephony import TEST_CALL_CONTEXT
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.adapters.notify.voice import VOICE_PROMPTS
 from astreinte_ari.adapters.pbx.checks import (
@@ -294,13 +293,8 @@ async def _check_dialplan(client: AriClient, config: AppConfig) -> list[Check]:
             )
         ]
     flags = digits.removeprefix("v1:")
-    # The test call's context only matters to a configuration that has test calls.
-    wanted = (*CONTEXTS, TEST_CALL_CONTEXT)
-    tested = any(line.test_call is not None for line in config.lines.values())
     missing = [
-        c
-        for c, flag in zip(wanted, flags.ljust(len(wanted), "0"), strict=True)
-        if flag != "1" and (c != TEST_CALL_CONTEXT or tested)
+        c for c, flag in zip(CONTEXTS, flags.ljust(len(CONTEXTS), "0"), strict=True) if flag != "1"
     ]
     checks = [
         _fail(
@@ -309,11 +303,7 @@ async def _check_dialplan(client: AriClient, config: AppConfig) -> list[Check]:
             include + " (and load func_dialplan)",
         )
         if missing
-        else Check(
-            "dialplan",
-            True,
-            f"contexts loaded: {', '.join(wanted if tested else CONTEXTS)}",
-        )
+        else Check("dialplan", True, f"contexts loaded: {', '.join(CONTEXTS)}")
     ]
     configured = await _global(client, "ASTREINTE_CONFIG")
     if not configured:
