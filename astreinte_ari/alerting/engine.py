@@ -146,6 +146,27 @@ class AlertEngine:
             voicemail_path=closed.voicemail_path,
         )
 
+    async def open_test_call_failed(
+        self, *, did: str, call_id: str | None, language: str | None = None
+    ) -> str | None:
+        """A line's test call failed: its `test_call.alert` people are told, with the
+        repeats and escalation of its `test_call.policy` (until acknowledged)."""
+        line = self.config.lines.get(did)
+        if line is None or line.test_call is None:
+            return None
+        spec = line.test_call
+        return await self.open_alert(
+            kind="test_call_failed",
+            policy=spec.policy,
+            chain=spec.alert,
+            opened_at=self.clock(),
+            team=line.team,
+            call_id=call_id,
+            line_did=did,
+            line_name=line.name,
+            language=language or line.language,
+        )
+
     async def open_alert(
         self,
         *,

@@ -65,6 +65,20 @@ def subject_and_text(alert: Alert, timezone: str) -> tuple[str, str]:
                 f"La prise de poste {alert.rota} du {hhmm(alert.shift_start)} n'a pas été "
                 "confirmée : confirmez pour recevoir les appels de cette astreinte."
             )
+    elif alert.kind == "test_call_failed":
+        call = f" (call {alert.call_id[:8]})" if alert.call_id else ""
+        if en:
+            subject = f"[On-call] Test call FAILED on {alert.line_name}"
+            text = (
+                f"The test call of {alert.line_name} at {hhmm(alert.opened_at)} failed{call}: "
+                "callers may not reach the on-call person. Check the line now."
+            )
+        else:
+            subject = f"[Astreinte] Appel test en ÉCHEC sur {alert.line_name}"
+            text = (
+                f"L'appel test de {alert.line_name} du {hhmm(alert.opened_at)} a échoué{call} : "
+                "les appelants risquent de ne pas joindre l'astreinte. Vérifiez la ligne."
+            )
     elif en:
         subject = "[On-call] Shift not confirmed"
         text = (

@@ -20,7 +20,7 @@ OPEN_STATES = ("scheduled", "open")
 @dataclass(frozen=True, slots=True)
 class Alert:
     id: str
-    kind: str  # missed_call | shift_start | shift_cover | shift_missed
+    kind: str  # missed_call | shift_start | shift_cover | shift_missed | test_call_failed
     state: str
     policy: str
     chain: tuple[str, ...]  # person ids, in escalation order

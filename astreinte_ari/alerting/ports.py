@@ -169,6 +169,21 @@ class Scheduler(Protocol):
         true for a single node)?"""
         ...
 
+    def daily(
+        self,
+        name: str,
+        hour: int,
+        minute: int,
+        timezone: str,
+        chore: Callable[[], Awaitable[object]],
+    ) -> None:
+        """Run `chore` every day at hour:minute in `timezone` (not persisted)."""
+        ...
+
+    def cancel_chores(self, prefix: str) -> None:
+        """Remove the periodic chores whose name starts with `prefix`."""
+        ...
+
     def pending(self) -> int:
         """How many wake-ups are waiting."""
         ...

@@ -21,7 +21,7 @@ from astreinte_ari.adapters.ari.events import bridge_from_json, channel_from_jso
 from astreinte_ari.adapters.ari.telephony import AriTelephony
 from astreinte_ari.adapters.fallback.lastresort import keep_fallback_published
 from astreinte_ari.adapters.fallback.live import FallbackLink
-from astreinte_ari.adapters.http.metrics_server import MetricsServer
+from astreinte_ari.adapters.http.metrics_server import MetricsServer, SelfTestTrigger
 from astreinte_ari.adapters.metrics.audit import MeteredAudit
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.pbx.cel import CelFile
@@ -42,6 +42,7 @@ from astreinte_ari.app.cluster_sweep import NodeLostSweeper
 from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
 from astreinte_ari.app.lifecycle import AriHandlers, Loop, ServiceParts
 from astreinte_ari.app.readiness import Readiness, keep_readiness
+from astreinte_ari.app.selftest_edges import metrics_listener, token_matches
 from astreinte_ari.app.startup import (
     StartupError,
     check_ari_url,
@@ -54,6 +55,7 @@ from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.reconcile import Reconciler
 from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
 from astreinte_ari.callflow.runtime import SoundLibrary
+from astreinte_ari.callflow.selftest import LineSelfTester
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.plan import CallPlan, DialTarget
@@ -295,6 +297,14 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
     cluster.on_view = lambda rows: metrics.set_cluster(
         node, cluster.leading(), cluster.alive_nodes()
     )
+    selftest = LineSelfTester(
+        service=service,
+        port=telephony,
+        plan_for=plan_for,
+        config=lambda: live.current,
+        clock=utcnow,
+        listeners=(metrics_listener(metrics),),
+    )
     features = DatabaseFeatures(
         cluster=cluster,
         config=config,
@@ -304,6 +314,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         service=service,
         alert_feed=alert_feed,
         clock=utcnow,
+        selftest=selftest,
     )
     recheck = asyncio.Event()
     version = str((info.get("system") or {}).get("version") or "") or None
@@ -316,7 +327,9 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         cluster_view=cluster.view,
     )
     metrics_server = (
-        MetricsServer(config.metrics, metrics, readiness.report) if config.metrics else None
+        MetricsServer(config.metrics, metrics, readiness.report, _test_trigger(selftest, config))
+        if config.metrics
+        else None
     )
     loops: list[Loop] = [
         lambda: fallback.keep_importing(asyncio.Event()),  # cancelled at stop
@@ -356,6 +369,12 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         cluster=cluster,
         loops=tuple(loops),
     )
+
+
+def _test_trigger(selftest: LineSelfTester, config: AppConfig) -> SelfTestTrigger:
+    """`astreinte test-call` asks the service, which owns the ARI application."""
+    password = config.ari_password()
+    return SelfTestTrigger(selftest.run, lambda token: token_matches(token, password))
 
 
 async def run_service(

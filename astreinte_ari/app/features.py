@@ -21,8 +21,10 @@ from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.app.alerting_edges import start_alerting
 from astreinte_ari.app.cluster import ClusterNode
+from astreinte_ari.app.selftest_edges import alert_listener, schedule_test_calls
 from astreinte_ari.app.startup import database_ready
 from astreinte_ari.callflow.dispatch import OnCallService
+from astreinte_ari.callflow.selftest import LineSelfTester
 from astreinte_ari.config.loader import ConfigError
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.watcher import ConfigWatcher
@@ -56,8 +58,10 @@ class DatabaseFeatures:
         service: OnCallService,
         alert_feed: AlertFeed,
         clock: Callable[[], datetime],
+        selftest: LineSelfTester | None = None,
     ) -> None:
         self.cluster = cluster
+        self.selftest = selftest  # the lines' test calls, scheduled with alerting's jobs
         self.config = config
         self.live = live
         self.engine = engine
@@ -86,6 +90,9 @@ class DatabaseFeatures:
         if alerting is not None:
             self.alerting = alerting
             self.alert_feed.attach(alerting.engine.on_call_closed)
+            if self.selftest is not None:
+                self.selftest.add_listener(alert_listener(lambda: alerting.engine))
+                schedule_test_calls(alerting.scheduler, self.live.current, self.selftest)
         self.watcher = await self._watch_config()
 
     async def keep_counting_open_alerts(self, every: float = OPEN_ALERTS_EVERY_S) -> None:
@@ -128,6 +135,8 @@ class DatabaseFeatures:
                     await self.alerting.use_config(new_config)
                 except Exception:  # the calls already follow the new version; alerts keep the old
                     log.exception("alerting could not follow the configuration change")
+                if self.selftest is not None:
+                    schedule_test_calls(self.alerting.scheduler, new_config, self.selftest)
 
         def on_error(error: ConfigError) -> None:
             self.metrics.on_config_reload(applied=False)

@@ -81,6 +81,7 @@ class Announcement:
             except TelephonyError as exc:  # a sound the PBX refused: not worth a call
                 log.warning("call %s: announcement %s not played: %s", rt.call_id[:8], uri, exc)
                 rt.forget_finished(playback_id)
+                rt.failed_prompts.append(sound.name)  # a test call fails on it
                 self._on_sound_end(sound.name, False)
                 continue
             if playing:
@@ -94,6 +95,8 @@ class Announcement:
 
     async def _finished(self, event: PlaybackFinished) -> None:
         if self._current is not None:
+            if event.failed:
+                self._rt.failed_prompts.append(self._current.name)  # a test call fails on it
             self._on_sound_end(self._current.name, not event.failed)
         await self._play_next()
 

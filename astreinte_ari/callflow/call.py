@@ -11,10 +11,10 @@ from datetime import datetime
 
 from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
 from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
-from astreinte_ari.callflow.conversation import quietly, until_hangup
+from astreinte_ari.callflow.conversation import end_test_call, quietly, until_hangup
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
-from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.recording import (
     ConversationRecorder,
     notice_told,
@@ -358,7 +358,8 @@ class CallFlow:
         at the very moment of bridging (the cascade goes on)."""
         rt = self.rt
         bridge_id = rt.new_id("bridge")
-        recorder = self._recorder(agent_id)
+        # A test call proves the path, it records nobody (no conversation).
+        recorder = None if rt.plan.test_call else self._recorder(agent_id)
         # Independent objects (the agent's prompt or hold, the caller's ringback, a new
         # bridge): one round trip of wall time instead of three before the bridging.
         await asyncio.gather(
@@ -390,11 +391,14 @@ class CallFlow:
         rt.caller_may_leave = True
         self._release()  # the conversation does not hold a cascade slot
         self._accepted_by = hop.hop.person_id
-        if recorder is not None:
-            await recorder.start()
-        end = await until_hangup(rt, agent_id, bridge_id, recorder)
-        if recorder is not None:
-            await recorder.finish()  # before the ending: the trail has the file first
+        if rt.plan.test_call:  # the path is proven: nobody to talk to (selftest.py)
+            end = await end_test_call(rt, agent_id, bridge_id)
+        else:
+            if recorder is not None:
+                await recorder.start()
+            end = await until_hangup(rt, agent_id, bridge_id, recorder)
+            if recorder is not None:
+                await recorder.finish()  # before the ending: the trail has the file first
         talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
         hop.end_after_talk(end.cause, end.cause_text)
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
@@ -434,6 +438,11 @@ class CallFlow:
             return
         self.ended = True
         rt = self.rt
+        if rt.plan.test_call:
+            outcome, detail = outcome_of_test_call(outcome), f"test call: {detail}"
+            if rt.failed_prompts:  # the caller would not have heard it: not a pass
+                outcome = CallOutcome.TEST_FAILED
+                detail = f"{detail}; but failed to play: {', '.join(rt.failed_prompts)}"
         # A caller who left during an early-dial announcement left during the
         # announcement (not "after it, while we rang": alerts tell them apart).
         last_state = CallState.ANNOUNCING if self._announcing() else rt.state

@@ -48,6 +48,15 @@ async def until_hangup(
     return ended
 
 
+async def end_test_call(rt: LegRuntime[Any], agent_id: str, bridge_id: str) -> Ending:
+    """A test call bridged with its test endpoint has proven the path: the service
+    ends it at once (the endpoint may answer forever)."""
+    at = rt.clock()
+    await quietly(rt.port.destroy_bridge(bridge_id))
+    await quietly(rt.port.hangup(agent_id))
+    return Ending("agent", "the service (test call bridged)", None, None, at)
+
+
 async def _wait_for_end(
     rt: LegRuntime[Any], agent_id: str, watcher: ConversationWatcher | None
 ) -> Ending:

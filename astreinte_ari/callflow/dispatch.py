@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
@@ -53,6 +54,7 @@ from astreinte_ari.callflow.telephony import (
 from astreinte_ari.callflow.voicemail import VoicemailSink
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
+from astreinte_ari.routing.selftest import TEST_CALLER_NAME
 
 log = logging.getLogger(__name__)
 _RECORDS_LOOKBACK = timedelta(hours=6)
@@ -99,6 +101,7 @@ class OnCallService:
         self._clock = clock
         self._routes = EventRoutes()  # whose queue each PBX object's events go to
         self._engaged = EngagedTargets()  # phones held by calls in progress (busy agents)
+        self._expected_tests: dict[str, CallPlan] = {}  # test call channel -> its plan
         self._tasks: set[asyncio.Task[None]] = set()
         self.fatal = asyncio.Event()  # set when another client took our app name
         # Set once connected and resynced with the PBX (cleared when the connection
@@ -152,6 +155,8 @@ class OnCallService:
             channel = event.channel
             if channel.id in self._routes:
                 self._routes.route(channel.id, event)
+            elif channel.id in self._expected_tests:  # our own test call (selftest.py)
+                self._new_call(channel, event.args, self._expected_tests.pop(channel.id))
             elif channel.id.startswith(OWN_PREFIX) or event.args[:1] == ("agent",):
                 # A leg of ours whose flow has ended (answered too late): release it.
                 log.info("stray leg %s hung up", channel.id)
@@ -172,15 +177,29 @@ class OnCallService:
             if key is not None:
                 self._routes.route(key, event)
 
-    def _new_call(self, caller: Channel, args: tuple[str, ...]) -> None:
+    def expect_test_call(self, channel_id: str, plan: CallPlan) -> None:
+        """The channel `channel_id` the service is about to send into the dialplan is
+        a test call: it runs `plan` (a test plan) instead of the DID's. The id is the
+        service's own choice (ARI originate), never a caller's."""
+        self._expected_tests[channel_id] = plan
+
+    def forget_test_call(self, channel_id: str) -> bool:
+        """True if the test call never entered the application (it is forgotten)."""
+        return self._expected_tests.pop(channel_id, None) is not None
+
+    def _new_call(
+        self, caller: Channel, args: tuple[str, ...], test_plan: CallPlan | None = None
+    ) -> None:
         """A caller entered the application: on record first, then its own task."""
         call_id = call_id_for_channel(caller.id)
         did = args[0] if args else caller.exten
-        plan = self._plan(did)
+        plan = self._plan(did) if test_plan is None else test_plan
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
-        if self._rate_limiter is not None:
+        if test_plan is not None:  # our own test call: never rate limited
+            caller = dataclasses.replace(caller, caller_name=TEST_CALLER_NAME)
+        elif self._rate_limiter is not None:
             plan = self._rate_limiter.apply(plan, caller.caller_number, self._clock())
         runtime = self._runtime(call_id, caller, plan)
         flow = CallFlow(runtime, caller, self._voicemail, self._admission, self._engaged)

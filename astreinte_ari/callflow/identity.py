@@ -50,6 +50,10 @@ AGENT_LEG = "astreinte-agent-"  # an inbound call's hop to a person
 ALERT_LEG = "astreinte-alert-"  # a voice alert, and its call-back leg (astreinte-alert-cb-)
 CALLBACK_LEG = "astreinte-alert-cb-"
 PUBLISH_LEG = "astreinte-publish-"  # a Local channel in the dialplan, never in Stasis
+# A line's test call (callflow/selftest.py): the Local channel's half that enters the
+# application as a caller, and the half that stays in the dialplan as its source.
+TEST_LEG = "astreinte-testcall-"
+TEST_SOURCE_LEG = "astreinte-testsrc-"
 
 
 def new_object_id(kind: str) -> str:

@@ -77,6 +77,19 @@ class CallOutcome(enum.StrEnum):
     # The node whose Asterisk carried the call went silent or lost its Asterisk; the
     # cluster's leader closed the call at the last moment the node was known well.
     NODE_LOST = "node_lost"
+    # The line's scheduled test call (never a customer's): reports and KPIs leave it out.
+    TEST_PASSED = "test_passed"  # bridged with the test endpoint
+    TEST_FAILED = "test_failed"  # anything else; detail says where it stopped
+
+
+TEST_OUTCOMES = frozenset({CallOutcome.TEST_PASSED, CallOutcome.TEST_FAILED})
+
+
+def outcome_of_test_call(outcome: CallOutcome) -> CallOutcome:
+    """What a test call's ending means: passed once bridged, failed otherwise."""
+    if outcome in (CallOutcome.ACCEPTED, CallOutcome.CONNECTED, CallOutcome.TEST_PASSED):
+        return CallOutcome.TEST_PASSED
+    return CallOutcome.TEST_FAILED
 
 
 class HopOutcome(enum.StrEnum):

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from astreinte_ari.callflow.audit_events import AuditEvent, CallEnded, HopEnded, StateChanged
 from astreinte_ari.callflow.causes import q850_text
-from astreinte_ari.callflow.identity import agent_channel_id
-from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from astreinte_ari.callflow.identity import TEST_LEG, agent_channel_id
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.telephony import ChannelHungUp
 
 log = logging.getLogger("astreinte_ari.reconcile")
@@ -144,6 +144,8 @@ def settle_open_call(call: OpenCall, history: dict[str, ChannelHistory]) -> list
     else:
         outcome = CallOutcome.ABANDONED
         detail = f"abandoned at {call.last_state.value}: caller hung up {AWAY} ({why})"
+    if call.channel_id.startswith(TEST_LEG):  # a test call cut short: never a customer's
+        outcome, detail = outcome_of_test_call(outcome), f"test call: {detail}"
     from_state = call.last_state or CallState.RECEIVED
     events.append(
         StateChanged(call.call_id, call.last_seq + 1, from_state, CallState.ENDED, detail, end_at)

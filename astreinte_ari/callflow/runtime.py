@@ -143,6 +143,7 @@ class LegRuntime(Generic[S]):
         # Hangup requests seen per channel: the Q.850 cause often arrives only there.
         self.hangup_causes: dict[str, tuple[int | None, str]] = {}
         self.pbx_hangups: set[str] = set()  # channels the PBX itself ended (soft hangups)
+        self.failed_prompts: list[str] = []  # sounds the PBX could not play (a test fails)
         # Events this runtime established itself (after a gap in the event stream) or
         # set aside while checking on the caller: consumed before the queue.
         self._replay: deque[TelephonyEvent] = deque()
@@ -337,6 +338,7 @@ class LegRuntime(Generic[S]):
             if isinstance(event, PlaybackFinished) and event.playback_id == playback_id:
                 if event.failed:
                     log.warning("call %s: prompt %s failed to play", self.call_id[:8], uri)
+                    self.failed_prompts.append(sound)
                 return True
             if isinstance(event, ChannelHungUp | ChannelLeft) and event.channel_id == channel_id:
                 return False

@@ -181,6 +181,14 @@ class TelephonyPort(Protocol):
         DialRefused when the configuration in force does not allow the target."""
         ...
 
+    async def place_test_call(
+        self, *, did: str, inbound_channel_id: str, source_channel_id: str, timeout_s: int
+    ) -> None:
+        """Call the line `did` through the PBX's own inbound dialplan (a Local channel):
+        `inbound_channel_id` is the half that enters the application like a caller,
+        `source_channel_id` the half that stays in the dialplan for `timeout_s` at most."""
+        ...
+
     async def hangup(self, channel_id: str, reason: str = "normal") -> bool: ...
 
     async def continue_in_dialplan(

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "astreinte_ari.cli.rota_cmds",
     "astreinte_ari.cli.run_cmd",
     "astreinte_ari.cli.ops_cmds",
+    "astreinte_ari.cli.selftest_cmd",
 )
 
 

@@ -29,8 +29,8 @@ from astreinte_ari.cli.formatting import caller_label, duration, local_time
 # Piped output is never wrapped: at least this wide, wider if a value needs it.
 PIPE_MIN_WIDTH = 120
 
-_GOOD = frozenset({"accepted", "connected"})
-_BAD = frozenset({"failed", "cancelled", "refused", "no_one"})
+_GOOD = frozenset({"accepted", "connected", "test_passed"})
+_BAD = frozenset({"failed", "cancelled", "refused", "no_one", "test_failed"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ Phone = Annotated[str, BeforeValidator(_check_phone)]
 SipEndpoint = Annotated[str, BeforeValidator(check_sip_endpoint)]
 # Where a call can be sent: "+33612345678" (through the trunk) or "sip:desk-101".
 Contact = Annotated[str, BeforeValidator(_check_contact)]
+contact_of = _check_contact  # the same check where a Contact is one choice among others
 RingTimeout = Annotated[int, AfterValidator(_check_ring_timeout)]
 SoundName = Annotated[str, AfterValidator(check_sound)]
 DaySpec = Annotated[str, AfterValidator(_check_day_spec)]

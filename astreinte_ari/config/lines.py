@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from astreinte_ari.config import timespec
 from astreinte_ari.config.fields import (
+    SIP_PREFIX,
     Contact,
     DaySpec,
     FinalChoice,
@@ -18,6 +19,7 @@ from astreinte_ari.config.fields import (
     RingTimeout,
     SoundName,
     check_sound,
+    contact_of,
 )
 from astreinte_ari.public_holidays import country_holidays
 
@@ -158,6 +160,59 @@ class BusinessHours(Frozen):
         return None if self.night is None else timespec.parse_wrapping_range(self.night)
 
 
+BUILTIN_TEST_ENDPOINT = "builtin"  # dialplan/: [astreinte-testcall] answers and presses 1
+
+
+class LineTestCall(Frozen):
+    """The line's scheduled test call: the service calls the line itself through the
+    PBX and checks the whole path up to a bridge with a test endpoint, never a person."""
+
+    at: tuple[str, ...]  # local times ("03:30") in the configuration's time zone
+    # "builtin" (the dialplan's auto-answer, no device needed), "sip:<endpoint>" or a
+    # number through the trunk: something that answers and presses 1 by itself.
+    endpoint: str = BUILTIN_TEST_ENDPOINT
+    timeout: int = Field(45, ge=10, le=300)  # seconds from the start until bridged
+    ring_timeout: RingTimeout = 15  # how long the test endpoint may ring
+    alert: tuple[str, ...]  # people of the line's team told when it fails
+    policy: str = "missed_call"  # alerting policy (repeats, escalation) of the failure
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _times(cls, value: object) -> object:
+        times = (value,) if isinstance(value, str) else value
+        if isinstance(times, list | tuple):
+            if not times:
+                raise ValueError('give at least one time, like ["03:30"]')
+            for text in times:
+                timespec.parse_hhmm(str(text))
+        return times
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _endpoint(cls, value: object) -> object:
+        if value == BUILTIN_TEST_ENDPOINT:
+            return value
+        try:
+            return contact_of(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or {BUILTIN_TEST_ENDPOINT!r}") from None
+
+    @field_validator("alert")
+    @classmethod
+    def _someone(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one person to alert when the test call fails")
+        return value
+
+    @property
+    def sip_endpoint(self) -> str | None:
+        return self.endpoint[len(SIP_PREFIX) :] if self.endpoint.startswith(SIP_PREFIX) else None
+
+    def minutes(self) -> tuple[int, ...]:
+        """The times of day of the test calls, in minutes since local midnight."""
+        return tuple(sorted({timespec.parse_hhmm(t) for t in self.at}))
+
+
 class LineConfig(Frozen):
     name: str
     team: str
@@ -188,6 +243,7 @@ class LineConfig(Frozen):
     night: Route | None = None
     weekend: Route | None = None
     holiday: Route | None = None
+    test_call: LineTestCall | None = None  # scheduled end-to-end test (docs/fallback...)
 
     @model_validator(mode="after")
     def _business(self) -> LineConfig:

@@ -318,6 +318,8 @@ class AppConfig(Frozen):
                 endpoint = sip_endpoint_of(line.in_business_hours.forward)
                 if endpoint is not None:
                     names.add(endpoint)
+            if line.test_call is not None and line.test_call.sip_endpoint is not None:
+                names.add(line.test_call.sip_endpoint)  # the test call's auto-answer phone
         return frozenset(names)
 
     @property

@@ -137,6 +137,10 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
             )
         forward = _map(line.get("in_business_hours")).get("forward")
         check_number(("lines", did, "in_business_hours", "forward"), forward)
+        test_call = _map(line.get("test_call"))
+        check_number(("lines", did, "test_call", "endpoint"), test_call.get("endpoint"))
+        if test_call:
+            issues += _test_call_issues(("lines", did, "test_call"), test_call, data, teams)
         if not isinstance(team_name, str) or team_name not in teams:
             continue
         team = _map(teams[team_name])
@@ -224,6 +228,27 @@ def _alerting_issues(alerting: Mapping[Any, Any], teams: Mapping[Any, Any]) -> l
             name = spec.get(key)
             if isinstance(name, str) and name not in known:
                 issues.append(_unknown((*loc, key), what, name, known, among))
+    return issues
+
+
+def _test_call_issues(
+    loc: Loc, spec: Mapping[Any, Any], data: Mapping[str, Any], teams: Mapping[Any, Any]
+) -> list[Issue]:
+    """A failed test call alerts people of the line's team, through `alerting:`."""
+    alerting = data.get("alerting")
+    if not isinstance(alerting, Mapping):
+        return [(loc, "a test call alerts when it fails: configure alerting: (docs/alerts.md)")]
+    issues: list[Issue] = []
+    team = _map(teams.get(_map(_map(data.get("lines")).get(loc[1])).get("team")))
+    people = _map(team.get("people"))
+    for i, person_id in enumerate(_seq(spec.get("alert"))):
+        if isinstance(person_id, str) and team and person_id not in people:
+            issues.append(_unknown((*loc, "alert", i), "person", person_id, people, "the team has"))
+    policies = alerting.get("policies")
+    policy = spec.get("policy", "missed_call")
+    known = _map(policies) if policies is not None else {"missed_call": 1, "shift_start": 1}
+    if isinstance(policy, str) and policy not in known:
+        issues.append(_unknown((*loc, "policy"), "alert policy", policy, known, "have"))
     return issues
 
 

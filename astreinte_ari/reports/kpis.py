@@ -11,6 +11,7 @@ Definitions (docs/audit-and-reports.md):
 - time to answer = answered_at - started_at of answered calls; percentiles
   interpolate linearly (PostgreSQL percentile_cont; `statistics.quantiles(...,
   method="inclusive")` gives the same);
+- the lines' test calls (outcomes test_passed, test_failed) are not counted;
 - per person: accepted (accepted/connected), declined (declined/rejected),
   missed (no_answer/busy/unreachable/not_accepted), other (cancelled,
   refused, failed, in progress).
@@ -25,12 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from astreinte_ari.adapters.store.models import calls_table, hops_table
 from astreinte_ari.adapters.store.sql_time import seconds_between, utc_hour_bucket
 
+_TEST_OUTCOMES = ("test_passed", "test_failed")  # callflow.outcomes.TEST_OUTCOMES
 ANSWERED = ("accepted", "connected")
 VOICEMAIL = ("voicemail", "voicemail_empty")
 PERSON_CLASSES = {
@@ -128,7 +130,14 @@ class Report:
 
 
 def _filters(since: datetime, until: datetime, line: str | None) -> list[ColumnElement[bool]]:
-    where = [calls_table.c.started_at >= since, calls_table.c.started_at < until]
+    where = [
+        calls_table.c.started_at >= since,
+        calls_table.c.started_at < until,
+        # The lines' test calls are no customer's: left out of every indicator (an
+        # outcome test, covered by the report index; one still running, seconds
+        # long, has no outcome yet and counts as in progress).
+        or_(calls_table.c.outcome.is_(None), calls_table.c.outcome.not_in(_TEST_OUTCOMES)),
+    ]
     if line is not None:
         where.append(calls_table.c.did == line)
     return where

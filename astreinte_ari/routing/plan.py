@@ -54,6 +54,7 @@ class TargetKind(enum.StrEnum):
     # Several targets rung at once (a ring-all hop): `members` are the targets above,
     # the dial string joins theirs with "&" (what the dialplan fallback dials).
     GROUP = "group"
+    LOCAL = "local"  # the dialplan's built-in test endpoint (test calls only, selftest.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +155,6 @@ class CallPlan:
     early_dial: bool = False
     announcement_mode: AnnouncementMode = AnnouncementMode.FULL
     busy_agents: BusyAgents = BusyAgents.SKIP
+    # The line's scheduled test call (routing/selftest.py): hops ring the test endpoint,
+    # the call ends once bridged, and its outcome is test_passed / test_failed.
+    test_call: bool = False

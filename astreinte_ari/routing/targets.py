@@ -17,6 +17,9 @@ from astreinte_ari.routing.plan import DialTarget, TargetKind
 # chan_pjsip is the only SIP channel driver of supported Asterisk versions (21+
 # removed chan_sip): an endpoint of pjsip.conf is dialled as PJSIP/<name>.
 SIP_DIAL = "PJSIP/{endpoint}"
+# The test call's built-in endpoint: dialplan/extensions_astreinte.conf [astreinte-testcall]
+# answers and presses 1 (/n: the Local channel stays, so its DTMF reaches the service).
+BUILTIN_TEST_DIAL = "Local/answer@astreinte-testcall/n"
 
 
 def trunk_target(trunk: TrunkConfig, number: str) -> DialTarget:
@@ -75,6 +78,9 @@ def refusal(config: AppConfig, target: DialTarget) -> str | None:
                 return f"SIP endpoint {leaf.address!r} is not named by the configuration"
             if leaf.dial_string != SIP_DIAL.format(endpoint=leaf.address):
                 return f"dial string {leaf.dial_string!r} does not dial SIP {leaf.address!r}"
+        elif leaf.kind is TargetKind.LOCAL:
+            if leaf.dial_string != BUILTIN_TEST_DIAL:
+                return f"dial string {leaf.dial_string!r} is not the built-in test endpoint"
         else:
             return f"unknown target kind {leaf.kind!r}"
     return None

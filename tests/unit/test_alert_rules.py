@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -65,6 +66,7 @@ def test_rules_name_only_metrics_the_service_exports() -> None:
     plan = SimpleNamespace(line_name="L")  # labelled families appear once used
     metrics.on_call_closed(SimpleNamespace(call_id="c", outcome=CallOutcome.ACCEPTED, plan=plan))
     metrics.on_alert_delivery("sms", sent=False)
+    metrics.on_test_call("L", passed=False, at=datetime.now(UTC))
     metrics.set_ari_connected(True)
     metrics.set_ari_connected(False)
     metrics.set_ari_connected(True)

@@ -14,7 +14,7 @@ import pytest
 
 from astreinte_ari.adapters.pbx.cel import CelFile, parse_line
 from astreinte_ari.callflow.audit_events import CallEnded, HopEnded, StateChanged
-from astreinte_ari.callflow.identity import agent_channel_id
+from astreinte_ari.callflow.identity import TEST_LEG, agent_channel_id
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.reconcile import (
     NO_RECORD,
@@ -158,6 +158,14 @@ ENDED = T0 + timedelta(seconds=50)
             {},
             CallOutcome.ABANDONED,
             "abandoned at dialing",
+            [],
+        ),
+        # A line's test call cut short by a restart: failed, and still a test call.
+        (
+            open_call(channel_id=TEST_LEG + "0123"),
+            {},
+            CallOutcome.TEST_FAILED,
+            "test call: abandoned at dialing",
             [],
         ),
     ],

@@ -140,6 +140,7 @@ class AriClient:
         caller_id: str,
         timeout_s: int,
         variables: Mapping[str, str] | None = None,
+        formats: str | None = None,
     ) -> JsonDict:
         params: dict[str, str | int | list[str]] = {
             "endpoint": endpoint,
@@ -149,6 +150,8 @@ class AriClient:
             "timeout": timeout_s,
             "channelId": channel_id,
         }
+        if formats:  # a Local channel has no codecs of its own (see LOCAL_FORMATS)
+            params["formats"] = formats
         body = {"variables": dict(variables)} if variables else None
         return await self.request("POST", "/channels", params=params, body=body)  # type: ignore[no-any-return]
 

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError, AriNotFound
-from astreinte_ari.callflow.telephony import TakeResult, TelephonyError
-from astreinte_ari.routing.plan import DialTarget
+from astreinte_ari.callflow.telephony import DialRefused, TakeResult, TelephonyError
+from astreinte_ari.routing.plan import DialTarget, TargetKind
+from astreinte_ari.routing.selftest import TEST_CALLER_NAME
 
 log = logging.getLogger(__name__)
 
 # Only digits, '*', '#' may end a recording.
 _TERMINATORS = frozenset("0123456789*#")
+
+
+INBOUND_CONTEXT = "astreinte-inbound"
+TEST_CALL_CONTEXT = "astreinte-testcall"
+# A Local channel originated without codecs offers them all and picks the richest
+# (slin192), which the prompts cannot be played in without codec_resample: the
+# codecs of a phone call instead (measured on Asterisk 22: "failed to play").
+LOCAL_FORMATS = "ulaw,alaw"
+TEST_DID_RE = re.compile(r"\+?[0-9]{1,40}")
 
 
 class AriTelephony:
@@ -45,6 +56,34 @@ class AriTelephony:
                 app_args=list(app_args),
                 caller_id=caller_id,
                 timeout_s=timeout_s,
+                formats=LOCAL_FORMATS if target.kind is TargetKind.LOCAL else None,
+            )
+        except AriError as exc:
+            raise TelephonyError(str(exc)) from exc
+
+    async def place_test_call(
+        self, *, did: str, inbound_channel_id: str, source_channel_id: str, timeout_s: int
+    ) -> None:
+        if not TEST_DID_RE.fullmatch(did):  # a configured line key; never a caller's data
+            raise DialRefused(f"{did!r} is not a line number")
+        try:
+            await self._client.request(
+                "POST",
+                "/channels",
+                params={
+                    # The inbound context of dialplan/extensions_astreinte.conf: the
+                    # very path a customer's call takes (watchdog, Stasis, fallback).
+                    "endpoint": f"Local/{did}@{INBOUND_CONTEXT}/n",
+                    "context": TEST_CALL_CONTEXT,
+                    "extension": "caller",
+                    "priority": 1,
+                    "timeout": timeout_s,
+                    "callerId": f'"{TEST_CALLER_NAME}" <{did}>',
+                    "channelId": source_channel_id,
+                    "otherChannelId": inbound_channel_id,
+                    "formats": LOCAL_FORMATS,
+                },
+                body={"variables": {"ASTREINTE_TEST_MAX_S": str(timeout_s)}},
             )
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc

@@ -43,6 +43,8 @@ from astreinte_ari.callflow.audit_events import (
     HopEnded,
     HopStarted,
 )
+from astreinte_ari.callflow.identity import TEST_LEG
+from astreinte_ari.callflow.outcomes import TEST_OUTCOMES as _TEST_OUTCOMES
 
 # Seconds a caller waits for a person: announcement + one or more ring cycles.
 TIME_TO_ANSWER_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
@@ -121,6 +123,27 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.config_last_reload_ok.set(1)
+        # The lines' scheduled test calls (callflow/selftest.py): never in the call counts.
+        self.test_call_last_result = Gauge(
+            "astreinte_test_call_last_result",
+            "1 when the line's last test call was bridged with the test endpoint, 0 when it failed",
+            ["line"],
+            registry=self.registry,
+        )
+        self.test_calls = Counter(
+            "astreinte_test_calls",
+            "Test calls run, by line and result (passed, failed)",
+            ["line", "result"],
+            registry=self.registry,
+        )
+        self.test_call_last_success = Gauge(
+            "astreinte_test_call_last_success_timestamp_seconds",
+            "When the line's last passed test call ended (Unix time)",
+            ["line"],
+            registry=self.registry,
+        )
+        self._test_calls: set[str] = set()  # call ids of test calls, until they end
+        self._test_hops: set[str] = set()
         self._samples = _Samples()
         self.registry.register(self._samples)
         # One series per process: the node label is this node's own name.
@@ -158,6 +181,8 @@ class ServiceMetrics:
         return line
 
     def on_audit_event(self, event: AuditEvent) -> None:
+        if self._is_test(event):
+            return
         match event:
             case CallStarted():
                 if len(self._call_line) < _MAX_OPEN_CALLS:
@@ -185,8 +210,38 @@ class ServiceMetrics:
             case _:
                 pass
 
+    def _is_test(self, event: AuditEvent) -> bool:
+        """A test call's events feed none of the call metrics (only the test's own)."""
+        match event:
+            case CallStarted() if event.channel_id.startswith(TEST_LEG):
+                if len(self._test_calls) < _MAX_OPEN_CALLS:
+                    self._test_calls.add(event.call_id)
+                return True
+            case HopStarted() if event.call_id in self._test_calls:
+                self._test_hops.add(event.hop_id)
+                return True
+            case HopEnded() if event.hop_id in self._test_hops:
+                self._test_hops.discard(event.hop_id)
+                return True
+            case CallAnswered() if event.call_id in self._test_calls:
+                return True
+            case CallEnded() if event.call_id in self._test_calls:
+                self._test_calls.discard(event.call_id)
+                return True
+        return False
+
+    def on_test_call(self, line: str, passed: bool, at: datetime) -> None:
+        """A test call's result (callflow/selftest.py)."""
+        label = self.line_label(line)
+        self.test_calls.labels(line=label, result="passed" if passed else "failed").inc()
+        self.test_call_last_result.labels(line=label).set(1 if passed else 0)
+        if passed:
+            self.test_call_last_success.labels(line=label).set(at.timestamp())
+
     def on_call_closed(self, closed: Any) -> None:
         """closed: astreinte_ari.callflow.call.CallClosed."""
+        if str(closed.outcome) in _TEST_OUTCOMES:  # counted by on_test_call, never as a call
+            return
         self.calls.labels(outcome=str(closed.outcome)).inc()
         line = self.line_label(closed.plan.line_name)
         self.line_calls.labels(line=line, outcome=str(closed.outcome)).inc()

@@ -43,6 +43,7 @@ PROMPTS = {
     "shift_start": "astreinte-shift-start",
     "shift_cover": "astreinte-shift-start",
     "shift_missed": "astreinte-alert-missed",
+    "test_call_failed": "astreinte-alert-test-failed",
 }
 # Every prompt a voice alert may play (doctor checks they are installed).
 VOICE_PROMPTS = frozenset(

@@ -31,6 +31,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from astreinte_ari.alerting.ports import Wake
@@ -183,6 +184,33 @@ class PersistentScheduler:
             return await chore() if self.leads() else None
 
         return run
+
+    def daily(
+        self,
+        name: str,
+        hour: int,
+        minute: int,
+        timezone: str,
+        chore: Callable[[], Awaitable[object]],
+    ) -> None:
+        """Run `chore` every day at hour:minute local time in `timezone` (not persisted:
+        a run missed while stopped is not replayed; a DST gap skips that day's run)."""
+        self.apscheduler.add_job(
+            chore,
+            CronTrigger(hour=hour, minute=minute, timezone=timezone),
+            id=name,
+            jobstore=CHORES,
+            replace_existing=True,
+            misfire_grace_time=300,  # a busy loop may start it late, not hours late
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def cancel_chores(self, prefix: str) -> None:
+        """Remove the periodic chores whose name starts with `prefix`."""
+        for job in self.apscheduler.get_jobs(jobstore=CHORES):
+            if job.id.startswith(prefix):
+                job.remove()
 
     def pending(self) -> int:
         return len(self.apscheduler.get_jobs(jobstore=WAKE_UPS))
