@@ -122,7 +122,8 @@ class ClusterNode:
             while self.leading() and not task.done():
                 self._leading_changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._leading_changed.wait(), self.tick_s)
+                    async with asyncio.timeout(self.tick_s):  # not wait_for: see _on_lock_thread
+                        await self._leading_changed.wait()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -260,7 +261,8 @@ class ClusterNode:
             self._beat_now.clear()
             await self.beat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), self.config.heartbeat_seconds)
+                async with asyncio.timeout(self.config.heartbeat_seconds):
+                    await self._beat_now.wait()
 
     async def beat(self) -> None:
         """Write this node's row; the leader then sweeps for lost nodes."""
@@ -314,7 +316,10 @@ class ClusterNode:
         loop = asyncio.get_running_loop()
         future: Awaitable[T] = loop.run_in_executor(self._lock_thread, fn)
         try:
-            return await asyncio.wait_for(future, LOCK_CALL_TIMEOUT_S)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
+            # as the call completes, and a stopping node's loop then ran on forever.
+            async with asyncio.timeout(LOCK_CALL_TIMEOUT_S):
+                return await future
         except Exception as exc:  # a hung network counts as a lost lock
             log.warning("leader lock call failed: %s", first_line(exc))
             return default
