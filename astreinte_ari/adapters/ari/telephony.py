@@ -19,6 +19,7 @@ _TERMINATORS = frozenset("0123456789*#")
 
 INBOUND_CONTEXT = "astreinte-inbound"
 TEST_CALL_CONTEXT = "astreinte-testcall"
+_TEST_BACKSTOP_S = 15  # the dialplan ends a test call this long after the service would
 # A Local channel originated without codecs offers them all and picks the richest
 # (slin192), which the prompts cannot be played in without codec_resample: the
 # codecs of a phone call instead (measured on Asterisk 22: "failed to play").
@@ -83,7 +84,10 @@ class AriTelephony:
                     "otherChannelId": inbound_channel_id,
                     "formats": LOCAL_FORMATS,
                 },
-                body={"variables": {"ASTREINTE_TEST_MAX_S": str(timeout_s)}},
+                # The dialplan's own bound is a backstop for a service gone meanwhile:
+                # later than the service's deadline, whose verdict ("not bridged
+                # within N s") must come first, even on a loaded machine.
+                body={"variables": {"ASTREINTE_TEST_MAX_S": str(timeout_s + _TEST_BACKSTOP_S)}},
             )
         except AriError as exc:
             raise TelephonyError(str(exc)) from exc
