@@ -159,14 +159,25 @@ def measure(name: str, url: str, n_calls: int, n_records: int) -> None:
 CHECKPOINTS = 0  # set by --checkpoints
 
 
+KEEP_DIR: Path | None = None  # set by --keep-db
+
+
 def add_checkpoints(engine: Engine, n_records: int, count: int) -> CheckpointPolicy:
     """`count` checkpoints spread over the chain, as a service signing every 15 min
-    would have left (35,040 a year), signed with a fresh Ed25519 key."""
+    would have left (35,040 a year), signed with a fresh Ed25519 key (its public
+    half kept beside a kept database, for --existing-db --checkpoint-key)."""
     from dataclasses import asdict
 
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
+    if KEEP_DIR is not None:
+        (KEEP_DIR / "checkpoints-pub.pem").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
     kid = key_id(key.public_key())
     step = max(1, n_records // count)
     with engine.begin() as conn:
@@ -231,18 +242,25 @@ def measure_full_verify(name: str, url: str, n_calls: int) -> None:
           f"{signed}", flush=True)  # fmt: skip
 
 
-def measure_existing(url: str, rounds: int) -> None:
+def measure_existing(url: str, rounds: int, checkpoint_key: Path | None) -> None:
     """Full `audit verify` over a database already filled (a copy of a real one, or
-    one seeded once through the writer), so a change can be timed again without
-    half an hour of seeding on PostgreSQL."""
+    one seeded once through the writer: --keep-db), so a change can be timed again
+    without the seeding (10 min on SQLite, half an hour on PostgreSQL)."""
+    policy = None
+    if checkpoint_key is not None:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        public = load_pem_public_key(checkpoint_key.read_bytes())
+        policy = CheckpointPolicy(keys=[PublicKey(public)], max_uncovered=None)  # type: ignore[arg-type]
     engine = create_db_engine(url)
     try:
         for _ in range(rounds):
             t0 = time.perf_counter()
-            result = verify(engine)
+            result = verify(engine, checkpoints=policy)
             verify_s = time.perf_counter() - t0
             assert result.ok, result
-            print(f"{engine.dialect.name:10s} full audit verify (chain + domain) over "
+            signed = f", {result.checkpoints:,} signed checkpoints" if policy else ""
+            print(f"{engine.dialect.name:10s} full audit verify (chain + domain{signed}) over "
                   f"{result.records:,} records ({result.calls:,} calls): {verify_s:6.2f} s "
                   "(target < 10)", flush=True)  # fmt: skip
     finally:
@@ -269,6 +287,20 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --existing-db")
     parser.add_argument(
+        "--checkpoint-key",
+        type=Path,
+        metavar="PEM",
+        help="with --existing-db: also check the signed checkpoints (the public key "
+        "--keep-db wrote)",
+    )
+    parser.add_argument(
+        "--keep-db",
+        type=Path,
+        metavar="DIR",
+        help="with --full-verify-calls --backend sqlite: seed DIR/bench.db and keep it "
+        "(and the checkpoints' public key), to re-time it later with --existing-db",
+    )
+    parser.add_argument(
         "--checkpoints",
         type=int,
         default=0,
@@ -276,10 +308,23 @@ def main() -> int:
         help="also time the chain check with N signed checkpoints (35040 = a year at 15 min)",
     )
     args = parser.parse_args()
-    global CHECKPOINTS
+    global CHECKPOINTS, KEEP_DIR
     CHECKPOINTS = args.checkpoints
     if args.existing_db:
-        measure_existing(args.existing_db, args.rounds)
+        measure_existing(args.existing_db, args.rounds, args.checkpoint_key)
+        return 0
+    if args.keep_db is not None:
+        if not args.full_verify_calls or args.backend != "sqlite":
+            parser.error("--keep-db goes with --full-verify-calls N --backend sqlite")
+        args.keep_db.mkdir(parents=True, exist_ok=True)
+        if (args.keep_db / "bench.db").exists():
+            parser.error(f"{args.keep_db / 'bench.db'} exists: time it with --existing-db")
+        KEEP_DIR = args.keep_db
+        measure_full_verify("sqlite", f"sqlite:///{args.keep_db}/bench.db", args.full_verify_calls)
+        print(
+            f"kept: --existing-db sqlite:///{args.keep_db}/bench.db"
+            + (f" --checkpoint-key {args.keep_db}/checkpoints-pub.pem" if CHECKPOINTS else "")
+        )
         return 0
     run = measure
     if args.full_verify_calls:
