@@ -27,7 +27,7 @@ from astreinte_ari.alerting.ports import (
     NotifyError,
     Recipient,
 )
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.alerting import AlertingConfig
 from astreinte_ari.config.model import AppConfig

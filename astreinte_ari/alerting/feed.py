@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from astreinte_ari.adapters.store.cluster_nodes import CallParty, call_parties, record_node_lost
 from astreinte_ari.adapters.store.recovery import open_calls_of_node
 from astreinte_ari.callflow.audit_events import CallEnded
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.callflow.reconcile import AuditSink, OpenCall
 from astreinte_ari.cluster.node_lost import NodeLoss, NodeRow, node_loss, settle_lost_call

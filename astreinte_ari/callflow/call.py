@@ -6,12 +6,13 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import datetime
 
+from astreinte_ari.callflow.admission import wait_for_slot
 from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
-from astreinte_ari.callflow.audit_events import CallAnswered, CallEnded, CallStarted
-from astreinte_ari.callflow.conversation import end_test_call, quietly, until_hangup
+from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
+from astreinte_ari.callflow.closed import CallClosed
+from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
@@ -24,6 +25,7 @@ from astreinte_ari.callflow.recording import (
 from astreinte_ari.callflow.ringall import RingAll
 from astreinte_ari.callflow.runtime import CallerGone, CallRuntime
 from astreinte_ari.callflow.settle import settle_gone
+from astreinte_ari.callflow.talk import bridge_and_talk
 from astreinte_ari.callflow.telephony import (
     Channel,
     TakeResult,
@@ -31,27 +33,10 @@ from astreinte_ari.callflow.telephony import (
 )
 from astreinte_ari.callflow.voicemail import VoicemailSink, take_voicemail
 from astreinte_ari.routing.busy import Turn, cascade_turns
-from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop
+from astreinte_ari.routing.plan import FinalAction, Hop
 
 log = logging.getLogger("astreinte_ari.call")
 FALLBACK_CONTEXT = ("astreinte-fallback", "s")
-
-
-@dataclass(frozen=True, slots=True)
-class CallClosed:
-    """What other parts of the service (alerts, metrics) learn about an ended call."""
-
-    call_id: str
-    plan: CallPlan
-    caller_number: str  # untrusted
-    caller_name: str  # untrusted
-    outcome: CallOutcome
-    detail: str
-    started_at: datetime
-    ended_at: datetime
-    last_state: CallState  # state before ended: where an abandoned caller was
-    voicemail_path: str | None = None
-    accepted_person_id: str | None = None
 
 
 class CallFlow:
@@ -151,30 +136,9 @@ class CallFlow:
 
     async def _admit(self) -> None:
         """Take a cascade slot; during a burst, wait on hold for one."""
-        slots, rt = self.admission, self.rt
-        if slots is None:
-            return
-        if not slots.locked():
-            await slots.acquire()
+        if self.admission is not None:
+            await wait_for_slot(self.rt, self.admission, self._start_ringback, self._stop_ringback)
             self._has_slot = True
-            return
-        rt.transition(CallState.QUEUED, "every cascade slot busy: the caller waits on hold")
-        await rt.play_and_wait(rt.caller_channel_id, "astreinte-please-wait")
-        await self._start_ringback()
-        acquire = asyncio.ensure_future(slots.acquire())
-        try:
-            while not acquire.done():
-                # Poll, so that a caller who hangs up while waiting is noticed
-                # (CallerGone) without cancelling a pending queue read.
-                await rt.next_event(rt.deadline_in(0.2))
-        except BaseException:
-            if acquire.done() and not acquire.cancelled():
-                slots.release()
-            else:
-                acquire.cancel()
-            raise
-        self._has_slot = True
-        await self._stop_ringback()  # the announcement comes next
 
     def _busy_with(self, hop: Hop) -> str | None:
         return self.engaged.holder(hop.target, self.rt.call_id)
@@ -307,7 +271,7 @@ class CallFlow:
                 if ready is None:
                     return False  # the agent left while waiting: the cascade goes on
                 prompt, on_hold = ready
-            return await self._talk(attempt, result.agent_channel_id, prompt, on_hold)
+            return await self._talk(attempt, prompt, on_hold)
 
     async def _announce_while_ringing(self, announcements: list[str]) -> None:
         """Early dial: the announcement plays on its own while the cascade rings. The
@@ -351,63 +315,30 @@ class CallFlow:
         self._agent_accepted = ready is not None
         return ready
 
-    async def _talk(
-        self, hop: HopAttempt, agent_id: str, prompt: str | None, agent_on_hold: bool = False
-    ) -> bool:
+    async def _talk(self, hop: HopAttempt, prompt: str | None, agent_on_hold: bool) -> bool:
         """Bridge the caller and the agent until one hangs up; False if the agent left
         at the very moment of bridging (the cascade goes on)."""
-        rt = self.rt
-        bridge_id = rt.new_id("bridge")
         # A test call proves the path, it records nobody (no conversation).
-        recorder = None if rt.plan.test_call else self._recorder(agent_id)
-        # Independent objects (the agent's prompt or hold, the caller's ringback, a new
-        # bridge): one round trip of wall time instead of three before the bridging.
-        await asyncio.gather(
-            rt.port.stop_playback(prompt) if prompt else asyncio.sleep(0),
-            self._quietly(rt.port.stop_hold(agent_id)) if agent_on_hold else asyncio.sleep(0),
-            self._stop_ringback(),
-            rt.port.create_bridge(bridge_id, dtmf_events=bool(recorder and recorder.needs_dtmf)),
+        recorder = None if self.rt.plan.test_call else self._recorder(hop.agent_id)
+
+        def bridged() -> None:
+            self._release()  # the conversation does not hold a cascade slot
+            self._accepted_by = hop.hop.person_id
+
+        talked = await bridge_and_talk(
+            self.rt,
+            hop,
+            prompt=prompt,
+            agent_on_hold=agent_on_hold,
+            recorder=recorder,
+            stop_ringback=self._stop_ringback,
+            on_bridged=bridged,
         )
-        try:
-            if not await rt.port.add_to_bridge(bridge_id, (rt.caller_channel_id, agent_id)):
-                await rt.ensure_caller_present()  # raises if it was the caller who left
-                await self._quietly(rt.port.destroy_bridge(bridge_id))
-                await self._quietly(rt.port.hangup(agent_id))
-                hop.end_left_before_bridge()
-                return False
-            rt.transition(CallState.BRIDGED, f"{hop.describe()} accepted")
-            answered_at = rt.clock()
-            rt.audit.emit(
-                CallAnswered(
-                    call_id=rt.call_id,
-                    hop_id=hop.hop_id,
-                    person_id=hop.hop.person_id,
-                    at=answered_at,
-                )
-            )
-        except BaseException:  # from here on, _until_hangup tears the bridge down
-            await self._quietly(rt.port.destroy_bridge(bridge_id))
-            raise
-        rt.caller_may_leave = True
-        self._release()  # the conversation does not hold a cascade slot
-        self._accepted_by = hop.hop.person_id
-        if rt.plan.test_call:  # the path is proven: nobody to talk to (selftest.py)
-            end = await end_test_call(rt, agent_id, bridge_id)
-        else:
-            if recorder is not None:
-                await recorder.start()
-            end = await until_hangup(rt, agent_id, bridge_id, recorder)
-            if recorder is not None:
-                await recorder.finish()  # before the ending: the trail has the file first
-        talk_s = round(max(0.0, (end.at - answered_at).total_seconds()), 1)
-        hop.end_after_talk(end.cause, end.cause_text)
+        if talked is None:
+            return False
         outcome = CallOutcome.ACCEPTED if hop.hop.require_accept else CallOutcome.CONNECTED
-        self._end(
-            outcome,
-            f"talked {talk_s}s with {hop.hop.person_id}, ended by {end.by}",
-            talk_s=talk_s,
-            at=end.at,
-        )
+        detail = f"talked {talked.seconds}s with {hop.hop.person_id}, ended by {talked.end.by}"
+        self._end(outcome, detail, talk_s=talked.seconds, at=talked.end.at)
         return True
 
     def _recorder(self, agent_id: str) -> ConversationRecorder | None:

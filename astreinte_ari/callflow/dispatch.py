@@ -15,17 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
-from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
-from astreinte_ari.callflow.call import CallClosed, CallFlow
+from astreinte_ari.callflow.call import CallFlow
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.engaged import EngagedTargets
 from astreinte_ari.callflow.identity import (
     AGENT_LEG,
     OWN_PREFIX,
     call_id_for_channel,
     is_originated_leg,
-    new_object_id,
 )
-from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.callflow.reconcile import PbxRecords, Reconciler, ended_meanwhile
 from astreinte_ari.callflow.recovery import ResumedCallFlow, ResumePoint
 from astreinte_ari.callflow.runtime import (
@@ -42,15 +40,13 @@ from astreinte_ari.callflow.telephony import (
     CallResync,
     Channel,
     ChannelEntered,
-    ChannelHungUp,
-    ChannelLeft,
-    PlaybackFinished,
     Resynced,
     TakeResult,
     TelephonyError,
     TelephonyEvent,
     TelephonyPort,
 )
+from astreinte_ari.callflow.unknown_line import play_then_hangup, record_unknown_line
 from astreinte_ari.callflow.voicemail import VoicemailSink
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
@@ -283,52 +279,9 @@ class OnCallService:
                 log.exception("call listener failed for call %s", closed.call_id[:8])
 
     def _refuse_unknown(self, call_id: str, caller: Channel, did: str) -> None:
-        # Unknown DID: audited, told, hung up. The DID is never dialled.
-        now = self._clock()
-        self._audit.emit(
-            CallStarted(
-                call_id=call_id,
-                did=did,
-                line_name="(unknown line)",
-                period="unknown",
-                caller_number=caller.caller_number,
-                caller_name=caller.caller_name,
-                channel_id=caller.id,
-                at=caller.created_at or now,
-            )
-        )
-        self._audit.emit(
-            CallEnded(
-                call_id=call_id,
-                outcome=CallOutcome.FAILED,
-                at=now,
-                detail="no line configured for this DID",
-            )
-        )
-        log.error("call %s: no line configured for DID %r", call_id[:8], did)
+        record_unknown_line(self._audit, call_id, caller, did, self._clock())
         media = self._sounds.uri("astreinte-no-one", DEFAULT_LANGUAGE)
-        self._spawn(self._play_then_hangup(caller.id, media))
-
-    async def _play_then_hangup(self, channel_id: str, media: str) -> None:
-        """Play one prompt, hang up when it ends (or the caller leaves first)."""
-        session = self._routes.open_session()
-        playback_id = new_object_id("pb")
-        session.bind(channel_id)
-        session.bind(playback_id)
-        try:
-            if await self._port.take_call(channel_id) is not TakeResult.TAKEN:
-                return
-            if await self._port.play(channel_id, media, playback_id):
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(30):
-                        while not isinstance(
-                            await session.events.get(),
-                            PlaybackFinished | ChannelHungUp | ChannelLeft,
-                        ):
-                            pass
-            await self._port.hangup(channel_id)
-        finally:
-            session.close()
+        self._spawn(play_then_hangup(self._port, self._routes, caller.id, media))
 
     async def _reconcile(self, snapshot: Resynced) -> None:
         """After a (re)connection: events sent meanwhile are lost, so compare."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.dispatch import OnCallService, PlanBuilder
 from astreinte_ari.callflow.identity import TEST_LEG, TEST_SOURCE_LEG, call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome

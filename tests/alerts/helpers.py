@@ -10,7 +10,7 @@ from typing import Any
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.app.alerting_edges import start_alerting
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig

@@ -28,7 +28,7 @@ from astreinte_ari.callflow.audit_events import (
     HopStarted,
     StateChanged,
 )
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.callflow.reconcile import OpenCall, OpenHop, settle_open_call
 from astreinte_ari.devtools.localpbx import free_port

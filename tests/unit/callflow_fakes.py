@@ -26,7 +26,7 @@ from astreinte_ari.callflow.audit_events import (
     HopStarted,
     StateChanged,
 )
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallState

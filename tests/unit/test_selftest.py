@@ -26,7 +26,7 @@ from astreinte_ari.callflow.audit_events import (
     HopEnded,
     HopStarted,
 )
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.identity import TEST_LEG, call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.selftest import LineSelfTester, SelfTestResult

@@ -23,7 +23,7 @@ from astreinte_ari.adapters.fallback.records import (
     ImportedCall,
 )
 from astreinte_ari.adapters.fallback.watcher import watch_fallback_spool
-from astreinte_ari.callflow.call import CallClosed
+from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.identity import uniqueid_key
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.plan import CallPlan
