@@ -290,3 +290,27 @@ def takeover_times() -> Iterator[dict[str, float]]:
     yield times
     for what, seconds in times.items():
         print(f"\ntakeover after {what}: {seconds:.2f} s")
+
+
+async def test_a_daily_chore_runs_on_the_leader_only(tmp_path: object) -> None:
+    """A line's daily test call is one call for the cluster, not one per node."""
+    engine = create_db_engine(f"sqlite:///{tmp_path}/chores.db")
+    upgrade(str(engine.url))
+    leading = {"now": False}
+    scheduler = PersistentScheduler(engine, gate=lambda: leading["now"])
+    ran: list[str] = []
+
+    async def chore() -> None:
+        ran.append("test call")
+
+    try:
+        scheduler.daily("testcall-+33180000001-0330", 3, 30, "Europe/Paris", chore)
+        job = scheduler.apscheduler.get_job("testcall-+33180000001-0330")
+        assert job is not None
+        await job.func()  # what APScheduler runs at 03:30 on a follower
+        assert ran == []
+        leading["now"] = True
+        await job.func()
+        assert ran == ["test call"]
+    finally:
+        engine.dispose()

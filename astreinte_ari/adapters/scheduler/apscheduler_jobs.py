@@ -194,7 +194,10 @@ class PersistentScheduler:
         chore: Callable[[], Awaitable[object]],
     ) -> None:
         """Run `chore` every day at hour:minute local time in `timezone` (not persisted:
-        a run missed while stopped is not replayed; a DST gap skips that day's run)."""
+        a run missed while stopped is not replayed; a DST gap skips that day's run).
+        In a cluster only the leader runs it (a line's test call: once, not per node)."""
+        if self._gate is not None:
+            chore = self._leader_only(chore)
         self.apscheduler.add_job(
             chore,
             CronTrigger(hour=hour, minute=minute, timezone=timezone),
