@@ -213,7 +213,13 @@ def check_directories(config: AppConfig) -> list[Check]:
     ]
 
 
-async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.0) -> list[Check]:
+async def check_asterisk(
+    config: AppConfig,
+    password: str,
+    timeout_s: float = 5.0,
+    seen: dict[str, str] | None = None,
+) -> list[Check]:
+    """`seen`, if given, receives the PBX's `system_name` (asterisk.conf systemname)."""
     client = AriClient(
         config.ari.url, config.ari.username, password, config.ari.app, request_timeout_s=timeout_s
     )
@@ -241,6 +247,8 @@ async def check_asterisk(config: AppConfig, password: str, timeout_s: float = 5.
                 )
             ]
         version = str((info.get("system") or {}).get("version", "?"))
+        if seen is not None:
+            seen["system_name"] = str((info.get("config") or {}).get("name") or "")
         checks = [
             Check(
                 "ARI", True, f"Asterisk {version} at {config.ari.url}, user {config.ari.username}"
@@ -355,16 +363,17 @@ def check_cel(config: AppConfig) -> Check:
 
 def run_checks(config: AppConfig) -> list[Check]:
     checks = check_secrets(config)
+    seen: dict[str, str] = {}
     try:
         password = config.ari_password()
     except SecretError:
         checks.append(_fail("ARI", "not checked: no password", "see the ARI password check above"))
     else:
-        checks.extend(asyncio.run(check_asterisk(config, password)))
+        checks.extend(asyncio.run(check_asterisk(config, password, seen=seen)))
     checks.append(check_sounds(config))
     checks.append(database := check_database(config))
     if database.ok:  # this node's name and role, every node's heartbeat
-        checks.append(check_cluster(config))
+        checks.append(check_cluster(config, seen.get("system_name")))
     checks.append(check_cel(config))
     checks.extend(check_directories(config))
     return checks

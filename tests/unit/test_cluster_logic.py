@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from astreinte_ari.app.doctor_cluster import describe_nodes
+from astreinte_ari.app.doctor_cluster import describe_nodes, system_name_problem
 from astreinte_ari.callflow.audit_events import CallEnded, HopEnded, StateChanged
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.reconcile import OpenCall, OpenHop
@@ -209,3 +209,55 @@ def test_bad_cluster_section_is_refused_with_its_line(
         _load(tmp_path, CONFIG + section, "bad.yaml")
     text = str(info.value)
     assert f"bad.yaml:{line}:" in text and words in text, text
+
+
+@pytest.mark.parametrize(
+    ("system_name", "shared", "problem"),
+    [
+        ("pbx-a", [], None),
+        ("", [], "Asterisk has no systemname"),
+        ("astreinte-pbx", [], "the astreinte- prefix is the service's own"),
+        ("pbx", ["pbx-b"], "systemname 'pbx' is also used by node(s) pbx-b"),
+    ],
+)
+def test_doctor_wants_a_distinct_asterisk_systemname_per_node(
+    system_name: str, shared: list[str], problem: str | None
+) -> None:
+    found = system_name_problem("pbx-a", system_name, shared)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found[0]
+        assert found[1].startswith("set systemname = pbx-a in asterisk.conf")
+
+
+def test_doctor_finds_another_nodes_calls_under_this_systemname(tmp_path: Path) -> None:
+    from sqlalchemy import insert
+
+    from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
+    from astreinte_ari.adapters.store.models import calls_table
+    from astreinte_ari.app.doctor_cluster import _nodes_sharing
+
+    url = f"sqlite:///{tmp_path}/calls.db"
+    upgrade(url)
+    engine = create_db_engine(url)
+    row = dict(did="+33180000001", line_name="L", period="night", caller_number="+3361",
+               caller_name="", started_at=T0)  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(calls_table),
+                [
+                    {**row, "id": "c1", "channel_id": "pbx-1764540000.1", "node": "pbx-b"},
+                    {**row, "id": "c2", "channel_id": "pbx-1764540000.2", "node": "pbx-a"},
+                    {**row, "id": "c3", "channel_id": "pbx-a-1764540000.3", "node": "pbx-c"},
+                    {**row, "id": "c4", "channel_id": "pbxZx-1764540000.4", "node": "pbx-d"},
+                ],
+            )
+        # pbx-a's own calls do not count.
+        assert _nodes_sharing(engine, "pbx-a", "pbx") == ["pbx-b", "pbx-c"]
+        assert _nodes_sharing(engine, "pbx-a", "pbx-a") == ["pbx-c"]
+        assert _nodes_sharing(engine, "pbx-a", "other") == []
+        assert _nodes_sharing(engine, "pbx-a", "pbx_x") == []  # "_" is no LIKE wildcard here
+    finally:
+        engine.dispose()
