@@ -4,7 +4,8 @@ no process locale (the `locale` module is process-wide and often lacks fr_FR).
 Conventions (docs/audit-and-reports.md, "Reading the documents"):
 - durations use the unit symbols h, min and s in both languages, rounded to the
   second under an hour ("45 s", "2 min 05 s") and to the minute from one hour
-  ("3 h 08 min"); unknown or negative: "—";
+  ("3 h 08 min"); unknown or negative: "—"; a number of hours (time on call)
+  is always in hours and minutes ("0 h 15 min", "342 h 00 min");
 - numbers: French "1 234,5" (no-break spaces between thousands), English "1,234.5";
 - percentages: French "87,5 %", English "87.5%";
 - dates in the configured time zone: French "26/05/2026 23:10", English
@@ -62,8 +63,12 @@ def duration(seconds: float | None, lang: Lang) -> str:
 
 
 def hours(value: float | None, lang: Lang) -> str:
-    """A number of hours (on-call time) as a duration: 342.0 -> "342 h 00 min"."""
-    return DASH if value is None else duration(value * 3600, lang)
+    """A number of hours (time on call, rest), always in hours and minutes, rounded to
+    the minute: 342.0 -> "342 h 00 min", 0 -> "0 h 00 min", 0.25 -> "0 h 15 min"."""
+    if value is None or not _known(value * 3600):
+        return DASH
+    whole, minutes = divmod(math.floor(value * 60 + 0.5), 60)
+    return f"{whole} h {minutes:02d} min"
 
 
 def number(value: float | None, lang: Lang, decimals: int = 0) -> str:

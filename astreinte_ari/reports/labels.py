@@ -65,7 +65,8 @@ _LABELS: dict[str, tuple[str, str]] = {  # key: (fr, en)
     "refused": ("numéro non autorisé", "number not allowed"),
     "skipped": ("passé (déjà en ligne)", "skipped (on another call)"),
     # monthly statement (reports/statement.py; CSV `item` values)
-    "statement_title": ("Relevé d'astreinte", "On-call statement"),
+    "statement_heading": ("Relevé d'astreinte {month} : {name}",
+                          "On-call statement {month}: {name}"),
     "statements_title": ("Relevés d'astreinte", "On-call statements"),
     "periods_on_call": ("Périodes d'astreinte", "Periods on call"),
     "from": ("Début", "From"),

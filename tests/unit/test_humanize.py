@@ -59,7 +59,10 @@ def test_duration(seconds: float | None, expected: str) -> None:
 def test_hours() -> None:
     assert hours(342.0, "fr") == "342 h 00 min"
     assert hours(2.2, "en") == "2 h 12 min"
-    assert hours(0.0, "en") == "0 s"
+    assert hours(0.0, "en") == "0 h 00 min"
+    assert hours(0.25, "fr") == "0 h 15 min"
+    assert hours(10.999, "fr") == "11 h 00 min"
+    assert hours(-1.0, "fr") == DASH
     assert hours(None, "fr") == DASH
 
 
