@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.alerting.ack_page import acked_page, confirm_page, handled_page
 from astreinte_ari.alerting.messages import subject_and_text
+from astreinte_ari.alerting.ports import AlertMessage, Recipient
 from astreinte_ari.alerting.shifts import _team_language
+from astreinte_ari.config.alerting import SmtpConfig
 from astreinte_ari.config.loader import ConfigError, load_config
 from tests.unit.html_doc import parse_html
 from tests.unit.test_statement_cli import CONFIG
@@ -113,3 +116,25 @@ def test_top_level_language(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert f"{path}:1: language:" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "language", "ack_line", "vm_line"),
+    [
+        ("shift_start", "fr", "Confirmer: https://h/a/x", None),
+        ("shift_start", "en", "Confirm: https://h/a/x", None),
+        ("missed_call", "fr", "Acquitter: https://h/a/x", "Message vocal: https://h/v/y"),
+        ("missed_call", "en", "Acknowledge: https://h/a/x", "Voicemail: https://h/v/y"),
+    ],
+)
+def test_email_links_are_labelled_in_the_alerts_language(
+    kind: str, language: str, ack_line: str, vm_line: str | None
+) -> None:
+    notifier = EmailNotifier(SmtpConfig(host="smtp.invalid", sender="a@b.invalid"), None)
+    message = AlertMessage(
+        alert_id="abcdef12", kind=kind, subject="s", text="the text", language=language,
+        ack_url="https://h/a/x", voicemail_url="https://h/v/y" if vm_line else None,
+    )  # fmt: skip
+    mail = notifier.build(Recipient("p1", "P One", "+33611111111", "p1@b.invalid"), message)
+    body = mail.get_content().splitlines()
+    assert body == ["the text", "", ack_line, *([vm_line] if vm_line else [])]
