@@ -130,3 +130,27 @@ def test_an_unknown_language_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         cli.main(["report", "--from", "2026-03-01", "--to", "2026-04-01", "--lang", "de"])
     assert exit_.value.code == 2
     assert "--lang" in capsys.readouterr().err
+
+
+def test_a_configuration_with_errors_still_gives_its_language(
+    seeded: tuple[Engine, list[Seeded]],  # noqa: F811
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    assert "    team: maintenance\n" in CONFIG
+    broken.write_text(
+        "language: en\n" + CONFIG.replace("    team: maintenance\n", "    team: nosuch\n"),
+        encoding="utf-8",
+    )
+    argv = ["report", "--url", db_url, "--from", "2026-03-20", "--to", "2026-04-05",
+            "-c", str(broken), "--format", "html"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "has 1 problem" in err  # reported, and the report is still written
+    doc = parse_html(out)
+    assert doc.lang == "en"
+    # The people cannot be trusted from a file with errors: the ids.
+    people = doc.table_with("Person")
+    assert sorted(row[0] for row in people[1:]) == ["alice", "bob", "sup"]
