@@ -128,7 +128,8 @@ def _charts(report: Report, lang: hz.Lang) -> list[tuple[str, str]]:
 _STYLE = """
 body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}thead th{background:#eef}
-th[scope=row]{text-align:left;font-weight:normal}img{display:block;margin:1em 0;max-width:100%}
+th:first-child{text-align:left}th[scope=row]{font-weight:normal}caption{text-align:left;font-weight:bold}
+img{display:block;margin:1em 0;max-width:100%}
 """
 
 
