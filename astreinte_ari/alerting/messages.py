@@ -15,6 +15,7 @@ from astreinte_ari.alerting.ports import AlertMessage, Recipient
 from astreinte_ari.config.model import AppConfig
 
 _NUMBER_RE = re.compile(r"^\+?\d{3,20}$")
+_EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def readable_number(raw: str | None) -> str | None:
@@ -29,7 +30,13 @@ def subject_and_text(alert: Alert, timezone: str) -> tuple[str, str]:
     zone = ZoneInfo(timezone)
 
     def hhmm(at: datetime | None) -> str:
-        return "" if at is None else at.astimezone(zone).strftime("%d/%m %H:%M")
+        """fr "05/12 18:00"; en "5 Dec 18:00" (no day/month order to guess)."""
+        if at is None:
+            return ""
+        local = at.astimezone(zone)
+        if en:
+            return f"{local.day} {_EN_MONTHS[local.month - 1]} {local:%H:%M}"
+        return f"{local:%d/%m %H:%M}"
 
     ref = alert.id[:8]
     if alert.kind == "missed_call":

@@ -95,5 +95,7 @@ def shift_states(config: AppConfig, store: AlertRepository, now: datetime) -> li
 
 
 def _team_language(config: AppConfig, team: str) -> str:
-    """The language of the team's first line: what its people hear on the line."""
-    return next((line.language for line in config.lines.values() if line.team == team), "fr")
+    """The language of the team's first line (what its people hear on the line), else
+    the configuration's `language`."""
+    lines = (line.language for line in config.lines.values() if line.team == team)
+    return next(lines, config.language)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from astreinte_ari.cli.context import EXIT_OK, EXIT_USAGE, CliContext, usage_error
 from astreinte_ari.cli.database import add_date_range, database_options, run_on_database
+from astreinte_ari.reports.humanize import LANGUAGES, Lang, language
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: Any) -> None:
         help="json (default), csv (section,key,subkey,value) or html (with charts)",
     )
     p.add_argument("--tz", help="time zone for days and hours (default: the configuration's)")
+    _add_lang(p, "html")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_report)
 
@@ -39,8 +41,28 @@ def register(subparsers: Any) -> None:
         default="csv",
         help="csv (default; formula-guarded like every CSV) or html (a page per person)",
     )
+    _add_lang(p, "html and of the csv `label` column")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=_cmd_statement)
+
+
+def _add_lang(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help=f"language of the {what}: fr or en (default: the configuration's language, else fr)",
+    )
+
+
+def _language(args: argparse.Namespace, config: Any) -> Lang:
+    """--lang, else the configuration's `language` (a broken file: what is readable)."""
+    return language(args.lang or getattr(config, "language", None))
+
+
+def _names(config: Any) -> dict[str, str]:
+    """Person id -> name from the configuration (empty when it cannot be read whole)."""
+    teams = getattr(config, "teams", None) or {}
+    return {pid: person.name for team in teams.values() for pid, person in team.people.items()}
 
 
 def _when(text: str, option: str, zone: ZoneInfo) -> datetime:
@@ -64,7 +86,10 @@ def _cmd_report(args: argparse.Namespace, ctx: CliContext) -> int:
         from astreinte_ari.reports import render
         from astreinte_ari.reports.kpis import build_report
 
-        config = ctx.lenient_config() if args.tz is None else None
+        # Names and language are only for the HTML: the machine formats need the
+        # configuration only for its time zone.
+        wants_config = args.tz is None or args.format == "html"
+        config = ctx.lenient_config() if wants_config else None
         tz_name = args.tz or (config.timezone if config is not None and config.timezone else "UTC")
         try:
             zone = ZoneInfo(tz_name)
@@ -78,8 +103,13 @@ def _cmd_report(args: argparse.Namespace, ctx: CliContext) -> int:
             report = build_report(engine, since, until, timezone=tz_name, line=args.line)
         finally:
             engine.dispose()
-        renderers = {"json": render.to_json, "csv": render.to_csv, "html": render.to_html}
-        _emit(renderers[args.format](report), args.output)
+        if args.format == "html":
+            lines = getattr(config, "lines", None) or {}
+            line_name = lines[args.line].name if args.line in lines else None
+            text = render.to_html(report, _language(args, config), _names(config), line_name)
+        else:
+            text = render.to_json(report) if args.format == "json" else render.to_csv(report)
+        _emit(text, args.output)
         return EXIT_OK
 
     return run_on_database(ctx, body)
@@ -132,8 +162,11 @@ def _cmd_statement(args: argparse.Namespace, ctx: CliContext) -> int:
                 statements.append(statement)
         finally:
             engine.dispose()
-        render = st.to_csv if args.format == "csv" else st.to_html
-        _emit(render(statements, zone), args.output)
+        lang, names = _language(args, config), _names(config)
+        from astreinte_ari.reports.statement_html import to_html
+
+        render = st.to_csv if args.format == "csv" else to_html
+        _emit(render(statements, zone, lang, names), args.output)
         return EXIT_OK
 
     return run_on_database(ctx, body, whole="statement (rotas, people and rates)")

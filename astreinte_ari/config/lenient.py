@@ -46,6 +46,7 @@ class LenientConfig:
     timezone: str | None  # None: missing or not readable
     audit: AuditConfig | None  # None: not readable
     database: DatabaseConfig | _Unreadable
+    language: str | None = None  # documents for people; None: missing or not readable
 
     @property
     def base_dir(self) -> Path:
@@ -145,4 +146,7 @@ def read_lenient(path: str | Path, issues: Sequence[ConfigIssue]) -> LenientConf
     if not isinstance(raw_audit, _Unreadable):
         with contextlib.suppress(ValidationError):
             audit = AuditConfig.model_validate(raw_audit or {})
-    return LenientConfig(source, tuple(issues), timezone, audit, database)
+    language = _section("language", sections, broken, issues)
+    if language not in ("fr", "en"):
+        language = None
+    return LenientConfig(source, tuple(issues), timezone, audit, database, language)

@@ -262,6 +262,9 @@ def _under_etc(directory: Path) -> bool:
 class AppConfig(Frozen):
     source_path: Path
     timezone: str
+    # Language of the documents for people (report --format html, statements) and of
+    # shift-start texts when no line of the team says otherwise: fr or en.
+    language: Literal["fr", "en"] = "fr"
     ari: AriConfig
     pbx: PbxConfig = PbxConfig()  # where Asterisk takes SIP (doctor, /readyz): config/pbx.py
     database: DatabaseConfig = DatabaseConfig()

@@ -1,7 +1,10 @@
 """A KPI report as CSV, JSON or one self-contained HTML file (charts inlined as PNG).
 
-The HTML has no external reference at all (no scripts, fonts or images to
-fetch): it opens offline and can be mailed or archived as it is.
+JSON and CSV are for machines: stable keys, person ids, raw seconds. The HTML is
+for people, in French or English (reports/humanize.py, reports/labels.py):
+names, "3 h 08 min", labelled columns. It has no external reference at all (no
+scripts, fonts or images to fetch): it opens offline and can be mailed or
+archived as it is.
 """
 
 from __future__ import annotations
@@ -10,22 +13,19 @@ import base64
 import html
 import io
 import json
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from astreinte_ari.reports import humanize as hz
 from astreinte_ari.reports.csv_safe import SafeWriter
-from astreinte_ari.reports.kpis import WEEKDAYS, Report
+from astreinte_ari.reports.kpis import Report
+from astreinte_ari.reports.labels import label
 
 
 def to_json(report: Report) -> str:
     return json.dumps(report.to_json_dict(), indent=2, ensure_ascii=False)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f} %"
-
-
-def _sec(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
 
 
 def to_csv(report: Report) -> str:
@@ -67,7 +67,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _charts(report: Report) -> list[tuple[str, str]]:
+def _charts(report: Report, lang: hz.Lang) -> list[tuple[str, str]]:
     from astreinte_ari.extras import require
 
     matplotlib = require("matplotlib", "charts", "the HTML report's charts")
@@ -80,27 +80,32 @@ def _charts(report: Report) -> list[tuple[str, str]]:
     days = list(report.per_day)
     ax.bar(range(len(days)), [report.per_day[d] for d in days], color="#3b6ea5")
     step = max(1, len(days) // 12)
-    ax.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]], rotation=45)
-    ax.set_ylabel("calls")
-    ax.set_title("Calls per day")
-    charts.append(("Calls per day", _png(fig)))
+    # fr: day/month; en: month-day (as ISO, unambiguous).
+    ticks = [f"{d[8:]}/{d[5:7]}" if lang == "fr" else d[5:] for d in days[::step]]
+    ax.set_xticks(range(0, len(days), step), ticks, rotation=45)
+    ax.set_ylabel(label("calls", lang))
+    title = label("calls_per_day", lang)
+    ax.set_title(title)
+    charts.append((title, _png(fig)))
 
     fig = Figure(figsize=(8, 2.8))
     ax = fig.subplots()
     image = ax.imshow(report.hour_of_week, aspect="auto", cmap="Blues")
-    ax.set_yticks(range(7), list(WEEKDAYS))
+    ax.set_yticks(range(7), list(hz.weekday_names(lang)))
     ax.set_xticks(range(0, 24, 2), [f"{h:02d}h" for h in range(0, 24, 2)])
-    ax.set_title("Calls per hour of the week (local time)")
+    title = label("calls_per_hour", lang)
+    ax.set_title(title)
     fig.colorbar(image, ax=ax)
-    charts.append(("Calls per hour of the week", _png(fig)))
+    charts.append((title, _png(fig)))
 
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
     outcomes = sorted(report.by_outcome.items(), key=lambda item: -item[1])
-    ax.barh([o for o, _ in outcomes], [n for _, n in outcomes], color="#6a9f58")
+    ax.barh([label(o, lang) for o, _ in outcomes], [n for _, n in outcomes], color="#6a9f58")
     ax.invert_yaxis()
-    ax.set_title("Call outcomes")
-    charts.append(("Call outcomes", _png(fig)))
+    title = label("call_outcomes", lang)
+    ax.set_title(title)
+    charts.append((title, _png(fig)))
 
     if report.per_hop:
         fig = Figure(figsize=(8, 3))
@@ -110,60 +115,104 @@ def _charts(report: Report) -> list[tuple[str, str]]:
         bottom = [0] * len(hops)
         for name in names:
             values = [report.per_hop[h].get(name, 0) for h in hops]
-            ax.bar([f"hop {h}" for h in hops], values, bottom=bottom, label=name)
+            ax.bar([label("hop_n", lang, n=str(h)) for h in hops], values, bottom=bottom,
+                   label=label(name, lang))  # fmt: skip
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.legend(fontsize=7, loc="upper right")
-        ax.set_title("Outcome per hop of the cascade")
-        charts.append(("Outcome per hop", _png(fig)))
+        title = label("outcome_per_hop", lang)
+        ax.set_title(title)
+        charts.append((title, _png(fig)))
     return charts
 
 
 _STYLE = """
 body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
-td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#eef}
-td:first-child,th:first-child{text-align:left}img{display:block;margin:1em 0;max-width:100%}
+td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}thead th{background:#eef}
+th:first-child{text-align:left}th[scope=row]{font-weight:normal}caption{text-align:left;font-weight:bold}
+img{display:block;margin:1em 0;max-width:100%}
 """
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def html_table(header: list[str], rows: list[list[Any]], caption: str | None = None) -> str:
+    """An accessible table: column headers with scope="col", each row's first cell a
+    row header (scope="row"); every cell escaped."""
+    head = "".join(f'<th scope="col">{html.escape(str(h))}</th>' for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        f'<tr><th scope="row">{html.escape(str(row[0]))}</th>'
+        + "".join(f"<td>{html.escape(str(c))}</td>" for c in row[1:])
+        + "</tr>"
+        for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    title = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def to_html(report: Report) -> str:
-    title = f"On-call line report {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
+def report_title(report: Report, lang: hz.Lang, line_name: str | None = None) -> str:
+    """'Rapport de la ligne d'astreinte du 20/03/2026 au 04/04/2026, ligne Maintenance':
+    the last day shown is the last one included (the end is exclusive)."""
+    zone = ZoneInfo(report.timezone)
+    first = report.since.astimezone(zone).date()
+    last = (report.until.astimezone(zone) - timedelta(microseconds=1)).date()
+    period = label("period_range", lang, since=hz.day_text(first, lang),
+                   until=hz.day_text(last, lang))  # fmt: skip
+    title = f"{label('report_title', lang)} {period}"
     if report.line:
-        title += f", line {report.line}"
-    summary = _table(
-        ["indicator", "value"],
+        name = f"{line_name} ({report.line})" if line_name else report.line
+        title += f", {label('line', lang, line=name)}"
+    return title
+
+
+def to_html(
+    report: Report,
+    lang: hz.Lang = "fr",
+    names: Mapping[str, str] | None = None,
+    line_name: str | None = None,
+) -> str:
+    """The report for people, in `lang`; `names` maps person ids to names (a person
+    no longer in the configuration shows as the id)."""
+    names = names or {}
+    zone = ZoneInfo(report.timezone)
+    title = report_title(report, lang, line_name)
+
+    def share(count: int) -> str:
+        return hz.percent(report.rate(count), lang)
+
+    def sec(value: float | None) -> str:
+        return hz.duration(value, lang)
+
+    summary = html_table(
+        [label("indicator", lang), label("value", lang), label("share", lang)],
         [
-            ["calls", report.total],
-            ["answered (accepted by a person)", f"{report.answered} ({_pct(report.answer_rate)})"],
-            ["abandoned", f"{report.abandoned} ({_pct(report.abandon_rate)})"],
-            ["voicemail", f"{report.voicemail} ({_pct(report.voicemail_rate)})"],
-            ["time to answer, median", _sec(report.tta_median)],
-            ["time to answer, 90th percentile", _sec(report.tta_p90)],
-            ["talk time, total", _sec(report.talk_total)],
-            ["talk time, mean / median", f"{_sec(report.talk_mean)} / {_sec(report.talk_median)}"],
+            [label("calls", lang), hz.number(report.total, lang), ""],
+            [label("answered", lang), hz.number(report.answered, lang), share(report.answered)],
+            [label("abandoned", lang), hz.number(report.abandoned, lang),
+             share(report.abandoned)],
+            [label("voicemail", lang), hz.number(report.voicemail, lang),
+             share(report.voicemail)],
+            [label("tta_median", lang), sec(report.tta_median), ""],
+            [label("tta_p90", lang), sec(report.tta_p90), ""],
+            [label("talk_total", lang), sec(report.talk_total), ""],
+            [label("talk_mean", lang), sec(report.talk_mean), ""],
+            [label("talk_median", lang), sec(report.talk_median), ""],
         ],
-    )
-    people = _table(
-        ["person", "rung", "accepted", "declined", "missed", "other"],
-        [[p, s.rung, s.accepted, s.declined, s.missed, s.other]
-         for p, s in sorted(report.per_person.items())],
+        caption=label("summary", lang),
+    )  # fmt: skip
+    people = html_table(
+        [label(k, lang) for k in ("person", "rung", "accepted_n", "declined_n", "missed_n",
+                                  "other_n")],
+        sorted([names.get(p, p), s.rung, s.accepted, s.declined, s.missed, s.other]
+               for p, s in report.per_person.items()),
     )  # fmt: skip
     images = "".join(
         f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '
         f'src="data:image/png;base64,{data}">'
-        for name, data in _charts(report)
+        for name, data in _charts(report, lang)
     )
+    note = label("times_in", lang, zone=report.timezone, since=hz.when(report.since, zone, lang),
+                 until=hz.when(report.until, zone, lang))  # fmt: skip
     return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>Times in {html.escape(report.timezone)}; "
-        f"period from {report.since.isoformat()} (inclusive) to {report.until.isoformat()} "
-        f"(exclusive).</p>{summary}<h2>Per person</h2>{people}{images}</body></html>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(note)}</p>{summary}"
+        f"<h2>{html.escape(label('per_person', lang))}</h2>{people}{images}</body></html>"
     )

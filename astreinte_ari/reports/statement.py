@@ -16,9 +16,8 @@ the end of the previous one (daily rest interrupted).
 
 from __future__ import annotations
 
-import html
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -29,6 +28,13 @@ from astreinte_ari.adapters.store.models import hops_table
 from astreinte_ari.config.reporting import CompensationConfig
 from astreinte_ari.public_holidays import country_holidays
 from astreinte_ari.reports.csv_safe import SafeWriter
+from astreinte_ari.reports.humanize import Lang
+from astreinte_ari.reports.labels import label
+
+# The statement CSV's machine columns (stable: importers read them) and, after them,
+# the columns for people.
+CSV_COLUMNS = ("person", "month", "item", "start", "end", "hours", "detail")
+CSV_HUMAN_COLUMNS = ("label", "name")
 
 # Label of the hop a voice alert writes when the agent presses 2 to call the caller
 # back (adapters/notify/voice.py): paid as an intervention from the caller's answer.
@@ -51,6 +57,15 @@ class Intervention:
     end: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RestBreak:
+    """An intervention that started less than the rest rule after the previous one."""
+
+    at: datetime  # UTC: the intervention's start
+    gap_hours: float
+    rule_hours: float
+
+
 @dataclass(slots=True)
 class Statement:
     person: str
@@ -61,7 +76,8 @@ class Statement:
     on_call_hours: dict[str, float] = field(default_factory=dict)  # weekday/weekend/holiday
     intervention_hours: float = 0.0
     amounts: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # English, as in the CSV
+    rest_breaks: list[RestBreak] = field(default_factory=list)  # the same, for documents
 
     @property
     def total(self) -> float:
@@ -148,6 +164,7 @@ def compensate(statement: Statement, zone: ZoneInfo, config: CompensationConfig)
         ):
             gap = (item.start - previous_end).total_seconds() / 3600
             local = item.start.astimezone(zone)
+            statement.rest_breaks.append(RestBreak(item.start, gap, config.rest_hours))
             statement.warnings.append(
                 f"rest interrupted: intervention at {local:%Y-%m-%d %H:%M} only {gap:.1f} h "
                 f"after the previous one (rule: {config.rest_hours:g} h)"
@@ -197,66 +214,41 @@ def people_with_interventions(engine: Engine, start: datetime, end: datetime) ->
         return set(conn.scalars(stmt))
 
 
-def to_csv(statements: list[Statement], zone: ZoneInfo) -> str:
+def _csv_items(st: Statement, zone: ZoneInfo) -> Iterable[tuple[str, str, str, object, str]]:
+    """(item, start, end, hours, detail) of each row of one statement."""
+    for p in st.periods:
+        hours = (p.end - p.start).total_seconds() / 3600
+        yield ("period", p.start.astimezone(zone).isoformat(), p.end.astimezone(zone).isoformat(),
+               f"{hours:.2f}", f"{p.team}/{p.rota} ({p.source})")  # fmt: skip
+    for i in st.interventions:
+        hours = (i.end - i.start).total_seconds() / 3600
+        yield ("intervention", i.start.astimezone(zone).isoformat(),
+               i.end.astimezone(zone).isoformat(), f"{hours:.4f}", f"call {i.call_id}")  # fmt: skip
+    for kind, on_call in st.on_call_hours.items():
+        yield f"on_call_hours_{kind}", "", "", on_call, ""
+    for name, amount in st.amounts.items():
+        yield f"amount_{name}", "", "", "", f"{amount:.2f} {st.currency}"
+    yield "total", "", "", "", f"{st.total:.2f} {st.currency}"
+    for warning in st.warnings:
+        yield "warning", "", "", "", warning
+
+
+def to_csv(
+    statements: list[Statement],
+    zone: ZoneInfo,
+    lang: Lang = "fr",
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """One row per item. The first seven columns are the stable machine ones (raw
+    `item` keys, ISO dates, decimal hours); `label` (the item in `lang`) and `name`
+    (the person's) come last, so that importers reading by position still work."""
+    names = names or {}
     out = io.StringIO()
     writer = SafeWriter(out)  # formula-injection guard: csv_safe.py
-    writer.writerow(["person", "month", "item", "start", "end", "hours", "detail"])
+    writer.writerow([*CSV_COLUMNS, *CSV_HUMAN_COLUMNS])
     for st in statements:
-        for p in st.periods:
-            hours = (p.end - p.start).total_seconds() / 3600
-            writer.writerow([st.person, st.month, "period", p.start.astimezone(zone).isoformat(),
-                             p.end.astimezone(zone).isoformat(), f"{hours:.2f}",
-                             f"{p.team}/{p.rota} ({p.source})"])  # fmt: skip
-        for i in st.interventions:
-            hours = (i.end - i.start).total_seconds() / 3600
-            writer.writerow([st.person, st.month, "intervention", i.start.astimezone(zone)
-                             .isoformat(), i.end.astimezone(zone).isoformat(), f"{hours:.4f}",
-                             f"call {i.call_id}"])  # fmt: skip
-        for kind, hours in st.on_call_hours.items():
-            writer.writerow([st.person, st.month, f"on_call_hours_{kind}", "", "", hours, ""])
-        for name, amount in st.amounts.items():
-            writer.writerow([st.person, st.month, f"amount_{name}", "", "", "",
-                             f"{amount:.2f} {st.currency}"])  # fmt: skip
-        writer.writerow([st.person, st.month, "total", "", "", "", f"{st.total:.2f} {st.currency}"])
-        for warning in st.warnings:
-            writer.writerow([st.person, st.month, "warning", "", "", "", warning])
+        name = names.get(st.person, st.person)
+        for item, start, end, hours, detail in _csv_items(st, zone):
+            writer.writerow([st.person, st.month, item, start, end, hours, detail,
+                             label(item, lang), name])  # fmt: skip
     return out.getvalue()
-
-
-def to_html(statements: list[Statement], zone: ZoneInfo) -> str:
-    """Print-ready HTML (one page per person: page-break CSS); print to PDF from a browser."""
-    parts = []
-    for st in statements:
-        rows = "".join(
-            f"<tr><td>{p.start.astimezone(zone):%Y-%m-%d %H:%M}</td>"
-            f"<td>{p.end.astimezone(zone):%Y-%m-%d %H:%M}</td>"
-            f"<td>{html.escape(p.team)}/{html.escape(p.rota)} ({p.source})</td></tr>"
-            for p in st.periods
-        )
-        calls = "".join(
-            f"<tr><td>{i.start.astimezone(zone):%Y-%m-%d %H:%M}</td>"
-            f"<td>{(i.end - i.start).total_seconds() / 60:.1f} min</td>"
-            f"<td>{html.escape(i.call_id)}</td></tr>"
-            for i in st.interventions
-        )
-        amounts = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{v:.2f} {html.escape(st.currency)}</td></tr>"
-            for k, v in st.amounts.items()
-        )
-        warnings = "".join(f"<li>{html.escape(w)}</li>" for w in st.warnings) or "<li>none</li>"
-        parts.append(
-            f'<section style="page-break-after:always"><h1>On-call statement '
-            f"{html.escape(st.month)}: {html.escape(st.person)}</h1>"
-            f"<h2>Periods on call ({len(st.periods)})</h2><table><tr><th>from</th><th>to</th>"
-            f"<th>rota</th></tr>{rows}</table>"
-            f"<h2>Interventions ({len(st.interventions)}, {st.intervention_hours:.2f} h)</h2>"
-            f"<table><tr><th>accepted</th><th>duration</th><th>call</th></tr>{calls}</table>"
-            f"<h2>Compensation</h2><table>{amounts}<tr><th>total</th>"
-            f"<th>{st.total:.2f} {html.escape(st.currency)}</th></tr></table>"
-            f"<h2>Rest-rule warnings</h2><ul>{warnings}</ul></section>"
-        )
-    style = "body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:3px 8px}"
-    return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>On-call statements</title>'
-        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
-    )

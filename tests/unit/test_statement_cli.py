@@ -19,6 +19,7 @@ import io
 import itertools
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,6 +37,7 @@ from astreinte_ari.callflow.audit_events import (
     StateChanged,
 )
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
+from tests.unit.html_doc import parse_html
 from tests.unit.test_store import write_all
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -236,10 +238,15 @@ ALICE_PAY = {
 }  # fmt: skip
 
 
+MACHINE_COLUMNS = ["person", "month", "item", "start", "end", "hours", "detail"]
+
+
 def _rows(text: str) -> list[list[str]]:
+    """The machine columns of each row: the same as before the human columns came,
+    which are appended after them (importers reading by position still work)."""
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["person", "month", "item", "start", "end", "hours", "detail"]
-    return rows[1:]
+    assert rows[0] == [*MACHINE_COLUMNS, "label", "name"]
+    return [row[: len(MACHINE_COLUMNS)] for row in rows[1:]]
 
 
 def test_statement_csv_for_one_person(
@@ -310,26 +317,93 @@ def test_statement_csv_for_everyone(
     assert interventions == {"alice": 6, "bob": 1, "carol": 0, "sup": 1}
 
 
+def test_statement_csv_human_columns(
+    statement_db: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, url = statement_db
+    for lang, labels in (
+        ("fr", {"period": "Période d'astreinte", "amount_on_call_weekday":
+                "Montant : astreinte semaine", "total": "Total"}),
+        ("en", {"period": "Period on call", "amount_on_call_weekday":
+                "Amount: on call, weekday", "total": "Total"}),
+    ):  # fmt: skip
+        code, out, err = run(capsys, "statement", "--month", "2026-05", "--person", "alice",
+                             "--lang", lang, "-c", config, "--url", url)  # fmt: skip
+        assert code == 0, err
+        rows = list(csv.reader(io.StringIO(out)))[1:]
+        assert {row[8] for row in rows} == {"Alice Martin"}
+        by_item = {row[2]: row[7] for row in rows}
+        for item, words in labels.items():
+            assert by_item[item] == words, (lang, item)
+        assert all(row[7] and row[7] != row[2] for row in rows if row[2] != "total"), rows
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("fr", {
+            "title": "Relevé d'astreinte mai 2026 : Alice Martin",
+            "periods": "Périodes d'astreinte (4)",
+            "period_row": ["08/05/2026 18:00", "12/05/2026 20:00",
+                           "maintenance/primary (roulement)", "98 h 00 min"],
+            "interventions": "Interventions (6, 2 h 12 min)",
+            "call_row": ["28/05/2026 02:10", "cb-night", "12 min 00 s"],
+            "amount_label": "Astreinte semaine (jour ouvré)",
+            "total_row": ["Total", "847,00 EUR"],
+            "warning": "repos interrompu : intervention le 27/05/2026 06:30, 7 h 00 min "
+                       "seulement après la précédente (règle : 11 h 00 min)",
+        }),
+        ("en", {
+            "title": "On-call statement May 2026: Alice Martin",
+            "periods": "Periods on call (4)",
+            "period_row": ["8 May 2026 18:00", "12 May 2026 20:00",
+                           "maintenance/primary (rotation)", "98 h 00 min"],
+            "interventions": "Interventions (6, 2 h 12 min)",
+            "call_row": ["28 May 2026 02:10", "cb-night", "12 min 00 s"],
+            "amount_label": "On call, weekday",
+            "total_row": ["Total", "847.00 EUR"],
+            "warning": "rest interrupted: intervention on 27 May 2026 06:30, only 7 h 00 min "
+                       "after the previous one (rule: 11 h 00 min)",
+        }),
+    ],
+)  # fmt: skip
 def test_statement_html(
-    statement_db: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    statement_db: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    lang: str,
+    expected: dict[str, Any],
 ) -> None:
     config, url = statement_db
     target = tmp_path / "statement.html"
     code, out, err = run(capsys, "statement", "--month", "2026-05", "--person", "alice",
-                         "--format", "html", "-o", str(target),
+                         "--format", "html", "--lang", lang, "-o", str(target),
                          "-c", config, "--url", url)  # fmt: skip
     assert code == 0 and out == "" and f"written: {target}" in err
     page = target.read_text(encoding="utf-8")
     assert page.count("<section") == 1
-    assert "On-call statement 2026-05: alice</h1>" in page
-    assert f"<h2>Periods on call ({len(ALICE_PERIODS)})</h2>" in page
-    assert "<td>2026-05-08 18:00</td><td>2026-05-12 20:00</td>" in page
-    assert f"<h2>Interventions (6, {ALICE_MINUTES / 60:.2f} h)</h2>" in page
-    assert "<td>2026-05-28 02:10</td><td>12.0 min</td><td>cb-night</td>" in page
-    for name, amount in ALICE_PAY.items():
-        assert f"<tr><td>{name}</td><td>{amount:.2f} EUR</td></tr>" in page, name
-    assert "<th>total</th><th>847.00 EUR</th>" in page
-    assert "only 7.0 h after the previous one" in page
+    doc = parse_html(page)
+    assert doc.lang == lang
+    assert ("h1", expected["title"]) in doc.headings
+    assert expected["periods"] in doc.heading_texts() and len(ALICE_PERIODS) == 4
+    periods = doc.tables[0]
+    assert expected["period_row"] in periods  # 8 May 18:00 -> 12 May 20:00: the override cut
+    assert expected["interventions"] in doc.heading_texts() and ALICE_MINUTES == 132
+    assert expected["call_row"] in doc.tables[2]
+    weekday = ALICE_PAY["on_call_weekday"]
+    amount = f"{weekday:,.2f}"  # the parsed text has plain spaces for no-break ones
+    if lang == "fr":
+        amount = amount.replace(",", " ").replace(".", ",")
+    assert [expected["amount_label"], f"{amount} EUR"] in doc.tables[3]
+    assert doc.tables[3][-1] == expected["total_row"]
+    assert doc.items == [expected["warning"]]
+    # Headers are labelled for screen readers; no raw key is shown to people.
+    assert set(doc.header_scopes) == {"col", "row"}
+    raw_keys = ["on_call_weekday", "on_call_hours", "amount_", "intervention_hours", "alice"]
+    if lang == "fr":
+        raw_keys += ["rotation", "weekday", "Total ("]
+    for raw in raw_keys:
+        assert raw not in doc.text, raw
 
 
 @pytest.mark.parametrize("month", ["2026-13", "2026-00", "2026-5", "May 2026"])

@@ -12,13 +12,13 @@ proxy may forward the prefix or strip it.
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from astreinte_ari.alerting.ack_page import acked_page, confirm_page, handled_page
 from astreinte_ari.alerting.engine import AlertEngine
 from astreinte_ari.alerting.links import (
     ACK_PATH,
@@ -36,6 +36,10 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 
 def _page(body: str, status: int = 200) -> web.Response:
     return web.Response(text=_PAGE.format(body=body), status=status, content_type="text/html")
+
+
+def _html(page: str, status: int = 200) -> web.Response:
+    return web.Response(text=page, status=status, content_type="text/html")
 
 
 class LinkEndpoint:
@@ -100,23 +104,23 @@ class LinkEndpoint:
         claim = await self._claim(request, "ack")
         alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
         if alert is None:
-            raise web.HTTPNotFound(text="alerte inconnue")
+            raise web.HTTPNotFound(text="alerte inconnue / unknown alert")
+        # In the alert's language (that of its line or shift rule): ack_page.py.
+        timezone = self.engine.config.timezone
         if not alert.is_open:
-            return _page(
-                f"<p>Alerte {html.escape(alert.id)} déjà traitée ({html.escape(alert.state)}).</p>"
-            )
-        return _page(
-            f"<p>Alerte {html.escape(alert.id)} ({html.escape(alert.kind)}).</p>"
-            '<form method="post"><button type="submit" style="font-size:1.5em">'
-            "Je prends en charge / Acknowledge</button></form>"
-        )
+            return _html(handled_page(alert, timezone))
+        return _html(confirm_page(alert, timezone))
 
     async def ack(self, request: web.Request) -> web.Response:
         claim = await self._claim(request, "ack")
         acked = await self.engine.ack(claim.alert_id, by=claim.person_id, via="link")
+        timezone = self.engine.config.timezone
         if acked is None:
-            return _page("<p>Alerte déjà traitée / already handled.</p>", status=409)
-        return _page(f"<p>Alerte {html.escape(acked.id)} acquittée. Merci.</p>")
+            alert = await asyncio.to_thread(self.engine.store.get, claim.alert_id)
+            if alert is None:
+                return _page("<p>Alerte déjà traitée / already handled.</p>", status=409)
+            return _html(handled_page(alert, timezone), status=409)
+        return _html(acked_page(acked, timezone))
 
     async def voicemail(self, request: web.Request) -> web.StreamResponse:
         claim = await self._claim(request, "vm")

@@ -60,10 +60,16 @@ class EmailNotifier:
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = make_msgid(domain="astreinte")
         lines = [message.text, ""]
+        en = message.language == "en"  # that of the alert's line or shift rule
         if message.ack_url:
-            lines.append(f"Acquitter / acknowledge: {message.ack_url}")
+            confirm = message.kind in ("shift_start", "shift_cover")
+            if en:
+                what = "Confirm" if confirm else "Acknowledge"
+            else:
+                what = "Confirmer" if confirm else "Acquitter"
+            lines.append(f"{what}: {message.ack_url}")
         if message.voicemail_url:
-            lines.append(f"Message vocal / voicemail: {message.voicemail_url}")
+            lines.append(f"{'Voicemail' if en else 'Message vocal'}: {message.voicemail_url}")
         mail.set_content("\n".join(lines) + "\n")
         path = message.voicemail
         if path is not None and path.is_file() and path.stat().st_size <= MAX_ATTACHMENT:
