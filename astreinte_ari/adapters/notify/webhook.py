@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 # result(channel, sent): the deliveries-by-channel-and-result counter, channel "webhook:<name>"
 Result = Callable[[str, bool], None]
 _WAIT_FOR = frozenset({429, 503})  # statuses whose Retry-After is honoured
+_URL_RE = re.compile(r"^https?://\S+$")
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
@@ -50,23 +52,38 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _secret(env: str | None, file: Path | None, *, what: str, setting: str) -> str:
+    try:
+        return secrets.resolve_secret(env, file, what=what)
+    except secrets.SecretError:
+        if file is not None:
+            raise  # the file's own problem (unreadable, empty) says more
+        where = f"environment variable {env}" if env else f"{setting}_env"
+        raise secrets.SecretError(f"{what} not found: set {where} or give {setting}_file") from None
+
+
 def resolve_target(name: str, spec: WebhookConfig, base_dir: Path) -> Target:
-    """The webhook with its URL and secrets read from the environment or files."""
+    """The webhook with its URL and secrets read from the environment or files;
+    raises SecretError naming the webhook and what is missing (never a value)."""
 
     def file(path: Path | None) -> Path | None:
         return base_dir / path if path is not None and not path.is_absolute() else path
 
     url = spec.url
     if url is None:
-        what = f"URL of webhook {name}"
-        url = secrets.resolve_secret(spec.url_env, file(spec.url_file), what=what).rstrip("/")
+        url = _secret(
+            spec.url_env, file(spec.url_file), what=f"URL of webhook {name}", setting="url"
+        ).rstrip("/")
+        if not _URL_RE.match(url):  # the value itself is a secret: not in the message
+            source = f"environment variable {spec.url_env}" if spec.url_env else spec.url_file
+            raise secrets.SecretError(f"URL of webhook {name} from {source} is not an http(s) URL")
     secret = token = None
     if spec.kind == "generic":
         what = f"signing secret of webhook {name}"
-        secret = secrets.resolve_secret(spec.secret_env, file(spec.secret_file), what=what)
+        secret = _secret(spec.secret_env, file(spec.secret_file), what=what, setting="secret")
     if spec.kind == "matrix":
         what = f"access token of webhook {name}"
-        token = secrets.resolve_secret(spec.token_env, file(spec.token_file), what=what)
+        token = _secret(spec.token_env, file(spec.token_file), what=what, setting="token")
     return Target(
         name=name,
         kind=spec.kind,
