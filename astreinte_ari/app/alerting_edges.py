@@ -116,7 +116,8 @@ async def start_alerting(
     webhooks: WebhookPublisher | None = None
     if cfg.webhooks:  # a missing webhook secret stops the start, like the others
         counted = metrics.on_alert_delivery if metrics is not None else None
-        webhooks = build_publisher(cfg.webhooks, config.base_dir, on_result=counted)
+        spool = config.journal_dir / "webhooks"  # deliveries wait there across restarts
+        webhooks = build_publisher(cfg.webhooks, config.base_dir, counted, spool)
     signer = LinkSigner(link_key(config))  # links sent by earlier releases
     links = AlertLinkStore(engine)
     gate = cluster.leading if cluster is not None else None
@@ -132,6 +133,7 @@ async def start_alerting(
     )
     if webhooks is not None:
         alerting.hold(webhooks)
+        webhooks.resume()  # what the previous run left undelivered
     if cluster is not None:
         cluster.follow(scheduler.follow)
     service.add_call_listener(alerting.engine.on_call_closed)

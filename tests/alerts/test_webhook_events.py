@@ -104,6 +104,8 @@ async def test_missed_call_voicemail_and_ack_are_told(
         assert len(receiver.to(SLACK_PATH)) == 1
     finally:
         await alerting.close()
+    spool = config.journal_dir / "webhooks"  # each delivery was kept there until it ended
+    assert spool.is_dir() and list(spool.glob("*.json")) == []
 
 
 async def test_shift_not_acknowledged_then_covered_is_told_in_english(

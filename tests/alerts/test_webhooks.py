@@ -16,9 +16,11 @@ import pytest
 
 from astreinte_ari.adapters.notify.webhook import WebhookPublisher, retry_after
 from astreinte_ari.adapters.notify.webhook_payloads import Target
+from astreinte_ari.adapters.notify.webhook_spool import DeliverySpool
 from astreinte_ari.alerting.ports import AlertEvent
 from astreinte_ari.config.alerting import WebhookConfig
 from astreinte_ari.devtools.localpbx import free_port
+from tests.alerts.helpers import wait_for
 from tests.alerts.webhook_receiver import Receiver
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
@@ -263,3 +265,58 @@ async def test_no_url_secret_or_token_in_the_logs(
     assert "webhook slack" in logged and "ClientConnectorError" in logged  # it did log
     for secret in ("slack-url-secret-part", MATRIX_TOKEN, SECRET.decode()):
         assert secret not in logged
+
+
+async def test_a_delivery_pending_at_stop_is_delivered_at_the_next_start(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.answer("/hook", (503, {"Retry-After": "600"}))  # "come back in 10 minutes"
+    spec, target = generic(receiver)
+    results: list[tuple[str, bool]] = []
+
+    def started() -> WebhookPublisher:  # what each start of the service builds
+        return WebhookPublisher(
+            {"tickets": spec},
+            {"tickets": target},
+            on_result=lambda channel, sent: results.append((channel, sent)),
+            spool=DeliverySpool(tmp_path / "spool"),
+        )
+
+    first = started()
+    first.publish(event())
+    await wait_for(lambda: len(receiver.to("/hook")) == 1)
+    await first.close(timeout=0.1)  # the service stops while the delivery waits
+    [(name, kept)] = DeliverySpool(tmp_path / "spool").pending()
+    assert (name, kept) == ("tickets", event())  # the whole event, dates included
+    [file] = (tmp_path / "spool").glob("*.json")
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert results == []  # neither sent nor failed yet
+
+    second = started()
+    try:
+        assert second.resume() == 1
+        await second.drain(timeout=10)
+    finally:
+        await second.close()
+    first_try, resumed = receiver.to("/hook")
+    assert (first_try.status, resumed.status) == (503, 200)
+    assert first_try.body == resumed.body  # same event, same id: a receiver dedups on it
+    assert first_try.headers["X-Astreinte-Delivery"] == resumed.headers["X-Astreinte-Delivery"]
+    assert results == [("webhook:tickets", True)]
+    assert DeliverySpool(tmp_path / "spool").pending() == []
+
+
+async def test_spooled_delivery_of_a_removed_webhook_is_dropped(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    spool = DeliverySpool(tmp_path / "spool")
+    spool.save("gone", event())
+    (tmp_path / "spool" / "garbage.x.json").write_text("{not json")
+    spec, target = generic(receiver)
+    hooks = WebhookPublisher({"tickets": spec}, {"tickets": target}, spool=spool)
+    try:
+        assert hooks.resume() == 0
+    finally:
+        await hooks.close()
+    assert spool.pending() == [] and receiver.requests == []
+    assert (tmp_path / "spool" / "garbage.x.bad").exists()  # set aside, not retried forever

@@ -5,8 +5,8 @@ every webhook subscribed to it as one background delivery: 2xx is delivered;
 429/503 wait Retry-After (seconds or an HTTP date, capped) else the backoff;
 other 5xx and network errors wait the backoff (doubled each time); any other
 4xx is refused for good (logged, counted, not retried). Every try carries the
-same idempotency key. Deliveries live in memory: one still waiting when the
-service stops is lost (logged).
+same idempotency key. With a spool (webhook_spool.py) a delivery still waiting
+when the service stops is delivered again at the next start.
 
 URLs and secrets are never logged: a webhook is named by its configuration name.
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from astreinte_ari.adapters.notify.webhook_payloads import Target, build_request
+from astreinte_ari.adapters.notify.webhook_spool import DeliverySpool
 from astreinte_ari.alerting.ports import AlertEvent
 from astreinte_ari.config import secrets
 from astreinte_ari.config.alerting import WebhookConfig
@@ -104,8 +105,10 @@ class WebhookPublisher:
         *,
         on_result: Result | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        spool: DeliverySpool | None = None,
     ) -> None:
         self._webhooks = dict(webhooks)
+        self._spool = spool
         self._targets = dict(targets)
         self._on_result = on_result
         self._clock = clock
@@ -118,9 +121,49 @@ class WebhookPublisher:
     def publish(self, event: AlertEvent) -> None:
         for name, spec in self._webhooks.items():
             if spec.wants(event.event):
-                task = asyncio.ensure_future(self.deliver(name, event))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._keep(name, event)
+                self._start(name, event)
+
+    def resume(self) -> int:
+        """Deliver what the previous process left in the spool; how many."""
+        if self._spool is None:
+            return 0
+        resumed = 0
+        for name, event in self._spool.pending():
+            spec = self._webhooks.get(name)
+            if spec is None or not spec.wants(event.event):
+                log.warning(
+                    "webhook %s: %s %s dropped: no longer configured", name, event.event, event.id
+                )
+                self._spool.done(name, event.id)
+                continue
+            self._start(name, event)
+            resumed += 1
+        if resumed:
+            log.info("webhooks: %d delivery(ies) left by the previous run resumed", resumed)
+        return resumed
+
+    def _keep(self, name: str, event: AlertEvent) -> None:
+        if self._spool is None:
+            return
+        try:
+            self._spool.save(name, event)
+        except OSError as exc:  # delivered anyway, only not kept across a restart
+            log.error("webhook %s: %s %s not spooled: %s", name, event.event, event.id, exc)
+
+    def _start(self, name: str, event: AlertEvent) -> None:
+        task = asyncio.ensure_future(self._deliver_once(name, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_once(self, name: str, event: AlertEvent) -> bool:
+        delivered = await self.deliver(name, event)
+        if self._spool is not None:  # ended either way; a cancelled one stays for the next start
+            try:
+                self._spool.done(name, event.id)
+            except OSError as exc:
+                log.error("webhook %s: spool file of %s not removed: %s", name, event.id, exc)
+        return delivered
 
     def in_flight(self) -> int:
         return len(self._tasks)
@@ -197,11 +240,18 @@ class WebhookPublisher:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Let quick deliveries finish; those still waiting for a retry are lost (logged)."""
+    async def close(self, timeout: float = 2.0) -> None:
+        """Let quick deliveries finish; those still waiting for a retry stay in the spool
+        for the next start (without a spool they are lost: logged)."""
         await self.drain(timeout)
         if self._tasks:
-            log.error("webhooks: %d delivery(ies) still pending at stop: lost", len(self._tasks))
+            if self._spool is not None:
+                log.warning(
+                    "webhooks: %d delivery(ies) pending at stop: resumed at the next start",
+                    len(self._tasks),
+                )
+            else:
+                log.error("webhooks: %d delivery(ies) pending at stop: lost", len(self._tasks))
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -210,8 +260,13 @@ class WebhookPublisher:
 
 
 def build_publisher(
-    webhooks: Mapping[str, WebhookConfig], base_dir: Path, on_result: Result | None = None
+    webhooks: Mapping[str, WebhookConfig],
+    base_dir: Path,
+    on_result: Result | None = None,
+    spool_dir: Path | None = None,
 ) -> WebhookPublisher:
-    """Raises config.secrets.SecretError naming the webhook whose secret is missing."""
+    """Raises config.secrets.SecretError naming the webhook whose secret is missing.
+    `spool_dir`: where deliveries wait across restarts (None: in memory only)."""
     targets = {name: resolve_target(name, spec, base_dir) for name, spec in webhooks.items()}
-    return WebhookPublisher(webhooks, targets, on_result=on_result)
+    spool = DeliverySpool(spool_dir) if spool_dir is not None else None
+    return WebhookPublisher(webhooks, targets, on_result=on_result, spool=spool)
