@@ -320,3 +320,19 @@ async def test_spooled_delivery_of_a_removed_webhook_is_dropped(
         await hooks.close()
     assert spool.pending() == [] and receiver.requests == []
     assert (tmp_path / "spool" / "garbage.x.bad").exists()  # set aside, not retried forever
+
+
+async def test_matrix_rate_limit_waits_its_retry_after_ms(receiver: Receiver) -> None:
+    path = "/_matrix/client/v3/rooms/!room:example/send/m.room.message/3f2a9c0b1d4e-call_missed"
+    receiver.answer_json(path, 429, '{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 1500}')
+    results: list[tuple[str, bool]] = []
+    matrix = Target("matrix", "matrix", receiver.base, room="!room:example", token=MATRIX_TOKEN)
+    hooks = publisher(results, matrix=(hook("matrix", backoff="1s"), matrix))
+    try:
+        assert await hooks.deliver("matrix", event("call_missed")) is True
+    finally:
+        await hooks.close()
+    limited, sent = receiver.to(path)
+    assert (limited.status, sent.status) == (429, 200)
+    assert sent.at - limited.at >= 1.5  # the homeserver's wait, not the 1 s backoff
+    assert results == [("webhook:matrix", True)]

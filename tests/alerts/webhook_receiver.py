@@ -35,11 +35,18 @@ class Received:
 class Receiver:
     base: str
     requests: list[Received] = field(default_factory=list)
-    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    script: dict[str, list[tuple[int, dict[str, str], str]]] = field(default_factory=dict)
 
     def answer(self, path: str, *replies: tuple[int, dict[str, str]]) -> None:
         """The next replies of `path`, in order (then 200)."""
-        self.script.setdefault(path, []).extend(replies)
+        self.script.setdefault(path, []).extend(
+            (s, h, "ok" if s < 300 else "no") for s, h in replies
+        )
+
+    def answer_json(self, path: str, status: int, body: str) -> None:
+        self.script.setdefault(path, []).append(
+            (status, {"Content-Type": "application/json"}, body)
+        )
 
     def to(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
@@ -53,7 +60,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         queued = box.script.get(request.path) or []
-        status, headers = queued.pop(0) if queued else (200, {})
+        status, headers, text = queued.pop(0) if queued else (200, {}, "ok")
         box.requests.append(
             Received(
                 time.monotonic(),
@@ -64,7 +71,7 @@ async def receiver() -> AsyncIterator[Receiver]:
                 status,
             )
         )
-        return web.Response(status=status, headers=headers, text="ok" if status < 300 else "no")
+        return web.Response(status=status, headers=headers, text=text)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)

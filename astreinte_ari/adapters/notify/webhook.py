@@ -14,6 +14,7 @@ URLs and secrets are never logged: a webhook is named by its configuration name.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -61,6 +62,15 @@ def _secret(env: str | None, file: Path | None, *, what: str, setting: str) -> s
             raise  # the file's own problem (unreadable, empty) says more
         where = f"environment variable {env}" if env else f"{setting}_env"
         raise secrets.SecretError(f"{what} not found: set {where} or give {setting}_file") from None
+
+
+def matrix_retry_after(reply: bytes) -> float | None:
+    """Matrix's rate limit answer: {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": N}."""
+    try:
+        asked = json.loads(reply).get("retry_after_ms")
+    except (ValueError, AttributeError):
+        return None
+    return asked / 1000 if isinstance(asked, int | float) and asked >= 0 else None
 
 
 def resolve_target(name: str, spec: WebhookConfig, base_dir: Path) -> Target:
@@ -157,7 +167,12 @@ class WebhookPublisher:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver_once(self, name: str, event: AlertEvent) -> bool:
-        delivered = await self.deliver(name, event)
+        try:
+            delivered = await self.deliver(name, event)
+        except Exception:  # a bug here must not leave a task error unread, nor retry forever
+            log.exception("webhook %s: %s %s delivery crashed", name, event.event, event.id)
+            self._count(f"webhook:{name}", sent=False)
+            delivered = False
         if self._spool is not None:  # ended either way; a cancelled one stays for the next start
             try:
                 self._spool.done(name, event.id)
@@ -212,12 +227,14 @@ class WebhookPublisher:
                 timeout=aiohttp.ClientTimeout(total=spec.timeout),
                 allow_redirects=False,  # a redirect would resend the body elsewhere
             ) as response:
-                await response.read()
+                reply = await response.read()
                 status = response.status
                 if 200 <= status < 300:
                     return "delivered", None
                 if status in _WAIT_FOR:
                     asked = retry_after(response.headers.get("Retry-After"), self._clock())
+                    if asked is None and target.kind == "matrix":
+                        asked = matrix_retry_after(reply)
                     return f"HTTP {status}", -1.0 if asked is None else asked
                 if status >= 500 or status == 408:
                     return f"HTTP {status}", -1.0
