@@ -216,10 +216,16 @@ async def test_chat_payload_shapes(receiver: Receiver) -> None:
         "<https://astreinte.example/vm/Xy12|Écouter le message>"
     }
     [teams] = receiver.to("/teams")
-    card = teams.json()
-    assert card["@type"] == "MessageCard" and card["text"] == told.text
-    assert card["potentialAction"][0]["targets"][0]["uri"] == told.link
-    assert card["potentialAction"][0]["name"] == "Écouter le message"
+    message = teams.json()
+    assert message["type"] == "message"
+    [attachment] = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
+    assert card["body"] == [{"type": "TextBlock", "text": told.text, "wrap": True}]
+    assert card["actions"] == [
+        {"type": "Action.OpenUrl", "title": "Écouter le message", "url": told.link}
+    ]
     txn_path = (
         "/_matrix/client/v3/rooms/!room:example/send/m.room.message/3f2a9c0b1d4e-voicemail_left"
     )

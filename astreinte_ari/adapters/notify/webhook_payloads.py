@@ -101,25 +101,25 @@ def slack_body(event: AlertEvent) -> bytes:
 
 
 def teams_body(event: AlertEvent) -> bytes:
-    """A MessageCard: what Teams' incoming webhooks (and Workflows) accept."""
+    """An Adaptive Card in a message: what Teams' Workflows webhooks and the older
+    incoming-webhook connectors both accept."""
     card: dict[str, object] = {
-        "@type": "MessageCard",
-        "@context": "https://schema.org/extensions",
-        "summary": event.text[:80],
-        "themeColor": "2EB886"
-        if event.event in ("alert_acknowledged", "shift_started")
-        else "D00000",
-        "text": event.text,
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [{"type": "TextBlock", "text": event.text, "wrap": True}],
     }
     if event.link:
-        card["potentialAction"] = [
-            {
-                "@type": "OpenUri",
-                "name": link_label(event),
-                "targets": [{"os": "default", "uri": event.link}],
-            }
+        card["actions"] = [
+            {"type": "Action.OpenUrl", "title": link_label(event), "url": event.link}
         ]
-    return json.dumps(card, ensure_ascii=False).encode()
+    message = {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+        ],
+    }
+    return json.dumps(message, ensure_ascii=False).encode()
 
 
 def matrix_body(event: AlertEvent) -> bytes:
