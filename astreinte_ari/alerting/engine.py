@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from astreinte_ari.alerting.events import EventTeller
+from astreinte_ari.alerting.events import EventTeller, ack_events
 from astreinte_ari.alerting.links import LinkIssuer
 from astreinte_ari.alerting.messages import (
     compose_message,
@@ -399,9 +399,8 @@ class AlertEngine:
             return None
         self._unschedule(acked.id)
         log.info("alert %s acknowledged by %s via %s", acked.id, by, via)
-        await self._tell("alert_acknowledged", acked, person_id=by, via=via)
-        if acked.kind in ("shift_start", "shift_cover"):  # the shift is taken
-            await self._tell("shift_started", acked, person_id=by, via=via)
+        for event in ack_events(acked):
+            await self._tell(event, acked, person_id=by, via=via)
         if acked.kind == "shift_cover":
             await self.refresh_overrides()
         return acked

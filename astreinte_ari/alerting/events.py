@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 WEBHOOK_LINK_HOLDER = "webhook"
 
 
+def ack_events(alert: Alert) -> tuple[str, ...]:
+    """What acknowledging `alert` tells: a shift start (or its cover) confirmed is
+    also the shift taken."""
+    if alert.kind in ("shift_start", "shift_cover"):
+        return ("alert_acknowledged", "shift_started")
+    return ("alert_acknowledged",)
+
+
 def event_id(alert_id: str, event: str) -> str:
     """The idempotency key: one alert has each event at most once."""
     return f"{alert_id}-{event}"

@@ -8,7 +8,7 @@ import functools
 import logging
 import ssl
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.targets import trunk_target
 
 log = logging.getLogger(__name__)
+SPOOL_EVERY = timedelta(seconds=30)  # webhook deliveries left in the spool are picked up
 
 
 def link_key(config: AppConfig) -> bytes:
@@ -134,6 +135,12 @@ async def start_alerting(
     if webhooks is not None:
         alerting.hold(webhooks)
         webhooks.resume()  # what the previous run left undelivered
+        publisher = webhooks
+
+        async def pick_up_spooled() -> int:  # e.g. acknowledgements made with the CLI
+            return publisher.resume()
+
+        scheduler.every("webhook-spool", SPOOL_EVERY, pick_up_spooled, every_node=True)
     if cluster is not None:
         cluster.follow(scheduler.follow)
     service.add_call_listener(alerting.engine.on_call_closed)

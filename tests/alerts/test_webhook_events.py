@@ -4,6 +4,7 @@ acknowledgement, shift start confirmed or not; counted per webhook in /metrics."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import aiohttp
 import pytest
 
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
+from astreinte_ari.adapters.notify.webhook_spool import DeliverySpool
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.app.alerting_edges import start_alerting
+from astreinte_ari.cli import main
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.devtools.localpbx import free_port
@@ -146,5 +149,42 @@ async def test_shift_not_acknowledged_then_covered_is_told_in_english(
         assert events == ["alert_acknowledged", "shift_started"]
         [slack] = receiver.to(SLACK_PATH)
         assert slack.json()["text"].startswith("Agent Two confirmed the primary shift starting")
+    finally:
+        await alerting.close()
+
+
+async def test_cli_ack_is_told_by_the_running_service(
+    db_url: str,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = with_webhooks(
+        tmp_path, receiver, monkeypatch, db_url=db_url, links_port=free_port(), channels="{}"
+    )
+    clock, metrics = FakeClock(), ServiceMetrics()
+    alerting = await start(config, clock, metrics)
+    try:
+        alert_id = await alerting.engine.open_missed_call(closed_call(config, clock(), None))
+        assert alert_id is not None
+        await wait_for(lambda: len(receiver.to("/hook")) == 1)
+        # `astreinte alerts ack` writes to the database and leaves the events in the spool.
+        argv = ["alerts", "ack", alert_id, "-c", str(config.source_path), "--by", "ops"]
+        assert await asyncio.to_thread(main, argv) == 0
+        assert "webhooks: 1 delivery(ies) left for the running service" in capsys.readouterr().out
+        [(name, kept)] = DeliverySpool(config.journal_dir / "webhooks").pending()
+        assert (name, kept.event, kept.via) == ("tickets", "alert_acknowledged", "cli")
+        # The service's every-30-s chore picks it up (run here at once).
+        chore = alerting.scheduler.apscheduler.get_job("webhook-spool")  # type: ignore[attr-defined]
+        assert await chore.func() == 1
+        await wait_for(lambda: len(receiver.to("/hook")) == 2)
+        told = receiver.to("/hook")[1].json()
+        assert (told["event"], told["person_id"], told["via"]) == (
+            "alert_acknowledged",
+            "ops",
+            "cli",
+        )
+        await wait_for(lambda: DeliverySpool(config.journal_dir / "webhooks").pending() == [])
     finally:
         await alerting.close()

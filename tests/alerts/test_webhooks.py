@@ -342,3 +342,22 @@ async def test_matrix_rate_limit_waits_its_retry_after_ms(receiver: Receiver) ->
     assert (limited.status, sent.status) == (429, 200)
     assert sent.at - limited.at >= 1.5  # the homeserver's wait, not the 1 s backoff
     assert results == [("webhook:matrix", True)]
+
+
+async def test_the_periodic_pick_up_never_doubles_a_delivery_in_flight(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.answer("/hook", (503, {"Retry-After": "600"}))
+    spec, target = generic(receiver)
+    hooks = WebhookPublisher(
+        {"tickets": spec}, {"tickets": target}, spool=DeliverySpool(tmp_path / "spool")
+    )
+    try:
+        hooks.publish(event())
+        await wait_for(lambda: len(receiver.to("/hook")) == 1)
+        assert hooks.resume() == 0  # spooled, but this process is already delivering it
+        assert hooks.in_flight() == 1
+    finally:
+        await hooks.close(timeout=0.1)
+    assert len(receiver.to("/hook")) == 1
+    assert len(DeliverySpool(tmp_path / "spool").pending()) == 1  # kept for the next start

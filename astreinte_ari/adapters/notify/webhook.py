@@ -123,6 +123,7 @@ class WebhookPublisher:
         self._on_result = on_result
         self._clock = clock
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._delivering: set[tuple[str, str]] = set()  # (webhook, event id) in flight
         self._session: aiohttp.ClientSession | None = None
 
     def wants(self, event: str) -> bool:
@@ -135,11 +136,14 @@ class WebhookPublisher:
                 self._start(name, event)
 
     def resume(self) -> int:
-        """Deliver what the previous process left in the spool; how many."""
+        """Deliver what waits in the spool and nobody here is delivering (left by the
+        previous process, or by `astreinte alerts ack`); how many."""
         if self._spool is None:
             return 0
         resumed = 0
         for name, event in self._spool.pending():
+            if (name, event.id) in self._delivering:
+                continue
             spec = self._webhooks.get(name)
             if spec is None or not spec.wants(event.event):
                 log.warning(
@@ -150,7 +154,7 @@ class WebhookPublisher:
             self._start(name, event)
             resumed += 1
         if resumed:
-            log.info("webhooks: %d delivery(ies) left by the previous run resumed", resumed)
+            log.info("webhooks: %d spooled delivery(ies) picked up", resumed)
         return resumed
 
     def _keep(self, name: str, event: AlertEvent) -> None:
@@ -162,6 +166,7 @@ class WebhookPublisher:
             log.error("webhook %s: %s %s not spooled: %s", name, event.event, event.id, exc)
 
     def _start(self, name: str, event: AlertEvent) -> None:
+        self._delivering.add((name, event.id))
         task = asyncio.ensure_future(self._deliver_once(name, event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -173,6 +178,7 @@ class WebhookPublisher:
             log.exception("webhook %s: %s %s delivery crashed", name, event.event, event.id)
             self._count(f"webhook:{name}", sent=False)
             delivered = False
+        self._delivering.discard((name, event.id))
         if self._spool is not None:  # ended either way; a cancelled one stays for the next start
             try:
                 self._spool.done(name, event.id)
@@ -286,4 +292,6 @@ def build_publisher(
     `spool_dir`: where deliveries wait across restarts (None: in memory only)."""
     targets = {name: resolve_target(name, spec, base_dir) for name, spec in webhooks.items()}
     spool = DeliverySpool(spool_dir) if spool_dir is not None else None
+    if spool is not None:
+        spool.ensure_folder()  # the service's own folder, before any CLI writes into it
     return WebhookPublisher(webhooks, targets, on_result=on_result, spool=spool)
