@@ -75,3 +75,14 @@ def test_matrix_needs_room_and_token(tmp_path: Path) -> None:
     assert "token_env or token_file" in str(info.value.issues[0])
     file.write_text(text + '      room: "!abc:matrix.example"\n      token_env: T\n')
     assert load_config(file).alerting.webhooks["chat"].room == "!abc:matrix.example"  # type: ignore[union-attr]
+
+
+def test_misspelt_webhook_key_gets_a_suggestion(tmp_path: Path) -> None:
+    old = "      secret_file: /etc/astreinte/webhook-tickets.secret"
+    text = EXAMPLE.replace(old, old.replace("secret_file", "secret_fil"))
+    file = tmp_path / "astreinte.yaml"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    paths = {i.path: i.message for i in info.value.issues}
+    assert "did you mean 'secret_file'" in paths["alerting.webhooks.tickets.secret_fil"], paths
