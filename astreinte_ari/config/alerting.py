@@ -169,6 +169,9 @@ class WebhookConfig(Frozen):
     token_env: str | None = None  # matrix: the bot's access token
     token_file: Path | None = None
     events: tuple[WebhookEvent, ...] = WEBHOOK_EVENTS
+    # Extra request headers (e.g. a ticketing tool's API token); values may name
+    # environment variables as ${NAME}, like the SMS gateway's.
+    headers: Mapping[str, str] = Field(default_factory=dict)
     retries: int = Field(4, ge=0, le=10)  # tries after the first
     backoff: Duration = 30  # first wait, doubled at each retry (30s..8m: ~7.5 min in all)
     max_wait: Duration = 600  # longest wait honoured (Retry-After included)
@@ -180,6 +183,16 @@ class WebhookConfig(Frozen):
         if value is not None and not re.match(r"^https?://[^\s]+$", value):
             raise ValueError(f"'{value}' is not an http(s) URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9-]{1,64}$", name):
+                raise ValueError(f"'{name}' is not an HTTP header name")
+            if name.lower().startswith("x-astreinte-") or name.lower() == "content-type":
+                raise ValueError(f"header '{name}' is set by the service itself")
+        return value
 
     @field_validator("events")
     @classmethod

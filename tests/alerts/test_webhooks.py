@@ -82,7 +82,9 @@ def publisher(
 
 
 def generic(receiver: Receiver, **fields: Any) -> tuple[WebhookConfig, Target]:
-    return hook(**fields), Target("tickets", "generic", f"{receiver.base}/hook", secret=SECRET)
+    extra = (("Authorization", "Bearer ticket-api-token"),)  # headers: from the config
+    target = Target("tickets", "generic", f"{receiver.base}/hook", secret=SECRET, headers=extra)
+    return hook(**fields), target
 
 
 async def test_generic_payload_is_signed_and_verifies_with_the_documented_verifier(
@@ -101,6 +103,7 @@ async def test_generic_payload_is_signed_and_verifies_with_the_documented_verifi
     assert verify(b"another-secret", got.headers, got.body) is False
     stale = got.headers | {"X-Astreinte-Timestamp": str(int(time.time()) - 3600)}
     assert verify(SECRET, stale, got.body) is False  # a replay an hour later
+    assert got.headers["Authorization"] == "Bearer ticket-api-token"
     assert got.headers["X-Astreinte-Event"] == "voicemail_left"
     assert got.headers["X-Astreinte-Delivery"] == "3f2a9c0b1d4e-voicemail_left"
     body = got.json()
@@ -269,7 +272,7 @@ async def test_no_url_secret_or_token_in_the_logs(
     ]
     logged = caplog.text
     assert "webhook slack" in logged and "ClientConnectorError" in logged  # it did log
-    for secret in ("slack-url-secret-part", MATRIX_TOKEN, SECRET.decode()):
+    for secret in ("slack-url-secret-part", MATRIX_TOKEN, SECRET.decode(), "ticket-api-token"):
         assert secret not in logged
 
 

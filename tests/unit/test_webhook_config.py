@@ -41,6 +41,10 @@ def test_example_webhooks_load_without_their_secrets() -> None:
          "alerting.webhooks.ops-chat.events", "at least one event"),
         ("      retries: 4 ", "      retries: 40 ", "alerting.webhooks.tickets.retries", "10"),
         ("    ops-chat:\n", "    Ops Chat:\n", "alerting.webhooks", "webhook name 'Ops Chat'"),
+        ("      backoff: 30s", '      headers: {X-Astreinte-Signature: "forged"}',
+         "alerting.webhooks.tickets.headers", "set by the service itself"),
+        ("      backoff: 30s", '      headers: {"Bad Name": "x"}',
+         "alerting.webhooks.tickets.headers", "not an HTTP header name"),
     ],
 )  # fmt: skip
 def test_webhook_mistakes_name_file_line_and_path(

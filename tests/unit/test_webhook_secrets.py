@@ -86,3 +86,27 @@ def test_missing_or_bad_secret_is_named_never_shown(
         build_publisher({"w": WebhookConfig.model_validate(spec)}, tmp_path)
     assert message in str(info.value)
     assert "very-secret-part" not in str(info.value)
+
+
+def test_extra_headers_take_env_values_and_name_a_missing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = WebhookConfig.model_validate(
+        {
+            "kind": "generic",
+            "url": "https://t.example",
+            "secret_env": "T_S",
+            "headers": {"Authorization": "Bearer ${T_API}", "X-Tenant": "durand"},
+        }
+    )
+    monkeypatch.setenv("T_S", "s")
+    monkeypatch.delenv("T_API", raising=False)
+    with pytest.raises(SecretError) as info:
+        resolve_target("w", spec, tmp_path)
+    assert "environment variable T_API (header Authorization of webhook w) is not set" in str(
+        info.value
+    )
+    monkeypatch.setenv("T_API", "api-token")
+    target = resolve_target("w", spec, tmp_path)
+    assert target.headers == (("Authorization", "Bearer api-token"), ("X-Tenant", "durand"))
+    assert "api-token" not in repr(target)

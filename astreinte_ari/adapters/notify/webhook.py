@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 Result = Callable[[str, bool], None]
 _WAIT_FOR = frozenset({429, 503})  # statuses whose Retry-After is honoured
 _URL_RE = re.compile(r"^https?://\S+$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
@@ -102,7 +104,21 @@ def resolve_target(name: str, spec: WebhookConfig, base_dir: Path) -> Target:
         secret=secret.encode() if secret else None,
         room=spec.room,
         token=token,
+        headers=tuple((key, _with_env(value, name, key)) for key, value in spec.headers.items()),
     )
+
+
+def _with_env(value: str, webhook: str, header: str) -> str:
+    def env(m: re.Match[str]) -> str:
+        found = os.environ.get(m.group(1))
+        if found is None:
+            raise secrets.SecretError(
+                f"environment variable {m.group(1)} (header {header} of webhook {webhook}) "
+                "is not set"
+            )
+        return found
+
+    return _ENV_RE.sub(env, value)
 
 
 class WebhookPublisher:

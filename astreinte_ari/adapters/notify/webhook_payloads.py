@@ -30,6 +30,7 @@ class Target:
     secret: bytes | None = None  # generic: signing secret
     room: str | None = None  # matrix
     token: str | None = None  # matrix
+    headers: tuple[tuple[str, str], ...] = ()  # configured extra headers, ${ENV} resolved
 
     def __repr__(self) -> str:  # a stray log of the object must not leak the URL or secrets
         return f"Target({self.name!r}, {self.kind!r})"
@@ -128,7 +129,7 @@ def matrix_body(event: AlertEvent) -> bytes:
 
 def build_request(target: Target, event: AlertEvent, timestamp: str) -> Request:
     """The request of one try; only the generic timestamp/signature change between tries."""
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    headers = dict(target.headers) | {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if target.kind == "generic":
         assert target.secret is not None
         body = generic_body(event)
