@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from astreinte_ari.alerting.events import EventTeller, ack_events
 from astreinte_ari.alerting.links import LinkIssuer
 from astreinte_ari.alerting.messages import (
     compose_message,
@@ -23,6 +24,7 @@ from astreinte_ari.alerting.policy import Step, due_steps, step_at
 from astreinte_ari.alerting.ports import (
     AlertMessage,
     AlertRepository,
+    EventSink,
     Notifier,
     NotifyError,
     Recipient,
@@ -88,6 +90,7 @@ class AlertEngine:
         clock: Clock,
         schedule: Callable[[str, datetime], None],
         unschedule: Callable[[str], None],
+        events: EventSink | None = None,
     ) -> None:
         assert config.alerting is not None
         self.config = config
@@ -101,6 +104,7 @@ class AlertEngine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._overrides: list[ShiftOverride] = []
+        self.events = EventTeller(events, links)  # what the webhooks are told
 
     def use_config(self, config: AppConfig) -> None:
         """A live edit: people, rotas, policies and channels apply from the next step."""
@@ -192,6 +196,11 @@ class AlertEngine:
         event = "opened" if state == "open" else "scheduled"
         await asyncio.to_thread(self.store.add_event, alert_id, self.clock(), event, detail=kind)
         log.info("alert %s (%s) %s for %s", alert_id, kind, event, ", ".join(chain))
+        if kind == "missed_call":
+            opened = await asyncio.to_thread(self.store.get, alert_id)
+            if opened is not None:
+                told = "voicemail_left" if opened.voicemail_path else "call_missed"
+                await self._tell(told, opened)
         if state == "open":
             await self.run_due(alert_id)
         else:
@@ -348,6 +357,7 @@ class AlertEngine:
             person_id=alert.chain[0],
             detail="not acknowledged by the deadline",
         )
+        await self._tell("shift_not_acknowledged", alert, person_id=alert.chain[0])
         spec = next(
             (s for s in self.alerting.shift_start if s.team == alert.team and s.rota == alert.rota),
             None,
@@ -389,6 +399,8 @@ class AlertEngine:
             return None
         self._unschedule(acked.id)
         log.info("alert %s acknowledged by %s via %s", acked.id, by, via)
+        for event in ack_events(acked):
+            await self._tell(event, acked, person_id=by, via=via)
         if acked.kind == "shift_cover":
             await self.refresh_overrides()
         return acked
@@ -416,6 +428,13 @@ class AlertEngine:
         is stored: only channels that show them ask for them)."""
         issuer = self.links if links else None
         return await compose_message(alert, person_id, self.config, issuer, self.clock())
+
+    async def _tell(
+        self, event: str, alert: Alert, *, person_id: str | None = None, via: str | None = None
+    ) -> None:
+        await self.events.tell(
+            event, alert, config=self.config, now=self.clock(), person_id=person_id, via=via
+        )
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]

@@ -85,6 +85,51 @@ class Notifier(Protocol):
         ...
 
 
+# -- events for webhooks (ticketing tools, chat rooms) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """Something a ticketing tool or a chat room is told (docs/alerts.md "Webhooks").
+
+    `id` is the idempotency key: derived from the alert and the event, so the same
+    event told twice (a retry, another node) carries the same id. `caller` is what
+    the caller's phone sent: untrusted data. `text` is a short human text in the
+    line's language, as in the SMS.
+    """
+
+    event: str  # call_missed | voicemail_left | alert_acknowledged | shift_started | ...
+    id: str
+    at: datetime
+    alert_id: str
+    alert_kind: str
+    language: str
+    text: str
+    line: str | None = None
+    did: str | None = None
+    call_id: str | None = None
+    caller: str | None = None
+    link: str | None = None  # voicemail_left: the message (a stored link, like the SMS's)
+    team: str | None = None
+    rota: str | None = None
+    person_id: str | None = None
+    person: str | None = None
+    via: str | None = None
+    shift_start: datetime | None = None
+    shift_end: datetime | None = None
+
+
+class EventSink(Protocol):
+    """Takes events to tell outside (the webhooks); never blocks nor raises: delivery,
+    retries included, happens in the background."""
+
+    def wants(self, event: str) -> bool:
+        """Does some webhook subscribe to `event` (else it is not even built)?"""
+        ...
+
+    def publish(self, event: AlertEvent) -> None: ...
+
+
 # -- the alert tables -----------------------------------------------------------------------
 
 

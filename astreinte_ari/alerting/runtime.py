@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 
 from astreinte_ari.alerting.engine import AlertEngine
 from astreinte_ari.alerting.links import LinkIssuer
-from astreinte_ari.alerting.ports import AlertRepository, Closable, Notifier, Scheduler
+from astreinte_ari.alerting.ports import (
+    AlertRepository,
+    Closable,
+    EventSink,
+    Notifier,
+    Scheduler,
+)
 from astreinte_ari.alerting.shifts import plan_shift_alerts
 from astreinte_ari.config.model import AppConfig
 
@@ -42,6 +48,7 @@ class Alerting:
         links: LinkIssuer | None,
         scheduler: Scheduler,
         clock: Callable[[], datetime],
+        events: EventSink | None = None,
     ) -> Alerting:
         """Wake-ups run from here on; shift starts within the horizon are planned."""
         engine = AlertEngine(
@@ -52,6 +59,7 @@ class Alerting:
             clock=clock,
             schedule=scheduler.wake_at,
             unschedule=scheduler.cancel,
+            events=events,
         )
         scheduler.start(engine.run_due)
         alerting = cls(engine, scheduler, config)
@@ -78,13 +86,13 @@ class Alerting:
         """Follow a live configuration edit (the service's watcher calls this).
 
         Rotas, people, policies, per-person channels and shift-start rules apply
-        at once (shift starts are re-planned); the notifiers and the link endpoint
-        were built at start: a change there is logged and needs a restart."""
+        at once (shift starts are re-planned); the notifiers, the link endpoint
+        and the webhooks were built at start: a change there is logged and needs a restart."""
         old = self.config.alerting
         if config.alerting is None or old is None:
             log.warning("alerting: added or removed in the configuration: restart to apply")
             return
-        for part in ("smtp", "sms", "voice", "links"):
+        for part in ("smtp", "sms", "voice", "links", "webhooks"):
             if getattr(config.alerting, part) != getattr(old, part):
                 log.warning("alerting.%s changed: restart the service to apply it", part)
         self.config = config

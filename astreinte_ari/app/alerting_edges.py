@@ -1,6 +1,6 @@
 """Alerting's edges, built here and given to alerting as ports (alerting/ports.py):
-the notifiers (email, SMS, voice over the service's telephony), the alert
-tables, the persisted wake-ups and the HTTP endpoint of the links."""
+the notifiers (email, SMS, voice over the service's telephony), the webhooks,
+the alert tables, the persisted wake-ups and the HTTP endpoint of the links."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import functools
 import logging
 import ssl
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.notify.email import EmailNotifier
 from astreinte_ari.adapters.notify.sms import SmsNotifier
 from astreinte_ari.adapters.notify.voice import VoiceNotifier
+from astreinte_ari.adapters.notify.webhook import WebhookPublisher, build_publisher
 from astreinte_ari.adapters.scheduler.apscheduler_jobs import PersistentScheduler
 from astreinte_ari.adapters.store.alert_links import AlertLinkStore
 from astreinte_ari.adapters.store.alerts import AlertStore
@@ -34,6 +35,7 @@ from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.targets import trunk_target
 
 log = logging.getLogger(__name__)
+SPOOL_EVERY = timedelta(seconds=30)  # webhook deliveries left in the spool are picked up
 
 
 def link_key(config: AppConfig) -> bytes:
@@ -112,6 +114,11 @@ async def start_alerting(
     )
     if metrics is not None:  # deliveries by channel and result (/metrics)
         notifiers = {via: MeteredNotifier(n, metrics) for via, n in notifiers.items()}
+    webhooks: WebhookPublisher | None = None
+    if cfg.webhooks:  # a missing webhook secret stops the start, like the others
+        counted = metrics.on_alert_delivery if metrics is not None else None
+        spool = config.journal_dir / "webhooks"  # deliveries wait there across restarts
+        webhooks = build_publisher(cfg.webhooks, config.base_dir, counted, spool)
     signer = LinkSigner(link_key(config))  # links sent by earlier releases
     links = AlertLinkStore(engine)
     gate = cluster.leading if cluster is not None else None
@@ -123,7 +130,17 @@ async def start_alerting(
         links=links,
         scheduler=scheduler,
         clock=clock,
+        events=webhooks,
     )
+    if webhooks is not None:
+        alerting.hold(webhooks)
+        webhooks.resume()  # what the previous run left undelivered
+        publisher = webhooks
+
+        async def pick_up_spooled() -> int:  # e.g. acknowledgements made with the CLI
+            return publisher.resume()
+
+        scheduler.every("webhook-spool", SPOOL_EVERY, pick_up_spooled, every_node=True)
     if cluster is not None:
         cluster.follow(scheduler.follow)
     service.add_call_listener(alerting.engine.on_call_closed)

@@ -22,6 +22,7 @@ import aiohttp
 from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.fallback.lastresort import PUBLISH_CONTEXT, run_publish
 from astreinte_ari.adapters.notify.voice import VOICE_PROMPTS
+from astreinte_ari.adapters.notify.webhook import resolve_target
 from astreinte_ari.adapters.pbx.checks import (
     Check,
     check_sip_endpoints,
@@ -111,6 +112,13 @@ def check_secrets(config: AppConfig) -> list[Check]:
                 f"export {config.ari.password_env}=... or set ari.password_file",
             )
         )
+    # A missing webhook URL, secret or token stops the service at start: say so first.
+    for name, spec in config.alerting.webhooks.items() if config.alerting else ():
+        try:
+            resolve_target(name, spec, config.base_dir)
+        except SecretError as exc:
+            fix = f"set the variable or file named by alerting.webhooks.{name}"
+            checks.append(_fail(f"webhook {name}", str(exc), fix))
     if not checks:
         checks.append(Check("secret files", True, "readable by their owner only"))
     return checks

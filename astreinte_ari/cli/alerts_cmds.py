@@ -177,16 +177,46 @@ def _when_s(at: datetime | None, zone: ZoneInfo | None) -> str:
 def _cmd_ack(args: argparse.Namespace, ctx: CliContext) -> int:
     from astreinte_ari.alerting.engine import ack_alert
 
-    _, url = _load(ctx)
+    config, url = _load(ctx)
     store = _store(url)
     by = args.by or f"cli:{getpass.getuser()}"
-    alert = ack_alert(store, args.id, by=by, via="cli", now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    alert = ack_alert(store, args.id, by=by, via="cli", now=now)
     store.engine.dispose()
     if alert is None:
         print(f"astreinte: no open alert {args.id!r}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"alert {alert.id} acknowledged by {by}")
+    _tell_webhooks(config, alert, by, now)
     return EXIT_OK
+
+
+def _tell_webhooks(config: Any, alert: Any, by: str, now: datetime) -> None:
+    """The acknowledgement's events, left in the webhook spool: the running service
+    delivers them within 30 s (docs/alerts.md "Webhooks")."""
+    from astreinte_ari.config.model import AppConfig
+
+    if not isinstance(config, AppConfig) or config.alerting is None:
+        return
+    webhooks = config.alerting.webhooks
+    if not webhooks:
+        return
+    from astreinte_ari.adapters.notify.webhook_spool import DeliverySpool
+    from astreinte_ari.alerting.events import ack_events, build_event
+
+    spool = DeliverySpool(config.journal_dir / "webhooks")
+    try:
+        told = sum(
+            spool.save_for(
+                webhooks, build_event(event, alert, config=config, at=now, person_id=by, via="cli")
+            )
+            for event in ack_events(alert)
+        )
+    except OSError as exc:
+        print(f"astreinte: webhooks not told: {exc}", file=sys.stderr)
+        return
+    if told:
+        print(f"webhooks: {told} delivery(ies) left for the running service to send")
 
 
 SHIFT_COLUMNS = ("team", "rota", "person_id", "start", "end", "status")

@@ -140,6 +140,90 @@ class ShiftStartAlert(Frozen):
     language: str | None = Field(None, pattern=r"^[a-z]{2}$")
 
 
+# What a webhook may be told (docs/alerts.md "Webhooks"); all of them by default.
+WebhookEvent = Literal[
+    "call_missed", "voicemail_left", "alert_acknowledged", "shift_started", "shift_not_acknowledged"
+]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
+    "call_missed",
+    "voicemail_left",
+    "alert_acknowledged",
+    "shift_started",
+    "shift_not_acknowledged",
+)
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class WebhookConfig(Frozen):
+    """One outgoing webhook: a ticketing tool (generic, signed JSON) or a chat room
+    (slack, teams, matrix). URLs of Slack/Teams incoming webhooks carry their own
+    secret: they come from `url_env` / `url_file`, never from the YAML."""
+
+    kind: Literal["generic", "slack", "teams", "matrix"]
+    url: str | None = None  # generic: the receiver; matrix: the homeserver
+    url_env: str | None = None
+    url_file: Path | None = None
+    secret_env: str | None = None  # generic: HMAC-SHA256 signing secret
+    secret_file: Path | None = None
+    room: str | None = None  # matrix: "!id:server" (or "#alias:server")
+    token_env: str | None = None  # matrix: the bot's access token
+    token_file: Path | None = None
+    events: tuple[WebhookEvent, ...] = WEBHOOK_EVENTS
+    # Extra request headers (e.g. a ticketing tool's API token); values may name
+    # environment variables as ${NAME}, like the SMS gateway's.
+    headers: Mapping[str, str] = Field(default_factory=dict)
+    retries: int = Field(4, ge=0, le=10)  # tries after the first
+    backoff: Duration = 30  # first wait, doubled at each retry (30s..8m: ~7.5 min in all)
+    max_wait: Duration = 600  # longest wait honoured (Retry-After included)
+    timeout: float = Field(10.0, gt=0, le=120)  # seconds per request
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9-]{1,64}$", name):
+                raise ValueError(f"'{name}' is not an HTTP header name")
+            if name.lower().startswith("x-astreinte-") or name.lower() == "content-type":
+                raise ValueError(f"header '{name}' is set by the service itself")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(f"name at least one event ({', '.join(WEBHOOK_EVENTS)})")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> WebhookConfig:
+        given = [f for f in (self.url, self.url_env, self.url_file) if f is not None]
+        if self.kind in ("slack", "teams") and self.url is not None:
+            raise ValueError(
+                f"a {self.kind} incoming-webhook URL is a secret: give url_env or url_file"
+                " instead of url"
+            )
+        if len(given) != 1:
+            raise ValueError("give exactly one of url, url_env, url_file")
+        if self.kind == "generic" and not (self.secret_env or self.secret_file):
+            raise ValueError("a generic webhook is signed: give secret_env or secret_file")
+        if self.kind == "matrix":
+            if not self.room or not re.match(r"^[!#][^\s:]+:[^\s]+$", self.room):
+                raise ValueError("a matrix webhook needs room: '!roomid:server' or '#alias:server'")
+            if not (self.token_env or self.token_file):
+                raise ValueError("a matrix webhook needs token_env or token_file")
+        return self
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
 class AlertingConfig(Frozen):
     smtp: SmtpConfig | None = None
     sms: SmsGatewayConfig | None = None
@@ -155,6 +239,15 @@ class AlertingConfig(Frozen):
     channels: Mapping[str, tuple[ChannelSpec, ...]] = Field(default_factory=dict)  # per person
     missed_calls: MissedCallAlerts = MissedCallAlerts()
     shift_start: tuple[ShiftStartAlert, ...] = ()
+    webhooks: Mapping[str, WebhookConfig] = Field(default_factory=dict)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: Mapping[str, WebhookConfig]) -> Mapping[str, WebhookConfig]:
+        for name in value:
+            if not _NAME_RE.match(name):
+                raise ValueError(f"webhook name '{name}': use a-z, 0-9, '-' or '_' (max 40)")
+        return value
 
     @model_validator(mode="after")
     def _policies_exist(self) -> AlertingConfig:

@@ -149,3 +149,6 @@ def _alert_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets come from the environment, as in production."""
     monkeypatch.setenv("TEST_SMTP_PASSWORD", SMTP_PASSWORD)
     monkeypatch.setenv("TEST_SMS_TOKEN", "gw-token")
+
+
+from tests.alerts.webhook_receiver import receiver  # noqa: E402, F401  (fixture for webhook tests)
