@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from astreinte_ari.adapters.store.cluster_nodes import (
     Heartbeat,
@@ -36,6 +37,7 @@ log = logging.getLogger("astreinte_ari.cluster")
 
 TICK_S = 1.0  # followers try the lock this often; the leader confirms it as often
 LOCK_CALL_TIMEOUT_S = 5.0
+_OUTAGE_WARN_EVERY_S = 60.0
 T = TypeVar("T")
 
 
@@ -96,6 +98,12 @@ class ClusterNode:
         self.on_view: Callable[[list[NodeRow]], None] | None = None
         self.rows: list[NodeRow] = []
         self.changes = 0  # leadership changes seen by this process (tests, logs)
+        # Since when this node's heartbeats have been reaching the database (monotonic;
+        # None while they fail). After an outage every node's row is stale at once:
+        # nobody is judged lost or frozen until the others have had time to beat again.
+        self._db_ok_since: float | None = None
+        self._db_failing_since: float | None = None
+        self._db_warned_at = 0.0
         # One thread for the lock's connection: its calls never run concurrently.
         self._lock_thread = ThreadPoolExecutor(1, thread_name_prefix="leader-lock")
 
@@ -169,6 +177,8 @@ class ClusterNode:
             return  # the only node: it always leads, and nobody else adds jobs
         try:
             await self._elect()
+        except SQLAlchemyError as exc:  # the database away: as normal as a heartbeat miss
+            self._db_failed("leader election", exc)
         except Exception:
             log.exception("leader election round failed on node %s", self.node)
         now_leading = self.leading()
@@ -221,7 +231,8 @@ class ClusterNode:
         if claimed:
             self._unclaimed_since = None
             freshest = max(claimed, key=lambda r: r.last_seen)
-            age = (now - freshest.last_seen).total_seconds()
+            # Right after a database outage the leader's row is as stale as ours.
+            age = (now - freshest.last_seen).total_seconds() if self.db_steady() else 0.0
             return LockProbe(holder_age_s=age, holder_is_me=freshest.node == self.node)
         # The lock is held (we did not get it) but no node says it leads: a session
         # left behind. It counts as frozen from the moment we first saw it so.
@@ -282,14 +293,15 @@ class ClusterNode:
             await asyncio.to_thread(write_heartbeat, self._engine, beat)
             self.rows = await asyncio.to_thread(read_nodes, self._engine)
         except Exception as exc:
-            log.warning("cluster heartbeat failed: %s", first_line(exc))
+            self._db_failed("cluster heartbeat", exc)
             return
+        self._db_back()
         if self.on_view is not None:
             try:
                 self.on_view(self.rows)
             except Exception:
                 log.exception("cluster view listener failed")
-        if self.sweeper is not None and self.leading():
+        if self.sweeper is not None and self.leading() and self.db_steady():
             try:
                 await self.sweeper.sweep(self.rows)
             except Exception:
@@ -307,6 +319,39 @@ class ClusterNode:
         self._lock_thread.shutdown(wait=False)
 
     # -- helpers -------------------------------------------------------------------
+
+    def db_steady(self) -> bool:
+        """Have heartbeats reached the database for node_lost_after_seconds? Until then
+        another node's stale row may be the outage's doing, not the node's."""
+        since = self._db_ok_since
+        return since is not None and (
+            self._monotonic() - since >= self.config.node_lost_after_seconds
+        )
+
+    def _db_failed(self, what: str, exc: BaseException) -> None:
+        """One warning when the database goes away, then one a minute (not one a tick)."""
+        now = self._monotonic()
+        self._db_ok_since = None
+        if self._db_failing_since is None:
+            self._db_failing_since = self._db_warned_at = now
+            log.warning("%s failed: %s", what, first_line(exc))
+        elif now - self._db_warned_at >= _OUTAGE_WARN_EVERY_S:
+            self._db_warned_at = now
+            log.warning(
+                "%s still failing after %.0f s: %s", what, now - self._db_failing_since,
+                first_line(exc),
+            )  # fmt: skip
+
+    def _db_back(self) -> None:
+        now = self._monotonic()
+        if self._db_failing_since is not None:
+            log.warning(
+                "cluster: database reachable again after %.0f s; node-lost checks resume in "
+                "%g s", now - self._db_failing_since, self.config.node_lost_after_seconds,
+            )  # fmt: skip
+            self._db_failing_since = None
+        if self._db_ok_since is None:
+            self._db_ok_since = now
 
     def _locked(self) -> LeaderLock:
         assert self._lock is not None

@@ -314,3 +314,111 @@ async def test_a_daily_chore_runs_on_the_leader_only(tmp_path: object) -> None:
         assert ran == ["test call"]
     finally:
         engine.dispose()
+
+
+class _Sweeps:
+    def __init__(self) -> None:
+        self.rows: list[list[object]] = []
+
+    async def sweep(self, rows: list[object]) -> object:
+        self.rows.append(rows)
+        return None
+
+
+async def test_a_database_outage_is_warned_once_and_judges_no_node_until_steady(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every node's row goes stale during an outage: right after it, a leader must not
+    close the others' calls as node_lost (nor a follower end a 'frozen' leader) before
+    they have had node_lost_after_seconds to beat again; and a 60 s outage is one
+    warning, not one ERROR a second (the load test's database outage found both)."""
+    import astreinte_ari.app.cluster as cluster_module
+
+    url = f"sqlite:///{tmp_path}/outage.db"
+    upgrade(url)
+    engine = create_db_engine(url)
+    mono = {"now": 1000.0}
+    node = ClusterNode(
+        node="solo", config=ClusterConfig(heartbeat_seconds=1, node_lost_after_seconds=10),
+        engine=engine, lock=None, ari_connected=lambda: True, clock=utcnow,
+        monotonic=lambda: mono["now"],
+    )  # fmt: skip
+    sweeps = _Sweeps()
+    node.sweeper = sweeps
+    real_write = cluster_module.write_heartbeat
+
+    def down(*_: object) -> None:
+        raise cluster_module.SQLAlchemyError("connection refused")
+
+    try:
+        await node.beat()
+        assert sweeps.rows == [] and not node.db_steady()  # just started: not yet
+        mono["now"] += 10
+        await node.beat()
+        assert len(sweeps.rows) == 1 and node.db_steady()
+        monkeypatch.setattr(cluster_module, "write_heartbeat", down)
+        caplog.clear()
+        for _ in range(30):  # 30 s of outage, a beat a second
+            mono["now"] += 1
+            await node.beat()
+        warnings = [r for r in caplog.records if r.name == "astreinte_ari.cluster"]
+        assert [r.levelname for r in warnings] == ["WARNING"], warnings
+        assert not node.db_steady()
+        monkeypatch.setattr(cluster_module, "write_heartbeat", real_write)
+        mono["now"] += 1
+        await node.beat()  # back: the others' rows are still stale, nobody judged
+        assert len(sweeps.rows) == 1
+        assert "database reachable again after 30 s" in caplog.text
+        mono["now"] += 10
+        await node.beat()
+        assert len(sweeps.rows) == 2
+    finally:
+        await node.close()
+        engine.dispose()
+
+
+class _BusyLock:
+    """Another node holds the lock: try_acquire fails, the holder is then looked up."""
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def still_held(self) -> bool:
+        return False
+
+    def holder_pids(self) -> list[int]:
+        return [4242]
+
+    def terminate_holder(self) -> list[int]:
+        raise AssertionError("a leader must not be ended over a database outage")
+
+    def close(self) -> None:
+        return None
+
+
+async def test_an_election_round_during_a_database_outage_is_no_error(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import astreinte_ari.app.cluster as cluster_module
+
+    url = f"sqlite:///{tmp_path}/election.db"
+    upgrade(url)
+    engine = create_db_engine(url)
+    node = ClusterNode(
+        node="pbx-b", config=CONFIG, engine=engine, lock=_BusyLock(),
+        ari_connected=lambda: True, clock=utcnow,
+    )  # fmt: skip
+
+    def down(*_: object) -> list[object]:
+        raise cluster_module.SQLAlchemyError("connection refused")
+
+    monkeypatch.setattr(cluster_module, "read_nodes", down)
+    try:
+        for _ in range(5):
+            await node.tick()
+        levels = [r.levelname for r in caplog.records if r.name == "astreinte_ari.cluster"]
+        assert levels == ["WARNING"], caplog.text
+        assert node.role is Role.FOLLOWER
+    finally:
+        await node.close()
+        engine.dispose()
