@@ -130,7 +130,7 @@ def test_menu_errors(tmp_path: Path, old: str, new: str, path: str, fragment: st
 def test_empty_choices_refused(tmp_path: Path) -> None:
     lines = WITH_MENU.splitlines(keepends=True)
     start = next(i for i, t in enumerate(lines) if "choices:" in t)
-    text = "".join(lines[:start] + ["      choices: {}\n"] + lines[start + 3 :])
+    text = "".join([*lines[:start], "      choices: {}\n", *lines[start + 3 :]])
     issues = _issues(_write(tmp_path, text))
     assert any("at least one choice" in i.message for i in issues), issues
     assert [i.line for i in issues if "at least one choice" in i.message] == [
