@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -13,6 +14,7 @@ from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.menu import after_choice, apply_caller_route, choose, normalised_caller
 from astreinte_ari.routing.plan import CallPlan, FinalAction, MenuPlan, Period
+from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
 from tests.unit.test_routing import CONFIG, local
 
@@ -149,3 +151,17 @@ def test_plan_cache_carries_menu_and_caller_routes(config: AppConfig) -> None:
     plan = _plan(config, "2026-05-04 22:00")
     assert plan.menu is not None and plan.caller_routes
     assert plan_from_json(json.loads(json.dumps(plan_to_json(plan)))) == plan
+
+
+def test_rate_limit_reduces_the_menu_choices_alike(config: AppConfig) -> None:
+    plan = _plan(config, "2026-05-04 22:00")
+    limiter = CallerRateLimiter(
+        1, timedelta(minutes=10), False, still_ring_every=timedelta(minutes=5)
+    )
+    now = local("2026-05-04 22:00")
+    assert limiter.apply(plan, "+33611223344", now) == plan  # within the limit
+    still = limiter.apply(plan, "+33611223344", now + timedelta(minutes=6))
+    assert still.menu is not None
+    assert all(len(c.plan.hops) == 1 for c in still.menu.choices)  # first hop only
+    limited = limiter.apply(plan, "+33611223344", now + timedelta(minutes=7))
+    assert limited.menu is None and limited.hops == () and "rate limit" in (limited.note or "")
