@@ -13,9 +13,12 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from astreinte_ari.config.model import LineConfig
 from astreinte_ari.routing.plan import CallerRoutePlan, CallPlan, MenuChoicePlan, MenuPlan
+
+if TYPE_CHECKING:  # the fallback AGI imports this module: no pydantic while a caller waits
+    from astreinte_ari.config.model import LineConfig
 
 log = logging.getLogger(__name__)
 
