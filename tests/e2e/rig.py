@@ -39,7 +39,7 @@ LINE_EARLY_CUT = "+33180000005"  # early dial, announcement cut when p1 accepts
 LINE_TEAM = "+33180000006"  # hops: p1 and p2 at once (ring_all), supervisor
 LINE_MENU = "+33180000007"  # menu: 1 (default) LINE_SHORT, 2 LINE_P2
 LINE_P2 = "+33180000008"  # hops: p2 (unpublished: reached through LINE_MENU's key 2)
-MENU_PROMPT = "astreinte-press-1"  # any fr prompt will do: the caller knows its keys
+MENU_PROMPT = "astreinte-menu-accueil"  # the sample menu prompt (sounds/prompts.tsv)
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
