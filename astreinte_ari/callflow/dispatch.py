@@ -246,6 +246,7 @@ class OnCallService:
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
+        plan = apply_caller_route(plan, caller.caller_number)  # as when it arrived
         runtime = self._runtime(call_id, caller, plan)
         try:
             taken = await self._port.take_call(caller.id)
