@@ -135,6 +135,8 @@ def prompt_names(config: AppConfig) -> set[str]:
         if fwd is not None and fwd.announcement:
             names.add(fwd.announcement)
         names.update(n for n in (line.line_prompt, line.recorded_notice) if n)
+        if line.menu is not None:
+            names.add(line.menu.prompt)  # ops record it in each language of the line
         if line.record_calls:
             names.add(RECORDING_NOTICE)
     if config.alerting is not None and config.alerting.uses_voice():

@@ -15,6 +15,7 @@ from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
+from astreinte_ari.callflow.menu import take_menu_choice
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
 from astreinte_ari.callflow.recording import (
     ConversationRecorder,
@@ -193,10 +194,12 @@ class CallFlow:
     async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
-        early = plan.early_dial and bool(plan.hops)
+        # With a menu nobody is rung before the caller chooses: no early dial.
+        early = plan.early_dial and bool(plan.hops) and plan.menu is None
+        notes = "; ".join(n for n in (plan.routed, plan.note) if n)  # caller route, rate limit
         if (announcements or plan.recording) and announce:
             why = f"period {plan.period.value}" + (", early dial: hop 1 rings meanwhile" * early)
-            why += f"; {plan.note}" if plan.note else ""
+            why += f"; {notes}" if notes else ""
             rt.transition(CallState.ANNOUNCING, why)
             if early:
                 await self._announce_while_ringing(announcements)
@@ -205,8 +208,10 @@ class CallFlow:
                     self._recording_notice_heard = await tell_caller(rt, plan.recording)
                 for sound in announcements:
                     await rt.play_and_wait(rt.caller_channel_id, sound)
-        elif plan.note and plan.hops and announce:  # the rule on the trail all the same
-            rt.transition(CallState.DIALING, plan.note)
+        elif notes and plan.hops and announce and plan.menu is None:  # on the trail all the same
+            rt.transition(CallState.DIALING, notes)
+        if plan.menu is not None:  # the caller's key: the chosen line's plan from now on
+            plan = await take_menu_choice(rt, plan.menu, ask=announce)
         skipped = 0
         for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
             if not turn.ring:  # on another on-call call: passed over, on the trail

@@ -48,6 +48,7 @@ from astreinte_ari.callflow.telephony import (
 )
 from astreinte_ari.callflow.unknown_line import play_then_hangup, record_unknown_line
 from astreinte_ari.callflow.voicemail import VoicemailSink
+from astreinte_ari.routing.menu import apply_caller_route
 from astreinte_ari.routing.plan import CallPlan
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.selftest import TEST_CALLER_NAME
@@ -195,7 +196,9 @@ class OnCallService:
             return
         if test_plan is not None:  # our own test call: never rate limited
             caller = dataclasses.replace(caller, caller_name=TEST_CALLER_NAME)
-        elif self._rate_limiter is not None:
+        else:  # a listed caller goes to its route's line (the number is only compared)
+            plan = apply_caller_route(plan, caller.caller_number)
+        if test_plan is None and self._rate_limiter is not None:
             plan = self._rate_limiter.apply(plan, caller.caller_number, self._clock())
         runtime = self._runtime(call_id, caller, plan)
         flow = CallFlow(runtime, caller, self._voicemail, self._admission, self._engaged)
@@ -243,6 +246,7 @@ class OnCallService:
         if plan is None:
             self._refuse_unknown(call_id, caller, did)
             return
+        plan = apply_caller_route(plan, caller.caller_number)  # as when it arrived
         runtime = self._runtime(call_id, caller, plan)
         try:
             taken = await self._port.take_call(caller.id)

@@ -9,6 +9,7 @@ class CallState(enum.StrEnum):
     RECEIVED = "received"
     QUEUED = "queued"  # too many cascades at once: waits on hold for a free slot
     ANNOUNCING = "announcing"
+    MENU = "menu"  # the caller hears the line's menu and may press a key (callflow/menu.py)
     DIALING = "dialing"  # an agent leg is being originated / is ringing
     AGENT_PROMPT = "agent_prompt"  # agent answered, hearing "press 1"
     # Early dial: the agent accepted while the caller still hears the announcement
@@ -26,17 +27,26 @@ ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
         {
             CallState.QUEUED,
             CallState.ANNOUNCING,
+            CallState.MENU,
             CallState.DIALING,
             CallState.VOICEMAIL_GREETING,
             CallState.ENDED,
         }
     ),
     CallState.QUEUED: frozenset(
-        {CallState.ANNOUNCING, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
+        {
+            CallState.ANNOUNCING,
+            CallState.MENU,
+            CallState.DIALING,
+            CallState.VOICEMAIL_GREETING,
+            CallState.ENDED,
+        }
     ),
     CallState.ANNOUNCING: frozenset(
-        {CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
+        {CallState.MENU, CallState.DIALING, CallState.VOICEMAIL_GREETING, CallState.ENDED}
     ),
+    # The choice is always the transition to DIALING (its reason says which and why).
+    CallState.MENU: frozenset({CallState.DIALING, CallState.ENDED}),
     CallState.DIALING: frozenset(
         {
             CallState.DIALING,

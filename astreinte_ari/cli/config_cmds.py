@@ -69,6 +69,10 @@ def _warnings(config: AppConfig) -> list[str]:
 
 
 def _first_responder(plan: CallPlan) -> str:
+    if plan.menu is not None:  # the key decides; no key: the default choice
+        default = plan.menu.default
+        keys = ", ".join(f"{c.key} {c.label}" for c in plan.menu.choices)
+        return f"menu ({keys}); default {default.key}: {_first_responder(default.plan)}"
     if not plan.hops:
         return f"nobody to ring, straight to {plan.final}"
     hop = plan.hops[0]

@@ -15,6 +15,7 @@ from astreinte_ari.config.fields import (
     DaySpec,
     FinalChoice,
     Frozen,
+    Phone,
     Ranges,
     RingTimeout,
     SoundName,
@@ -213,6 +214,63 @@ class LineTestCall(Frozen):
         return tuple(sorted({timespec.parse_hhmm(t) for t in self.at}))
 
 
+DTMF_KEYS = "0123456789*#"
+
+
+class MenuChoice(Frozen):
+    """One key of a line's menu: where the call goes when the caller presses it."""
+
+    label: str = Field(min_length=1, max_length=60)  # said in the trail, e.g. "Chauffage"
+    line: str  # another entry of `lines:` (checked in references.py)
+
+
+class LineMenu(Frozen):
+    """A short menu before the cascade ("for heating press 1, for IT press 2"): each
+    key sends the call to another line's cascade; no key or a wrong one: `default`."""
+
+    prompt: SoundName  # sounds/<language>/<prompt>: ops record the choices
+    timeout: int = Field(6, ge=1, le=30)  # seconds waited for a key after the prompt
+    default: str
+    choices: Mapping[str, MenuChoice]
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        if not isinstance(value, Mapping):
+            return value
+        if not value:
+            raise ValueError(
+                "a menu needs at least one choice, like '\"1\": {label: ..., line: ...}'"
+            )
+        for key in value:
+            if str(key) not in DTMF_KEYS or len(str(key)) != 1:
+                raise ValueError(f"menu key '{key}' is not one phone key (0-9, * or #)")
+        return {str(k): v for k, v in value.items()}  # YAML reads `1:` as a number
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _default_key(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _default_offered(self) -> LineMenu:
+        if self.default not in self.choices:
+            raise ValueError(
+                f"menu default '{self.default}' is not one of its choices "
+                f"({', '.join(self.choices)})"
+            )
+        return self
+
+
+class CallerRoute(Frozen):
+    """Callers whose number is listed go straight to another line's cascade (a VIP
+    customer to the supervisor), before any menu."""
+
+    label: str = Field(min_length=1, max_length=60)
+    callers: tuple[Phone, ...] = Field(min_length=1)
+    line: str  # another entry of `lines:` (checked in references.py)
+
+
 class LineConfig(Frozen):
     name: str
     team: str
@@ -244,6 +302,8 @@ class LineConfig(Frozen):
     weekend: Route | None = None
     holiday: Route | None = None
     test_call: LineTestCall | None = None  # scheduled end-to-end test (docs/fallback...)
+    menu: LineMenu | None = None  # a key chooses another line's cascade (docs/lines.md)
+    caller_routes: tuple[CallerRoute, ...] = ()  # listed callers: another line, at once
 
     @model_validator(mode="after")
     def _business(self) -> LineConfig:

@@ -141,6 +141,7 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
         check_number(("lines", did, "test_call", "endpoint"), test_call.get("endpoint"))
         if test_call:
             issues += _test_call_issues(("lines", did, "test_call"), test_call, data, teams)
+        issues += _menu_issues(did, line, _map(data.get("lines")))
         if not isinstance(team_name, str) or team_name not in teams:
             continue
         team = _map(teams[team_name])
@@ -249,6 +250,31 @@ def _test_call_issues(
     known = _map(policies) if policies is not None else {"missed_call": 1, "shift_start": 1}
     if isinstance(policy, str) and policy not in known:
         issues.append(_unknown((*loc, "policy"), "alert policy", policy, known, "have"))
+    return issues
+
+
+def _menu_issues(did: Any, line: Mapping[Any, Any], lines: Mapping[Any, Any]) -> list[Issue]:
+    """A menu choice or caller route sends the call to another configured line, one
+    with neither menu nor caller routes of its own (one level: no loops, no mazes)."""
+    targets: list[tuple[Loc, Any]] = []
+    menu = _map(line.get("menu"))
+    for key, choice in _map(menu.get("choices")).items():
+        targets.append((("lines", did, "menu", "choices", key, "line"), _map(choice).get("line")))
+    for i, route in enumerate(_seq(line.get("caller_routes"))):
+        targets.append((("lines", did, "caller_routes", i, "line"), _map(route).get("line")))
+    issues: list[Issue] = []
+    for loc, target in targets:
+        if not isinstance(target, str):
+            continue  # missing or not text: the model says so
+        if target == did:
+            issues.append((loc, f"'{target}' is this line itself: name another line"))
+        elif target not in lines:
+            issues.append(_unknown(loc, "line", target, lines, "lines"))
+        elif _map(lines[target]).get("menu") or _map(lines[target]).get("caller_routes"):
+            issues.append(
+                (loc, f"line '{target}' has its own menu or caller_routes: a choice leads "
+                      "to a line without them (one level only)")
+            )  # fmt: skip
     return issues
 
 

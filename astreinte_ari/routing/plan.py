@@ -158,3 +158,45 @@ class CallPlan:
     # The line's scheduled test call (routing/selftest.py): hops ring the test endpoint,
     # the call ends once bridged, and its outcome is test_passed / test_failed.
     test_call: bool = False
+    # A key chooses another line's cascade after the announcement (routing/menu.py);
+    # nobody is rung before the choice, early dial or not.
+    menu: MenuPlan | None = None
+    caller_routes: tuple[CallerRoutePlan, ...] = ()  # checked when the call arrives
+    # Why this plan runs another line's cascade ("caller route vip → ...", "menu: key
+    # 2 → ..."): on the trail. The call still counts under the dialled line.
+    routed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MenuChoicePlan:
+    """One key of a menu and the plan of the line it leads to, made at the same instant."""
+
+    key: str  # one of 0-9, * and #
+    label: str
+    plan: CallPlan
+
+
+@dataclass(frozen=True, slots=True)
+class MenuPlan:
+    prompt: str  # sound name, in the line's language
+    timeout_s: int  # waited for a key after the prompt ends
+    default_key: str  # taken on no key or a key not offered; one of the choices' keys
+    choices: tuple[MenuChoicePlan, ...]
+
+    def choice(self, key: str) -> MenuChoicePlan | None:
+        return next((c for c in self.choices if c.key == key), None)
+
+    @property
+    def default(self) -> MenuChoicePlan:
+        choice = self.choice(self.default_key)
+        assert choice is not None, "the loader refuses a default that is not a choice"
+        return choice
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRoutePlan:
+    """Callers (normalised E.164 numbers) sent at once to another line's cascade."""
+
+    label: str
+    callers: tuple[str, ...]
+    plan: CallPlan

@@ -92,8 +92,19 @@ class CallerRateLimiter:
         return self.decide(did, caller_number, now).verdict is not Verdict.LIMITED
 
     def apply(self, plan: CallPlan, caller_number: str, now: datetime) -> CallPlan:
-        """Record one call to `plan`'s line; the plan it may run."""
-        return plan_after(plan, self.decide(plan.did, caller_number, now), self)
+        """Record one call to `plan`'s line; the plan it may run (a menu's choices
+        reduced alike: the key chooses among cascades under the same rule)."""
+        decision = self.decide(plan.did, caller_number, now)
+        reduced = plan_after(plan, decision, self)
+        if reduced.menu is not None and decision.verdict is Verdict.STILL_RUNG:
+            choices = tuple(
+                dataclasses.replace(c, plan=plan_after(c.plan, decision, self))
+                for c in reduced.menu.choices
+            )
+            reduced = dataclasses.replace(
+                reduced, menu=dataclasses.replace(reduced.menu, choices=choices)
+            )
+        return reduced
 
     def _forget_idle(self, now: datetime) -> None:
         for key in [k for k, t in self._seen.items() if not t or now - t[-1] >= self.window]:
@@ -139,5 +150,5 @@ def plan_after(plan: CallPlan, decision: RateDecision, limiter: CallerRateLimite
 
 
 def limited_plan(plan: CallPlan, note: str) -> CallPlan:
-    """The same line, announcement and voicemail, but nobody rung."""
-    return dataclasses.replace(plan, hops=(), final=FinalAction.VOICEMAIL, note=note)
+    """The same line, announcement and voicemail, but nobody rung (nor a menu)."""
+    return dataclasses.replace(plan, hops=(), final=FinalAction.VOICEMAIL, note=note, menu=None)

@@ -20,6 +20,7 @@ from astreinte_ari.config.model import (
     TeamConfig,
 )
 from astreinte_ari.routing.calendar import resolve_period
+from astreinte_ari.routing.menu import caller_route_plans, menu_plan
 from astreinte_ari.routing.plan import (
     AnnouncementMode,
     BusyAgents,
@@ -172,13 +173,23 @@ def _business_hop(config: AppConfig, line: LineConfig, fwd: BusinessForward) -> 
 
 
 def build_plan(
-    config: AppConfig, did: str, now: datetime, *, on_call_override: OnCallOverride | None = None
+    config: AppConfig,
+    did: str,
+    now: datetime,
+    *,
+    on_call_override: OnCallOverride | None = None,
+    with_routes: bool = True,
 ) -> CallPlan | None:
     """The plan for a call to `did` arriving at aware instant `now`; None if the
-    DID is not configured. `on_call_override`: see OnCallOverride."""
+    DID is not configured. `on_call_override`: see OnCallOverride. `with_routes`:
+    include the menu and caller routes (a target line's plan never does: one level)."""
     line = config.lines.get(did)
     if line is None:
         return None
+
+    def plan_of(target: str) -> CallPlan | None:
+        return build_plan(config, target, now, on_call_override=on_call_override, with_routes=False)
+
     period = resolve_period(line, now, config.timezone)
     team = config.teams[line.team]
 
@@ -220,6 +231,8 @@ def build_plan(
         announcement_mode=AnnouncementMode(line.announcement_mode),
         busy_agents=BusyAgents(line.busy_agents),
         recording=_recording(line),
+        menu=menu_plan(line, plan_of) if with_routes else None,
+        caller_routes=caller_route_plans(line, plan_of) if with_routes else (),
     )
 
 

@@ -53,11 +53,23 @@ def selftest_plan(plan: CallPlan, endpoint: DialTarget, ring_timeout_s: int) -> 
         )
         for hop in plan.hops
     )
-    return dataclasses.replace(plan, hops=hops, final=FinalAction.HANGUP, test_call=True)
+    menu = plan.menu
+    if menu is not None:  # the call takes the default choice: its hops ring the endpoint too
+        choices = tuple(
+            dataclasses.replace(c, plan=selftest_plan(c.plan, endpoint, ring_timeout_s))
+            for c in menu.choices
+        )
+        menu = dataclasses.replace(menu, choices=choices)
+    return dataclasses.replace(
+        plan, hops=hops, final=FinalAction.HANGUP, test_call=True, menu=menu, caller_routes=()
+    )
 
 
 def decision_text(plan: CallPlan) -> str:
     """The real plan's cascade in one line ("p1 +336..., then sup +336...")."""
+    if plan.menu is not None:  # a test call takes the menu's default choice
+        default = plan.menu.default
+        return f"menu default {default.key} {default.label}: {decision_text(default.plan)}"
     if not plan.hops:
         return "nobody to ring"
     return ", then ".join(f"{hop.label}: {hop.person_id} {hop.number}" for hop in plan.hops)

@@ -37,6 +37,9 @@ LINE_DESK = "+33180000003"  # hops: the desk phone (SIP), supervisor
 LINE_EARLY = "+33180000004"  # early dial, announcement heard in full: p1, then voicemail
 LINE_EARLY_CUT = "+33180000005"  # early dial, announcement cut when p1 accepts
 LINE_TEAM = "+33180000006"  # hops: p1 and p2 at once (ring_all), supervisor
+LINE_MENU = "+33180000007"  # menu: 1 (default) LINE_SHORT, 2 LINE_P2
+LINE_P2 = "+33180000008"  # hops: p2 (unpublished: reached through LINE_MENU's key 2)
+MENU_PROMPT = "astreinte-menu-accueil"  # the sample menu prompt (sounds/prompts.tsv)
 ARI_PASSWORD = "e2e-" + uuid.uuid4().hex[:12]
 
 
@@ -57,6 +60,7 @@ def e2e_config(
     host: str = "127.0.0.1",
     busy_agents: str = "ring",
     team_line: bool = False,
+    menu_line: bool = False,
 ) -> str:
     """`desk_phone`: add LINE_DESK and the person `desk` (`sip: desk-101`); only for a
     PBX that declares that endpoint (`doctor` fails on a SIP phone the PBX lacks).
@@ -64,8 +68,18 @@ def e2e_config(
     `busy_agents`: LINE_SHORT's policy for a person already on an on-call call; "ring"
     (and always on LINE_FULL): the rig's one sipp phone per mobile takes several
     calls at once, which the crowd, burst and fault tests rely on.
-    `team_line`: add LINE_TEAM, whose first hop rings p1 and p2 at once."""
+    `team_line`: add LINE_TEAM, whose first hop rings p1 and p2 at once.
+    `menu_line`: add LINE_MENU (no announcement, a menu of 2 s) and LINE_P2."""
     still_ring = "null" if still_ring_every is None else still_ring_every
+    optional_lines = "".join(
+        text
+        for text, wanted in (
+            (_DESK_LINE, desk_phone),
+            (_TEAM_LINE, team_line),
+            (_MENU_LINES, menu_line),
+        )
+        if wanted
+    )
     hops_full = (
         "[{rota: primary, timeout: 6}, {rota: secondary, timeout: 6}, {person: sup, timeout: 6}]"
     )
@@ -104,7 +118,7 @@ lines:
     after_hours:
       hops: [{{rota: primary, timeout: 6}}, {{person: sup, timeout: 6}}]
       finally: voicemail
-{_EARLY_LINES}{_DESK_LINE if desk_phone else ""}{_TEAM_LINE if team_line else ""}teams:
+{_EARLY_LINES}{optional_lines}teams:
   e2e:
     people:
       p1: {{name: Agent One, mobile: "{P1}"}}
@@ -147,6 +161,25 @@ _TEAM_LINE = f"""\
     after_hours:
       hops: [{{ring_all: [p1, p2], timeout: 6, label: team}}, {{person: sup, timeout: 6}}]
       finally: voicemail
+"""
+_MENU_LINES = f"""\
+  "{LINE_P2}":
+    name: Agent two's line
+    team: e2e
+    after_hours:
+      hops: [{{person: p2, timeout: 6}}]
+      finally: hangup
+  "{LINE_MENU}":
+    name: Menu E2E
+    team: e2e
+    menu:
+      prompt: {MENU_PROMPT}
+      timeout: 2
+      default: "1"
+      choices:
+        "1": {{label: Short, line: "{LINE_SHORT}"}}
+        "2": {{label: Agent two, line: "{LINE_P2}"}}
+    after_hours: {{announcement: false, hops: [{{person: sup, timeout: 6}}]}}
 """
 _DESK_PERSON = f"      desk: {{name: Night Desk, sip: {DESK}}}\n"
 
@@ -307,12 +340,21 @@ class E2ERig:
         return run
 
     def call(
-        self, did: str, *, hold_ms: int, caller: str = "+33199000001", name: str = "Client Test"
+        self,
+        did: str,
+        *,
+        hold_ms: int,
+        caller: str = "+33199000001",
+        name: str = "Client Test",
+        keys: Sequence[tuple[int, str]] = (),
     ) -> SippRun:
+        """`keys`: (pause in ms, key) the caller presses in turn once answered."""
         run = start_sipp(
             self.workdir / "sipp",
             f"caller-{uuid.uuid4().hex[:6]}",
-            caller_scenario(number=caller, name=name, hold_ms=hold_ms, speech=self.speech),
+            caller_scenario(
+                number=caller, name=name, hold_ms=hold_ms, speech=self.speech, keys=keys
+            ),
             local_port=free_port(socket.SOCK_DGRAM),
             media_port=_even_free_port(),
             remote=f"127.0.0.1:{self.pbx.sip_port}",

@@ -37,6 +37,7 @@ from tests.e2e.rig import (
     DESK,
     LINE_DESK,
     LINE_FULL,
+    LINE_MENU,
     LINE_SHORT,
     LINE_TEAM,
     P1,
@@ -70,11 +71,14 @@ class FallbackRig:
         number: str = "+33199000001",
         name: str = "Client'; DROP TABLE calls;--",
         extra_args: tuple[str, ...] = (),
+        keys: tuple[tuple[int, str], ...] = (),
     ) -> SippRun:
         run = start_sipp(
             self.rig.workdir / "sipp",
             f"fbcaller-{did[-1]}-{time.monotonic_ns()}",
-            caller_scenario(number=number, name=name, hold_ms=hold_ms, speech=self.rig.speech),
+            caller_scenario(
+                number=number, name=name, hold_ms=hold_ms, speech=self.rig.speech, keys=keys
+            ),
             local_port=free_port(socket.SOCK_DGRAM),
             media_port=_even_free_port(),
             remote=f"127.0.0.1:{self.rig.pbx.sip_port}",
@@ -152,6 +156,7 @@ def fallback_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FallbackR
             sip_port=pbx.sip_port,
             desk_phone=True,
             team_line=True,
+            menu_line=True,
         )
         + f'fallback: {{spool_dir: "{spool}"}}\n'
     )
@@ -297,6 +302,20 @@ def test_service_down_ring_all_hop_rings_both_at_once(fb: FallbackRig) -> None:
     assert [(h.person_id, h.outcome, h.target) for h in detail.hops] == [
         ("p1+p2", "accepted", f"PJSIP/{P1}&PJSIP/{P2}")
     ]
+
+
+def test_service_down_the_agi_reads_the_menu_key(fb: FallbackRig) -> None:
+    """The AGI plays the menu prompt and reads one key (GET OPTION): 2, pressed one
+    second into the prompt, rings agent two's line; the choice is on the trail."""
+    agent = fb.phone(P2, agent_scenario("accept", ring_ms=300, dtmf_after_ms=1000))
+    caller = fb.call(LINE_MENU, hold_ms=8000, keys=((1000, "2"),))
+    assert caller.wait(30) == 0, caller.output()
+    assert agent.wait(10) == 0, agent.output()
+    detail = _imported_call(fb, LINE_MENU)
+    assert detail.outcome == "accepted", detail
+    assert [(h.person_id, h.outcome) for h in detail.hops] == [("p2", "accepted")]
+    reasons = [t.reason for t in detail.transitions]
+    assert "menu: key 2 → Agent two (+33180000008) (fallback)" in reasons, reasons
 
 
 def _publish_last_resort(fb: FallbackRig) -> None:

@@ -53,11 +53,14 @@ def caller_scenario(
     speech: Path | None,
     dtmf_flood: int = 0,
     target: str = "[service]",
+    keys: Sequence[tuple[int, str]] = (),
 ) -> str:
     """Call the DID, stream speech, hang up after hold_ms unless hung up first.
 
     dtmf_flood: the caller hammers '1' (RFC 2833) that many times right after
     the answer: only the agent's own key may accept a call.
+    keys: (pause in ms, key) pressed in turn after the answer (RFC 2833), before
+    the speech starts (a menu's choice).
     """
     stream = (
         f'<nop><action><exec rtp_stream="{escape(str(speech))},-1,0"/></action></nop>'
@@ -69,7 +72,16 @@ def caller_scenario(
         f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop><pause milliseconds="250"/>'
         for _ in range(dtmf_flood)
     )
-    stream = flood + stream
+    pressed = ""
+    for pause_ms, key in keys:
+        key_pcap = DTMF_PCAP_DIR / f"dtmf_2833_{key}.pcap"
+        if not key_pcap.is_file():  # sipp ships 0-9 only
+            raise ValueError(f"no RFC 2833 pcap for key {key!r}: {key_pcap}")
+        pressed += (
+            f'<pause milliseconds="{pause_ms}"/>'
+            f'<nop><action><exec play_pcap_audio="{key_pcap}"/></action></nop>'
+        )
+    stream = flood + pressed + stream
     from_hdr = f'"{escape(name)}" <sip:{escape(number)}@[local_ip]:[local_port]>;tag=[call_number]'
     return _wrap(
         "caller",

@@ -54,3 +54,10 @@ def test_the_recording_notice_is_required_where_a_line_records(tmp_path: Path) -
     path.write_text(text)
     check = check_sounds(load_config(path))
     assert not check.ok and "fr/astreinte-recording-notice" in check.detail
+
+
+def test_a_missing_menu_prompt_fails(tmp_path: Path) -> None:
+    config = load_config(_config_with_sounds(tmp_path, voice=True))
+    (tmp_path / "sounds" / "fr" / "astreinte-menu-accueil.wav").unlink()
+    check = check_sounds(config)
+    assert not check.ok and "fr/astreinte-menu-accueil" in check.detail

@@ -153,6 +153,14 @@ class Pyst2Pbx:
     def set(self, name: str, value: str) -> None:
         self.agi.set_variable(name, value)
 
+    def read_key(self, prompt: str, timeout_s: int) -> str:
+        from asterisk.agi import AGIError
+
+        try:  # GET OPTION: the prompt (cut by any key), then up to timeout ms for one
+            return str(self.agi.get_option(prompt, "0123456789*#", timeout_s * 1000) or "")
+        except AGIError:  # the prompt could not play, or the caller left: the Dial says
+            return ""
+
     def verbose(self, message: str, level: int) -> None:
         text = _VERBOSE_UNSAFE_RE.sub("?", message)[:400]
         if level <= 1:  # problems also on stderr: Asterisk's console / the journal

@@ -24,6 +24,7 @@ from astreinte_ari.adapters.fallback.spool import (
     spool_key,
 )
 from astreinte_ari.callflow.outcomes import CallOutcome, HopOutcome
+from astreinte_ari.routing.menu import after_choice, apply_caller_route
 from astreinte_ari.routing.plan import CallPlan, FinalAction, Hop
 
 # Written by the accept gosub on the agent's leg, read back on the caller's.
@@ -51,6 +52,10 @@ class FallbackPbx(Protocol):
 
     def verbose(self, message: str, level: int) -> None:
         """A line in Asterisk's log; never raises."""
+
+    def read_key(self, prompt: str, timeout_s: int) -> str:
+        """Play `prompt` (a key cuts it short), then wait `timeout_s` for one key; the
+        key, or "" (none, the prompt failed, or the caller left)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,7 @@ class FallbackCall:
                 plan_source=self.plan_source,
             )
         )
+        plan = self.plan = self._routed(plan)
         # Agents see the line's number, never the caller's (untrusted) identity.
         self.pbx.set("CALLERID(name)", "")
         self.pbx.set("CALLERID(num)", plan.agent_caller_id)
@@ -192,6 +198,19 @@ class FallbackCall:
         self.pbx.exec_app("Playback", str(self.sounds_dir / plan.language / "astreinte-no-one"))
         self._end(CallOutcome.NO_ONE, "every hop failed, no voicemail configured")
         return CallOutcome.NO_ONE
+
+    def _routed(self, plan: CallPlan) -> CallPlan:
+        """A listed caller: its route's line; else the menu's choice (the caller's
+        key, none or a wrong one: the default), as in the service (routing/menu.py)."""
+        plan = apply_caller_route(plan, self.caller.number)
+        if plan.routed is None and plan.menu is not None:
+            menu = plan.menu
+            prompt = str(self.sounds_dir / plan.language / menu.prompt)
+            key = self.pbx.read_key(_safe(prompt), menu.timeout_s)
+            plan = after_choice(plan, menu, key[:1] or None)
+        if plan.routed is not None:
+            self._log("route", detail=bounded(plan.routed))
+        return plan
 
     def _dial(self, seq: int, hop: Hop) -> tuple[HopOutcome, bool, tuple[float, float]]:
         """Ring one hop; (outcome, caller still there, (end, start of talk))."""

@@ -33,10 +33,12 @@ _PATH_RE = re.compile(r"[A-Za-z0-9/._-]{1,400}")
 
 
 def last_resort_target(config: AppConfig, did: str, now: datetime) -> str | None:
-    """The dial string of whom the plan for `did` rings first at `now`, a mobile through
-    the trunk or a SIP endpoint of the PBX (resolved and allow-listed by the router,
-    routing/targets.py); None if nobody."""
+    """The dial string of whom the plan for `did` rings first at `now` (with a menu:
+    its default choice's), a mobile through the trunk or a SIP endpoint of the PBX
+    (resolved and allow-listed by the router, routing/targets.py); None if nobody."""
     plan = build_plan(config, did, now)
+    if plan is not None and plan.menu is not None:  # no menu there: its default choice
+        plan = plan.menu.default.plan
     if plan is None or not plan.hops:
         return None
     first = plan.hops[0]

@@ -24,12 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from astreinte_ari.routing.plan import (
+    AnnouncementMode,
     BusyAgents,
+    CallerRoutePlan,
     CallPlan,
     DialTarget,
     FinalAction,
     Hop,
+    MenuChoicePlan,
+    MenuPlan,
     Period,
+    RecordingPolicy,
     TargetKind,
     VoicemailPolicy,
 )
@@ -41,7 +46,9 @@ if TYPE_CHECKING:
     from astreinte_ari.routing.router import OnCallOverride
 
 CACHE_NAME = "plan-cache.json"
-FORMAT = 3  # 2: hops carry a typed target (kind, address, dial string); 3: ring-all members
+# 2: hops carry a typed target (kind, address, dial string); 3: ring-all members;
+# 4: a line's menu and caller routes, each with its target line's plan.
+FORMAT = 4
 HORIZON = timedelta(hours=36)
 REFRESH_BEFORE = timedelta(hours=24)  # rewrite once less than this is left ahead
 _STEP_S = 60
@@ -87,6 +94,19 @@ def plan_from_json(data: Mapping[str, Any]) -> CallPlan:
     fields["hops"] = tuple(_hop_from_json(hop) for hop in fields["hops"])
     fields["voicemail"] = VoicemailPolicy(**fields["voicemail"])
     fields["busy_agents"] = BusyAgents(fields.get("busy_agents", BusyAgents.SKIP))
+    if fields.get("recording") is not None:
+        fields["recording"] = RecordingPolicy(**fields["recording"])
+    fields["announcement_mode"] = AnnouncementMode(fields.get("announcement_mode", "full"))
+    menu = fields.get("menu")
+    if menu is not None:
+        choices = tuple(
+            MenuChoicePlan(c["key"], c["label"], plan_from_json(c["plan"])) for c in menu["choices"]
+        )
+        fields["menu"] = MenuPlan(menu["prompt"], menu["timeout_s"], menu["default_key"], choices)
+    fields["caller_routes"] = tuple(
+        CallerRoutePlan(r["label"], tuple(r["callers"]), plan_from_json(r["plan"]))
+        for r in fields.get("caller_routes", ())
+    )
     return CallPlan(**fields)
 
 

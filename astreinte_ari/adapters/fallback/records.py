@@ -258,6 +258,10 @@ def fallback_record(
     why = _WHY.get(trigger, _NOT_CONNECTED)
     how = "dialplan fallback (AGI)" if call else "dialplan fallback, AGI failed"
     b.move(CallState.DIALING, f"{why}: {how}", max(taken, started))
+    for step in steps:  # a caller route or the menu's choice (cascade.py _routed)
+        if step.get("event") == "route":
+            at = _num(step.get("at")) or taken
+            b.move(CallState.DIALING, f"{bounded(str(step.get('detail', '')))} (fallback)", at)
     ends: dict[int | None, Mapping[str, Any]] = {}
     for step in steps:
         if step.get("event") == "hop_end":

@@ -1,0 +1,67 @@
+"""A line's menu on a real Asterisk: the sipp caller presses 2 (RFC 4733) during the
+prompt and the second line's agent is rung, not the first's; pressing nothing, the
+default line's agent is rung once the prompt and the menu's 2 s are over. The
+trail says which key (or none) chose what."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari.adapters.store.queries import CallDetail
+from astreinte_ari.devtools.localpbx import SOUNDS_DIR
+from tests.e2e.rig import (
+    LINE_MENU,
+    MENU_PROMPT,
+    P1,
+    P2,
+    E2ERig,
+    ServiceProcess,
+    finish,
+    now_utc,
+    sqlite_service,
+)
+
+pytestmark = pytest.mark.e2e
+
+PROMPT_S = ((SOUNDS_DIR / "fr" / f"{MENU_PROMPT}.wav").stat().st_size - 44) / 16000
+MENU_TIMEOUT_S = 2  # LINE_MENU's menu.timeout
+
+
+def _reason(call: CallDetail, to_state: str, n: int = 1) -> tuple[str, float]:
+    """The n-th transition to `to_state`: its reason, and when (s after the call began)."""
+    seen = [t for t in call.transitions if t.to_state == to_state]
+    assert len(seen) >= n, [(t.to_state, t.reason) for t in call.transitions]
+    return seen[n - 1].reason, (seen[n - 1].at - call.started_at).total_seconds()
+
+
+def _answered_call(
+    rig: E2ERig, service: ServiceProcess, agent: str, keys: list[tuple[int, str]]
+) -> CallDetail:
+    since = now_utc()
+    phone = rig.phone(agent, rig.agent("accept", ring_ms=300, dtmf_after_ms=500))
+    caller = rig.call(LINE_MENU, hold_ms=15000, keys=keys)
+    rig.wait_for_bridge("astreinte-agent-", timeout=25)
+    finish(caller, phone)
+    call = service.wait_for_call(since, LINE_MENU)
+    assert call.outcome == "accepted", call.outcome_detail
+    return call
+
+
+def test_the_callers_key_chooses_whom_the_menu_rings(e2e_rig: E2ERig, tmp_path: Path) -> None:
+    with sqlite_service(e2e_rig, tmp_path, menu_line=True) as service:
+        # Key 2 one second into the prompt (barge-in): agent two's line.
+        call = _answered_call(e2e_rig, service, P2, [(1000, "2")])
+        assert [h.number for h in call.hops] == [P2]  # p1 (the default's) never rung
+        why, at = _reason(call, "dialing")
+        assert why == "menu: key 2 → Agent two (+33180000008)"
+        assert at < PROMPT_S, at  # the key cut the prompt short
+        assert _reason(call, "menu")[0].startswith(f"menu {MENU_PROMPT}: 1 Short, 2 Agent two")
+
+        # No key: the default (LINE_SHORT, p1 first) after the prompt and 2 s.
+        call = _answered_call(e2e_rig, service, P1, [])
+        assert [h.number for h in call.hops] == [P1]
+        why, at = _reason(call, "dialing")
+        assert why == "menu: no key within 2 s → default 1 Short"
+        assert PROMPT_S + MENU_TIMEOUT_S - 0.5 < at < PROMPT_S + MENU_TIMEOUT_S + 2.0, at
