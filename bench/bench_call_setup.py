@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import shutil
@@ -43,10 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ari_timeline import channel_timeline  # noqa: E402  (bench/, the script's own folder)
+from bench_rig import start_agent_phone, start_service  # noqa: E402
 
 from astreinte_ari.devtools.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
 from astreinte_ari.devtools.pbxinstall import AsteriskInstall  # noqa: E402
-from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp  # noqa: E402
+from tests.rig.crowd import even_free_port  # noqa: E402
+from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp  # noqa: E402
 
 PASSWORD = "bench-" + os.urandom(6).hex()
 FLOWS = {  # flow -> (DID, agent mobile)
@@ -174,43 +175,6 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
         )
 
 
-def _media_port() -> int:
-    """A free even UDP port for sipp's RTP (the machine is shared: no fixed ports)."""
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        if port % 2 == 0 and port < 65000:
-            return port
-    raise RuntimeError("no free even UDP port")
-
-
-SIPP_BIND_ERROR = 254  # sipp's exit code -2: "fatal error binding a socket"
-
-
-def _agent_phone(work: Path, flow: str, speech: Path, port: int, calls: int) -> SippRun:
-    """The flow's agent phone on its configured port. A sipp that cannot bind one of
-    its sockets exits at once (seen 1 run in 6 in CI, for the floor's phone): it is
-    started again, on a new media port, rather than leaving that flow unmeasured."""
-    for attempt in range(1, 4):
-        run = start_sipp(
-            work / "sipp",
-            f"agent-{flow}-{attempt}",
-            agent_scenario("accept", dtmf_after_ms=1000, speech=speech),
-            local_port=port,
-            media_port=_media_port(),
-            calls=calls,
-            concurrency=calls,
-            timeout_s=600,
-        )
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            if run.process.wait(0.5) == SIPP_BIND_ERROR:
-                print(f"  (agent phone of {flow}: sipp could not bind, try {attempt})")
-                print(run.output()[-500:], file=sys.stderr)
-                time.sleep(0.5)
-                continue
-        return run
-    return run
-
-
 def proc_usage(pid: int) -> tuple[float, float]:
     """(RSS in MB, CPU seconds used so far) of a process, from /proc."""
     rss_kb = 0
@@ -232,7 +196,7 @@ def load_phase(
         "agents",
         agent_scenario("accept", dtmf_after_ms=1000),
         local_port=agent_port,
-        media_port=_media_port(),
+        media_port=even_free_port(),
         calls=calls,
         concurrency=calls + 20,
         timeout_s=900,
@@ -244,7 +208,7 @@ def load_phase(
             number="+3319800[call_number]", name="Load", hold_ms=(talk_s + 10) * 1000, speech=None
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=_media_port(),
+        media_port=even_free_port(),
         remote=f"127.0.0.1:{pbx.sip_port}",
         service=did,
         calls=calls,
@@ -278,7 +242,16 @@ async def measure(pbx: LocalAsterisk, work: Path, calls: int, ports: dict[str, i
         shell=True,
         check=True,
     )
-    runs = [_agent_phone(work, flow, speech, ports[flow], calls) for flow in FLOWS]
+    runs = [
+        start_agent_phone(
+            work,
+            f"agent-{flow}",
+            agent_scenario("accept", dtmf_after_ms=1000, speech=speech),
+            ports[flow],
+            calls,
+        )
+        for flow in FLOWS
+    ]
     csv = work / "dids.csv"
     csv.write_text("SEQUENTIAL\n" + "".join(f"{FLOWS[f][0]};\n" for f in FLOWS))
     caller = start_sipp(
@@ -288,7 +261,7 @@ async def measure(pbx: LocalAsterisk, work: Path, calls: int, ports: dict[str, i
             number="+33199000001", name="Bench", hold_ms=16000, speech=speech, target="[field0]"
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=_media_port(),
+        media_port=even_free_port(),
         remote=f"127.0.0.1:{pbx.sip_port}",
         calls=3 * calls,
         concurrency=3 * calls,
@@ -355,22 +328,7 @@ def main() -> int:
             text=True,
         )
         assert floor.stdout is not None and "ready" in floor.stdout.readline()
-        cfg = work / "astreinte.yaml"
-        cfg.write_text(service_config(pbx.ari_url, work, pbx.sip_port))
-        env = dict(os.environ, ASTREINTE_ARI_PASSWORD=PASSWORD)
-        astreinte = [sys.executable, "-m", "astreinte_ari"]
-        subprocess.run(
-            [*astreinte, "db", "upgrade", "-c", str(cfg)], env=env, check=True, capture_output=True
-        )
-        log = open(work / "service.log", "w")  # noqa: SIM115 - lives as long as the service
-        service = subprocess.Popen(
-            [*astreinte, "run", "-c", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while "astreinte ready" not in (work / "service.log").read_text():
-            if time.monotonic() > deadline or service.poll() is not None:
-                raise SystemExit(f"service did not start:\n{(work / 'service.log').read_text()}")
-            time.sleep(0.1)
+        service = start_service(work, service_config(pbx.ari_url, work, pbx.sip_port), PASSWORD)
         print(
             f"Asterisk {pbx.cli('core show version').split()[1]}, {os.cpu_count()} cores; "
             f"{args.calls} calls per flow, interleaved"

@@ -38,7 +38,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -50,13 +49,14 @@ from ari_timeline import channel_timeline  # noqa: E402
 from bench_call_setup import (  # noqa: E402
     PASSWORD,
     Observer,
-    _media_port,
     _ms,
 )
+from bench_rig import start_agent_phone, start_service  # noqa: E402
 
 from astreinte_ari.devtools.localpbx import SOUNDS_DIR, LocalAsterisk, free_port  # noqa: E402
 from astreinte_ari.devtools.pbxinstall import AsteriskInstall  # noqa: E402
 from tests.e2e.rig import make_speech  # noqa: E402
+from tests.rig.crowd import even_free_port  # noqa: E402
 from tests.rig.sipp import agent_scenario, caller_scenario, start_sipp  # noqa: E402
 
 # flow -> (DID, agent mobile, line options, presses 1 only after the prompt)
@@ -180,8 +180,8 @@ async def measure(
     prompt_ms = _length_ms("astreinte-press-1")
     announcement_ms = _length_ms("astreinte-after-hours")
     runs = [
-        start_sipp(
-            work / "sipp",
+        start_agent_phone(
+            work,
             f"agent-{flow}",
             agent_scenario(
                 "accept",
@@ -189,11 +189,8 @@ async def measure(
                 dtmf_after_ms=key_ms + (prompt_ms if after_prompt else 0),
                 speech=speech,
             ),
-            local_port=ports[flow],
-            media_port=_media_port(),
-            calls=calls,
-            concurrency=calls,
-            timeout_s=600,
+            ports[flow],
+            calls,
         )
         for flow, (_, _, _, after_prompt) in FLOWS.items()
     ]
@@ -207,7 +204,7 @@ async def measure(
             number="+33199000001", name="Bench", hold_ms=hold_ms, speech=speech, target="[field0]"
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=_media_port(),
+        media_port=even_free_port(),
         remote=f"127.0.0.1:{pbx.sip_port}",
         calls=len(FLOWS) * calls,
         concurrency=len(FLOWS) * calls,
@@ -249,22 +246,7 @@ def main() -> int:
     pbx.start()
     service = None
     try:
-        cfg = work / "astreinte.yaml"
-        cfg.write_text(service_config(pbx.ari_url, work, pbx.sip_port))
-        env = dict(os.environ, ASTREINTE_ARI_PASSWORD=PASSWORD)
-        astreinte = [sys.executable, "-m", "astreinte_ari"]
-        subprocess.run(
-            [*astreinte, "db", "upgrade", "-c", str(cfg)], env=env, check=True, capture_output=True
-        )
-        log = open(work / "service.log", "w")  # noqa: SIM115 - lives as long as the service
-        service = subprocess.Popen(
-            [*astreinte, "run", "-c", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while "astreinte ready" not in (work / "service.log").read_text():
-            if time.monotonic() > deadline or service.poll() is not None:
-                raise SystemExit(f"service did not start:\n{(work / 'service.log').read_text()}")
-            time.sleep(0.1)
+        service = start_service(work, service_config(pbx.ari_url, work, pbx.sip_port), PASSWORD)
         print(
             f"Asterisk {pbx.cli('core show version').split()[1]}, {os.cpu_count()} cores; "
             f"{args.calls} calls per flow, interleaved; announcement "
