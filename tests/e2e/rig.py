@@ -25,7 +25,7 @@ from astreinte_ari.devtools.localpbx import REPO_ROOT, LocalAsterisk, free_port
 from astreinte_ari.devtools.pbxinstall import AsteriskInstall
 from tests.rig.crowd import CallerCrowd, CallPlan, start_callers
 from tests.rig.phones import AgentPhone, agent_phone_scenario, start_agent_phone
-from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, start_sipp
+from tests.rig.sipp import SippRun, agent_scenario, caller_scenario, sipp_media_port, start_sipp
 
 # People of the e2e configuration and their (sipp) mobiles.
 P1, P2, SUP = "+33610000001", "+33610000002", "+33620000001"
@@ -455,12 +455,7 @@ def sqlite_service(
 
 
 def _even_free_port() -> int:
-    # RTP wants an even port with the next one (RTCP) free as well.
-    for _ in range(50):
-        port = free_port(socket.SOCK_DGRAM)
-        if port % 2 == 0 and port < 65000:
-            return port
-    return 40000 + (uuid.uuid4().int % 5000) * 2
+    return sipp_media_port()  # even, and the video port sipp also binds (+2) free
 
 
 def finish(*runs: SippRun, timeout: float = 90) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from astreinte_ari.devtools.localpbx import free_port
 from tests.e2e.rig import LINE_SHORT, P1, E2ERig, ServiceProcess, now_utc, sqlite_service
-from tests.rig.sipp import caller_scenario, start_sipp
+from tests.rig.sipp import caller_scenario, sipp_media_port, start_sipp
 
 pytestmark = pytest.mark.e2e
 BURST = 6
@@ -33,7 +33,7 @@ def test_burst_of_calls_waits_on_hold_and_every_call_is_taken(
         "agent",
         e2e_rig.agent("accept", dtmf_after_ms=800),
         local_port=e2e_rig.mobile_ports[P1],
-        media_port=free_port(socket.SOCK_DGRAM) & ~1,
+        media_port=sipp_media_port(),
         calls=BURST,
         concurrency=BURST,
     )
@@ -41,7 +41,7 @@ def test_burst_of_calls_waits_on_hold_and_every_call_is_taken(
         tmp_path / "sipp", "burst",
         caller_scenario(number="+3319700[call_number]", name="Burst", hold_ms=50000,
                         speech=None),
-        local_port=free_port(socket.SOCK_DGRAM), media_port=free_port(socket.SOCK_DGRAM) & ~1,
+        local_port=free_port(socket.SOCK_DGRAM), media_port=sipp_media_port(),
         remote=f"127.0.0.1:{e2e_rig.pbx.sip_port}", service=LINE_SHORT, calls=BURST,
         concurrency=BURST, extra_args=("-r", "20"),
     )  # fmt: skip

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from astreinte_ari.adapters.store.safe_text import unescape
 from tests.e2e.rig import LINE_FULL, P1, P2, E2ERig, ServiceProcess, now_utc, sqlite_service
-from tests.rig.sipp import caller_scenario, start_sipp
+from tests.rig.sipp import caller_scenario, sipp_media_port, start_sipp
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def _hostile_call(rig: E2ERig, hold_ms: int, flood: int = 0) -> object:
             number=HOSTILE_NUMBER, name=HOSTILE_NAME, hold_ms=hold_ms, speech=None, dtmf_flood=flood
         ),
         local_port=free_port(socket.SOCK_DGRAM),
-        media_port=free_port(socket.SOCK_DGRAM) & ~1,
+        media_port=sipp_media_port(),
         remote=f"127.0.0.1:{rig.pbx.sip_port}",
         service=LINE_FULL,
     )

@@ -41,7 +41,7 @@ from xml.sax.saxutils import escape
 
 from astreinte_ari.devtools.localpbx import free_port
 from tests.rig.polling import wait_until
-from tests.rig.sipp import SippRun, start_sipp
+from tests.rig.sipp import SippRun, sipp_media_port, start_sipp
 from tests.rig.sipp_xml import (
     NEVER_MS,
     OK_TO_LAST,
@@ -241,12 +241,8 @@ def caller_crowd_scenario(speech: Path | None) -> str:
 
 
 def even_free_port() -> int:
-    """A free UDP port for RTP: even, with the next one (RTCP) below 65000."""
-    for _ in range(100):
-        port = free_port(socket.SOCK_DGRAM)
-        if port % 2 == 0 and port < 65000:
-            return port
-    raise RuntimeError("no free even UDP port")
+    """A free UDP block for sipp's media (tests/rig/sipp.py: sipp_media_port)."""
+    return sipp_media_port()
 
 
 def rate_args(per_second: float) -> tuple[str, ...]:

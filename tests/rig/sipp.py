@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -298,6 +299,31 @@ class SippRun:
         for path in errors:
             text += f"\n--- {path.name}\n" + path.read_text(errors="replace")[-3000:]
         return text[-6000:]
+
+
+def sipp_media_port() -> int:
+    """A media port for sipp's -mp: even, with P+1..P+3 free too. sipp binds its audio
+    RTP on P and its video RTP on P+2 (and exits 254 if either is taken: seen in CI,
+    "Unable to bind video RTP socket ... Address already in use" when only P was
+    checked); RTCP takes the odd ones."""
+    for _ in range(200):
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port % 2 or port > 65000:
+            continue
+        if all(_udp_free(port + offset) for offset in range(4)):
+            return port
+    raise RuntimeError("no free block of 4 UDP ports for sipp's media")
+
+
+def _udp_free(port: int) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def start_sipp(
