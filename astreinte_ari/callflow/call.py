@@ -191,7 +191,9 @@ class CallFlow:
             if not self.ended and self.handed_off is None:
                 self._end(CallOutcome.FAILED, f"cancelled in {rt.state.value}")
 
-    async def _run_plan(self, first_hop: int = 1, announce: bool = True) -> None:
+    async def _run_plan(
+        self, first_hop: int = 1, announce: bool = True, menu_reason: str | None = None
+    ) -> None:
         rt, plan = self.rt, self.rt.plan
         announcements = [s for s in (plan.recorded_notice, plan.announcement) if s]
         # With a menu nobody is rung before the caller chooses: no early dial.
@@ -211,7 +213,7 @@ class CallFlow:
         elif notes and plan.hops and announce and plan.menu is None:  # on the trail all the same
             rt.transition(CallState.DIALING, notes)
         if plan.menu is not None:  # the caller's key: the chosen line's plan from now on
-            plan = await take_menu_choice(rt, plan.menu, ask=announce)
+            plan = await take_menu_choice(rt, plan.menu, ask=announce, recorded=menu_reason)
         skipped = 0
         for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
             if not turn.ring:  # on another on-call call: passed over, on the trail

@@ -16,21 +16,23 @@ from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.runtime import CallRuntime
 from astreinte_ari.callflow.telephony import DtmfReceived, PlaybackFinished
-from astreinte_ari.routing.menu import after_choice, continued_on
+from astreinte_ari.routing.menu import after_choice, continued_on, resumed_choice
 from astreinte_ari.routing.plan import CallPlan, MenuPlan
 
 log = logging.getLogger("astreinte_ari.call")
 MAX_PROMPT_S = 120.0  # a prompt that never reports its end is stopped
 
 
-async def take_menu_choice(rt: CallRuntime, menu: MenuPlan, *, ask: bool = True) -> CallPlan:
+async def take_menu_choice(
+    rt: CallRuntime, menu: MenuPlan, *, ask: bool = True, recorded: str | None = None
+) -> CallPlan:
     """Ask the caller and switch the call to the chosen line's plan; returns it (it is
-    rt.plan from now on). `ask` False: a call resumed after a restart, whose choice
-    this process does not know, takes the default choice."""
+    rt.plan from now on). `ask` False: a call resumed after a restart goes on with the
+    choice the trail recorded (`recorded`: the reason written when the caller chose),
+    or the default one when the restart came before the choice."""
     plan, default = rt.plan, menu.default
     if not ask:
-        why = f"menu: resumed after a restart → default {default.key} {default.label}"
-        return _go_on(rt, continued_on(plan, default.plan, why, early_dial=False))
+        return _go_on(rt, resumed_choice(plan, menu, recorded))
     offered = ", ".join(f"{c.key} {c.label}" for c in menu.choices)
     rt.transition(CallState.MENU, f"menu {menu.prompt}: {offered}; default {menu.default_key}")
     if plan.test_call:

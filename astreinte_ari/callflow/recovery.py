@@ -41,6 +41,7 @@ class ResumePoint:
     accepted_hop_id: str | None = None
     accepted_person_id: str | None = None
     answered_at: datetime | None = None
+    menu_reason: str | None = None  # why the call left its menu: the caller's choice
 
 
 # Transitions written after a restart whose trail could not be read in full (the
@@ -71,9 +72,12 @@ def resume_point_from_events(
         point.accepted_person_id,
         point.answered_at,
     )
+    menu_reason = point.menu_reason
     for event in mine:
         if isinstance(event, StateChanged) and event.call_id == call_id:
             last_seq = max(last_seq, event.seq)
+            if event.from_state is CallState.MENU and menu_reason is None:
+                menu_reason = event.reason
         elif isinstance(event, HopStarted) and event.call_id == call_id:
             hops[event.hop_id] = event.seq
         elif isinstance(event, HopEnded):
@@ -94,6 +98,7 @@ def resume_point_from_events(
         accepted_hop_id=accepted_hop,
         accepted_person_id=accepted_person,
         answered_at=answered_at,
+        menu_reason=menu_reason,
     )
 
 
@@ -159,7 +164,8 @@ class ResumedCallFlow(CallFlow):
             )
         next_hop = point.hops_tried + 1
         rt.transition(CallState.DIALING, f"resumed after a service restart at hop {next_hop}")
-        await self._guarded(self._run_plan(first_hop=next_hop, announce=False))
+        resumed = self._run_plan(first_hop=next_hop, announce=False, menu_reason=point.menu_reason)
+        await self._guarded(resumed)
 
     def _point_or_new(self) -> ResumePoint:
         """No record of this call on the trail: it is recorded now (same call id)."""

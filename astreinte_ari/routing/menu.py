@@ -120,6 +120,32 @@ def choose(menu: MenuPlan, key: str | None) -> tuple[MenuChoicePlan, str]:
     return choice, f"menu: key {key} → {choice.label} ({choice.plan.did})"
 
 
+_CHOSEN = re.compile(r"^menu: key ([0-9*#]) → ")
+_DEFAULTED = re.compile(r" → default ([0-9*#]) ")
+
+
+def recorded_choice(menu: MenuPlan, reason: str | None) -> MenuChoicePlan | None:
+    """The choice a caller made before a restart, read back from the trail's reason of
+    the call's way out of the menu (written by `choose`); None when there is none or
+    it names no choice of this menu (the configuration changed meanwhile)."""
+    if not reason:
+        return None
+    found = _CHOSEN.match(reason) or _DEFAULTED.search(reason)
+    return menu.choice(found.group(1)) if found else None
+
+
+def resumed_choice(plan: CallPlan, menu: MenuPlan, reason: str | None) -> CallPlan:
+    """The plan a call resumed after a restart runs: the line the caller chose before
+    it (the trail says which), else the default choice."""
+    choice = recorded_choice(menu, reason)
+    if choice is not None:
+        why = f"menu: resumed after a restart → key {choice.key} {choice.label}, as chosen"
+    else:
+        choice = menu.default
+        why = f"menu: resumed after a restart → default {choice.key} {choice.label}"
+    return continued_on(plan, choice.plan, why, early_dial=False)
+
+
 def after_choice(plan: CallPlan, menu: MenuPlan, key: str | None) -> CallPlan:
     """The plan the call runs once the caller chose (or did not): the chosen line's
     cascade, rung at once (the announcement is over: no early dial)."""

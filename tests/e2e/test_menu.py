@@ -5,6 +5,7 @@ trail says which key (or none) chose what."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tests.e2e.rig import (
     now_utc,
     sqlite_service,
 )
+from tests.rig.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +67,28 @@ def test_the_callers_key_chooses_whom_the_menu_rings(e2e_rig: E2ERig, tmp_path: 
         why, at = _reason(call, "dialing")
         assert why == "menu: no key within 2 s → default 1 Short"
         assert PROMPT_S + MENU_TIMEOUT_S - 0.5 < at < PROMPT_S + MENU_TIMEOUT_S + 2.0, at
+
+
+def test_a_crash_after_the_choice_keeps_the_chosen_line(e2e_rig: E2ERig, tmp_path: Path) -> None:
+    """Killed while key 2's agent rings, the restarted service goes on with key 2's
+    line (no hop left: it hangs up), not with the default line's next hop (sup)."""
+    with sqlite_service(e2e_rig, tmp_path, menu_line=True, clean_stop=False) as service:
+        since = now_utc()
+        ringing = e2e_rig.phone(P2, e2e_rig.agent("noanswer"))
+        caller = e2e_rig.call(LINE_MENU, hold_ms=20000, keys=[(1000, "2")])
+        wait_until(lambda: _agent_ringing(e2e_rig), timeout=20, what="key 2's agent ringing")
+        service.signal(signal.SIGKILL)
+        service.start()
+        finish(caller, ringing)  # p2's phone: CANCEL; the caller: BYE from the PBX
+        call = service.wait_for_call(since, LINE_MENU)
+    assert [(h.number, h.outcome) for h in call.hops] == [(P2, "failed")]  # sup never rung
+    assert "restart" in (call.hops[0].cause_text or "")
+    reasons = [t.reason for t in call.transitions]
+    assert "menu: resumed after a restart → key 2 Agent two, as chosen" in reasons, reasons
+    assert call.outcome == "no_one", (call.outcome, call.outcome_detail)
+
+
+def _agent_ringing(rig: E2ERig) -> bool:
+    channels = rig.pbx.ari_get("/channels")
+    assert isinstance(channels, list)
+    return any(c["id"].startswith("astreinte-agent-") and c["state"] == "Ringing" for c in channels)

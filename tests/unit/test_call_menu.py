@@ -7,7 +7,10 @@ from __future__ import annotations
 import dataclasses
 
 from astreinte_ari.callflow.audit_events import StateChanged
+from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
+from astreinte_ari.callflow.recovery import ResumePoint, resume_point_from_events
+from astreinte_ari.callflow.telephony import Resynced
 from astreinte_ari.routing.plan import (
     CallerRoutePlan,
     CallPlan,
@@ -16,8 +19,8 @@ from astreinte_ari.routing.plan import (
     MenuPlan,
 )
 from astreinte_ari.routing.selftest import selftest_plan
-from tests.unit.callflow_fakes import CALLER, FakePbx, Line, hop, plan
-from tests.unit.test_call_flow import accepts, bridged
+from tests.unit.callflow_fakes import CALLER, T0, FakePbx, Line, hop, plan
+from tests.unit.test_call_flow import accepts, bridged, found, lookup
 from tests.unit.virtual_time import virtual_time
 
 PROMPT = "astreinte-menu-maintenance"
@@ -184,3 +187,60 @@ async def test_a_test_call_takes_the_default_choice() -> None:
     ) in reasons(line, call_id)
     await line.hangs_up(CALLER)
     await line.done()
+
+
+DAVE = hop("dave", "+33633000000")
+IT_TWO_HOPS = dataclasses.replace(IT, hops=(BOB, DAVE))
+MENU_TWO = dataclasses.replace(
+    MENU, choices=(MENU.choices[0], MenuChoicePlan("2", "Informatique", IT_TWO_HOPS))
+)
+
+
+def resumed_line(menu_reason: str | None) -> tuple[Line, str]:
+    """The menu line's caller found after a restart while hop 1 of its cascade rang."""
+    point = ResumePoint(
+        call_id_for_channel(CALLER), 4, 1, ("hop-interrupted",), menu_reason=menu_reason
+    )
+    line = Line(plan(CAROL, menu=MENU_TWO), pbx=FakePbx(), resume_lookup=lookup(point))
+    return line, found(line)
+
+
+@virtual_time
+async def test_a_call_resumed_after_a_restart_keeps_the_callers_choice() -> None:
+    line, call_id = resumed_line("menu: key 2 → Informatique (+33180000011)")
+    await line.feed(Resynced(channels=(line.callers[call_id],), bridges=()))
+    await line.leg(1)
+    assert rung(line) == ["+33633000000"]  # hop 2 of key 2's line: not Chauffage's alice
+    assert line.plays(PROMPT) == []  # not asked again
+    assert (
+        CallState.DIALING,
+        "menu: resumed after a restart → key 2 Informatique, as chosen",
+    ) in reasons(line, call_id)
+    await line.hangs_up(CALLER)
+    await line.done()
+
+
+@virtual_time
+async def test_a_call_resumed_before_the_choice_takes_the_default() -> None:
+    line, call_id = resumed_line(None)
+    await line.feed(Resynced(channels=(line.callers[call_id],), bridges=()))
+    default = (CallState.DIALING, "menu: resumed after a restart → default 1 Chauffage")
+    await line.until(lambda: default in reasons(line, call_id), "resumed on the default")
+    await line.hangs_up(CALLER)
+    await line.done()
+    assert rung(line) == []  # Chauffage has one hop, tried already: none left
+
+
+def test_the_journal_gives_the_choice_back_when_the_database_is_down() -> None:
+    call_id = call_id_for_channel(CALLER)
+    chosen = "menu: key 2 → Informatique (+33180000011)"
+    events = [
+        StateChanged(call_id, 3, CallState.ANNOUNCING, CallState.MENU, "menu …", T0),
+        StateChanged(call_id, 4, CallState.MENU, CallState.DIALING, chosen, T0),
+        StateChanged(call_id, 5, CallState.DIALING, CallState.DIALING, "resumed", T0),
+    ]
+    point = resume_point_from_events(call_id, events, ResumePoint(call_id, 2, 0, ()))
+    assert point is not None and (point.menu_reason, point.last_seq) == (chosen, 5)
+    recorded = ResumePoint(call_id, 2, 0, (), menu_reason="menu: key 1 → Chauffage (+331)")
+    point = resume_point_from_events(call_id, events, recorded)
+    assert point is not None and point.menu_reason == recorded.menu_reason  # the first choice

@@ -12,7 +12,14 @@ import pytest
 from astreinte_ari.adapters.fallback.plancache import plan_from_json, plan_to_json
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.routing.menu import after_choice, apply_caller_route, choose, normalised_caller
+from astreinte_ari.routing.menu import (
+    after_choice,
+    apply_caller_route,
+    choose,
+    normalised_caller,
+    recorded_choice,
+    resumed_choice,
+)
 from astreinte_ari.routing.plan import CallPlan, FinalAction, MenuPlan, Period
 from astreinte_ari.routing.ratelimit import CallerRateLimiter
 from astreinte_ari.routing.router import build_plan
@@ -98,6 +105,31 @@ def test_after_choice_runs_the_chosen_cascade_under_the_dialled_line(config: App
     assert chosen.menu is None and chosen.routed == "menu: key 2 → On-call (+33180000099)"
     assert chosen.early_dial is False  # nobody rang before the choice; none now either
     assert chosen.announcement == plan.announcement  # heard already, the dialled line's
+
+
+@pytest.mark.parametrize("key", ["2", "1", None, "9", "A", "2; DROP", "#"])
+def test_the_trail_of_a_choice_gives_it_back_after_a_restart(config: AppConfig, key: str) -> None:
+    plan = _plan(config, "2026-05-04 22:00")
+    menu = _menu(plan)
+    choice, reason = choose(menu, key)  # what the trail holds for the choice
+    assert recorded_choice(menu, reason) == choice
+    resumed = resumed_choice(plan, menu, reason)
+    assert resumed.hops == choice.plan.hops and resumed.final is choice.plan.final
+    as_chosen = f"key {choice.key} {choice.label}, as chosen"
+    assert resumed.routed == f"menu: resumed after a restart → {as_chosen}"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [None, "", "menu astreinte-menu-maintenance: 1 Maintenance", "menu: key 7 → Gone (+331)"],
+)
+def test_no_recorded_choice_resumes_on_the_default(config: AppConfig, reason: str | None) -> None:
+    plan = _plan(config, "2026-05-04 22:00")
+    menu = _menu(plan)
+    assert recorded_choice(menu, reason) is None  # key 7: not a choice of today's menu
+    resumed = resumed_choice(plan, menu, reason)
+    assert resumed.hops == menu.default.plan.hops
+    assert resumed.routed == "menu: resumed after a restart → default 1 Maintenance"
 
 
 @pytest.mark.parametrize(

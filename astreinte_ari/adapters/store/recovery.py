@@ -32,6 +32,15 @@ def resume_point_for_channel(engine: Engine, channel_id: str) -> ResumePoint | N
                 call_transitions_table.c.call_id == call.id
             )
         ).scalar_one()
+        menu_reason = conn.execute(  # the caller's choice, if the call had a menu
+            select(call_transitions_table.c.reason)
+            .where(
+                call_transitions_table.c.call_id == call.id,
+                call_transitions_table.c.from_state == CallState.MENU.value,
+            )
+            .order_by(call_transitions_table.c.seq)
+            .limit(1)
+        ).scalar()
         hops = conn.execute(
             select(hops_table.c.id, hops_table.c.seq, hops_table.c.ended_at)
             .where(hops_table.c.call_id == call.id)
@@ -47,6 +56,7 @@ def resume_point_for_channel(engine: Engine, channel_id: str) -> ResumePoint | N
         accepted_hop_id=call.accepted_hop_id,
         accepted_person_id=call.accepted_person_id,
         answered_at=call.answered_at,
+        menu_reason=menu_reason,
     )
 
 
