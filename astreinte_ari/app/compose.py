@@ -35,6 +35,7 @@ from astreinte_ari.adapters.store.voicemail_files import (
     keep_voicemails_stored,
 )
 from astreinte_ari.adapters.systemd import SystemdNotifier
+from astreinte_ari.aio import within
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.app import lifecycle
 from astreinte_ari.app.cluster import ClusterNode
@@ -113,7 +114,7 @@ def _resume_lookup(
     async def lookup(channel_id: str) -> ResumePoint | None:
         call_id = call_id_for_channel(channel_id)
         try:
-            base = await asyncio.wait_for(
+            base = await within(
                 asyncio.to_thread(resume_point_for_channel, engine, channel_id), 3.0
             )
         except Exception as exc:

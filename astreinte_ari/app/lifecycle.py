@@ -22,6 +22,7 @@ from astreinte_ari.adapters.ari.client import AriAuthError, AriClient
 from astreinte_ari.adapters.http.metrics_server import MetricsServer
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.systemd import SystemdNotifier
+from astreinte_ari.aio import within
 from astreinte_ari.app.features import DatabaseFeatures
 from astreinte_ari.app.startup import EXIT_APP_REPLACED, EXIT_ARI_REFUSED, refused_message
 from astreinte_ari.callflow.dispatch import OnCallService
@@ -104,7 +105,7 @@ async def _start(parts: ServiceParts) -> list[asyncio.Task[None]]:
     background = [asyncio.create_task(loop()) for loop in parts.loops]
     # Events journaled before a crash are written before calls are resumed from them.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(parts.writer.flush(), timeout=5.0)
+        await within(parts.writer.flush(), 5.0)
     return [features, *background]
 
 
@@ -143,7 +144,7 @@ async def _close(parts: ServiceParts) -> None:
         await parts.metrics_server.close()
     await parts.client.close()
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(parts.writer.flush(), timeout=5.0)
+        await within(parts.writer.flush(), 5.0)
         if parts.checkpointer is not None:
             await parts.checkpointer.sign()  # what this run wrote last is signed too
     parts.writer.close()

@@ -40,6 +40,7 @@ from astreinte_ari.adapters.pbx.checks import (
 )
 from astreinte_ari.adapters.store.migrate import mask_url
 from astreinte_ari.adapters.systemd import SystemdNotifier
+from astreinte_ari.aio import within
 from astreinte_ari.config.model import AppConfig
 
 log = logging.getLogger("astreinte_ari.app.compose")
@@ -73,7 +74,7 @@ def journal_problem(directory: Path) -> str | None:
 
 async def check_storage(engine: Engine, journal_dir: Path) -> Check:
     try:
-        await asyncio.wait_for(asyncio.to_thread(database_writable, engine), STORAGE_TIMEOUT_S)
+        await within(asyncio.to_thread(database_writable, engine), STORAGE_TIMEOUT_S)
         database = None
     except TimeoutError:
         database = f"database {mask_url(engine.url)} did not answer within {STORAGE_TIMEOUT_S:g} s"
@@ -179,7 +180,7 @@ class Readiness:
             why = self._client.last_error or "connecting"
             return Check("ari", False, f"not connected to {config.ari.url}: {why}")
         try:
-            info = await asyncio.wait_for(self._client.asterisk_info(), ARI_TIMEOUT_S)
+            info = await within(self._client.asterisk_info(), ARI_TIMEOUT_S)
         except (AriError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             return Check("ari", False, f"{config.ari.url} does not answer: {exc or 'timeout'}")
         self.version = str((info.get("system") or {}).get("version") or self.version or "")
@@ -216,7 +217,7 @@ async def keep_readiness(
     told_ready = False
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), every_s)
+            await within(wake.wait(), every_s)
         wake.clear()
         report = await readiness.report(max_age_s=0)
         status = report.summary()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError
 from astreinte_ari.adapters.store.migrate import ensure_migrated, mask_url
+from astreinte_ari.aio import within
 from astreinte_ari.config.model import AppConfig
 
 log = logging.getLogger("astreinte_ari.app.compose")
@@ -73,7 +74,7 @@ async def wait_for_ari(
     last = ""
     while True:
         try:
-            return await asyncio.wait_for(client.asterisk_info(), 3.0)
+            return await within(client.asterisk_info(), 3.0)
         except AriError as exc:
             if exc.status in (401, 403):
                 raise StartupError(refused_message(config), EXIT_ARI_REFUSED) from exc

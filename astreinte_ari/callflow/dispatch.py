@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
+from astreinte_ari.aio import within
 from astreinte_ari.callflow.call import CallFlow
 from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.engaged import EngagedTargets
@@ -108,7 +109,7 @@ class OnCallService:
     async def wait_ready(self, timeout: float) -> bool:
         """True once the PBX is connected and resynced; False after `timeout` s."""
         try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
+            await within(self.ready.wait(), timeout)
         except TimeoutError:
             return False
         return True
@@ -353,7 +354,7 @@ class OnCallService:
         if self._resume_lookup is None:
             return None
         try:
-            return await asyncio.wait_for(self._resume_lookup(channel_id), timeout=3.0)
+            return await within(self._resume_lookup(channel_id), 3.0)
         except Exception:
             # Database down: the call still goes on (see ResumedCallFlow).
             log.exception("cannot read the audit trail to resume channel %s", channel_id)

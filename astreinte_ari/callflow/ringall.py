@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
+from astreinte_ari.aio import within
 from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.engaged import record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
@@ -93,7 +94,7 @@ class LegView:
                 if timeout == 0:
                     item = self.events.get_nowait()
                 else:
-                    item = await asyncio.wait_for(self.events.get(), timeout)
+                    item = await within(self.events.get(), timeout)
             except (TimeoutError, asyncio.QueueEmpty):
                 if self.stopped is not None:
                     raise self.stopped from None

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Generic, Protocol, TypeVar
 
+from astreinte_ari.aio import within
 from astreinte_ari.callflow.audit_events import AuditEvent, StateChanged
 from astreinte_ari.callflow.identity import new_object_id, recording_name_for
 from astreinte_ari.callflow.outcomes import ALLOWED_TRANSITIONS, CallState
@@ -208,7 +209,7 @@ class LegRuntime(Generic[S]):
                     if timeout == 0:  # wait_for(get(), 0) would never see a queued event
                         event = self.events.get_nowait()
                     else:
-                        event = await asyncio.wait_for(self.events.get(), timeout)
+                        event = await within(self.events.get(), timeout)
                 except (TimeoutError, asyncio.QueueEmpty):
                     return None
             if isinstance(event, CallResync):

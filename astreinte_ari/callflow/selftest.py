@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from astreinte_ari.aio import within
 from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.dispatch import OnCallService, PlanBuilder
 from astreinte_ari.callflow.identity import TEST_LEG, TEST_SOURCE_LEG, call_id_for_channel
@@ -163,7 +164,7 @@ class LineSelfTester:
             return failed(f"could not place the call: {exc}"[:300], decision=decision)
         # First milestone: the call entered the application (dialplan and Stasis work).
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), STASIS_WITHIN_S)
+            await within(asyncio.shield(waiter), STASIS_WITHIN_S)
         except TimeoutError:
             if self._service.forget_test_call(inbound):
                 await self._hang_up(source)
@@ -173,13 +174,11 @@ class LineSelfTester:
                     decision=decision,
                 )
         try:
-            closed = await asyncio.wait_for(
-                asyncio.shield(waiter), max(0.0, deadline - loop.time())
-            )
+            closed = await within(asyncio.shield(waiter), max(0.0, deadline - loop.time()))
         except TimeoutError:
             await self._hang_up(source)  # the flow ends the call: test_failed, in the trail
             try:
-                closed = await asyncio.wait_for(asyncio.shield(waiter), SETTLE_S)
+                closed = await within(asyncio.shield(waiter), SETTLE_S)
             except TimeoutError:
                 return failed(f"not bridged within {timeout_s} s", call_id, decision)
             return failed(f"not bridged within {timeout_s} s: {closed.detail}", call_id, decision)

@@ -22,6 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from astreinte_ari.aio import within
+
 log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
@@ -277,7 +279,7 @@ class AriClient:
         connected_once = False
         while not self._stopping.is_set():
             try:
-                ws = await asyncio.wait_for(
+                ws = await within(
                     self._session.ws_connect(
                         ws_url,
                         params={"app": self.app, "subscribeAll": "false"},
@@ -315,7 +317,7 @@ class AriClient:
             delay = min(self._max_backoff_s, 0.05 * 2**attempt) * random.uniform(0.8, 1.2)
             attempt = min(attempt + 1, 10)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                await within(self._stopping.wait(), delay)
 
     def _note_failure(self, error: str) -> None:
         # One line per change of error, not one per retry (retries are frequent).

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from astreinte_ari.adapters.fallback.importer import SpoolImportError
 from astreinte_ari.adapters.fallback.records import LASTRESORT_SUFFIX, SPOOL_SUFFIX, ImportedCall
+from astreinte_ari.aio import within
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ async def watch_fallback_spool(
             for call in calls:
                 _hand_over(call, handed, on_imported)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+            await within(stop.wait(), interval_s)
         elapsed = loop.time() - started
         since_import += elapsed
         retry_in = max(0.0, retry_in - elapsed)

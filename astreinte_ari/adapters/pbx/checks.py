@@ -13,7 +13,6 @@ reports, tells this Asterisk from another process that took the port.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -22,6 +21,7 @@ import aiohttp
 
 from astreinte_ari.adapters.ari.client import AriClient, AriError, AriNotFound
 from astreinte_ari.adapters.pbx.sip_probe import SipProbeError, sip_options
+from astreinte_ari.aio import within
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.config.pbx import SipAddress
 
@@ -133,7 +133,7 @@ async def check_trunk(client: AriClient, config: AppConfig) -> Check:
         )
     show = f"asterisk -rx 'pjsip show endpoint {endpoint}'"
     try:
-        info = await asyncio.wait_for(
+        info = await within(
             client.request("GET", f"/endpoints/PJSIP/{quote(endpoint, safe='')}"), ARI_TIMEOUT_S
         )
     except AriNotFound:
@@ -175,7 +175,7 @@ async def check_sip_endpoints(client: AriClient, config: AppConfig) -> Check:
     offline: list[str] = []
     for endpoint in endpoints:
         try:
-            info = await asyncio.wait_for(
+            info = await within(
                 client.request("GET", f"/endpoints/PJSIP/{quote(endpoint, safe='')}"),
                 ARI_TIMEOUT_S,
             )
@@ -209,9 +209,7 @@ async def check_application(client: AriClient, app: str) -> Check:
     """The ARI application is registered (a websocket is subscribed to it)."""
     name = "application"
     try:
-        await asyncio.wait_for(
-            client.request("GET", f"/applications/{quote(app, safe='')}"), ARI_TIMEOUT_S
-        )
+        await within(client.request("GET", f"/applications/{quote(app, safe='')}"), ARI_TIMEOUT_S)
     except AriNotFound:
         return Check(
             name,

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 import astreinte_ari
+from astreinte_ari.aio import within
 from astreinte_ari.config.pbx import SipAddress
 
 T1_S = 0.5  # RFC 3261 retransmission timer over UDP, doubled at each retry
@@ -109,7 +110,7 @@ async def _udp(
             if wait <= 0:
                 raise TimeoutError
             try:
-                return await asyncio.wait_for(asyncio.shield(done), wait)
+                return await within(asyncio.shield(done), wait)
             except TimeoutError:
                 interval *= 2
     finally:
