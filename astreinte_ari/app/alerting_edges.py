@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.http.alert_links import LinkEndpoint
+from astreinte_ari.adapters.http.calendar_feed import CalendarFeedRoutes
 from astreinte_ari.adapters.metrics.alerts import MeteredNotifier
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.notify.email import EmailNotifier
@@ -24,6 +26,7 @@ from astreinte_ari.adapters.notify.webhook import WebhookPublisher, build_publis
 from astreinte_ari.adapters.scheduler.apscheduler_jobs import PersistentScheduler
 from astreinte_ari.adapters.store.alert_links import AlertLinkStore
 from astreinte_ari.adapters.store.alerts import AlertStore
+from astreinte_ari.adapters.store.calendar_feeds import CalendarFeedStore
 from astreinte_ari.adapters.store.recording_access import note_voicemail_access
 from astreinte_ari.adapters.store.recovery import next_hop_seq
 from astreinte_ari.alerting.links import LinkSigner
@@ -86,6 +89,20 @@ def build_notifiers(
     return notifiers
 
 
+def _more_routes(
+    config: AppConfig,
+    engine: Engine,
+    alerting: Alerting,
+    current_config: Callable[[], AppConfig] | None,
+    clock: Callable[[], datetime],
+) -> list[Callable[[str], list[web.RouteDef]]]:
+    """The calendar feeds, and the SMS gateway's inbound messages when configured."""
+    feeds = CalendarFeedRoutes(
+        CalendarFeedStore(engine).resolve, current_config or (lambda: alerting.config), clock
+    )
+    return [feeds.routes]
+
+
 async def start_alerting(
     *,
     config: AppConfig,
@@ -96,6 +113,7 @@ async def start_alerting(
     links_port: int | None = None,
     metrics: ServiceMetrics | None = None,
     cluster: ClusterNode | None = None,
+    current_config: Callable[[], AppConfig] | None = None,
 ) -> Alerting | None:
     """Start alerts if `alerting:` is configured; None otherwise.
 
@@ -104,6 +122,8 @@ async def start_alerting(
     wake-ups from firing on real time (tests run them with `fire_due()` and an
     injected clock); `links_port` overrides the listen port. `cluster`: the wake-ups
     run on its leader only (every node adds them to the shared store).
+    `current_config`: the configuration in force (the service's live one), which
+    the calendar feeds are computed from at each fetch; default: alerting's.
     """
     cfg = config.alerting
     if cfg is None:
@@ -153,6 +173,7 @@ async def start_alerting(
         note_access=lambda subject, path, person: note_voicemail_access(
             engine, subject, path, person
         ),
+        more_routes=_more_routes(config, engine, alerting, current_config, clock),
     )
     await endpoint.start(
         cfg.links.listen_host, cfg.links.listen_port if links_port is None else links_port
