@@ -165,6 +165,11 @@ def ical_feed(
 FEED_DAYS_BACK, FEED_DAYS_AHEAD = 31, 365  # what a subscribed calendar shows
 
 
+def feed_day(team: TeamConfig, now: datetime) -> date:
+    """The team's local day: a subscription feed is the same all day long."""
+    return now.astimezone(_zone(team)).date()
+
+
 def subscription_feed(
     team_name: str, team: TeamConfig, now: datetime, *, person: str | None = None
 ) -> bytes:
@@ -173,7 +178,7 @@ def subscription_feed(
     so two fetches on the same day give the same bytes (same ETag) unless the
     programme changed; UIDs come from the rota and the shift's start, so a
     calendar updates its events rather than duplicating them."""
-    today = now.astimezone(_zone(team)).date()
+    today = feed_day(team, now)
     begin = day_bounds(team, today - timedelta(days=FEED_DAYS_BACK))[0]
     end = day_bounds(team, today + timedelta(days=FEED_DAYS_AHEAD))[0]
     stamp = datetime.combine(today, time(), UTC)

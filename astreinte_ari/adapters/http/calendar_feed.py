@@ -12,19 +12,20 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from aiohttp import web
 
 from astreinte_ari.adapters.store.calendar_feeds import FEED_PATH, CalendarFeed
 from astreinte_ari.config.model import AppConfig
-from astreinte_ari.schedule.reports import subscription_feed
+from astreinte_ari.schedule.reports import feed_day, subscription_feed
 
 log = logging.getLogger(__name__)
 
 # Calendar clients poll every few hours at best (Google: up to a day); a shorter
 # max-age lets Thunderbird/Outlook see an edit sooner without hammering the service.
 CACHE_CONTROL = "private, max-age=900"
+MAX_CACHED = 256  # feeds kept computed (a team's, a person's), ~40-100 kB each
 _NOT_FOUND = "calendrier inconnu / unknown calendar"
 
 
@@ -38,6 +39,10 @@ class CalendarFeedRoutes:
         self.resolve = resolve  # token -> active feed (looked up by its SHA-256)
         self.current_config = current_config
         self.clock = clock
+        # (team, person, day) -> (the configuration it was computed from, body, ETag):
+        # a year of shifts takes 0.1-0.3 s, and every client polls; any new
+        # configuration object (an accepted edit) makes the entry stale.
+        self._made: dict[tuple[str, str | None, date], tuple[AppConfig, bytes, str]] = {}
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         return [web.get(f"{prefix}/{FEED_PATH}/{{token:[^/]+}}.ics", self.fetch)]
@@ -48,10 +53,7 @@ class CalendarFeedRoutes:
         team = config.teams.get(feed.team) if feed is not None else None
         if feed is None or team is None or (feed.person and feed.person not in team.people):
             raise web.HTTPNotFound(text=_NOT_FOUND)
-        body = await asyncio.to_thread(
-            subscription_feed, feed.team, team, self.clock(), person=feed.person
-        )
-        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        body, etag = await self._feed(config, feed.team, feed.person)
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
         wanted = request.headers.get("If-None-Match", "")
         if etag in (tag.strip() for tag in wanted.split(",")) or wanted.strip() == "*":
@@ -62,3 +64,18 @@ class CalendarFeedRoutes:
         return web.Response(
             body=body, headers=headers, content_type="text/calendar", charset="utf-8"
         )
+
+    async def _feed(self, config: AppConfig, team: str, person: str | None) -> tuple[bytes, str]:
+        now = self.clock()
+        key = (team, person, feed_day(config.teams[team], now))
+        made = self._made.get(key)
+        if made is not None and made[0] is config:
+            return made[1], made[2]
+        body = await asyncio.to_thread(
+            subscription_feed, team, config.teams[team], now, person=person
+        )
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        if len(self._made) >= MAX_CACHED:
+            self._made.pop(next(iter(self._made)))  # the oldest entry
+        self._made[key] = (config, body, etag)
+        return body, etag
