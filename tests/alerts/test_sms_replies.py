@@ -81,7 +81,7 @@ async def test_ok_reply_acknowledges_and_reminders_stop(
         assert alert_id is not None
         await engine.drain()
         (sms,) = sms_gateway.texts_to(P1)
-        assert _code(sms) == alert_id[:8]
+        assert _code(sms) == alert_id[:8] and "Repondez OK pour acquitter." in sms
 
         async def reply(sender: object, text: str, secret: str = SECRET) -> tuple[int, Any]:
             body = {"msisdn": sender, "message": {"body": text}}
@@ -102,7 +102,8 @@ async def test_ok_reply_acknowledges_and_reminders_stop(
             status, answer = await reply("06 10 00 00 01", "who is calling?")
             assert answer["result"] == "not_understood"
             await wait_for(lambda: len(sms_gateway.texts_to(P1)) == 2)
-            assert "OK" in sms_gateway.texts_to(P1)[1]
+            help_sms = sms_gateway.texts_to(P1)[1]
+            assert "code" in help_sms and "Repondez OK pour" not in help_sms
             assert engine.store.get(alert_id).state == "open"  # type: ignore[union-attr]
 
             # p1's number as a JSON number without "+", "ok" with spaces: acknowledged.
