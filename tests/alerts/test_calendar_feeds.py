@@ -156,6 +156,16 @@ async def test_feed_matches_who_updates_and_revokes(
         ("team", True),
         ("person", False),
     ]
+    assert cli.main(["rota", "feeds", "-c", str(path), "--format", "csv"]) == 0
+    csv_lines = capsys.readouterr().out.splitlines()
+    assert csv_lines[0] == "id,scope,team,person,created_at,created_by,revoked_at"
+    assert len(csv_lines) == 2 and csv_lines[1].startswith(f"{rows[1]['id']},person,t,p1,")
+    assert cli.main(["rota", "feeds", "-c", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["id", "scope", "team", "person", "created", "by", "revoked"]
+    assert len(table) == 2 and team_feed not in table[1]
+    assert cli.main(["rota", "unsubscribe", "-c", str(path), team_feed]) == 1  # already
+    assert "no calendar feed" in capsys.readouterr().err
     engine = create_db_engine(config.database_url())
     try:
         with engine.connect() as conn:
