@@ -1,6 +1,7 @@
 """Alerting's edges, built here and given to alerting as ports (alerting/ports.py):
 the notifiers (email, SMS, voice over the service's telephony), the webhooks,
-the alert tables, the persisted wake-ups and the HTTP endpoint of the links."""
+the alert tables, the persisted wake-ups and the HTTP endpoint of the links,
+which also serves the calendar feeds and takes the SMS gateway's replies."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.targets import trunk_target
 
 log = logging.getLogger(__name__)
-SPOOL_EVERY = timedelta(seconds=30)
-MIN_INBOUND_SECRET = 16  # webhook deliveries left in the spool are picked up
+SPOOL_EVERY = timedelta(seconds=30)  # webhook deliveries left in the spool are picked up
+MIN_INBOUND_SECRET = 16  # characters; all that stands between a stranger and an ack
 
 
 def link_key(config: AppConfig) -> bytes:
@@ -102,7 +103,7 @@ def inbound_sms_secret(config: AppConfig) -> str | None:
     if secret_file is not None and not secret_file.is_absolute():
         secret_file = config.base_dir / secret_file
     secret = secrets.resolve_secret(sms.inbound.secret_env, secret_file, what="inbound SMS secret")
-    if len(secret) < MIN_INBOUND_SECRET:  # it is all that stands between a stranger and an ack
+    if len(secret) < MIN_INBOUND_SECRET:
         raise secrets.SecretError(
             f"the inbound SMS secret must be at least {MIN_INBOUND_SECRET} characters"
         )
