@@ -19,6 +19,7 @@ from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.alerting.sms_reply import normalise_number, parse_reply
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.config.model import AppConfig
+from astreinte_ari.config.secrets import SecretError
 from astreinte_ari.devtools.localpbx import free_port
 from tests.alerts.conftest import FakeClock, SmsGateway
 from tests.alerts.helpers import P1, P2, P3, closed_call, start_without_telephony, wait_for
@@ -50,7 +51,7 @@ def _code(sms: str) -> str:
     return found.group(1)
 
 
-def _trail(db_url: str, alerting: Alerting, like: str) -> list[tuple[str, dict[str, Any]]]:
+def _trail(alerting: Alerting, like: str) -> list[tuple[str, dict[str, Any]]]:
     engine = alerting.engine.store.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
         rows = conn.execute(
@@ -114,9 +115,9 @@ async def test_ok_reply_acknowledges_and_reminders_stop(
         assert (alert.acked_by, alert.ack_via) == ("p1", "sms-reply")
         acked = [e for e in engine.store.events(alert_id) if e[1] == "acked"]  # type: ignore[attr-defined]
         assert acked[0][4] == f"acknowledged by SMS reply from {P1}"
-        ((_, payload),) = _trail(db_url, alerting, "alert.acked")
+        ((_, payload),) = _trail(alerting, "alert.acked")
         assert payload["detail"] == f"acknowledged by SMS reply from {P1}"
-        ignored = _trail(db_url, alerting, "sms.reply_%")
+        ignored = _trail(alerting, "sms.reply_%")
         assert [k for k, _ in ignored] == [
             "sms.reply_unknown_sender",
             "sms.reply_bad_sender",
@@ -199,3 +200,18 @@ def test_reply_parsing_and_sender_numbers() -> None:
     assert normalise_number("0612345678", "+33") == "+33612345678"
     for hostile in ("", "+", "abc", "+33612345678;1", "+" + "9" * 30, "\x00+33612345678"):
         assert normalise_number(hostile, "+33") is None
+
+
+@pytest.mark.parametrize("value", [None, "short-secret"])
+async def test_missing_or_short_inbound_secret_stops_the_start(
+    tmp_path: Path, sms_gateway: SmsGateway, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv("TEST_SMS_INBOUND")
+    else:
+        monkeypatch.setenv("TEST_SMS_INBOUND", value)
+    db_url = f"sqlite:///{tmp_path / 'never-opened.db'}"
+    config = _config(tmp_path, db_url, sms_gateway, "{secret_env: TEST_SMS_INBOUND}")
+    with pytest.raises(SecretError, match="inbound SMS secret"):
+        await start_without_telephony(config, FakeClock())
+    assert not (tmp_path / "never-opened.db").exists()
