@@ -63,7 +63,13 @@ def new_alert_id() -> str:
 
 
 def ack_alert(
-    store: AlertRepository, alert_id: str, *, by: str, via: str, now: datetime
+    store: AlertRepository,
+    alert_id: str,
+    *,
+    by: str,
+    via: str,
+    now: datetime,
+    detail: str | None = None,
 ) -> Alert | None:
     """Acknowledge an open alert (any process: service, CLI). None if not open/unknown.
 
@@ -74,7 +80,7 @@ def ack_alert(
     alert = store.get(alert_id)
     if alert is None or not alert.is_open:
         return None
-    if not store.acknowledge(acknowledgement(alert, by=by, via=via, now=now)):
+    if not store.acknowledge(acknowledgement(alert, by=by, via=via, now=now, detail=detail)):
         return None  # acknowledged meanwhile, by another channel or process
     return store.get(alert.id)
 
@@ -391,9 +397,13 @@ class AlertEngine:
 
     # -- acknowledgement ---------------------------------------------------------------------
 
-    async def ack(self, alert_id: str, *, by: str, via: str) -> Alert | None:
+    async def ack(
+        self, alert_id: str, *, by: str, via: str, detail: str | None = None
+    ) -> Alert | None:
+        """Every acknowledgement comes here (link, voice, SMS reply): reminders stop,
+        the trail and the webhooks are told; `detail` says how, in words."""
         acked = await asyncio.to_thread(
-            ack_alert, self.store, alert_id, by=by, via=via, now=self.clock()
+            ack_alert, self.store, alert_id, by=by, via=via, now=self.clock(), detail=detail
         )
         if acked is None:
             return None

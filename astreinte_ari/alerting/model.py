@@ -83,9 +83,12 @@ class Acknowledgement:
     at: datetime
     override: ShiftOverride | None = None
     settles: Settled | None = None
+    detail: str | None = None  # how, in words ("acknowledged by SMS reply from +33...")
 
 
-def acknowledgement(alert: Alert, *, by: str, via: str, now: datetime) -> Acknowledgement:
+def acknowledgement(
+    alert: Alert, *, by: str, via: str, now: datetime, detail: str | None = None
+) -> Acknowledgement:
     """What acknowledging `alert` means.
 
     Acknowledging a shift_cover alert records the replacement as on call for the
@@ -93,7 +96,7 @@ def acknowledgement(alert: Alert, *, by: str, via: str, now: datetime) -> Acknow
     supervisor's "shift not confirmed" alert of the same shift: the shift is covered.
     """
     if alert.kind != "shift_cover" or not (alert.team and alert.rota and alert.shift_end):
-        return Acknowledgement(alert.id, by, via, now)
+        return Acknowledgement(alert.id, by, via, now, detail=detail)
     replacement = alert.chain[0]
     return Acknowledgement(
         alert.id,
@@ -114,4 +117,5 @@ def acknowledgement(alert: Alert, *, by: str, via: str, now: datetime) -> Acknow
             person_id=replacement,
             detail=f"shift covered: {replacement} acknowledged the cover",
         ),
+        detail=detail,
     )

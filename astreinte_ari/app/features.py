@@ -86,6 +86,7 @@ class DatabaseFeatures:
             clock=self.clock,
             metrics=self.metrics,
             cluster=self.cluster,
+            current_config=lambda: self.live.current,  # the calendar feeds follow edits
         )
         if alerting is not None:
             self.alerting = alerting

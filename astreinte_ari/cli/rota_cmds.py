@@ -1,4 +1,5 @@
-"""`astreinte rota show|ical|fairness`: the programme for ops staff (config only)."""
+"""`astreinte rota show|ical|fairness`: the programme for ops staff (config only);
+`rota subscribe|feeds|unsubscribe` (calendar URLs) are in feed_cmds.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from astreinte_ari.cli import feed_cmds
 from astreinte_ari.cli.context import CHECKING, CliContext, add_config_option
 from astreinte_ari.cli.database import add_date_range
 from astreinte_ari.cli.output import add_format_options, emit_rows
@@ -43,6 +45,7 @@ def register(sub: Any) -> None:
     fair.add_argument("--team", required=True)
     fair.add_argument("--year", type=int, help="default: this year")
     fair.set_defaults(func=cmd_fairness)
+    feed_cmds.register(rota_sub)  # subscribe, feeds, unsubscribe: calendar URLs
 
 
 def _team(config: AppConfig, name: str) -> TeamConfig | None:

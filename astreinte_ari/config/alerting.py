@@ -76,6 +76,32 @@ class SmtpConfig(Frozen):
         return self
 
 
+class SmsInboundConfig(Frozen):
+    """Replies to the alert SMS, as the gateway posts them to the links endpoint at
+    /sms/inbound/<secret> (or /sms/inbound with the secret in `secret_header`).
+    docs/alerts.md "Acknowledging by SMS reply"."""
+
+    secret_env: str | None = "ASTREINTE_SMS_INBOUND_SECRET"
+    secret_file: Path | None = None
+    secret_header: str = "X-Astreinte-Secret"
+    format: Literal["form", "json"] = "form"
+    # Where the sender's number and the text are in the posted body; for JSON a
+    # dotted path ("message.from") reaches into nested objects.
+    from_field: str = "from"
+    text_field: str = "text"
+    # How a national number ("0612345678") is made international: "+33". Without
+    # it, only international senders ("+33...", "0033...", "33...") are matched.
+    national_prefix: str | None = Field(None, pattern=r"^\+[1-9]\d{0,3}$")
+    help_reply: bool = True  # answer a reply that is not understood, through the gateway
+
+    @field_validator("secret_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9-]{1,64}$", value):
+            raise ValueError(f"'{value}' is not an HTTP header name")
+        return value
+
+
 class SmsGatewayConfig(Frozen):
     """Any HTTP SMS API: the body template gets {to}, {text}, {to_json}, {text_json},
     {to_url}, {text_url}; header values may name environment variables as ${NAME}."""
@@ -90,6 +116,7 @@ class SmsGatewayConfig(Frozen):
     retries: int = Field(3, ge=0, le=10)
     backoff: float = Field(2.0, ge=0.0, le=300.0)  # seconds, doubled at each retry
     timeout: float = Field(10.0, gt=0, le=120)
+    inbound: SmsInboundConfig | None = None  # acknowledging by SMS reply
 
     @field_validator("url")
     @classmethod

@@ -160,3 +160,26 @@ def ical_feed(
         cal.add_component(event)
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+FEED_DAYS_BACK, FEED_DAYS_AHEAD = 31, 365  # what a subscribed calendar shows
+
+
+def feed_day(team: TeamConfig, now: datetime) -> date:
+    """The team's local day: a subscription feed is the same all day long."""
+    return now.astimezone(_zone(team)).date()
+
+
+def subscription_feed(
+    team_name: str, team: TeamConfig, now: datetime, *, person: str | None = None
+) -> bytes:
+    """The feed a subscribed calendar fetches: `ical_feed` over the team's local days
+    from FEED_DAYS_BACK ago to FEED_DAYS_AHEAD ahead. DTSTAMP is the day's start,
+    so two fetches on the same day give the same bytes (same ETag) unless the
+    programme changed; UIDs come from the rota and the shift's start, so a
+    calendar updates its events rather than duplicating them."""
+    today = feed_day(team, now)
+    begin = day_bounds(team, today - timedelta(days=FEED_DAYS_BACK))[0]
+    end = day_bounds(team, today + timedelta(days=FEED_DAYS_AHEAD))[0]
+    stamp = datetime.combine(today, time(), UTC)
+    return ical_feed(team_name, team, begin, end, person=person, stamp=stamp)

@@ -4,15 +4,17 @@ GET /ack/<id> shows a confirmation button (mail scanners prefetch links: a GET
 must not acknowledge); POST /ack/<id> acknowledges; GET /vm/<id> returns the
 recording. Ids are short, random and looked up (adapters/store/alert_links.py);
 the signed tokens of earlier releases (they contain a ".") still work until
-they expire. Every route is also served under the path of
-`alerting.links.public_url` (e.g. https://host/astreinte/a/<id>), so a reverse
-proxy may forward the prefix or strip it.
+they expire. Other features add their routes (`more_routes`): the calendar
+feeds (calendar_feed.py) and the SMS gateway's inbound messages (sms_inbound.py).
+Every route is also served under the path of `alerting.links.public_url`
+(e.g. https://host/astreinte/a/<id>), so a reverse proxy may forward the prefix
+or strip it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +53,7 @@ class LinkEndpoint:
         recordings_dir: Path,
         public_url: str = "",
         note_access: Callable[[str, Path, str], None] | None = None,
+        more_routes: Sequence[Callable[[str], list[web.RouteDef]]] = (),
     ) -> None:
         # note_access(subject, file, person): puts the download in the audit trail
         # (adapters/store/recording_access.py) before the file is served.
@@ -69,6 +72,8 @@ class LinkEndpoint:
                     web.get(f"{prefix}/{VOICEMAIL_PATH}/{{link}}", self.voicemail),
                 ]
             )
+            for routes_under in more_routes:  # calendar feeds, inbound SMS: same prefixes
+                self.app.add_routes(routes_under(prefix))
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 

@@ -31,13 +31,22 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MAX_SEGMENTS = 2  # 306 GSM-7 characters: room for the text and two short links
 
 
-def sms_text(message: AlertMessage, max_segments: int = MAX_SEGMENTS) -> str:
+# With replies taken (alerting.sms.inbound): how to acknowledge without the link.
+REPLY_HINT = {"fr": "Repondez OK pour acquitter.", "en": "Reply OK to acknowledge."}
+
+
+def sms_text(
+    message: AlertMessage, max_segments: int = MAX_SEGMENTS, *, reply_hint: bool = False
+) -> str:
     links = []
     if message.ack_url:
         links.append(("OK:", message.ack_url))
     if message.voicemail_url:
         links.append(("Msg:", message.voicemail_url))
-    return fit_sms(message.text, links, max_segments)
+    text = message.text
+    if reply_hint and message.kind != "sms_help":  # not on the help SMS itself
+        text += " " + REPLY_HINT.get(message.language, REPLY_HINT["fr"])
+    return fit_sms(text, links, max_segments)
 
 
 def render_body(template: str, to: str, text: str) -> str:
@@ -78,7 +87,7 @@ class SmsNotifier:
         progress: Progress | None = None,
     ) -> Delivery:
         cfg = self._config
-        text = sms_text(message)
+        text = sms_text(message, reply_hint=cfg.inbound is not None)
         body = render_body(cfg.body, to.mobile, text)
         headers = {"Content-Type": cfg.content_type, **render_headers(dict(cfg.headers))}
         url = render_body(cfg.url, to.mobile, text) if cfg.method == "GET" else cfg.url

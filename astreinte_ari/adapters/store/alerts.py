@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    exists,
     func,
     insert,
     select,
@@ -240,7 +241,7 @@ class AlertStore:
             ).rowcount
             if not done:
                 return False
-            _add_event(conn, ack.alert_id, ack.at, "acked", ack.by, ack.via, None)
+            _add_event(conn, ack.alert_id, ack.at, "acked", ack.by, ack.via, ack.detail)
             if ack.override is not None:
                 _insert_override(conn, ack.override, ack.at)
                 person = ack.override.person_id
@@ -262,6 +263,23 @@ class AlertStore:
                     who, detail = ack.settles.person_id, ack.settles.detail
                     _add_event(conn, settled_id, ack.at, "closed", who, ack.via, detail)
         return True
+
+    def open_alerts_notified_to(self, team: str, person_id: str) -> list[Alert]:
+        """Open alerts of `team` that were sent to `person_id` (by any channel), oldest
+        first: what a plain "OK" by SMS reply acknowledges."""
+        events = alert_events_table.c
+        told = exists().where(  # correlated: the few open alerts, each by its index
+            events.alert_id == alerts_table.c.id,
+            events.person_id == person_id,
+            events.event == "notified",
+        )
+        stmt = (
+            select(alerts_table)
+            .where(alerts_table.c.state == "open", alerts_table.c.team == team, told)
+            .order_by(alerts_table.c.opened_at)
+        )
+        with self.engine.connect() as conn:
+            return [_alert(r) for r in conn.execute(stmt)]
 
     def overrides(self, since: datetime) -> list[ShiftOverride]:
         stmt = (

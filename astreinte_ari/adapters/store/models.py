@@ -159,3 +159,20 @@ cluster_nodes_table = Table(
     Column("pid", Text, nullable=True),
     Column("host", Text, nullable=True),
 )
+
+# Calendar subscriptions (0014): one row per ICS URL handed out. Only a SHA-256 of
+# the URL's secret token is kept (the token is shown once); a revoked feed keeps
+# its row, with revoked_at set, so the list says who had which feed and when.
+calendar_feeds_table = Table(
+    "calendar_feeds",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("scope", String(16), nullable=False),  # "person" | "team"
+    Column("team", String(SHORT_LEN), nullable=False),
+    Column("person", String(SHORT_LEN), nullable=True),  # scope "person" only
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_by", Text, nullable=True),
+)
