@@ -165,9 +165,10 @@ def rota_changes_service(
     engine: Engine,
     config: Callable[[], AppConfig],
     on_approved: Callable[[], None] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> RotaChanges:
     """Self-service swaps and covers over this database (the CLI's and the web's)."""
-    return RotaChanges(RotaChangeStore(engine), config, utcnow, on_approved=on_approved)
+    return RotaChanges(RotaChangeStore(engine), config, clock, on_approved=on_approved)
 
 
 def _changes_reader(engine: Engine) -> Callable[[], TeamOverrides]:
