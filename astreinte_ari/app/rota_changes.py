@@ -229,7 +229,9 @@ async def keep_changes_applied(
             if failing:
                 log.info("approved rota changes readable again")
             failing = False
-            overlay.use_changes(found)
+            if overlay.use_changes(found):
+                count = sum(len(v) for v in found.values())
+                log.info("approved rota changes in force: %d override(s)", count)
         # Also what an in-process approval applied at once (RotaChanges.on_approved).
         if overlay.changes is not followed and on_applied is not None:
             followed = overlay.changes
