@@ -169,7 +169,10 @@ class RotaChanges:
             raise
         self.store.update(before, after, actor=actor, step="approved")
         if self.on_approved is not None:
-            self.on_approved()
+            try:
+                self.on_approved()
+            except Exception:  # approved and stored all the same: the next refresh applies it
+                log.exception("change %s approved but not applied at once", after.id)
         return after
 
 

@@ -280,3 +280,16 @@ def test_overlay_reports_whether_the_changes_differ(tmp_path: Path) -> None:
     overlay = ChangeOverlay(load(tmp_path))
     assert overlay.use_changes({}) is False
     assert overlay.current is overlay.yaml
+
+
+def test_an_approval_stands_when_applying_it_at_once_fails(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise OSError("overlay unavailable")
+
+    changes = service(engine, load(tmp_path), on_approved=broken)
+    rid = ask_cover(changes)
+    assert changes.approve(rid, actor="m", as_manager=True).status == "approved"
+    assert changes.store.get(rid).status == "approved"
+    assert f"change {rid} approved but not applied at once" in caplog.text
