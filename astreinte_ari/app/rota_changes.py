@@ -103,7 +103,7 @@ class RotaChanges:
             now=now, counterpart=counterpart, swap_start=swap_start, swap_end=swap_end,
             reason=reason,
         )  # fmt: skip
-        changes.check_labour(team, yaml_team, approved, request, now)
+        changes.check_labour(yaml_team, approved, request, now)
         self.store.add(request, actor=actor)
         return request
 
@@ -162,7 +162,7 @@ class RotaChanges:
         yaml_team = self._team(after.team)
         now = self.clock()
         try:
-            changes.check_labour(after.team, yaml_team, self.overrides(after.team), after, now)
+            changes.check_labour(yaml_team, self.overrides(after.team), after, now)
         except ChangeRefused as exc:
             refused = changes.refused_by_labour(before, exc.rule, exc.message, now)
             self.store.update(before, refused, actor="system", step="refused")
