@@ -18,7 +18,9 @@ from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, mont
 
 
 def register(sub: Any) -> None:
-    rota = sub.add_parser("rota", help="show the on-call programme: month grid, iCal, fairness")
+    rota = sub.add_parser(
+        "rota", help="the on-call programme (month grid, iCal, fairness) and its changes"
+    )
     rota_sub = rota.add_subparsers(dest="rota_command", metavar="ACTION")
     rota.set_defaults(func=lambda args, ctx: (rota.print_help(), 2)[1])
 
@@ -47,6 +49,10 @@ def register(sub: Any) -> None:
     fair.set_defaults(func=cmd_fairness)
     feed_cmds.register(rota_sub)  # subscribe, feeds, unsubscribe: calendar URLs
 
+    from astreinte_ari.cli import change_cmds
+
+    change_cmds.register(rota_sub)  # self-service swaps and covers
+
 
 def _team(config: AppConfig, name: str) -> TeamConfig | None:
     team = config.teams.get(name)
@@ -56,7 +62,9 @@ def _team(config: AppConfig, name: str) -> TeamConfig | None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import with_approved_changes
+
+    config = with_approved_changes(ctx, ctx.config(CHECKING))
     team = _team(config, args.team)
     if team is None:
         return 1
@@ -102,7 +110,9 @@ def _day(value: str | None, default: date) -> date:
 
 
 def cmd_ical(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import with_approved_changes
+
+    config = with_approved_changes(ctx, ctx.config(CHECKING))
     try:
         first = _day(args.since, date.today())
         last = _day(args.until, first + timedelta(days=365))
