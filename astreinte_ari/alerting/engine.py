@@ -325,6 +325,9 @@ class AlertEngine:
             await self._record(alert, step, "failed", repr(exc)[:300])
             return
         await self._record(alert, step, "notified", f"round {step.round + 1}: {delivery.detail}")
+        # In a cluster, this node's journal then says which node sent which round.
+        log.info("alert %s: round %d sent to %s by %s", alert.id, step.round + 1,
+                 step.person_id, via)  # fmt: skip
         if delivery.acked:
             how = "voice-callback" if delivery.called_back else "voice-dtmf"
             await self.ack(alert.id, by=step.person_id, via=how)

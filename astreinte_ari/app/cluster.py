@@ -87,6 +87,7 @@ class ClusterNode:
         self.started_at = clock()
         self.role = Role.FOLLOWER if lock is not None else Role.LEADER
         self._confirmed_at: float | None = None if lock is not None else monotonic()
+        self._acquired_at: float | None = None  # the lock taken: see election.leading
         self._ari_up: bool | None = None
         self._ari_since: datetime | None = None
         self._ari_lost_at: datetime | None = None
@@ -113,7 +114,8 @@ class ClusterNode:
         """May this process run scheduled work now? (lease-checked, see election.py)"""
         if self._lock is None:
             return True
-        return leading(self.role, self._confirmed_at, self._monotonic(), self._lease)
+        now = self._monotonic()
+        return leading(self.role, self._confirmed_at, now, self._lease, self._acquired_at)
 
     def follow(self, callback: Callable[[bool], None]) -> None:
         """`callback(leading)` at every tick (the scheduler looks at its store)."""
@@ -165,7 +167,7 @@ class ClusterNode:
         try:
             while True:
                 await self.tick()
-                await asyncio.sleep(self.tick_s)
+                await asyncio.sleep(self._next_tick_in())
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,7 +191,18 @@ class ClusterNode:
                 log.exception("leadership follower failed")
         self._leading_changed.set()
 
+    def _next_tick_in(self) -> float:
+        """A tick's interval, or less: the first tick after a newly taken lock's wait
+        (see election.leading) comes as it ends, so the scheduled work resumes then."""
+        if self._acquired_at is None or self.role is not Role.LEADER:
+            return self.tick_s
+        fence_left = self._acquired_at + self._lease - self._monotonic()
+        return min(self.tick_s, fence_left + 0.01) if fence_left > 0 else self.tick_s
+
     async def _elect(self) -> None:
+        # Confirmed as of before the lock call: a lease never outlasts the lock by
+        # the call's own duration.
+        asked_at = self._monotonic()
         if self.role is Role.LEADER:
             held = await self._on_lock_thread(self._locked().still_held, default=False)
             probe = LockProbe(held=held)
@@ -210,7 +223,9 @@ class ClusterNode:
             )
             decision = decide(self.role, await self._acquire_after_terminate(), 0)
         if decision.role is Role.LEADER:
-            self._confirmed_at = self._monotonic()
+            self._confirmed_at = asked_at
+            if decision.changed:
+                self._acquired_at = self._monotonic()
         if decision.changed:
             await self._change(decision.role)
 

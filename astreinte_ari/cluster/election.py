@@ -66,7 +66,20 @@ def lease_s(tick_s: float, lost_after_s: float) -> float:
     return max(1.5 * tick_s, min(3.0, lost_after_s / 3))
 
 
-def leading(role: Role, confirmed_at: float | None, now: float, lease: float) -> bool:
+def leading(
+    role: Role,
+    confirmed_at: float | None,
+    now: float,
+    lease: float,
+    acquired_at: float | None = None,
+) -> bool:
     """May this process run a job now? `confirmed_at`/`now`: monotonic seconds (the
-    monotonic clock keeps counting while a process is stopped)."""
+    monotonic clock keeps counting while a process is stopped).
+
+    `acquired_at`: when this process took the lock. For a lease after that it runs
+    nothing: the previous holder, whose session ended while it ran (a cut
+    connection), learns so only at its next tick and runs on its own lease until
+    then; two leaders at once would both pick up a due wake-up (docs/cluster.md)."""
+    if acquired_at is not None and now - acquired_at < lease:
+        return False
     return role is Role.LEADER and confirmed_at is not None and now - confirmed_at <= lease

@@ -64,6 +64,22 @@ def test_the_lease_stops_a_thawed_leader(
     assert leading(role, confirmed_at, now, lease) is runs
 
 
+@pytest.mark.parametrize(
+    ("acquired_at", "now", "runs"),
+    [
+        (100.0, 100.0, False),  # the lock just taken: the old holder may still run
+        (100.0, 102.9, False),
+        (100.0, 103.0, True),  # a lease later: whatever it held, the old lease is over
+        (None, 103.0, True),
+    ],
+)
+def test_a_new_leader_waits_out_the_previous_leaders_lease(
+    acquired_at: float | None, now: float, runs: bool
+) -> None:
+    lease = lease_s(1.0, 10.0)
+    assert leading(L, now - 0.5, now, lease, acquired_at) is runs
+
+
 def test_lease_is_always_shorter_than_the_loss_limit() -> None:
     for lost_after in (6.0, 10.0, 30.0, 300.0):
         assert lease_s(1.0, lost_after) < lost_after

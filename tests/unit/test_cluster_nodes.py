@@ -23,7 +23,7 @@ from astreinte_ari.adapters.store.leader_lock import LEADER_LOCK_KEY, AdvisoryLe
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.models import cluster_nodes_table
 from astreinte_ari.app.cluster import ClusterNode
-from astreinte_ari.cluster.election import Role
+from astreinte_ari.cluster.election import Role, lease_s
 from astreinte_ari.config.cluster import ClusterConfig
 from tests.rig.postgres import create_database, drop_database
 
@@ -107,7 +107,11 @@ async def wait_for(probe: object, timeout: float, what: str, every: float = 0.02
 
 
 def leaders(group: list[Node]) -> list[str]:
-    return [n.name for n in group if n.cluster.leading()]
+    return leaders_of([n.cluster for n in group])
+
+
+def leaders_of(group: list[ClusterNode]) -> list[str]:
+    return [n.node for n in group if n.leading()]
 
 
 def lock_pids(engine: Engine) -> list[int]:
@@ -188,6 +192,59 @@ async def test_the_other_node_takes_over_when_the_leaders_lock_session_dies(
             assert leaders(group) == [other.name]
             await asyncio.sleep(0.2)
         assert lock_pids(old.engine) and len(lock_pids(old.engine)) == 1
+
+
+@pytest.mark.postgres
+async def test_a_new_leader_runs_nothing_while_the_old_one_may_still_lead_on_its_lease(
+    pg_url: str,
+) -> None:
+    """The leader's lock session ends while it runs (a cut connection, a pooler
+    restart): it learns so only at its next tick and until then still leads on its
+    lease. The node that took the lock meanwhile runs nothing until that lease is
+    surely over, so no wake-up is ever picked up by two processes at once."""
+    now = [100.0]
+    engines: list[Engine] = []
+    group: list[ClusterNode] = []
+    for name in ("pbx-a", "pbx-b"):
+        engines.append(create_db_engine(pg_url))
+        group.append(
+            ClusterNode(
+                node=name,
+                config=CONFIG,
+                engine=engines[-1],
+                lock=AdvisoryLeaderLock(pg_url, name),
+                ari_connected=lambda: True,
+                clock=utcnow,
+                monotonic=lambda: now[0],
+            )
+        )
+    old, new = group
+    lease = lease_s(1.0, CONFIG.node_lost_after_seconds)
+    try:
+        await old.tick()
+        assert old.role is Role.LEADER
+        now[0] += lease
+        await old.tick()  # confirmed: runs jobs
+        assert old.leading()
+        kill_lock_session(engines[0])
+        while new.role is not Role.LEADER:  # the ended backend lets go within moments
+            await new.tick()
+            await asyncio.sleep(0.02)
+        assert old.leading(), "the old leader has not ticked yet: still on its lease"
+        assert not new.leading()
+        now[0] += lease / 2
+        await new.tick()
+        assert old.leading() and not new.leading()
+        now[0] += lease / 2 + 0.01  # the old lease is over, wherever it stood
+        await new.tick()
+        assert new.leading() and not old.leading()
+        await old.tick()
+        assert old.role is Role.FOLLOWER and leaders_of(group) == ["pbx-b"]
+    finally:
+        for node in group:
+            await node.close()
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.mark.postgres
