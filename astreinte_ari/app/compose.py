@@ -50,6 +50,7 @@ from astreinte_ari.app.startup import (
     is_loopback,
     wait_for_ari,
 )
+from astreinte_ari.app.web_edges import build_web
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.reconcile import Reconciler
@@ -368,6 +369,14 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         checkpointer=checkpointer,
         cluster=cluster,
         loops=tuple(loops),
+        web_server=build_web(
+            config,
+            engine=engine,
+            current=lambda: live.current,
+            service=service,
+            clock=utcnow,
+            on_call_override=features.on_call_override,
+        ),
     )
 
 

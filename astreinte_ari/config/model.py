@@ -46,6 +46,7 @@ from astreinte_ari.config.rotas import (
     Rotation,
     Swap,
 )
+from astreinte_ari.config.web import WebConfig
 
 __all__ = [
     "AppConfig",
@@ -283,6 +284,7 @@ class AppConfig(Frozen):
     retention: RetentionConfig = RetentionConfig()
     compensation: CompensationConfig = CompensationConfig()
     cluster: ClusterConfig = ClusterConfig()  # several nodes, one database: docs/cluster.md
+    web: WebConfig | None = None  # the planning in a browser, off unless configured: docs/web.md
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,47 @@
+"""What the web needs from the outside world; app/compose.py provides each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    person_id: str | None  # None: refused
+    refused: str | None  # "unknown" | "expired" | "used"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    person_id: str
+    expires_at: datetime
+
+
+class WebStore(Protocol):
+    """Links and sessions by token hash; each write audited in the same transaction."""
+
+    def add_login_link(
+        self, token_hash: str, person_id: str, via: str, now: datetime, expires: datetime
+    ) -> None: ...
+
+    def sign_in(
+        self, link_hash: str, session_hash: str, now: datetime, session_expires: datetime
+    ) -> SignIn: ...
+
+    def session(self, token_hash: str, now: datetime) -> StoredSession | None: ...
+
+    def sign_out(self, token_hash: str, now: datetime, reason: str) -> None: ...
+
+    def note(self, kind: str, subject: str, payload: dict[str, object], now: datetime) -> None:
+        """Any other event for the audit trail (e.g. a sign-in request refused)."""
+        ...
+
+
+class LinkSender(Protocol):
+    async def send_login_link(
+        self, person_id: str, via: str, url: str, language: str, minutes: int
+    ) -> None:
+        """Deliver the one-time link by `via` ("email" | "sms"); raises on failure."""
+        ...
