@@ -139,7 +139,9 @@ def _rota_now(
     if replaced is not None and replaced != person_id:
         person_id, current = replaced, None  # a runtime replacement: its end is not known here
     person = team.people.get(person_id) if person_id else None
-    until = current.end.astimezone(zone_of(team)) if current else None
+    # A shift that reaches the horizon: its end is too far to say (a one-person rota).
+    known = current is not None and current.end < now + LOOKAHEAD
+    until = current.end.astimezone(zone_of(team)) if current and known else None
     return RotaNow(name, rota, person_id, person.name if person else person_id, until)
 
 
