@@ -30,6 +30,7 @@ from astreinte_ari.adapters.store.leader_lock import AdvisoryLeaderLock
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.recovery import open_calls, resume_point_for_channel
 from astreinte_ari.adapters.store.retention import keep_retention
+from astreinte_ari.adapters.store.rota_changes import RotaChangeStore
 from astreinte_ari.adapters.store.voicemail_files import (
     FileVoicemailStore,
     keep_voicemails_stored,
@@ -42,6 +43,12 @@ from astreinte_ari.app.cluster_sweep import NodeLostSweeper
 from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
 from astreinte_ari.app.lifecycle import AriHandlers, Loop, ServiceParts
 from astreinte_ari.app.readiness import Readiness, keep_readiness
+from astreinte_ari.app.rota_changes import (
+    RotaChanges,
+    TeamOverrides,
+    keep_changes_applied,
+    overrides_by_team,
+)
 from astreinte_ari.app.selftest_edges import metrics_listener, token_matches
 from astreinte_ari.app.startup import (
     StartupError,
@@ -153,6 +160,21 @@ async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -
         await asyncio.sleep(SWEEP_EVERY_S)
         if writer.pending == 0:  # the trail is complete enough to compare
             await service.sweep()
+
+
+def rota_changes_service(
+    engine: Engine,
+    config: Callable[[], AppConfig],
+    on_approved: Callable[[], None] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> RotaChanges:
+    """Self-service swaps and covers over this database (the CLI's and the web's)."""
+    return RotaChanges(RotaChangeStore(engine), config, clock, on_approved=on_approved)
+
+
+def _changes_reader(engine: Engine) -> Callable[[], TeamOverrides]:
+    store = RotaChangeStore(engine)
+    return lambda: overrides_by_team(store.list(status="approved"))
 
 
 def _ari_handlers(
@@ -317,6 +339,13 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         clock=utcnow,
         selftest=selftest,
     )
+    read_changes = _changes_reader(engine)
+    rota_changes = rota_changes_service(
+        engine,
+        lambda: live.yaml,
+        # Approved here: in force for the next call at once, not at the next poll.
+        on_approved=lambda: live.use_changes(read_changes()),
+    )
     recheck = asyncio.Event()
     version = str((info.get("system") or {}).get("version") or "") or None
     readiness = Readiness(
@@ -352,6 +381,12 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
             engine, telephony.fetch_recording, telephony.delete_recording, utcnow
         ),
         features.keep_counting_open_alerts,
+        lambda: keep_changes_applied(
+            live,
+            read_changes,
+            lambda: live.yaml.changes_refresh_seconds,
+            on_applied=features.follow_rota_changes,
+        ),
     ]
     if checkpointer is not None:
         loops.append(lambda: cluster.while_leading(checkpointer.keep_signing))
@@ -369,6 +404,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         checkpointer=checkpointer,
         cluster=cluster,
         loops=tuple(loops),
+        rota_changes=rota_changes,
         web_server=build_web(
             config,
             engine=engine,

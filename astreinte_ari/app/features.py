@@ -21,6 +21,7 @@ from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.alerting.runtime import Alerting
 from astreinte_ari.app.alerting_edges import start_alerting
 from astreinte_ari.app.cluster import ClusterNode
+from astreinte_ari.app.rota_changes import ChangeOverlay
 from astreinte_ari.app.selftest_edges import alert_listener, schedule_test_calls
 from astreinte_ari.app.startup import database_ready
 from astreinte_ari.callflow.dispatch import OnCallService
@@ -36,12 +37,10 @@ DATABASE_RETRY_S = 2.0
 OPEN_ALERTS_EVERY_S = 15.0  # the /metrics gauge of open alerts: a database count this often
 
 
-class LiveConfig:
-    """The configuration in force now; swapped whole by the watcher, never mutated.
+class LiveConfig(ChangeOverlay):
+    """The configuration in force now (`current`): the YAML, swapped whole by the
+    watcher, plus the approved rota changes (app/rota_changes.py); never mutated.
     A call in progress keeps the plan it started with."""
-
-    def __init__(self, config: AppConfig) -> None:
-        self.current = config
 
 
 class DatabaseFeatures:
@@ -95,6 +94,15 @@ class DatabaseFeatures:
                 schedule_test_calls(alerting.scheduler, self.live.current, self.selftest)
         self.watcher = await self._watch_config()
 
+    async def follow_rota_changes(self) -> None:
+        """Shift-start notices follow the approved rota changes too."""
+        if self.alerting is None:
+            return
+        try:
+            await self.alerting.use_config(self.live.current)
+        except Exception:
+            log.exception("alerting could not follow the approved rota changes")
+
     async def keep_counting_open_alerts(self, every: float = OPEN_ALERTS_EVERY_S) -> None:
         """astreinte_open_alerts (due, not acknowledged; not the shift starts still
         scheduled): counted in the database, as acknowledgements come from any
@@ -126,7 +134,8 @@ class DatabaseFeatures:
                 log.exception("could not record the configuration version in the audit trail")
 
         async def on_change(new_config: AppConfig, version: str) -> None:
-            self.live.current = new_config
+            self.live.use_yaml(new_config)  # the approved rota changes stay applied
+            new_config = self.live.current
             self.metrics.set_config_version(version, source)
             self.metrics.on_config_reload(applied=True)
             await record(watcher.text, watcher.previous_text)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from astreinte_ari.adapters.http.web_server import WebServer
     from astreinte_ari.adapters.store.checkpointing import Checkpointer
     from astreinte_ari.app.cluster import ClusterNode
+    from astreinte_ari.app.rota_changes import RotaChanges
 
 log = logging.getLogger("astreinte_ari.app.compose")
 
@@ -65,6 +66,7 @@ class ServiceParts:
     checkpointer: Checkpointer | None
     cluster: ClusterNode  # heartbeat and leader election (app/cluster.py)
     loops: tuple[Loop, ...]  # background work until the service stops
+    rota_changes: RotaChanges | None = None  # self-service swaps and covers (the web's API)
     web_server: WebServer | None = None  # the planning in a browser (`web:`)
 
 

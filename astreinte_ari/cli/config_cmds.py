@@ -82,7 +82,10 @@ def _first_responder(plan: CallPlan) -> str:
 
 
 def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import print_approved_changes, with_approved_changes
+
+    yaml_config = ctx.config(CHECKING)
+    config = with_approved_changes(ctx, yaml_config)  # the service's view: YAML + changes
     people = sum(len(team.people) for team in config.teams.values())
     print(
         f"OK {config.source_path}: {len(config.lines)} line(s), {len(config.teams)} team(s), "
@@ -94,6 +97,7 @@ def cmd_check(args: argparse.Namespace, ctx: CliContext) -> int:
         plan = build_plan(config, did, now)
         if plan is not None:
             print(f"  {did}  {line.name}  [{plan.period}]  {_first_responder(plan)}")
+    print_approved_changes(yaml_config, config, now)
     for warning in _warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     try:
@@ -176,7 +180,9 @@ def _print_rotas(config: AppConfig, team_name: str, at: datetime) -> None:
 
 
 def cmd_who(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import with_approved_changes
+
+    config = with_approved_changes(ctx, ctx.config(CHECKING))
     try:
         at = _parse_at(args.at, config)
     except ValueError:

@@ -16,7 +16,9 @@ from astreinte_ari.schedule.reports import day_bounds, fairness, ical_feed, mont
 
 
 def register(sub: Any) -> None:
-    rota = sub.add_parser("rota", help="show the on-call programme: month grid, iCal, fairness")
+    rota = sub.add_parser(
+        "rota", help="the on-call programme (month grid, iCal, fairness) and its changes"
+    )
     rota_sub = rota.add_subparsers(dest="rota_command", metavar="ACTION")
     rota.set_defaults(func=lambda args, ctx: (rota.print_help(), 2)[1])
 
@@ -44,6 +46,10 @@ def register(sub: Any) -> None:
     fair.add_argument("--year", type=int, help="default: this year")
     fair.set_defaults(func=cmd_fairness)
 
+    from astreinte_ari.cli import change_cmds
+
+    change_cmds.register(rota_sub)  # self-service swaps and covers
+
 
 def _team(config: AppConfig, name: str) -> TeamConfig | None:
     team = config.teams.get(name)
@@ -53,7 +59,9 @@ def _team(config: AppConfig, name: str) -> TeamConfig | None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import with_approved_changes
+
+    config = with_approved_changes(ctx, ctx.config(CHECKING))
     team = _team(config, args.team)
     if team is None:
         return 1

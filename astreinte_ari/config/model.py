@@ -39,6 +39,7 @@ from astreinte_ari.config.lines import (
 from astreinte_ari.config.pbx import PbxConfig
 from astreinte_ari.config.reporting import AuditConfig, CompensationConfig, RetentionConfig
 from astreinte_ari.config.rotas import (
+    ChangeRules,
     HolidayCalendar,
     HolidayRule,
     LabourRules,
@@ -243,6 +244,9 @@ class TeamConfig(Frozen):
     holiday_rules: tuple[HolidayRule, ...] = ()  # who holds on holidays / closure days
     holidays: HolidayCalendar = HolidayCalendar()  # public holidays (France by default)
     labour: LabourRules = LabourRules()  # labour-law checks of `astreinte check`
+    # Who approves self-service changes (`astreinte rota approve`, the web pages).
+    managers: tuple[str, ...] = ()
+    changes: ChangeRules = ChangeRules()
 
     @field_validator("timezone")
     @classmethod
@@ -284,6 +288,8 @@ class AppConfig(Frozen):
     retention: RetentionConfig = RetentionConfig()
     compensation: CompensationConfig = CompensationConfig()
     cluster: ClusterConfig = ClusterConfig()  # several nodes, one database: docs/cluster.md
+    # How often the service reads changes approved by another process (docs/rotas.md).
+    changes_refresh_seconds: float = Field(5, gt=0, le=3600)
     web: WebConfig | None = None  # the planning in a browser, off unless configured: docs/web.md
 
     @field_validator("timezone")

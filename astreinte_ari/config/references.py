@@ -124,6 +124,15 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                                 f"{_names(people)})",
                             )
                         )
+        for i, manager in enumerate(_seq(team.get("managers"))):
+            if isinstance(manager, str) and manager not in people:
+                issues.append(
+                    (
+                        (*where, "managers", i),
+                        f"unknown person '{manager}' (managers must be people of team "
+                        f"{team_name}: {_names(people)})",
+                    )
+                )
         for key in ("overrides", "swaps", "holiday_rules"):
             for i, item in enumerate(_seq(team.get(key))):
                 issues += _target_issues((*where, key, i), _map(item), team_name, people, rotas)

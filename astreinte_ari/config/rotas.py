@@ -203,6 +203,15 @@ class Swap(Frozen):
     requested_by: str | None = None
 
 
+class ChangeRules(Frozen):
+    """Self-service swaps and covers (schedule/changes.py, docs/rotas.md)."""
+
+    # A swap the colleague agreed to still waits for a manager; false: consent suffices.
+    manager_approval: bool = True
+    # A manager may approve their own request (a team of one manager); off by default.
+    self_approval: bool = False
+
+
 class HolidayRule(Frozen):
     """Who holds a rota (or every rota) on public holidays or closure days,
     whole local days; wins over overrides and rotations."""

@@ -52,7 +52,7 @@ def csrf_matches(session_token: str, sent: str | None) -> bool:
 
 
 def team_managers(team: TeamConfig) -> tuple[str, ...]:
-    return tuple(getattr(team, "managers", ()) or ())
+    return team.managers
 
 
 @dataclass(frozen=True, slots=True)

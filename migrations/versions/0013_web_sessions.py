@@ -4,7 +4,7 @@ Only SHA-256 hashes of the tokens are stored. Links are single-use (used_at)
 and short-lived; sessions expire after `web.session_hours`.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012 (0011 on its own branch; re-chained after rota_changes)
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

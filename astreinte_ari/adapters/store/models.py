@@ -159,3 +159,29 @@ cluster_nodes_table = Table(
     Column("pid", Text, nullable=True),
     Column("host", Text, nullable=True),
 )
+
+# Self-service swaps and covers (0012, schedule/changes.py): one row per request, its
+# state changed in place; every step is also in the audit chain (same transaction).
+rota_changes_table = Table(
+    "rota_changes",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("team", Text, nullable=False),
+    Column("rota", Text, nullable=False),
+    Column("kind", String(SHORT_LEN), nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("counterpart", Text, nullable=False),
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("end_at", UTCDateTime, nullable=False),
+    Column("swap_start_at", UTCDateTime, nullable=True),
+    Column("swap_end_at", UTCDateTime, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("status", String(SHORT_LEN), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("consented_at", UTCDateTime, nullable=True),
+    Column("decided_by", Text, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision_note", Text, nullable=False),
+    # The service polls the approved ones of every team; lists filter by status.
+    Index("ix_rota_changes_status_team", "status", "team"),
+)
