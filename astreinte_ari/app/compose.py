@@ -412,6 +412,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
             service=service,
             clock=utcnow,
             on_call_override=features.on_call_override,
+            changes=rota_changes,
         ),
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from astreinte_ari.adapters.http.web_changes import ChangeHandlers
 from astreinte_ari.adapters.http.web_server import WebServer
 from astreinte_ari.adapters.store.web_sessions import SqlWebStore
 from astreinte_ari.alerting.ports import AlertMessage, Notifier, Recipient
@@ -17,6 +18,7 @@ from astreinte_ari.app.alerting_edges import build_notifiers
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.router import OnCallOverride
 from astreinte_ari.web.auth import find_person, new_token
+from astreinte_ari.web.ports import ChangesPort
 from astreinte_ari.web.signin import SignInDesk
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ def build_web(
     service: Any,
     clock: Callable[[], datetime],
     on_call_override: OnCallOverride | None,
+    changes: ChangesPort | None = None,
 ) -> WebServer | None:
     """The web planning if `web:` is configured; None otherwise."""
     if config.web is None:
@@ -80,7 +83,10 @@ def build_web(
         SqlWebStore(engine), NotifierLinkSender(notifiers, current) if notifiers else None,
         current, clock,
     )  # fmt: skip
-    return WebServer(desk, current, clock, on_call_override)
+    server = WebServer(desk, current, clock, on_call_override)
+    if changes is not None:
+        ChangeHandlers(server, changes)  # the change pages and the JSON API
+    return server
 
 
 def desk_for_cli(config: AppConfig, engine: Engine, clock: Callable[[], datetime]) -> SignInDesk:

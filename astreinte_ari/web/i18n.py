@@ -115,3 +115,39 @@ def pick_language(default: str, accept_language: str | None) -> str:
         if primary in ("fr", "en") and quality > 0:
             ranked.append((-quality, i, primary))
     return min(ranked)[2] if ranked else default
+
+
+WORDS.update({
+    "changes": ("Demandes de changement", "Change requests"),
+    "change": ("Changer", "Change"),
+    "change_slot": ("Demander un changement pour ce créneau", "Ask for a change of this slot"),
+    "new_change": ("Demande de changement", "Change request"),
+    "slot": ("Créneau", "Slot"),
+    "held_by": ("Tenu par", "Held by"),
+    "take_cover": ("Je prends ce créneau (remplacement)", "I take this slot (cover)"),
+    "give_swap": ("Je cède ce créneau à un collègue (échange)",
+                  "I give this slot to a colleague (swap)"),
+    "colleague": ("Collègue", "Colleague"),
+    "reason": ("Motif (facultatif)", "Reason (optional)"),
+    "submit_change": ("Envoyer la demande", "Send the request"),
+    "kind_cover": ("remplacement", "cover"),
+    "kind_swap": ("échange", "swap"),
+    "status_requested": ("en attente", "pending"),
+    "status_approved": ("approuvée", "approved"),
+    "status_refused": ("refusée", "refused"),
+    "status_cancelled": ("annulée", "cancelled"),
+    "requester": ("Demandeur", "Asked by"),
+    "counterpart": ("Autre personne", "Other person"),
+    "status": ("État", "Status"),
+    "consented": ("accord de {who}", "{who} agreed"),
+    "decided": ("décision de {who}", "decided by {who}"),
+    "consent": ("Donner mon accord", "Agree"),
+    "approve": ("Approuver", "Approve"),
+    "refuse": ("Refuser", "Refuse"),
+    "cancel": ("Annuler ma demande", "Cancel my request"),
+    "note": ("Note (facultative)", "Note (optional)"),
+    "no_changes": ("Aucune demande.", "No request."),
+    "change_sent": ("Demande {id} envoyée.", "Request {id} sent."),
+    "change_done": ("Demande {id} : {status}.", "Request {id}: {status}."),
+    "refused_rule": ("Refusé – règle « {rule} » : {message}", "Refused – rule “{rule}”: {message}"),
+})  # fmt: skip

@@ -7,7 +7,7 @@ configuration or a request reaches the page without `e()`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from html import escape
@@ -29,6 +29,7 @@ class PageContext:
     viewer: Viewer | None = None
     csrf: str | None = None
     teams: tuple[str, ...] = ()  # those the viewer sees
+    changes: bool = False  # self-service changes are served (the nav links them)
 
     def w(self, key: str, **values: object) -> str:
         return e(word(key, self.lang, **values))
@@ -49,6 +50,8 @@ def layout(ctx: PageContext, title: str, body: str) -> str:
         items.append(
             f'<li><a href="{ctx.url(f"/people/{person}/month")}">{ctx.w("my_planning")}</a></li>'
         )
+        if ctx.changes:
+            items.append(f'<li><a href="{ctx.url("/changes")}">{ctx.w("changes")}</a></li>')
         for team in ctx.teams:
             href = ctx.url(f"/teams/{quote(team, safe='')}/month")
             items.append(f'<li><a href="{href}">{ctx.w("team")} {e(team)}</a></li>')
@@ -167,10 +170,10 @@ def month_page(
     base: str,
     views: Iterable[MonthView],
     today: date,
-    actions: dict[tuple[str, str, str], str] | None = None,
+    actions: Callable[[str, Entry], str] | None = None,
 ) -> str:
-    """`base`: the page's path (month navigation); `actions`: extra HTML per entry,
-    keyed by (team, rota, start iso) — the change-request forms."""
+    """`base`: the page's path (month navigation); `actions(team, entry)`: extra HTML
+    beside a shift (the link to ask for a change)."""
     parts: list[str] = []
     first = None
     for view in views:
@@ -182,10 +185,7 @@ def month_page(
             for rota in view.rotas:
                 found = [x for x in day.entries if x.rota == rota]
                 html = "".join(
-                    entry_html(
-                        ctx, x, (actions or {}).get((view.team, rota, x.start.isoformat()), "")
-                    )
-                    for x in found
+                    entry_html(ctx, x, actions(view.team, x) if actions else "") for x in found
                 )
                 cells.append(f"<td>{html or '<span class=muted>–</span>'}</td>")
             marks = []

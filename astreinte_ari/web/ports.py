@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from astreinte_ari.schedule.changes import ChangeRequest
+
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
@@ -45,3 +47,39 @@ class LinkSender(Protocol):
     ) -> None:
         """Deliver the one-time link by `via` ("email" | "sms"); raises on failure."""
         ...
+
+
+class ChangesPort(Protocol):
+    """Self-service swaps and covers (app/rota_changes.py: RotaChanges). Synchronous:
+    the handlers run them in a thread. Refusals raise schedule.changes.ChangeRefused."""
+
+    def request(
+        self,
+        *,
+        actor: str,
+        team: str,
+        rota: str,
+        kind: str,
+        start: datetime,
+        end: datetime,
+        counterpart: str | None = None,
+        swap_start: datetime | None = None,
+        swap_end: datetime | None = None,
+        reason: str = "",
+    ) -> ChangeRequest: ...
+
+    def consent(self, request_id: str, *, actor: str) -> ChangeRequest: ...
+
+    def approve(
+        self, request_id: str, *, actor: str, as_manager: bool, note: str = ""
+    ) -> ChangeRequest: ...
+
+    def refuse(
+        self, request_id: str, *, actor: str, as_manager: bool, note: str = ""
+    ) -> ChangeRequest: ...
+
+    def cancel(self, request_id: str, *, actor: str) -> ChangeRequest: ...
+
+    def list(
+        self, *, team: str | None = None, person: str | None = None, status: str | None = None
+    ) -> list[ChangeRequest]: ...

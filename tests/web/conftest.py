@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from astreinte_ari.adapters.http.web_changes import ChangeHandlers
 from astreinte_ari.adapters.http.web_server import WebServer
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
+from astreinte_ari.adapters.store.rota_changes import RotaChangeStore
 from astreinte_ari.adapters.store.web_sessions import SqlWebStore
+from astreinte_ari.app.rota_changes import ChangeOverlay, RotaChanges, overrides_by_team
 from astreinte_ari.config.loader import load_config
-from astreinte_ari.config.model import AppConfig
 from astreinte_ari.web.signin import SignInDesk
 
 WEB_YAML = """
@@ -38,6 +40,8 @@ lines:
       finally: voicemail
 teams:
   maint:
+    managers: [sup]
+    labour: {{notice: {{days: 7, level: error}}}}
     people:
       alice: {{name: Alice <b>Martin</b>, mobile: "+33612345678", email: alice@example.test}}
       bob: {{name: Bob Durand, mobile: "+33612345679", email: bob@example.test}}
@@ -82,7 +86,7 @@ class Site:
     server: WebServer
     desk: SignInDesk
     sender: RecordingSender
-    config: AppConfig
+    overlay: ChangeOverlay  # the configuration in force: the YAML + approved changes
     base: str
     clock: Callable[[], datetime]
     now: list[datetime]
@@ -98,11 +102,18 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         return now[0]
 
     sender = RecordingSender()
-    desk = SignInDesk(SqlWebStore(engine), sender, lambda: config, clock)
-    server = WebServer(desk, lambda: config, clock)
+    overlay = ChangeOverlay(config)
+    store = RotaChangeStore(engine)
+    changes = RotaChanges(
+        store, lambda: overlay.yaml, clock,
+        on_approved=lambda: overlay.use_changes(overrides_by_team(store.list(status="approved"))),
+    )  # fmt: skip
+    desk = SignInDesk(SqlWebStore(engine), sender, lambda: overlay.current, clock)
+    server = WebServer(desk, lambda: overlay.current, clock)
+    ChangeHandlers(server, changes)
     await server.start("127.0.0.1", 0)
     try:
-        yield Site(server, desk, sender, config, f"http://127.0.0.1:{server.port}", clock, now)
+        yield Site(server, desk, sender, overlay, f"http://127.0.0.1:{server.port}", clock, now)
     finally:
         await server.close()
         engine.dispose()

@@ -20,8 +20,10 @@ from astreinte_ari.config.model import AppConfig
 from astreinte_ari.routing.router import OnCallOverride
 from astreinte_ari.web import pages
 from astreinte_ari.web.auth import csrf_matches, csrf_token
+from astreinte_ari.web.changes_pages import change_link
 from astreinte_ari.web.i18n import pick_language, word
-from astreinte_ari.web.planning import local_now, month_view, on_call_now, year_view
+from astreinte_ari.web.planning import Entry, local_now, month_view, on_call_now, year_view
+from astreinte_ari.web.ports import ChangesPort
 from astreinte_ari.web.signin import LOGIN_PATH, Session, SignInDesk
 from astreinte_ari.web.style import CSS
 
@@ -59,6 +61,7 @@ class WebServer:
         self.clock = clock
         self.on_call_override = on_call_override
         self.extra_routes: list[Callable[[web.Application, str], None]] = []
+        self.changes: ChangesPort | None = None  # set with the change routes (web_changes.py)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -141,6 +144,7 @@ class WebServer:
             viewer=session.viewer if session else None,
             csrf=csrf_token(session.token) if session else None,
             teams=tuple(session.viewer.visible_teams(config)) if session else (),
+            changes=self.changes is not None,
         )
 
     def html(self, text: str, status: int = 200) -> web.Response:
@@ -279,7 +283,7 @@ class WebServer:
         today = local_now(self.config(), self.clock()).date()
         base = f"/teams/{quote(team, safe='')}/month"
         return self.html(
-            pages.month_page(ctx, title, base, [view], today, self.actions(session, [view]))
+            pages.month_page(ctx, title, base, [view], today, self.actions(ctx, session))
         )
 
     async def team_year(self, request: web.Request) -> web.Response:
@@ -301,7 +305,7 @@ class WebServer:
         today = local_now(config, self.clock()).date()
         base = f"/people/{quote(person, safe='')}/month"
         return self.html(
-            pages.month_page(ctx, name, base, views, today, self.actions(session, views))
+            pages.month_page(ctx, name, base, views, today, self.actions(ctx, session))
         )
 
     async def person_year(self, request: web.Request) -> web.Response:
@@ -314,6 +318,17 @@ class WebServer:
         base = f"/people/{quote(person, safe='')}/year"
         return self.html(pages.year_page(self.context(request, session), name, base, views))
 
-    def actions(self, session: Session, views: list[Any]) -> dict[tuple[str, str, str], str]:
-        """Extra HTML per shift (the change-request forms, when changes are wired)."""
-        return {}
+    def actions(
+        self, ctx: pages.PageContext, session: Session
+    ) -> Callable[[str, Entry], str] | None:
+        """The "change" link beside each shift still to come, for the team's agents."""
+        if self.changes is None:
+            return None
+        config, now, me = self.config(), self.clock(), session.viewer.person_id
+
+        def link(team: str, item: Entry) -> str:
+            if item.end <= now or me not in config.teams[team].people:
+                return ""
+            return change_link(ctx, team, item)
+
+        return link
