@@ -22,7 +22,7 @@ from astreinte_ari.adapters.store.web_sessions import web_sessions_table
 from astreinte_ari.devtools.localpbx import free_port
 from tests.alerts import conftest as alert_servers
 from tests.alerts.conftest import SMTP_PASSWORD, Mailbox
-from tests.e2e.rig import P1, SUP, E2ERig, ServiceProcess, e2e_config
+from tests.e2e.rig import LINE_FULL, P1, P2, SUP, E2ERig, ServiceProcess, e2e_config, now_utc
 from tests.rig.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -41,10 +41,18 @@ class WebService:
 
 def web_yaml(base_yaml: str, *, mailbox: Mailbox, web_port: int, links_port: int, key: Path) -> str:
     """The e2e configuration with emails, a second team, `web:` and SMTP for the links."""
-    yaml = base_yaml.replace(
-        f'p1: {{name: Agent One, mobile: "{P1}"}}',
-        f'p1: {{name: Agent One, mobile: "{P1}", email: p1@example.test}}',
-    ).replace(
+    yaml = (
+        base_yaml.replace(
+            f'p1: {{name: Agent One, mobile: "{P1}"}}',
+            f'p1: {{name: Agent One, mobile: "{P1}", email: p1@example.test}}',
+        )
+        .replace(
+            f'p2: {{name: Agent Two, mobile: "{P2}"}}',
+            f'p2: {{name: Agent Two, mobile: "{P2}", email: p2@example.test}}',
+        )
+        .replace("  e2e:\n    people:\n", "  e2e:\n    managers: [sup]\n    people:\n", 1)
+    )
+    yaml = yaml.replace(
         f'sup: {{name: Supervisor, mobile: "{SUP}"}}',
         f'sup: {{name: Supervisor, mobile: "{SUP}", email: sup@example.test}}',
     )
@@ -189,3 +197,47 @@ def test_agent_signs_in_by_mail_sees_on_call_and_nothing_else(
         page.goto(f"{site.base}/")
         assert page.url == f"{site.base}/login"
         context.close()
+
+
+def test_agent_covers_manager_approves_and_the_line_rings_the_new_person(
+    e2e_rig: E2ERig, tmp_path: Path, mailbox: Mailbox, browser: Browser
+) -> None:
+    with web_service(e2e_rig, tmp_path, mailbox) as site:
+        agent = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR")
+        page = agent.new_page()
+        sign_in(page, site, mailbox, "p2@example.test")
+        # Today's primary shift (Agent One's): Agent Two asks to take it.
+        page.goto(f"{site.base}/teams/e2e/month")
+        today = page.locator("tr.today td").first  # the primary column
+        assert "Agent One" in today.inner_text()
+        today.get_by_role("link", name="Demander un changement pour ce créneau").click()
+        page.get_by_label("Motif (facultatif)").fill("Agent One est malade")
+        page.get_by_role("button", name="Envoyer la demande").click()
+        page.get_by_role("status").wait_for()
+        assert "en attente" in page.get_by_role("status").inner_text()
+        manager = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+        boss = manager.new_page()
+        sign_in(boss, site, mailbox, "sup@example.test")
+        boss.goto(f"{site.base}/changes")
+        boss.get_by_role("button", name="Approuver").click()
+        boss.get_by_role("status").wait_for()
+        assert "approuvée" in boss.get_by_role("status").inner_text()
+        boss.screenshot(path=SCREENSHOTS / "changes-desktop.png", full_page=True)
+        # The planning shows the new person at once, first in the line's cascade.
+        page.goto(f"{site.base}/")
+        cascade = page.get_by_role("region", name="Maintenance E2E").get_by_role("listitem")
+        assert cascade.first.inner_text().startswith("Agent Two")
+        page.goto(f"{site.base}/teams/e2e/month")
+        assert "Agent Two (remplacement)" in page.locator("tr.today td").first.inner_text()
+        # A call to the line now rings Agent Two first, who accepts.
+        since = now_utc()
+        phone = e2e_rig.phone(P2, e2e_rig.agent("accept"))
+        caller = e2e_rig.call(LINE_FULL, hold_ms=14000)
+        for run in (caller, phone):
+            assert run.wait(60) == 0, run.output()
+        call = site.proc.wait_for_call(since, LINE_FULL)
+        assert call.hops[0].person_id == "p2" and call.hops[0].number == P2
+        assert call.outcome == "accepted"
+        assert P1 not in {h.number for h in call.hops}
+        agent.close()
+        manager.close()
