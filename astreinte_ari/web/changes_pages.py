@@ -129,11 +129,15 @@ def list_page(
                 if r.consented
                 else ""
             )
-            + (f" · {ctx.w('decided', who=r.decided_by)}" if r.decided_by else "")
+            + (
+                f" · {ctx.w('decided', who=_name(config, r.team, r.decided_by))}"
+                if r.decided_by
+                else ""
+            )
             + "</dd>",
         ]
         if r.reason:
-            facts.append(f"<dt>{ctx.w('reason')}</dt><dd>{e(r.reason)}</dd>")
+            facts.append(f"<dt>{ctx.w('why_short')}</dt><dd>{e(r.reason)}</dd>")
         if r.decision_note:
             facts.append(f"<dt>{ctx.w('note')}</dt><dd>{e(r.decision_note)}</dd>")
         buttons = []

@@ -146,6 +146,7 @@ WORDS.update({
     "refuse": ("Refuser", "Refuse"),
     "cancel": ("Annuler ma demande", "Cancel my request"),
     "note": ("Note (facultative)", "Note (optional)"),
+    "why_short": ("Motif", "Reason"),
     "no_changes": ("Aucune demande.", "No request."),
     "change_sent": ("Demande {id} envoyée.", "Request {id} sent."),
     "change_done": ("Demande {id} : {status}.", "Request {id}: {status}."),

@@ -1,0 +1,35 @@
+"""`astreinte web login-link PERSON`: a link that signs that person in, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from astreinte_ari import cli
+from astreinte_ari.adapters.store.migrate import create_db_engine
+from astreinte_ari.adapters.store.web_sessions import SqlWebStore
+from astreinte_ari.config.loader import load_config
+from astreinte_ari.web.signin import Session, SignInDesk
+from tests.web.conftest import write_config
+
+
+async def test_printed_link_signs_in_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, public="https://astreinte.example.test/planning")
+    assert cli.main(["web", "login-link", "karim", "-c", str(path)]) == 0
+    link = capsys.readouterr().out.strip()
+    assert link.startswith("https://astreinte.example.test/planning/login/")
+    config = load_config(path)
+    engine = create_db_engine(config.database_url())
+    desk = SignInDesk(SqlWebStore(engine), None, lambda: config, lambda: datetime.now(UTC))
+    try:
+        first = await desk.sign_in(link.rsplit("/", 1)[1])
+        assert isinstance(first, Session) and first.viewer.person_id == "karim"
+        assert first.viewer.admin is False and first.viewer.agent_of == {"info"}
+        assert await desk.sign_in(link.rsplit("/", 1)[1]) == "used"
+    finally:
+        engine.dispose()
+    assert cli.main(["web", "login-link", "nobody", "-c", str(path)]) == 1
