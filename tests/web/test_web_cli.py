@@ -33,3 +33,13 @@ async def test_printed_link_signs_in_once(
     finally:
         engine.dispose()
     assert cli.main(["web", "login-link", "nobody", "-c", str(path)]) == 1
+
+
+def test_unknown_admin_is_refused_with_its_line(tmp_path: Path) -> None:
+    from astreinte_ari.config.loader import ConfigError
+
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("admins: [root]", "admins: [rooot]"))
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert any("web.admins[0]: unknown person 'rooot'" in str(i) for i in refused.value.issues)
