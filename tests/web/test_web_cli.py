@@ -43,3 +43,18 @@ def test_unknown_admin_is_refused_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert any("web.admins[0]: unknown person 'rooot'" in str(i) for i in refused.value.issues)
+
+
+def test_committed_openapi_is_the_served_one() -> None:
+    import json
+
+    from astreinte_ari.web.api import openapi
+
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text())
+    served = openapi("https://astreinte.example.fr", "see /api/v1/openapi.json")
+    assert committed == served, "regenerate docs/openapi.json (docs/web.md says how)"
+    for path, item in served["paths"].items():
+        for operation in item.values():
+            for response in operation["responses"].values():
+                ref = response["content"]["application/json"]["schema"].get("$ref", "")
+                assert not ref or ref.rsplit("/", 1)[1] in served["components"]["schemas"], path
