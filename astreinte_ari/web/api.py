@@ -143,12 +143,14 @@ def openapi(public_url: str, version: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "astreinte-ari planning API", "version": version,
-                 "description": "Session cookie from the web sign-in (docs/web.md); every "
-                 "POST carries the session's CSRF token in the X-CSRF-Token header."},
+                 "description": "An API token (Authorization: Bearer), or the session cookie "
+                 "of the web sign-in whose POSTs carry the X-CSRF-Token header (docs/web.md)."},
         "servers": [{"url": public_url}],
         "components": {"schemas": schemas, "securitySchemes": {
             "session": {"type": "apiKey", "in": "cookie", "name": "astreinte_session"},
-            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"}}},
-        "security": [{"session": [], "csrf": []}],
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "`astreinte web api-token PERSON`: acts as that person"}}},
+        "security": [{"token": []}, {"session": [], "csrf": []}],
         "paths": paths,
     }  # fmt: skip

@@ -40,6 +40,14 @@ class WebStore(Protocol):
         """Any other event for the audit trail (e.g. a sign-in request refused)."""
         ...
 
+    def add_api_token(
+        self, token_hash: str, person_id: str, label: str, now: datetime, expires: datetime
+    ) -> None: ...
+
+    def api_token(self, token_hash: str, now: datetime) -> StoredSession | None: ...
+
+    def revoke_api_tokens(self, person_id: str, now: datetime) -> int: ...
+
 
 class LinkSender(Protocol):
     async def send_login_link(

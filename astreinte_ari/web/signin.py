@@ -40,6 +40,7 @@ class Session:
     token: str  # the cookie's value; never stored, never logged
     viewer: Viewer
     expires_at: datetime
+    bearer: bool = False  # an API token (Authorization: Bearer), not a browser session
 
 
 class SignInDesk:
@@ -139,6 +140,25 @@ class SignInDesk:
         if viewer is None:
             return None
         return Session(token, viewer, stored.expires_at)
+
+    def issue_api_token(self, person_id: str, label: str, days: int) -> str:
+        """A bearer token for a tool acting as the person (stored hashed, audited)."""
+        token, now = new_token(), self.clock()
+        self.store.add_api_token(
+            token_hash(token), person_id, label, now, now + timedelta(days=days)
+        )
+        return token
+
+    async def api_session(self, bearer: str) -> Session | None:
+        """The person behind a live API token, with their rights as of now. Not a
+        browser's ambient credential: no CSRF token is needed with it."""
+        if not well_formed(bearer):
+            return None
+        stored = await asyncio.to_thread(self.store.api_token, token_hash(bearer), self.clock())
+        viewer = viewer_for(self.config(), stored.person_id) if stored else None
+        if stored is None or viewer is None:
+            return None
+        return Session(bearer, viewer, stored.expires_at, bearer=True)
 
     async def sign_out(self, token: str) -> None:
         await asyncio.to_thread(self.store.sign_out, token_hash(token), self.clock(), "logout")

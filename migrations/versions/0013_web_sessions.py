@@ -1,7 +1,8 @@
 """Sign-in links and sessions of the web planning (docs/web.md).
 
 Only SHA-256 hashes of the tokens are stored. Links are single-use (used_at)
-and short-lived; sessions expire after `web.session_hours`.
+and short-lived; sessions expire after `web.session_hours`; API tokens (for the
+company's tools, `astreinte web api-token`) expire and can be revoked.
 
 Revision ID: 0013
 Revises: 0012 (0011 on its own branch; re-chained after rota_changes)
@@ -43,9 +44,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token_hash", name="pk_web_sessions"),
     )
     op.create_index("ix_web_sessions_expires_at", "web_sessions", ["expires_at"])
+    op.create_table(
+        "web_api_tokens",
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("person_id", sa.Text(), nullable=False),
+        sa.Column("label", sa.Text(), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        sa.Column("revoked_at", TS, nullable=True),
+        sa.PrimaryKeyConstraint("token_hash", name="pk_web_api_tokens"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("web_api_tokens")
     op.drop_index("ix_web_sessions_expires_at", table_name="web_sessions")
     op.drop_table("web_sessions")
     op.drop_table("web_login_links")

@@ -143,3 +143,23 @@ async def test_swap_needs_the_colleague_and_other_teams_cannot_act(site: Site) -
         async with bob.get(f"{site.base}/api/v1/openapi.json") as resp:
             spec = await resp.json()
         assert spec["openapi"].startswith("3.") and "/api/v1/changes/{id}/approve" in spec["paths"]
+
+
+async def test_a_tool_uses_an_api_token_without_csrf_until_revoked(site: Site) -> None:
+    token = site.desk.issue_api_token("sup", "ticketing tool", days=30)
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as tool:
+        async with tool.get(f"{site.base}/api/v1/oncall", headers=auth) as resp:
+            body = await resp.json()
+        assert resp.status == 200 and {line["team"] for line in body["lines"]} == {"maint"}
+        async with tool.post(f"{site.base}/api/v1/changes/nope/approve", headers=auth) as resp:
+            assert resp.status == 404  # authenticated (no CSRF asked), the request is unknown
+        wrong = {"Authorization": "Bearer " + "x" * 43}
+        async with tool.get(f"{site.base}/api/v1/oncall", headers=wrong) as resp:
+            assert resp.status == 401
+        assert site.desk.store.revoke_api_tokens("sup", site.now[0]) == 1
+        async with tool.get(f"{site.base}/api/v1/oncall", headers=auth) as resp:
+            assert resp.status == 401
+        async with tool.get(f"{site.base}/") as resp:  # a token is not a page session
+            assert str(resp.url).endswith("/login")
+    assert {"web.api_token", "web.api_token_revoked"} <= set(_kinds(site))

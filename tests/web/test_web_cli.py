@@ -58,3 +58,23 @@ def test_committed_openapi_is_the_served_one() -> None:
             for response in operation["responses"].values():
                 ref = response["content"]["application/json"]["schema"].get("$ref", "")
                 assert not ref or ref.rsplit("/", 1)[1] in served["components"]["schemas"], path
+
+
+def test_api_token_command_prints_a_token_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path)
+    assert cli.main(["web", "api-token", "sup", "--label", "grafana", "-c", str(path)]) == 0
+    token = capsys.readouterr().out.strip()
+    config = load_config(path)
+    engine = create_db_engine(config.database_url())
+    store = SqlWebStore(engine)
+    try:
+        from astreinte_ari.web.auth import token_hash
+
+        found = store.api_token(token_hash(token), datetime.now(UTC))
+        assert found is not None and found.person_id == "sup"
+        assert cli.main(["web", "api-token", "sup", "--revoke", "-c", str(path)]) == 0
+        assert store.api_token(token_hash(token), datetime.now(UTC)) is None
+    finally:
+        engine.dispose()

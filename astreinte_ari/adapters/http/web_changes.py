@@ -216,6 +216,15 @@ class ChangeHandlers:
     async def _api_session(
         self, request: web.Request, post: bool = False
     ) -> Session | web.Response:
+        """The API's caller: an API token (Authorization: Bearer, no CSRF: a tool's
+        own credential, which a browser never sends by itself), or a browser session
+        whose POSTs carry the X-CSRF-Token header."""
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            session = await self.server.desk.api_session(bearer.strip())
+            if session is None:
+                return _error(401, "unauthenticated", "unknown, expired or revoked API token")
+            return session
         session = await self.server.session_of(request)
         if session is None:
             return _error(401, "unauthenticated", "sign in first (docs/web.md)")

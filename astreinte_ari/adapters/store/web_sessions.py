@@ -38,6 +38,17 @@ web_sessions_table = Table(
     Index("ix_web_sessions_expires_at", "expires_at"),
 )
 
+web_api_tokens_table = Table(
+    "web_api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("person_id", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
 
 def _subject(token_hash: str) -> str:
     return f"web:{token_hash[:16]}"  # enough to follow one session in the trail
@@ -148,3 +159,49 @@ class SqlWebStore:
     def note(self, kind: str, subject: str, payload: dict[str, object], now: datetime) -> None:
         with self.engine.begin() as conn:
             append_audit_record(conn, kind, subject, payload, at=now)
+
+    # -- API tokens (the company's tools: Authorization: Bearer) -------------------------
+
+    def add_api_token(
+        self, token_hash: str, person_id: str, label: str, now: datetime, expires: datetime
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(web_api_tokens_table).values(
+                    token_hash=token_hash, person_id=person_id, label=safe_text(label, 200),
+                    created_at=now, expires_at=expires,
+                )
+            )  # fmt: skip
+            append_audit_record(
+                conn, "web.api_token", _subject(token_hash),
+                {"person": person_id, "label": safe_text(label, 200), "expires": iso(expires)},
+                at=now,
+            )  # fmt: skip
+
+    def api_token(self, token_hash: str, now: datetime) -> StoredSession | None:
+        tokens = web_api_tokens_table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(tokens.c.person_id, tokens.c.expires_at, tokens.c.revoked_at).where(
+                    tokens.c.token_hash == token_hash
+                )
+            ).first()
+        if row is None or row.revoked_at is not None or now >= row.expires_at:
+            return None
+        return StoredSession(row.person_id, row.expires_at)
+
+    def revoke_api_tokens(self, person_id: str, now: datetime) -> int:
+        tokens = web_api_tokens_table
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(tokens)
+                .where(tokens.c.person_id == person_id)
+                .where(tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+            if done:
+                append_audit_record(
+                    conn, "web.api_token_revoked", f"person:{person_id}",
+                    {"person": person_id, "tokens": done}, at=now,
+                )  # fmt: skip
+        return int(done)
