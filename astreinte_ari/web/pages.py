@@ -128,7 +128,7 @@ def now_page(ctx: PageContext, lines: list[LineNow], rotas: list[RotaNow]) -> st
     rows = "".join(
         f"<tr><td>{e(r.team)}</td><th scope='row'>{e(r.rota)}</th>"
         f"<td class='who'>{e(r.person_name or word('nobody', ctx.lang))}</td>"
-        f"<td>{e(_local(ctx, r.until)) if r.until else ''}</td></tr>"
+        f"<td>{e(_local(ctx, r.until)) if r.until else '–'}</td></tr>"
         for r in rotas
     )
     body = (
