@@ -163,6 +163,10 @@ class SignInDesk:
     async def sign_out(self, token: str) -> None:
         await asyncio.to_thread(self.store.sign_out, token_hash(token), self.clock(), "logout")
 
+    async def links_sent(self) -> None:
+        """Wait for the links being sent now (tests; a clean stop)."""
+        await asyncio.gather(*self._sending, return_exceptions=True)
+
     async def close(self) -> None:
         for task in list(self._sending):
             task.cancel()

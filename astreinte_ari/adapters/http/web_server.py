@@ -30,7 +30,6 @@ from astreinte_ari.web.style import CSS
 log = logging.getLogger(__name__)
 
 COOKIE = "astreinte_session"
-SESSION_KEY = web.AppKey("session", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
