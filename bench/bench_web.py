@@ -1,6 +1,7 @@
 """Web planning render benchmark: a 50-person team (bench_schedule.py's: two layered
 rotas, 1,000 overrides over 5 years), its month page, its year page and the
-"on call now" page, rendered server-side as the handlers do (data + HTML).
+"on call now" page, rendered server-side as the handlers do (data + HTML; the
+team month with its change links, as an agent of the team sees it).
 
 Prints the median and worst time per page over `--runs` renders, first render
 apart (the rota is compiled once per configuration). Target: month < 100 ms.
@@ -24,7 +25,8 @@ from bench_schedule import build_yaml
 from astreinte_ari.schedule.validate import load_checked_config
 from astreinte_ari.web import pages
 from astreinte_ari.web.auth import viewer_for
-from astreinte_ari.web.planning import month_view, on_call_now, year_view
+from astreinte_ari.web.changes_pages import change_link
+from astreinte_ari.web.planning import Entry, month_view, on_call_now, year_view
 
 TARGET_MONTH_MS = 100.0
 
@@ -55,10 +57,12 @@ def main() -> int:
     now = datetime(2027, 3, 10, 22, 0, tzinfo=UTC)
     today = date(2027, 3, 10)
 
+    def link(team: str, item: Entry) -> str:  # as the handler: a change link per shift
+        return change_link(ctx, team, item) if item.end > now else ""
+
     def month() -> str:
-        return pages.month_page(
-            ctx, "big", "/teams/big/month", [month_view(config, "big", 2027, 3)], today
-        )
+        view = month_view(config, "big", 2027, 3)
+        return pages.month_page(ctx, "big", "/teams/big/month", [view], today, link)
 
     def person_month() -> str:
         view = month_view(config, "big", 2027, 3, person="p07")
