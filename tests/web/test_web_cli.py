@@ -78,3 +78,33 @@ def test_api_token_command_prints_a_token_once(
         assert store.api_token(token_hash(token), datetime.now(UTC)) is None
     finally:
         engine.dispose()
+
+
+async def test_behind_an_https_proxy_the_cookie_is_secure_and_scoped(tmp_path: Path) -> None:
+    import aiohttp
+
+    from astreinte_ari.adapters.http.web_server import WebServer
+
+    path = write_config(tmp_path, public="https://astreinte.example.test/planning")
+    config = load_config(path)
+    engine = create_db_engine(config.database_url())
+    desk = SignInDesk(SqlWebStore(engine), None, lambda: config, lambda: datetime.now(UTC))
+    server = WebServer(desk, lambda: config, lambda: datetime.now(UTC))
+    await server.start("127.0.0.1", 0)
+    try:
+        token = desk.issue_link("alice", "cli").rsplit("/", 1)[1]
+        base = f"http://127.0.0.1:{server.port}"
+        origin = {"Origin": "https://astreinte.example.test"}  # the proxy forwards the prefix
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base}/planning/login/{token}", headers=origin, allow_redirects=False
+            ) as resp,
+        ):
+            assert resp.status == 303 and resp.headers["Location"] == "/planning/"
+            cookie = resp.cookies["astreinte_session"]
+            assert cookie["secure"] and cookie["path"] == "/planning" and cookie["httponly"]
+            assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    finally:
+        await server.close()
+        engine.dispose()
