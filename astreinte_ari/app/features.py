@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from astreinte_ari.adapters.fallback.plancache import refresh_plan_cache
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.store.alerts import AlertStore
 from astreinte_ari.adapters.store.config_versions import record_config_version
@@ -95,7 +96,20 @@ class DatabaseFeatures:
         self.watcher = await self._watch_config()
 
     async def follow_rota_changes(self) -> None:
-        """Shift-start notices follow the approved rota changes too."""
+        """The dialplan fallback's plan cache (bound to the YAML, so not rewritten by
+        itself) and the shift-start notices follow the approved rota changes too."""
+        config, now = self.live.current, self.clock()
+        try:
+            await asyncio.to_thread(
+                refresh_plan_cache,
+                config,
+                now,
+                force=True,
+                on_call_override=self.on_call_override,
+            )
+            log.info("fallback plan cache rewritten with the approved rota changes")
+        except Exception as exc:  # the fallback then reads the YAML alone
+            log.warning("fallback plan cache not rewritten after rota changes: %s", exc)
         if self.alerting is None:
             return
         try:

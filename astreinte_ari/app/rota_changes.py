@@ -103,7 +103,7 @@ class RotaChanges:
             now=now, counterpart=counterpart, swap_start=swap_start, swap_end=swap_end,
             reason=reason,
         )  # fmt: skip
-        changes.check_labour(team, yaml_team, approved, request, now)
+        changes.check_labour(yaml_team, approved, request, now)
         self.store.add(request, actor=actor)
         return request
 
@@ -162,14 +162,17 @@ class RotaChanges:
         yaml_team = self._team(after.team)
         now = self.clock()
         try:
-            changes.check_labour(after.team, yaml_team, self.overrides(after.team), after, now)
+            changes.check_labour(yaml_team, self.overrides(after.team), after, now)
         except ChangeRefused as exc:
             refused = changes.refused_by_labour(before, exc.rule, exc.message, now)
             self.store.update(before, refused, actor="system", step="refused")
             raise
         self.store.update(before, after, actor=actor, step="approved")
         if self.on_approved is not None:
-            self.on_approved()
+            try:
+                self.on_approved()
+            except Exception:  # approved and stored all the same: the next refresh applies it
+                log.exception("change %s approved but not applied at once", after.id)
         return after
 
 
@@ -229,7 +232,9 @@ async def keep_changes_applied(
             if failing:
                 log.info("approved rota changes readable again")
             failing = False
-            overlay.use_changes(found)
+            if overlay.use_changes(found):
+                count = sum(len(v) for v in found.values())
+                log.info("approved rota changes in force: %d override(s)", count)
         # Also what an in-process approval applied at once (RotaChanges.on_approved).
         if overlay.changes is not followed and on_applied is not None:
             followed = overlay.changes

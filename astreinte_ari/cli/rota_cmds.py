@@ -107,7 +107,9 @@ def _day(value: str | None, default: date) -> date:
 
 
 def cmd_ical(args: argparse.Namespace, ctx: CliContext) -> int:
-    config = ctx.config(CHECKING)
+    from astreinte_ari.cli.change_cmds import with_approved_changes
+
+    config = with_approved_changes(ctx, ctx.config(CHECKING))
     try:
         first = _day(args.since, date.today())
         last = _day(args.until, first + timedelta(days=365))

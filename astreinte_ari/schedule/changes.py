@@ -347,39 +347,35 @@ def _covered_by(finding: Finding, before: Sequence[Finding]) -> bool:
 
 
 def labour_findings(
-    team_name: str,
     team: TeamConfig,
     approved: Sequence[Override],
     candidate: ChangeRequest,
     now: datetime,
 ) -> list[Finding]:
     """The error-level findings (daily_rest, weekly_rest, notice, double_booking) the
-    candidate adds for the people it involves, over the YAML `team` plus the
-    `approved` overrides; empty when the change is lawful."""
+    candidate adds for the people it involves, over the YAML `team` (the candidate's
+    team) plus the `approved` overrides; empty when the change is lawful."""
     base = with_overrides(team, approved)
     after = with_overrides(base, candidate.overrides())
     people = {candidate.requester, candidate.counterpart}
     start, end = _bounds(candidate)
-    before = programme_findings(team_name, base, start, end)
+    name = candidate.team
+    before = programme_findings(name, base, start, end)
     found = [
         f
-        for f in programme_findings(team_name, after, start, end)
+        for f in programme_findings(name, after, start, end)
         if f.rule in LABOUR_RULES and not _covered_by(f, before)
     ]
     if team.labour.notice.level != "off":
-        found += notice_findings(team_name, after, base, now)
+        found += notice_findings(name, after, base, now)
     return [f for f in found if f.level == "error" and f.person in people]
 
 
 def check_labour(
-    team_name: str,
-    team: TeamConfig,
-    approved: Sequence[Override],
-    candidate: ChangeRequest,
-    now: datetime,
+    team: TeamConfig, approved: Sequence[Override], candidate: ChangeRequest, now: datetime
 ) -> None:
     """ChangeRefused naming the first rule the candidate breaks."""
-    found = labour_findings(team_name, team, approved, candidate, now)
+    found = labour_findings(team, approved, candidate, now)
     if found:
         first = found[0]
         raise ChangeRefused(first.rule, first.describe(team.timezone or "UTC"))

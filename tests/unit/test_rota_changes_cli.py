@@ -93,6 +93,10 @@ def test_cover_from_request_to_who_show_check_and_export(
     assert (shift["person_id"], shift["start"]) == (taker, ten)
     assert shift["reason"].startswith(f"web change {rid}")
 
+    code, out, _ = run(capsys, "rota", "ical", "-c", str(config_path), "--team", "t",
+                       "--since", str(day), "--until", str(day + timedelta(days=1)))  # fmt: skip
+    assert code == 0 and f"web change {rid}" in out.replace("\r\n ", "")
+
     code, out, _ = run(capsys, "check", "-c", str(config_path))
     assert "Approved changes of team t (database, not in the YAML):" in out
     assert f"rota week: a {day} 10:00 -> {day} 16:00  override (web change {rid}" in out

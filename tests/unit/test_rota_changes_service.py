@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from astreinte_ari.app.rota_changes import (
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.schedule.changes import ChangeNotAllowed, ChangeNotFound, ChangeRefused
 from astreinte_ari.schedule.rota import who_is_on_call
-from tests.unit.test_rota_changes import NOW, STRICT, load, local
+from tests.unit.test_rota_changes import NOW, PARIS, STRICT, load, local
 
 SATURDAY_NOON = local("2026-03-07 12:00")
 
@@ -280,3 +280,51 @@ def test_overlay_reports_whether_the_changes_differ(tmp_path: Path) -> None:
     overlay = ChangeOverlay(load(tmp_path))
     assert overlay.use_changes({}) is False
     assert overlay.current is overlay.yaml
+
+
+def test_an_approval_stands_when_applying_it_at_once_fails(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise OSError("overlay unavailable")
+
+    changes = service(engine, load(tmp_path), on_approved=broken)
+    rid = ask_cover(changes)
+    assert changes.approve(rid, actor="m", as_manager=True).status == "approved"
+    assert changes.store.get(rid).status == "approved"
+    assert f"change {rid} approved but not applied at once" in caplog.text
+
+
+async def test_fallback_plan_cache_follows_the_approved_changes(tmp_path: Path) -> None:
+    """Bound to the YAML's hash, the cache would keep the old holder: rewritten."""
+    from astreinte_ari.adapters.fallback.plancache import CACHE_NAME
+    from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
+    from astreinte_ari.config.rotas import Override
+
+    spool = tmp_path / "spool"
+    config = load(tmp_path, "").model_copy(
+        update={"fallback": load(tmp_path).fallback.model_copy(update={"spool_dir": spool})}
+    )
+    live = LiveConfig(config)
+    now = datetime.now(PARIS)
+    taken = Override.model_validate(
+        {"rota": "week", "person": "a", "from": now - timedelta(hours=1),
+         "to": now + timedelta(hours=3), "reason": "web change x"}
+    )  # fmt: skip
+    assert live.use_changes({"t": (taken,)})
+    features = DatabaseFeatures(
+        config=config, live=live, engine=None, metrics=None, service=None,  # type: ignore[arg-type]
+        alert_feed=None, clock=lambda: now.astimezone(UTC),  # type: ignore[arg-type]
+    )  # fmt: skip
+    await features.follow_rota_changes()
+    cached = json.loads((spool / CACHE_NAME).read_text())
+
+    def people(node: object) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["person_id"]} if "person_id" in node else set()
+            return found.union(*(people(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(people(v) for v in node))
+        return set()
+
+    assert "a" in people(cached)  # only the approved change puts a on the week rota
