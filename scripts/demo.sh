@@ -28,9 +28,11 @@ fi
 # choose others (a machine that already runs a PBX or another demo).
 sip_port="${ASTREINTE_DEMO_SIP_PORT:-5060}"
 ari_port="${ASTREINTE_DEMO_ARI_PORT:-8088}"
-if ! .venv/bin/python - "$sip_port" "$ari_port" <<'PY'
+web_port="${ASTREINTE_DEMO_WEB_PORT:-8092}"  # the web planning (web: in the YAML)
+if ! .venv/bin/python - "$sip_port" "$ari_port" "$web_port" <<'PY'
 import socket, sys
-for port, kind, var in ((sys.argv[1], socket.SOCK_DGRAM, "SIP"), (sys.argv[2], socket.SOCK_STREAM, "ARI")):
+for port, kind, var in ((sys.argv[1], socket.SOCK_DGRAM, "SIP"), (sys.argv[2], socket.SOCK_STREAM, "ARI"),
+                        (sys.argv[3], socket.SOCK_STREAM, "WEB")):
     with socket.socket(socket.AF_INET, kind) as s:
         if kind == socket.SOCK_STREAM:  # as Asterisk binds it: TIME_WAIT left by a stopped PBX is fine
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -42,13 +44,14 @@ for port, kind, var in ((sys.argv[1], socket.SOCK_DGRAM, "SIP"), (sys.argv[2], s
 PY
 then exit 1; fi
 config=config/demo.yaml
-if [ "$ari_port" != 8088 ] || [ "$sip_port" != 5060 ]; then
+if [ "$ari_port" != 8088 ] || [ "$sip_port" != 5060 ] || [ "$web_port" != 8092 ]; then
   # The service finds ARI (and doctor the SIP port) through its YAML: a copy with
   # those ports, one directory below the repository like config/, so its relative
   # paths resolve the same.
   config=var/demo.yaml
   sed -e "s#http://127.0.0.1:8088#http://127.0.0.1:$ari_port#" \
-      -e "s#udp:127.0.0.1:5060#udp:127.0.0.1:$sip_port#" config/demo.yaml > "$config"
+      -e "s#udp:127.0.0.1:5060#udp:127.0.0.1:$sip_port#" \
+      -e "s#127.0.0.1:8092#127.0.0.1:$web_port#g" config/demo.yaml > "$config"
 fi
 
 # Simulated mobiles: run `scripts/demo-phone.sh accept +33610000001` to be Alice.
@@ -82,4 +85,8 @@ echo "Place a call:  $phone accept +33610000001   (Alice's mobile, presses 1)"
 echo "          and: $phone call +33180000000       (a caller on the on-call line)"
 echo "Audit trail:   .venv/bin/astreinte calls list -c $config"
 echo "Check setup:   .venv/bin/astreinte doctor -c $config"
+# The demo mails nothing: the sign-in link (one use, 15 minutes) is printed instead.
+echo "Web planning:  http://127.0.0.1:$web_port/  sign in as Alice (agent) with:"
+echo "               $(.venv/bin/astreinte web login-link alice -c "$config" 2>/dev/null)"
+echo "  as the manager: .venv/bin/astreinte web login-link sup -c $config"
 .venv/bin/astreinte run -c "$config"

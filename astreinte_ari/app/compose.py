@@ -58,6 +58,7 @@ from astreinte_ari.app.startup import (
     is_loopback,
     wait_for_ari,
 )
+from astreinte_ari.app.web_edges import build_web
 from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.reconcile import Reconciler
@@ -405,6 +406,15 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         cluster=cluster,
         loops=tuple(loops),
         rota_changes=rota_changes,
+        web_server=build_web(
+            config,
+            engine=engine,
+            current=lambda: live.current,
+            service=service,
+            clock=utcnow,
+            on_call_override=features.on_call_override,
+            changes=rota_changes,
+        ),
     )
 
 

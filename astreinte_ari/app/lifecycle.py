@@ -29,6 +29,7 @@ from astreinte_ari.callflow.dispatch import OnCallService
 from astreinte_ari.config.model import AppConfig
 
 if TYPE_CHECKING:
+    from astreinte_ari.adapters.http.web_server import WebServer
     from astreinte_ari.adapters.store.checkpointing import Checkpointer
     from astreinte_ari.app.cluster import ClusterNode
     from astreinte_ari.app.rota_changes import RotaChanges
@@ -67,6 +68,7 @@ class ServiceParts:
     cluster: ClusterNode  # heartbeat and leader election (app/cluster.py)
     loops: tuple[Loop, ...]  # background work until the service stops
     rota_changes: RotaChanges | None = None  # self-service swaps and covers (the web's API)
+    web_server: WebServer | None = None  # the planning in a browser (`web:`)
 
 
 async def run(parts: ServiceParts, stop: asyncio.Event) -> int:
@@ -101,6 +103,9 @@ async def run(parts: ServiceParts, stop: asyncio.Event) -> int:
 async def _start(parts: ServiceParts) -> list[asyncio.Task[None]]:
     if parts.metrics_server is not None:
         await parts.metrics_server.start()
+    web_cfg = parts.config.web
+    if parts.web_server is not None and web_cfg is not None:
+        await parts.web_server.start(web_cfg.host, web_cfg.port)
     features = asyncio.create_task(parts.features.start())
     if parts.db_ready:
         await features  # alerting runs before the first call, as it always has
@@ -144,6 +149,8 @@ async def _close(parts: ServiceParts) -> None:
     await parts.cluster.close()  # another node leads from its next tick
     if parts.metrics_server is not None:
         await parts.metrics_server.close()
+    if parts.web_server is not None:
+        await parts.web_server.close()
     await parts.client.close()
     with contextlib.suppress(Exception):
         await within(parts.writer.flush(), 5.0)

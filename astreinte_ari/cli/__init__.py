@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "astreinte_ari.cli.run_cmd",
     "astreinte_ari.cli.ops_cmds",
     "astreinte_ari.cli.selftest_cmd",
+    "astreinte_ari.cli.web_cmds",
 )
 
 

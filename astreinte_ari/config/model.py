@@ -47,6 +47,7 @@ from astreinte_ari.config.rotas import (
     Rotation,
     Swap,
 )
+from astreinte_ari.config.web import WebConfig
 
 __all__ = [
     "AppConfig",
@@ -289,6 +290,7 @@ class AppConfig(Frozen):
     cluster: ClusterConfig = ClusterConfig()  # several nodes, one database: docs/cluster.md
     # How often the service reads changes approved by another process (docs/rotas.md).
     changes_refresh_seconds: float = Field(5, gt=0, le=3600)
+    web: WebConfig | None = None  # the planning in a browser, off unless configured: docs/web.md
 
     @field_validator("timezone")
     @classmethod

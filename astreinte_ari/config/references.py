@@ -173,7 +173,19 @@ def reference_issues(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
     if isinstance(data.get("alerting"), Mapping):
         issues += _alerting_issues(data["alerting"], teams)
         issues += _no_mobile_issues(data["alerting"], teams)
+    issues += _web_issues(_map(data.get("web")), teams)
     return issues
+
+
+def _web_issues(web: Mapping[Any, Any], teams: Mapping[Any, Any]) -> list[Issue]:
+    """web.admins / web.auditors name people of the YAML (they sign in as them)."""
+    everyone = {p for t in teams.values() for p in _map(_map(t).get("people"))}
+    return [
+        (("web", key, i), f"unknown person '{who}' (web.{key} names people of the teams)")
+        for key in ("admins", "auditors")
+        for i, who in enumerate(_seq(web.get(key)))
+        if isinstance(who, str) and who not in everyone
+    ]
 
 
 _PHONE_CHANNELS = ("sms", "voice")

@@ -40,6 +40,7 @@ def test_doctor_passes_on_the_demo(
     text = (REPO / "config" / "demo.yaml").read_text(encoding="utf-8")
     text = text.replace("127.0.0.1:8088", f"127.0.0.1:{ari_port}")
     text = text.replace("udp:127.0.0.1:5060", f"udp:127.0.0.1:{sip_port}")  # as demo.sh
+    text = text.replace("127.0.0.1:8092", f"127.0.0.1:{free_port()}")  # the web planning
     config.write_text(text, encoding="utf-8")
     demo = tmp_path / "var" / "demo"
     demo.mkdir(parents=True)

@@ -10,3 +10,6 @@ from astreinte_ari.adapters.store import audit_log as _audit_log  # noqa: F401  
 from astreinte_ari.adapters.store import (  # noqa: F401  (tables of 0002)
     config_versions as _config_versions,
 )
+from astreinte_ari.adapters.store import (  # noqa: F401  (tables of 0013)
+    web_sessions as _web_sessions,
+)
