@@ -1,8 +1,9 @@
-"""The alert engine: opens alerts, sends due notifications, escalates, acknowledges.
+"""The alert engine: opens alerts, steps them on when due (escalation, deadlines), acknowledges.
 
 State lives in the database (alerts.next_step); the scheduler only wakes the
 engine up (`run_due(alert_id)`), so a restart resumes where it stopped. Sends
-run as background tasks: a 60 s voice call never delays another alert.
+(step_sender.py) run as background tasks: a 60 s voice call never delays
+another alert. What counts as a missed call is missed_calls.py's rule.
 """
 
 from __future__ import annotations
@@ -15,47 +16,19 @@ from datetime import datetime, timedelta
 
 from astreinte_ari.alerting.events import EventTeller, ack_events
 from astreinte_ari.alerting.links import LinkIssuer
-from astreinte_ari.alerting.messages import (
-    compose_message,
-    recipient_of,
-)
+from astreinte_ari.alerting.messages import recipient_of
+from astreinte_ari.alerting.missed_calls import is_missed, missed_call_chain
 from astreinte_ari.alerting.model import Alert, ShiftOverride, acknowledgement
-from astreinte_ari.alerting.policy import Step, due_steps, step_at
-from astreinte_ari.alerting.ports import (
-    AlertMessage,
-    AlertRepository,
-    EventSink,
-    Notifier,
-    NotifyError,
-    Recipient,
-)
+from astreinte_ari.alerting.policy import due_steps, step_at
+from astreinte_ari.alerting.ports import AlertRepository, EventSink, Notifier, Recipient
+from astreinte_ari.alerting.step_sender import StepSender
 from astreinte_ari.callflow.closed import CallClosed
-from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.alerting import AlertingConfig
 from astreinte_ari.config.model import AppConfig
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAX_ATTEMPTS = 4  # a step a channel could not take yet (telephony reconnecting) is retried
-# States in which a hung-up caller had heard the announcement and was waiting for us.
-_AFTER_ANNOUNCEMENT = frozenset(
-    {CallState.DIALING, CallState.AGENT_PROMPT, CallState.VOICEMAIL_GREETING, CallState.RECORDING}
-)
-# FAILED too: a call the service or the PBX failed on is a caller nobody took.
-MISSED_OUTCOMES = frozenset(
-    {CallOutcome.VOICEMAIL, CallOutcome.VOICEMAIL_EMPTY, CallOutcome.NO_ONE, CallOutcome.FAILED}
-)
-
-
-def is_missed(closed: CallClosed) -> bool:
-    """Voicemail (left or not), nobody reached, failed, abandoned after the announcement,
-    or lost with its node before an agent took it."""
-    if closed.outcome in MISSED_OUTCOMES:
-        return True
-    if closed.outcome is CallOutcome.NODE_LOST:  # its node died: missed unless bridged
-        return closed.accepted_person_id is None
-    return closed.outcome is CallOutcome.ABANDONED and closed.last_state in _AFTER_ANNOUNCEMENT
 
 
 def new_alert_id() -> str:
@@ -111,6 +84,15 @@ class AlertEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._overrides: list[ShiftOverride] = []
         self.events = EventTeller(events, links)  # what the webhooks are told
+        self.sender = StepSender(
+            store=store,
+            notifiers=notifiers,
+            links=links,
+            config=lambda: self.config,
+            clock=lambda: self.clock(),
+            acknowledge=self.ack,
+            spawn=self._spawn,
+        )
 
     def use_config(self, config: AppConfig) -> None:
         """A live edit: people, rotas, policies and channels apply from the next step."""
@@ -135,17 +117,14 @@ class AlertEngine:
         return await self.open_missed_call(closed)
 
     async def open_missed_call(self, closed: CallClosed) -> str | None:
-        chain: list[str] = []
-        for hop in closed.plan.hops:
-            if hop.person_id not in chain and hop.person_id != "business-forward":
-                chain.append(hop.person_id)
+        chain = missed_call_chain(closed)
         if not chain or closed.plan.team is None:
             log.error("call %s missed but has nobody to alert", closed.call_id[:8])
             return None
         return await self.open_alert(
             kind="missed_call",
             policy=self.alerting.missed_calls.policy,
-            chain=tuple(chain),
+            chain=chain,
             opened_at=self.clock(),
             team=closed.plan.team,
             call_id=closed.call_id,
@@ -275,7 +254,7 @@ class AlertEngine:
                     detail=f"from {last_person} after round {step.round}",
                 )
             last_person = step.person_id
-            self._spawn(self._send(alert, step))
+            self._spawn(self.sender.send(alert, step))
         if wake is not None:
             self._schedule(alert_id, wake)
         elif upcoming is None and not due:
@@ -290,66 +269,6 @@ class AlertEngine:
                 detail=f"{policy.max_rounds} rounds without acknowledgement",
             )
             log.error("alert %s: %d rounds without acknowledgement", alert_id, policy.max_rounds)
-
-    async def _send(self, alert: Alert, step: Step, attempt: int = 1) -> None:
-        via = step.channel.via
-        notifier = self.notifiers.get(via)
-        recipient = self.recipient(alert.team, step.person_id)
-        if notifier is None or recipient is None:
-            what = f"no {via} notifier configured" if notifier is None else "unknown person"
-            await self._record(alert, step, "failed", what)
-            return
-        message = await self.message(alert, step.person_id, links=via in ("email", "sms"))
-
-        async def acknowledge(how: str) -> None:
-            await self.ack(alert.id, by=step.person_id, via=how)
-
-        def progress(text: str) -> None:  # the call's steps, into the alert's history
-            self._spawn(self._record(alert, step, "call", text[:300]))
-
-        try:
-            delivery = await notifier.send(recipient, message, acknowledge, progress)
-        except NotifyError as exc:
-            retry = exc.retry_after is not None and attempt < MAX_ATTEMPTS
-            log.error("alert %s: %s to %s failed: %s", alert.id, via, step.person_id, exc)
-            detail = f"round {step.round + 1}: {exc}"
-            if retry:
-                detail += f" (attempt {attempt}, again in {exc.retry_after:.0f} s)"
-            await self._record(alert, step, "failed", detail)
-            if retry:
-                assert exc.retry_after is not None
-                self._spawn(self._send_later(alert.id, step, attempt + 1, exc.retry_after))
-            return
-        except Exception as exc:  # a notifier bug must not kill the alert
-            log.exception("alert %s: %s notifier crashed", alert.id, via)
-            await self._record(alert, step, "failed", repr(exc)[:300])
-            return
-        await self._record(alert, step, "notified", f"round {step.round + 1}: {delivery.detail}")
-        # In a cluster, this node's journal then says which node sent which round.
-        log.info("alert %s: round %d sent to %s by %s", alert.id, step.round + 1,
-                 step.person_id, via)  # fmt: skip
-        if delivery.acked:
-            how = "voice-callback" if delivery.called_back else "voice-dtmf"
-            await self.ack(alert.id, by=step.person_id, via=how)
-
-    async def _record(self, alert: Alert, step: Step, event: str, detail: str) -> None:
-        """What came of one step (to whom, by which channel) in the alert's events."""
-        await asyncio.to_thread(
-            self.store.add_event,
-            alert.id,
-            self.clock(),
-            event,
-            person_id=step.person_id,
-            channel=step.channel.via,
-            detail=detail,
-        )
-
-    async def _send_later(self, alert_id: str, step: Step, attempt: int, delay: float) -> None:
-        """The channel was not ready: the same step again, unless someone acknowledged."""
-        await asyncio.sleep(delay)
-        alert = await asyncio.to_thread(self.store.get, alert_id)
-        if alert is not None and alert.is_open:
-            await self._send(alert, step, attempt)
 
     # -- deadline of a shift start -------------------------------------------------------------
 
@@ -435,12 +354,6 @@ class AlertEngine:
 
     def recipient(self, team: str | None, person_id: str) -> Recipient | None:
         return recipient_of(self.config, team, person_id)
-
-    async def message(self, alert: Alert, person_id: str, *, links: bool = True) -> AlertMessage:
-        """What to tell `person_id`; `links`: with acknowledgement/voicemail links (each
-        is stored: only channels that show them ask for them)."""
-        issuer = self.links if links else None
-        return await compose_message(alert, person_id, self.config, issuer, self.clock())
 
     async def _tell(
         self, event: str, alert: Alert, *, person_id: str | None = None, via: str | None = None

@@ -16,8 +16,8 @@ from aiohttp import ClientSession
 from astreinte_ari.adapters.http.metrics_server import MetricsServer, SelfTestTrigger
 from astreinte_ari.adapters.metrics.prometheus import ServiceMetrics
 from astreinte_ari.adapters.scheduler.apscheduler_jobs import CHORES, PersistentScheduler
-from astreinte_ari.alerting.engine import is_missed
 from astreinte_ari.alerting.messages import subject_and_text
+from astreinte_ari.alerting.missed_calls import is_missed
 from astreinte_ari.app.selftest_edges import schedule_test_calls, token_matches, trigger_token
 from astreinte_ari.callflow.audit_events import (
     CallAnswered,

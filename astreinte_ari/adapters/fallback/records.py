@@ -80,7 +80,7 @@ class ImportedCall:
     started_at: datetime
     ended_at: datetime
     outcome: CallOutcome
-    last_state: CallState  # the state before ENDED (alerting.engine.is_missed)
+    last_state: CallState  # the state before ENDED (alerting.missed_calls.is_missed)
     detail: str
     trigger: str  # stasis (service not connected) | watchdog | draining
     person_ids: tuple[str, ...] = ()  # whom the fallback rang, in order
