@@ -130,8 +130,11 @@ def _fold(
             stmt = stmt.where(log.at >= since)
         if until is not None:
             stmt = stmt.where(log.at < until + _FOLD_MARGIN)
-        for kind, subject, payload in conn.execution_options(yield_per=5000).execute(stmt):
-            exp.add(kind, subject, payload)
+        add = exp.add
+        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
+        for batch in rows.partitions():  # lists: no generator resume per record
+            for kind, subject, payload in batch:
+                add(kind, subject, payload)
     baseline = conn.scalar(select(log.payload).where(log.kind == BASELINE_KIND).limit(1))
     exp.baseline = None if baseline is None else json.loads(baseline)
     redactions = select(log.subject_id, log.payload).where(log.kind == REDACT_KIND)

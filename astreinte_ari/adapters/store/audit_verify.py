@@ -67,9 +67,12 @@ def verify(
     still open `open_after` their start are findings too (None: not checked).
     `checkpoints`: check the signed checkpoints against the chain (and a witness).
     `second_process`: check the chain in a forked child meanwhile (where it can)."""
-    # With a second core, the chain is checked in a child process while this one
-    # replays the log onto the domain rows: the two halves take about as long.
-    child = _ChainChild.start(engine, since, until) if check_domain and second_process else None
+    # With a second core, the chain and its checkpoints are checked in a child
+    # process while this one replays the log onto the domain rows (about as long).
+    now = now or datetime.now(UTC)
+    child = None
+    if check_domain and second_process:
+        child = _ChainChild.start(engine, (since, until, checkpoints, now))
     report = VerifyReport()
     try:
         with _cyclic_gc_paused(), engine.connect() as conn:
@@ -86,28 +89,39 @@ def verify(
             # million objects would be scanned by the full collection that follows (~1 s).
             replay = None
             if open_after is not None:
-                _never_ended(conn, report, (now or datetime.now(UTC)) - open_after, since, until)
-            if checkpoints is not None:
-                verify_checkpoints(conn, report, checkpoints, now or datetime.now(UTC))
-            if child is not None:
-                report = _chain_first(child.report(conn), report)
+                _never_ended(conn, report, now - open_after, since, until)
+            if child is None:
+                if checkpoints is not None:
+                    verify_checkpoints(conn, report, checkpoints, now)
+                return report
+            chain, signed = child.reports(conn)
+            return _merged(chain, report, signed)
     finally:
         if child is not None:
             child.close()
-    return report
+
+
+_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime]
+
+
+def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> tuple[VerifyReport, VerifyReport]:
+    """The chain's findings, and the signed checkpoints': the child's half of verify."""
+    since, until, checkpoints, now = job
+    chain, signed = VerifyReport(), VerifyReport()
+    _verify_chain(conn, chain, since, until)
+    if checkpoints is not None:
+        verify_checkpoints(conn, signed, checkpoints, now)
+    return chain, signed
 
 
 class _ChainChild:
-    """`_verify_chain` in a forked process, over a connection of its own."""
+    """`_chain_and_checkpoints` in a forked process, over a connection of its own."""
 
-    def __init__(self, process: Any, receive: Any, since: datetime | None, until: datetime | None):
-        self._process, self._receive = process, receive
-        self._since, self._until = since, until
+    def __init__(self, process: Any, receive: Any, job: _ChainJob) -> None:
+        self._process, self._receive, self._job = process, receive, job
 
     @classmethod
-    def start(
-        cls, engine: Engine, since: datetime | None, until: datetime | None
-    ) -> _ChainChild | None:
+    def start(cls, engine: Engine, job: _ChainJob) -> _ChainChild | None:
         """None where a child cannot help or work: one core, no fork, or one shared
         connection (StaticPool: an in-memory database lives in it)."""
         if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -116,60 +130,55 @@ class _ChainChild:
             return None
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_chain_child, args=(engine.url, since, until, send), daemon=True
-        )
+        process = context.Process(target=_chain_child, args=(engine.url, job, send), daemon=True)
         process.start()
         send.close()
-        return cls(process, receive, since, until)
+        return cls(process, receive, job)
 
-    def report(self, conn: Connection) -> VerifyReport:
-        """The child's report; if it failed, the chain is checked here instead, so an
+    def reports(self, conn: Connection) -> tuple[VerifyReport, VerifyReport]:
+        """The child's reports; if it failed, the work is done here instead, so an
         error surfaces exactly as without a child."""
         try:
             outcome = self._receive.recv()
         except EOFError:  # the child died without a word
             outcome = None
-        if isinstance(outcome, VerifyReport):
-            return outcome
-        report = VerifyReport()
-        _verify_chain(conn, report, self._since, self._until)
-        return report
+        if outcome is not None:
+            return outcome  # type: ignore[no-any-return]
+        return _chain_and_checkpoints(conn, self._job)
 
     def close(self) -> None:
         self._receive.close()
-        if self._process.is_alive():  # verify failed before reading the report
+        if self._process.is_alive():  # verify failed before reading the reports
             self._process.terminate()
         self._process.join()
 
 
-def _chain_child(url: Any, since: datetime | None, until: datetime | None, send: Any) -> None:
+def _chain_child(url: Any, job: _ChainJob, send: Any) -> None:
     """In the forked child. Its own engine: the inherited one's connections are the
     parent's (left untouched and unfreed until the child's os._exit)."""
     from astreinte_ari.adapters.store.migrate import create_db_engine
 
     engine = create_db_engine(url)
     try:
-        report = VerifyReport()
         with engine.connect() as conn:
-            _verify_chain(conn, report, since, until)
-        send.send(report)
-    except Exception:  # the parent checks the chain itself and raises the error
+            send.send(_chain_and_checkpoints(conn, job))
+    except Exception:  # the parent does the work itself and raises the error
         send.send(None)
     finally:
         send.close()
         engine.dispose()
 
 
-def _chain_first(chain: VerifyReport, rest: VerifyReport) -> VerifyReport:
-    """One report: the chain's counts and findings, then the domain's and the rest's,
-    in the order a single pass reports them."""
-    for problem in rest.problems:
-        chain.add(problem.where, problem.what)
-    chain.problem_count += rest.problem_count - len(rest.problems)
-    for name in ("calls", "hops", "transitions", "pre_chain_calls", "open_calls",
-                 "checkpoints", "witnessed"):  # fmt: skip
-        setattr(chain, name, getattr(rest, name))
+def _merged(chain: VerifyReport, domain: VerifyReport, signed: VerifyReport) -> VerifyReport:
+    """One report, its findings in the order one pass reports them: the chain's, the
+    domain's (and calls never ended), the signed checkpoints'."""
+    for part in (domain, signed):
+        for problem in part.problems:
+            chain.add(problem.where, problem.what)
+        chain.problem_count += part.problem_count - len(part.problems)
+    for name in ("calls", "hops", "transitions", "pre_chain_calls", "open_calls"):
+        setattr(chain, name, getattr(domain, name))
+    chain.checkpoints, chain.witnessed = signed.checkpoints, signed.witnessed
     return chain
 
 
