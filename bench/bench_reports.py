@@ -17,6 +17,13 @@ records written by the real AuditWriter (seeding: about 10 minutes on SQLite,
 30 on PostgreSQL). To time it again over a database filled once:
 
     .venv/bin/python bench/bench_reports.py --existing-db postgresql+psycopg://...
+
+On a loaded machine the writer takes over an hour for those 1M records;
+`--fast-seed` writes 3 calls through it and bulk-inserts checked copies of them
+(about 5 minutes), e.g. the database of docs/audit-and-reports.md's issue-18 figures:
+
+    .venv/bin/python bench/bench_reports.py --full-verify-calls 55556 --backend sqlite \
+        --checkpoints 35040 --fast-seed --keep-db /tmp/bench18
 """
 
 from __future__ import annotations

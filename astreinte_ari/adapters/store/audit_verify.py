@@ -44,6 +44,7 @@ from astreinte_ari.adapters.store.audit_log import (
     stored_iso,
 )
 from astreinte_ari.adapters.store.audit_report import VerifyReport
+from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
 
 # A call that has not ended this long after it started is a finding: the trail
@@ -156,8 +157,6 @@ class _ChainChild:
 def _chain_child(url: Any, job: _ChainJob, send: Any) -> None:
     """In the forked child. Its own engine: the inherited one's connections are the
     parent's (left untouched and unfreed until the child's os._exit)."""
-    from astreinte_ari.adapters.store.migrate import create_db_engine
-
     engine = create_db_engine(url)
     try:
         with engine.connect() as conn:
