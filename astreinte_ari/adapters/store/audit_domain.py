@@ -44,6 +44,10 @@ _FOLD_MARGIN = timedelta(days=1)  # a call's records are written within this of 
 _CALL_FIELDS = [c.name for c in calls_table.columns]
 _HOP_FIELDS = [c.name for c in hops_table.columns]
 _CALLER_FIELDS = ("caller_number", "caller_name")
+_PLAIN_CALL_FIELDS = tuple(name for name in _CALL_FIELDS if name not in _CALLER_FIELDS)
+_plain_call_values = operator.itemgetter(*_PLAIN_CALL_FIELDS)
+_CALL_BLANK = dict.fromkeys(_CALL_FIELDS)
+_HOP_BLANK = dict.fromkeys(_HOP_FIELDS)
 _TRANSITION_FIELDS = ("from_state", "to_state", "reason", "at")
 _transition_values = operator.itemgetter(*_TRANSITION_FIELDS)
 # Plain strings, not the enum's members: each is compared once per record of the log.
@@ -88,15 +92,24 @@ class ExpectedRows:
             except KeyError:  # an older record without some field: compared as None
                 values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
             self.transitions[(subject, int(data["seq"]))] = values
-        elif kind == _HOP_STARTED:
-            self.hops[subject] = {name: None for name in _HOP_FIELDS} | data | {"id": subject}
-        elif kind == _CALL_STARTED:
-            self.calls[subject] = {name: None for name in _CALL_FIELDS} | data | {"id": subject}
         elif kind in _HOP_UPDATES:
-            if subject in self.hops:
-                self.hops[subject].update(data)
-        elif subject in self.calls:
-            self.calls[subject].update(data)
+            hop = self.hops.get(subject)
+            if hop is not None:
+                hop.update(data)
+        elif kind == _HOP_STARTED:
+            hop = _HOP_BLANK.copy()  # every column, None unless logged
+            hop.update(data)
+            hop["id"] = subject
+            self.hops[subject] = hop
+        elif kind == _CALL_STARTED:
+            call = _CALL_BLANK.copy()
+            call.update(data)
+            call["id"] = subject
+            self.calls[subject] = call
+        else:
+            call = self.calls.get(subject)
+            if call is not None:
+                call.update(data)
 
 
 def _fold(
@@ -117,8 +130,11 @@ def _fold(
             stmt = stmt.where(log.at >= since)
         if until is not None:
             stmt = stmt.where(log.at < until + _FOLD_MARGIN)
-        for kind, subject, payload in conn.execution_options(yield_per=5000).execute(stmt):
-            exp.add(kind, subject, payload)
+        add = exp.add
+        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
+        for batch in rows.partitions():  # lists: no generator resume per record
+            for kind, subject, payload in batch:
+                add(kind, subject, payload)
     baseline = conn.scalar(select(log.payload).where(log.kind == BASELINE_KIND).limit(1))
     exp.baseline = None if baseline is None else json.loads(baseline)
     redactions = select(log.subject_id, log.payload).where(log.kind == REDACT_KIND)
@@ -199,7 +215,10 @@ def _compare_call(
     logged: dict[str, Any],
     redaction: dict[str, Any] | None,
 ) -> None:
-    for name in _CALL_FIELDS:
+    # The usual case: every plain column as logged, in one tuple comparison; then
+    # only the caller columns need the loop (same findings, same order as the loop).
+    plain_ok = _plain_call_values(row) == tuple(map(logged.get, _PLAIN_CALL_FIELDS))
+    for name in _CALLER_FIELDS if plain_ok else _CALL_FIELDS:
         if name in _CALLER_FIELDS:
             actual = row[name]
             if redaction is not None and name in redaction.get("values", {}):
@@ -228,27 +247,28 @@ def _scopes(table: Table, in_scope: set[str], whole: bool) -> Iterator[tuple[Any
 def _check_hops(
     conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
 ) -> None:
-    seen: set[str] = set()
+    unseen = exp.hops  # what is left at the end was logged but is not in the table
     for where in _scopes(hops_table, in_scope, whole):
-        for row in _domain_rows(conn, hops_table, *where):
+        for row in _raw_rows(conn, list(hops_table.columns), *where):
             report.hops += 1
-            seen.add(row["id"])
-            logged = exp.hops.get(row["id"])
-            if logged == row:  # the usual case, in one C-level comparison
+            logged = unseen.pop(row[0], None)  # row[0]: hops.id
+            # the usual case: one tuple comparison, no dict per row
+            if logged is not None and row == tuple(map(logged.get, _HOP_FIELDS)):
                 continue
+            actual = dict(zip(_HOP_FIELDS, row, strict=True))
             if logged is None:
-                if row["call_id"] not in exp.pre_chain:
-                    report.add(_hop_where(row), "not in the audit log (row inserted)")
+                if actual["call_id"] not in exp.pre_chain:
+                    report.add(_hop_where(actual), "not in the audit log (row inserted)")
                 continue
             for name in _HOP_FIELDS:
-                if row[name] != logged.get(name):
+                if actual[name] != logged.get(name):
                     report.add(
-                        _hop_where(row),
-                        f"{name} is {row[name]!r} but the log says {logged.get(name)!r} "
+                        _hop_where(actual),
+                        f"{name} is {actual[name]!r} but the log says {logged.get(name)!r} "
                         "(row edited)",
                     )
-    for hop_id, logged in exp.hops.items():
-        if logged["call_id"] in in_scope and hop_id not in seen:
+    for hop_id, logged in unseen.items():
+        if logged["call_id"] in in_scope:
             report.add(
                 f"hops {hop_id} (call {logged['call_id']})",
                 "in the log but not in the table (row deleted)",
@@ -258,15 +278,14 @@ def _check_hops(
 def _check_transitions(
     conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
 ) -> None:
-    seen: set[tuple[str, int]] = set()
+    unseen = exp.transitions  # what is left at the end was logged but is not in the table
     table = call_transitions_table
     columns = [table.c.call_id, table.c.seq, *(table.c[name] for name in _TRANSITION_FIELDS)]
     for where in _scopes(table, in_scope, whole):
         for row in _raw_rows(conn, columns, *where):
             report.transitions += 1
             key = (row[0], int(row[1]))
-            seen.add(key)
-            logged = exp.transitions.get(key)
+            logged = unseen.pop(key, None)
             if logged == row[2:]:  # the usual case, in one C-level comparison
                 continue
             if logged is None:
@@ -276,8 +295,8 @@ def _check_transitions(
             for name, actual, expected in zip(_TRANSITION_FIELDS, row[2:], logged, strict=True):
                 if actual != expected:
                     report.add(_transition_where(key), f"{name} differs from the log (row edited)")
-    for key in exp.transitions:
-        if key[0] in in_scope and key not in seen:
+    for key in unseen:
+        if key[0] in in_scope:
             report.add(_transition_where(key), "in the log but not in the table (row deleted)")
 
 

@@ -51,7 +51,7 @@ from astreinte_ari.adapters.store.models import UTCDateTime, metadata
 from astreinte_ari.adapters.store.safe_text import safe_text
 
 GENESIS_HASH = "0" * 64
-_json_quote = json.encoder.encode_basestring_ascii  # what json.dumps(str) returns
+json_quote = json.encoder.encode_basestring_ascii  # what json.dumps(str) returns
 KIND_LEN = 64
 SUBJECT_LEN = 128
 DEDUP_LEN = 200
@@ -141,8 +141,11 @@ def rows_with_iso_times(
     for row in rows:
         values = list(row)
         for i in times:
-            if values[i] is not None:
-                values[i] = _stored_iso(values[i])
+            at = values[i]
+            if at.__class__ is str and len(at) == 26 and at[10] == " ":  # stored_iso, inlined
+                values[i] = f"{at[:10]}T{at[11:]}+00:00"
+            elif at is not None:
+                values[i] = stored_iso(at)
         yield tuple(values)
 
 
@@ -160,7 +163,8 @@ def _time_as_text(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any
     return column
 
 
-def _stored_iso(at: str | datetime) -> str:
+def stored_iso(at: str | datetime) -> str:
+    """`iso()` of a time as `select_times_as_text` reads it (the SQLite text, a datetime)."""
     if isinstance(at, str):
         # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (naive UTC).
         if len(at) == 26 and at[10] == " ":
@@ -181,7 +185,7 @@ def record_hash(
     # JSON-quoting the free texts means a '|' inside one cannot shift field borders
     # (same output as json.dumps(text), without its per-call dispatch: verify runs this 1M times).
     material = "|".join(
-        (str(seq), str(at_text), _json_quote(kind), _json_quote(subject_id), payload, prev_hash)
+        (str(seq), str(at_text), json_quote(kind), json_quote(subject_id), payload, prev_hash)
     )
     return hashlib.sha256(material.encode("ascii", "backslashreplace")).hexdigest()
 

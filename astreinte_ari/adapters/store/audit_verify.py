@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.pool import StaticPool
 
 from astreinte_ari.adapters.store.audit_checkpoints_verify import (
     CheckpointPolicy,
@@ -34,12 +38,13 @@ from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
     audit_log_table,
+    json_quote,
     read_head,
-    record_hash,
-    rows_with_iso_times,
     select_times_as_text,
+    stored_iso,
 )
 from astreinte_ari.adapters.store.audit_report import VerifyReport
+from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
 
 # A call that has not ended this long after it started is a finding: the trail
@@ -56,24 +61,124 @@ def verify(
     open_after: timedelta | None = DEFAULT_OPEN_AFTER,
     now: datetime | None = None,
     checkpoints: CheckpointPolicy | None = None,
+    second_process: bool = True,
 ) -> VerifyReport:
     """Check the chain over records appended in [since, until) and the domain rows
     of calls started in that range; the whole database when both are None. Calls
     still open `open_after` their start are findings too (None: not checked).
-    `checkpoints`: check the signed checkpoints against the chain (and a witness)."""
+    `checkpoints`: check the signed checkpoints against the chain (and a witness).
+    `second_process`: check the chain in a forked child meanwhile (where it can)."""
+    # With a second core, the chain and its checkpoints are checked in a child
+    # process while this one replays the log onto the domain rows (about as long).
+    now = now or datetime.now(UTC)
+    child = None
+    if check_domain and second_process:
+        child = _ChainChild.start(engine, (since, until, checkpoints, now))
     report = VerifyReport()
-    with _cyclic_gc_paused(), engine.connect() as conn:
-        # Whole database: the domain replay rides on the chain's pass over the
-        # records instead of reading them a second time.
-        replay = ExpectedRows() if check_domain and since is None and until is None else None
-        _verify_chain(conn, report, since, until, replay)
-        if check_domain:
-            cross_check(conn, report, since, until, replay)
-        if open_after is not None:
-            _never_ended(conn, report, (now or datetime.now(UTC)) - open_after, since, until)
-        if checkpoints is not None:
-            verify_checkpoints(conn, report, checkpoints, now or datetime.now(UTC))
-    return report
+    try:
+        with _cyclic_gc_paused(), engine.connect() as conn:
+            replay = None
+            if child is None:
+                # One pass: the domain replay rides on the chain's pass over the records
+                # (whole database) instead of reading them a second time.
+                if check_domain and since is None and until is None:
+                    replay = ExpectedRows()
+                _verify_chain(conn, report, since, until, replay)
+            if check_domain:
+                cross_check(conn, report, since, until, replay)
+            # Freed while the collector is still off: alive when it resumes, the replay's
+            # million objects would be scanned by the full collection that follows (~1 s).
+            replay = None
+            if open_after is not None:
+                _never_ended(conn, report, now - open_after, since, until)
+            if child is None:
+                if checkpoints is not None:
+                    verify_checkpoints(conn, report, checkpoints, now)
+                return report
+            chain, signed = child.reports(conn)
+            return _merged(chain, report, signed)
+    finally:
+        if child is not None:
+            child.close()
+
+
+_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime]
+
+
+def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> tuple[VerifyReport, VerifyReport]:
+    """The chain's findings, and the signed checkpoints': the child's half of verify."""
+    since, until, checkpoints, now = job
+    chain, signed = VerifyReport(), VerifyReport()
+    _verify_chain(conn, chain, since, until)
+    if checkpoints is not None:
+        verify_checkpoints(conn, signed, checkpoints, now)
+    return chain, signed
+
+
+class _ChainChild:
+    """`_chain_and_checkpoints` in a forked process, over a connection of its own."""
+
+    def __init__(self, process: Any, receive: Any, job: _ChainJob) -> None:
+        self._process, self._receive, self._job = process, receive, job
+
+    @classmethod
+    def start(cls, engine: Engine, job: _ChainJob) -> _ChainChild | None:
+        """None where a child cannot help or work: one core, no fork, or one shared
+        connection (StaticPool: an in-memory database lives in it)."""
+        if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        if isinstance(engine.pool, StaticPool):
+            return None
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_chain_child, args=(engine.url, job, send), daemon=True)
+        process.start()
+        send.close()
+        return cls(process, receive, job)
+
+    def reports(self, conn: Connection) -> tuple[VerifyReport, VerifyReport]:
+        """The child's reports; if it failed, the work is done here instead, so an
+        error surfaces exactly as without a child."""
+        try:
+            outcome = self._receive.recv()
+        except EOFError:  # the child died without a word
+            outcome = None
+        if outcome is not None:
+            return outcome  # type: ignore[no-any-return]
+        return _chain_and_checkpoints(conn, self._job)
+
+    def close(self) -> None:
+        self._receive.close()
+        if self._process.is_alive():  # verify failed before reading the reports
+            self._process.terminate()
+        self._process.join()
+
+
+def _chain_child(url: Any, job: _ChainJob, send: Any) -> None:
+    """In the forked child. Its own engine: the inherited one's connections are the
+    parent's (left untouched and unfreed until the child's os._exit)."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            send.send(_chain_and_checkpoints(conn, job))
+    except Exception:  # the parent does the work itself and raises the error
+        send.send(None)
+    finally:
+        send.close()
+        engine.dispose()
+
+
+def _merged(chain: VerifyReport, domain: VerifyReport, signed: VerifyReport) -> VerifyReport:
+    """One report, its findings in the order one pass reports them: the chain's, the
+    domain's (and calls never ended), the signed checkpoints'."""
+    for part in (domain, signed):
+        for problem in part.problems:
+            chain.add(problem.where, problem.what)
+        chain.problem_count += part.problem_count - len(part.problems)
+    for name in ("calls", "hops", "transitions", "pre_chain_calls", "open_calls"):
+        setattr(chain, name, getattr(domain, name))
+    chain.checkpoints, chain.witnessed = signed.checkpoints, signed.witnessed
+    return chain
 
 
 def _never_ended(
@@ -129,23 +234,26 @@ def iter_records(conn: Connection, since: datetime | None, until: datetime | Non
     yield from result
 
 
-def iter_chain(
+def _chain_batches(
     conn: Connection, since: datetime | None, until: datetime | None
-) -> Iterator[Sequence[Any]]:
-    """(seq, at as `iso()` text, kind, subject_id, payload, prev_hash, hash) in seq order."""
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """Batches of (seq, at, kind, subject_id, payload, prev_hash, hash) in seq order,
+    `at` as the database gives it cheaply (`select_times_as_text`): `_verify_chain`
+    turns it into `iso()` text while it builds the hashed text."""
     table = audit_log_table.c
     columns = [
         table.seq, table.at, table.kind, table.subject_id, table.payload, table.prev_hash,
         table.hash,
     ]  # fmt: skip
-    dialect = conn.dialect.name
-    stmt = select_times_as_text(columns, dialect).order_by(table.seq)
+    stmt = select_times_as_text(columns, conn.dialect.name).order_by(table.seq)
     if since is not None:
         stmt = stmt.where(table.at >= since)
     if until is not None:
         stmt = stmt.where(table.at < until)
-    rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
-    yield from rows_with_iso_times(rows, columns, dialect)
+    # Batches, not rows: the loop over a list runs in C, no generator resumes per record.
+    yield from (
+        conn.execution_options(stream_results=True, yield_per=5000).execute(stmt).partitions()
+    )
 
 
 def _verify_chain(
@@ -155,38 +263,45 @@ def _verify_chain(
     until: datetime | None,
     replay: ExpectedRows | None = None,
 ) -> None:
+    """Each record's hash recomputed and its link to the one before checked.
+
+    The loop is `record_hash` and `stored_iso` inlined (a million records: every
+    call, attribute lookup and intermediate tuple shows); the unit tests hold it to
+    `record_hash` byte for byte."""
     prev_seq: int | None = None
     prev_hash: str | None = None
-    for seq, at, kind, subject_id, payload, stored_prev, stored_hash in iter_chain(
-        conn, since, until
-    ):
-        if prev_seq is None:
-            report.first_seq = seq
-            prev_hash = hash_before(conn, seq)
-            if prev_hash is None:
+    records = 0
+    replay_add = None if replay is None else replay.add
+    times_to_iso = conn.dialect.name != "postgresql"  # PostgreSQL already sends iso() text
+    quote, sha256 = json_quote, hashlib.sha256
+    for batch in _chain_batches(conn, since, until):
+        for seq, at, kind, subject_id, payload, stored_prev, stored_hash in batch:
+            if prev_seq is None or seq != prev_seq + 1:
+                where = (seq, kind, subject_id)
+                prev_hash = _first_or_after_gap(
+                    conn, report, where, prev_seq, prev_hash, stored_prev
+                )
+            if stored_prev != prev_hash:
                 report.add(
                     _where(seq, kind, subject_id),
-                    f"record seq {seq - 1} before it is missing (deleted)",
+                    "prev_hash is not the previous record's hash (inserted or removed)",
                 )
-                prev_hash = stored_prev
-        elif seq != prev_seq + 1:
-            report.add(
-                _where(seq, kind, subject_id),
-                f"records seq {prev_seq + 1}..{seq - 1} are missing (deleted)",
-            )
-        if stored_prev != prev_hash:
-            report.add(
-                _where(seq, kind, subject_id),
-                "prev_hash is not the previous record's hash (inserted or removed)",
-            )
-        if record_hash(seq, at, kind, subject_id, payload, stored_prev) != stored_hash:
-            report.add(
-                _where(seq, kind, subject_id), "content does not match its hash (record edited)"
-            )
-        prev_seq, prev_hash = seq, stored_hash
-        report.records += 1
-        if replay is not None:
-            replay.add(kind, subject_id, payload)
+            if times_to_iso:  # SQLite: SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff', naive UTC
+                if at.__class__ is str and len(at) == 26 and at[10] == " ":
+                    at = f"{at[:10]}T{at[11:]}+00:00"
+                else:
+                    at = stored_iso(at)
+            # record_hash(seq, at, kind, subject_id, payload, stored_prev)
+            material = f"{seq}|{at}|{quote(kind)}|{quote(subject_id)}|{payload}|{stored_prev}"
+            if sha256(material.encode("ascii", "backslashreplace")).hexdigest() != stored_hash:
+                report.add(
+                    _where(seq, kind, subject_id), "content does not match its hash (record edited)"
+                )
+            prev_seq, prev_hash = seq, stored_hash
+            records += 1
+            if replay_add is not None:
+                replay_add(kind, subject_id, payload)
+    report.records += records
     report.last_seq = prev_seq
     head_seq, head_hash = read_head(conn)
     report.head_seq, report.head_hash = head_seq, head_hash
@@ -199,6 +314,28 @@ def _verify_chain(
                 f"head is seq {head_seq} but the last record is seq {prev_seq} "
                 "(newest records deleted, or head edited)",
             )
+
+
+def _first_or_after_gap(
+    conn: Connection,
+    report: VerifyReport,
+    where: tuple[int, str, str],
+    prev_seq: int | None,
+    prev_hash: str | None,
+    stored_prev: str,
+) -> str | None:
+    """The first record checked, or one after a gap: report what is missing before
+    it. Returns the hash it must link to."""
+    seq = where[0]
+    if prev_seq is not None:
+        report.add(_where(*where), f"records seq {prev_seq + 1}..{seq - 1} are missing (deleted)")
+        return prev_hash
+    report.first_seq = seq
+    found = hash_before(conn, seq)
+    if found is None:
+        report.add(_where(*where), f"record seq {seq - 1} before it is missing (deleted)")
+        return stored_prev
+    return found
 
 
 def _where(seq: int, kind: str, subject_id: str) -> str:
