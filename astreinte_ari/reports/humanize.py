@@ -25,7 +25,7 @@ DEFAULT_LANGUAGE: Lang = "fr"
 DASH = "—"  # an unknown figure (no call answered, no talk time...)
 _NBSP = "\u00a0"
 
-_MONTHS = {
+MONTHS = {  # also the web planning's (web/i18n.py)
     "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
            "septembre", "octobre", "novembre", "décembre"),
     "en": ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -97,7 +97,7 @@ def money(amount: float, currency: str, lang: Lang) -> str:
 def day_text(day: date, lang: Lang) -> str:
     if lang == "fr":
         return f"{day:%d/%m/%Y}"
-    return f"{day.day} {_MONTHS['en'][day.month - 1]} {day.year}"
+    return f"{day.day} {MONTHS['en'][day.month - 1]} {day.year}"
 
 
 def when(at: datetime, zone: ZoneInfo, lang: Lang) -> str:
@@ -109,7 +109,7 @@ def when(at: datetime, zone: ZoneInfo, lang: Lang) -> str:
 def month_text(month: str, lang: Lang) -> str:
     """'2026-05' -> 'mai 2026' / 'May 2026'."""
     year, number_ = (int(part) for part in month.split("-"))
-    return f"{_MONTHS[lang][number_ - 1]} {year}"
+    return f"{MONTHS[lang][number_ - 1]} {year}"
 
 
 def weekday_names(lang: Lang) -> tuple[str, ...]:

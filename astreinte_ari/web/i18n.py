@@ -78,12 +78,6 @@ WORDS: dict[str, tuple[str, str]] = {  # key: (fr, en)
     "period_holiday": ("jour férié", "public holiday"),
 }
 
-MONTHS = {
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-}  # fmt: skip
 WEEKDAYS = {
     "fr": ("lun", "mar", "mer", "jeu", "ven", "sam", "dim"),
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
