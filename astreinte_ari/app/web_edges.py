@@ -11,7 +11,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.http.web_changes import ChangeHandlers
+from astreinte_ari.adapters.http.web_feeds import FeedHandlers
 from astreinte_ari.adapters.http.web_server import WebServer
+from astreinte_ari.adapters.store.calendar_feeds import CalendarFeedStore
 from astreinte_ari.adapters.store.web_sessions import SqlWebStore
 from astreinte_ari.alerting.ports import AlertMessage, Notifier, Recipient
 from astreinte_ari.app.alerting_edges import build_notifiers
@@ -86,6 +88,7 @@ def build_web(
     server = WebServer(desk, current, clock, on_call_override)
     if changes is not None:
         ChangeHandlers(server, changes)  # the change pages and the JSON API
+    FeedHandlers(server, CalendarFeedStore(engine))  # self-service calendar subscriptions
     return server
 
 

@@ -44,6 +44,12 @@ def change_json(r: ChangeRequest) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def feed_json(f: Any) -> dict[str, Any]:
+    """A calendar feed (web/ports.py: Feed) as listed: never its token nor its URL."""
+    return {"id": f.id, "scope": f.scope, "team": f.team, "person": f.person,
+            "created_at": _iso(f.created_at), "created_by": f.created_by}  # fmt: skip
+
+
 def refusal_status(rule: str) -> int:
     """The HTTP status of a ChangeRefused: who may not (403), what is not (404), what
     is no longer pending (409), bad input (422), a rule of the schedule or labour law (409)."""
@@ -108,6 +114,42 @@ def openapi(public_url: str, version: str) -> dict[str, Any]:
                                    "409": _json(_ref("Error"), "refused: `error` names the rule"),
                                    "422": _json(_ref("Error"), "invalid input"), **_ERRORS}}},
     }  # fmt: skip
+    paths[f"{API_PREFIX}/feeds"] = {
+        "get": {
+            "summary": "Calendar feeds the caller may revoke: their own, and their "
+            "managed teams' (admins: every person's); never a URL",
+            "responses": {
+                "200": _json({"type": "array", "items": _ref("Feed")}, "feeds"),
+                **_ERRORS,
+            },
+        },
+        "post": {
+            "summary": "Create a calendar (ICS) URL: `person` (the caller's shifts in "
+            "`team`) or `team` (managers); the URL is in this answer only",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("NewFeed")}},
+            },
+            "responses": {
+                "201": _json(_ref("NewFeedUrl"), "created"),
+                "404": _json(_ref("Error"), "no such team for the caller"),
+                "409": _json(_ref("Error"), "`alerting:` is not configured"),
+                "422": _json(_ref("Error"), "invalid input"),
+                **_ERRORS,
+            },
+        },
+    }
+    paths[f"{API_PREFIX}/feeds/{{id}}/revoke"] = {
+        "post": {
+            "summary": "Revoke a calendar feed: its URL answers 404 from then on",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
+            "responses": {
+                "200": _json(_ref("Feed"), "revoked"),
+                "404": _json(_ref("Error"), "no such active feed the caller may revoke"),
+                **_ERRORS,
+            },
+        }
+    }
     for action in ACTIONS:
         paths[f"{API_PREFIX}/changes/{{id}}/{action}"] = {
             "post": {"summary": f"{action.capitalize()} a pending request", **change_op}
@@ -132,6 +174,13 @@ def openapi(public_url: str, version: str) -> dict[str, Any]:
                       "properties": {"team": _STR, "rota": _STR, "kind": _KIND,
                                      "start": _TIME, "end": _TIME, "counterpart": _STR,
                                      "swap_start": _TIME, "swap_end": _TIME, "reason": _STR}},
+        "NewFeed": {"type": "object", "required": ["team"], "properties": {
+            "team": _STR, "scope": {"enum": ["person", "team"], "default": "person"}}},
+        "Feed": {"type": "object", "properties": {
+            "id": _STR, "scope": {"enum": ["person", "team"]}, "team": _STR, "person": _NSTR,
+            "created_at": _TIME, "created_by": _STR}},
+        "NewFeedUrl": {"allOf": [_ref("Feed"), {"type": "object", "properties": {
+            "url": {"type": "string", "format": "uri"}}}]},
         "Change": {"type": "object", "properties": {
             "id": _STR, "team": _STR, "rota": _STR, "kind": {"enum": ["swap", "cover"]},
             "requester": _STR, "counterpart": _STR, "start": _TIME, "end": _TIME,

@@ -146,3 +146,45 @@ WORDS.update({
     "change_done": ("Demande {id} : {status}.", "Request {id}: {status}."),
     "refused_rule": ("Refusé – règle « {rule} » : {message}", "Refused – rule “{rule}”: {message}"),
 })  # fmt: skip
+
+WORDS.update({
+    "calendar": ("Agenda", "Calendar"),
+    "calendar_intro": (
+        "Abonnez votre agenda (Google Agenda, Outlook, Thunderbird) à vos astreintes : il "
+        "suivra les changements tout seul. L'adresse est secrète et n'est montrée qu'une fois.",
+        "Subscribe your calendar (Google Calendar, Outlook, Thunderbird) to your shifts: it "
+        "follows the changes by itself. The address is secret and shown only once.",
+    ),
+    "team_calendar_intro": (
+        "Une adresse d'agenda pour toute l'équipe (tous ses tours), secrète, montrée une fois.",
+        "A calendar address for the whole team (every rota): secret, shown only once.",
+    ),
+    "calendar_unavailable": (
+        "L'abonnement d'agenda n'est pas disponible : il est servi par le point d'accès des "
+        "liens d'alerte, et la section « alerting » n'est pas configurée.",
+        "The calendar subscription is not available: the alert links endpoint serves it, "
+        "and `alerting:` is not configured.",
+    ),
+    "subscribe": ("Créer une adresse d'abonnement", "Create a subscription address"),
+    "feed_url": ("Adresse d'abonnement (copiez-la maintenant)",
+                 "Subscription address (copy it now)"),
+    "feed_shown_once": (
+        "Elle ne sera plus jamais affichée. Perdue ? Révoquez-la et créez-en une autre.",
+        "It will never be shown again. Lost it? Revoke it and create another one.",
+    ),
+    "howto_google": ("Google Agenda : Autres agendas → + → À partir de l'URL.",
+                     "Google Calendar: Other calendars → + → From URL."),
+    "howto_outlook": ("Outlook : Ajouter un calendrier → S'abonner à partir du web.",
+                      "Outlook: Add calendar → Subscribe from web."),
+    "howto_thunderbird": ("Thunderbird : Nouvel agenda → Sur le réseau → coller l'adresse.",
+                          "Thunderbird: New Calendar → On the Network → paste the address."),
+    "howto_more": ("Détails : docs/rotas.md, « Calendar subscription ».",
+                   "Details: docs/rotas.md, “Calendar subscription”."),
+    "active_feeds": ("Adresses actives", "Active addresses"),
+    "no_feeds": ("Aucune adresse active.", "No active address."),
+    "created": ("Créée", "Created"),
+    "by": ("par", "by"),
+    "revoke": ("Révoquer", "Revoke"),
+    "feed_revoked": ("Adresse {id} révoquée.", "Address {id} revoked."),
+    "back": ("Retour", "Back"),
+})  # fmt: skip

@@ -172,9 +172,10 @@ def month_page(
     views: Iterable[MonthView],
     today: date,
     actions: Callable[[str, Entry], str] | None = None,
+    extra: str = "",
 ) -> str:
     """`base`: the page's path (month navigation); `actions(team, entry)`: extra HTML
-    beside a shift (the link to ask for a change)."""
+    beside a shift (the link to ask for a change); `extra`: sections after the table."""
     parts: list[str] = []
     first = None
     for view in views:
@@ -216,7 +217,7 @@ def month_page(
         prev = f"m={y - (m == 1)}-{(m - 2) % 12 + 1:02d}"
         nxt = f"m={y + (m == 12)}-{m % 12 + 1:02d}"
         pager = _pager(ctx, base, prev, nxt, base.rsplit("/", 1)[0] + f"/year?y={y}", "year")
-    return layout(ctx, title, pager + "".join(parts))
+    return layout(ctx, title, pager + "".join(parts) + extra)
 
 
 def year_page(ctx: PageContext, title: str, base: str, views: Iterable[YearView]) -> str:

@@ -91,3 +91,33 @@ class ChangesPort(Protocol):
     def list(
         self, *, team: str | None = None, person: str | None = None, status: str | None = None
     ) -> list[ChangeRequest]: ...
+
+
+class Feed(Protocol):
+    """A calendar subscription as listed (never its token)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def scope(self) -> str: ...  # "person" | "team"
+    @property
+    def team(self) -> str: ...
+    @property
+    def person(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def created_by(self) -> str: ...
+
+
+class FeedsPort(Protocol):
+    """Calendar subscriptions (adapters/store/calendar_feeds.py: CalendarFeedStore),
+    each create/revoke audited with `by`. Synchronous: run in a thread."""
+
+    def create(
+        self, *, team: str, person: str | None, by: str, now: datetime
+    ) -> tuple[Feed, str]: ...
+
+    def revoke(self, feed_id: str, *, by: str, now: datetime) -> Feed | None: ...
+
+    def list(self, *, include_revoked: bool = False) -> list[Feed]: ...

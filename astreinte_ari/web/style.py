@@ -41,5 +41,8 @@ button.primary{background:var(--accent);color:#fff;border-color:var(--accent);
 .pager{display:flex;gap:1em;flex-wrap:wrap;margin:.4em 0}
 .msg{border-left:4px solid var(--accent);padding:.4em .8em;background:#f3f6fb}
 .error{border-left-color:#a00000;background:#fbeeee}
+form.inline{display:inline;margin-left:.5em}
+ul.feeds li{margin:.3em 0}
+#feed-url{max-width:none;font-family:ui-monospace,monospace;font-size:.9em}
 @media (min-width:48em){body{font-size:17px}main{padding:1.2em}}
 """

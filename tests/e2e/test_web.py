@@ -79,7 +79,8 @@ def web_yaml(base_yaml: str, *, mailbox: Mailbox, web_port: int, links_port: int
     password_env: TEST_SMTP_PASSWORD
     sender: astreinte@example.test
     ca_file: "{mailbox.ca_file}"
-  links: {{listen_port: {links_port}, key_file: "{key}"}}
+  links: {{listen_port: {links_port}, public_url: "http://127.0.0.1:{links_port}",
+          key_file: "{key}"}}
 """
     )
 
@@ -174,6 +175,13 @@ def test_agent_signs_in_by_mail_sees_on_call_and_nothing_else(
         SCREENSHOTS.joinpath("month-desktop.png").parent.mkdir(exist_ok=True)
         page.screenshot(path=SCREENSHOTS / "month-desktop.png")
         assert page.get_by_role("table").count() == 1
+        # Their own calendar URL, shown once, served by the running links endpoint.
+        page.get_by_role("link", name="Mon planning").click()
+        page.get_by_role("button", name="Créer une adresse d'abonnement").click()
+        feed_url = page.get_by_label("Adresse d'abonnement (copiez-la maintenant)").input_value()
+        feed = page.request.get(feed_url)
+        assert feed.status == 200 and feed.text().startswith("BEGIN:VCALENDAR"), feed_url
+        page.goto(f"{site.base}/teams/e2e/month")
         # A POST without the session's CSRF token (another site's form) is refused.
         refused = page.request.post(f"{site.base}/logout", form={"x": "1"}, max_redirects=0)
         assert refused.status == 403

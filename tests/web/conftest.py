@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from astreinte_ari.adapters.http.web_changes import ChangeHandlers
+from astreinte_ari.adapters.http.web_feeds import FeedHandlers
 from astreinte_ari.adapters.http.web_server import WebServer
+from astreinte_ari.adapters.store.calendar_feeds import CalendarFeedStore
 from astreinte_ari.adapters.store.migrate import create_db_engine, upgrade
 from astreinte_ari.adapters.store.rota_changes import RotaChangeStore
 from astreinte_ari.adapters.store.web_sessions import SqlWebStore
@@ -92,9 +95,14 @@ class Site:
     now: list[datetime]
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
-    config = load_config(write_config(tmp_path))
+@asynccontextmanager
+async def open_site(tmp_path: Path, extra_yaml: str = "") -> AsyncIterator[Site]:
+    """The site of WEB_YAML (+ `extra_yaml`, e.g. an `alerting:` block), with the change
+    pages and the calendar subscriptions, on a free port."""
+    path = write_config(tmp_path)
+    if extra_yaml:
+        path.write_text(path.read_text() + extra_yaml)
+    config = load_config(path)
     engine = create_db_engine(config.database_url())
     now = [datetime(2026, 12, 1, 10, 0, tzinfo=UTC)]
 
@@ -111,9 +119,16 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     desk = SignInDesk(SqlWebStore(engine), sender, lambda: overlay.current, clock)
     server = WebServer(desk, lambda: overlay.current, clock)
     ChangeHandlers(server, changes)
+    FeedHandlers(server, CalendarFeedStore(engine))
     await server.start("127.0.0.1", 0)
     try:
         yield Site(server, desk, sender, overlay, f"http://127.0.0.1:{server.port}", clock, now)
     finally:
         await server.close()
         engine.dispose()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with open_site(tmp_path) as opened:
+        yield opened

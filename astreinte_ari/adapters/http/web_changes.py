@@ -18,11 +18,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from astreinte_ari import __version__
-from astreinte_ari.adapters.http.web_server import WebServer
+from astreinte_ari.adapters.http.web_server import WebServer, json_error
 from astreinte_ari.schedule.changes import ChangeRefused, ChangeRequest
 from astreinte_ari.schedule.rota import shifts
 from astreinte_ari.web import api
-from astreinte_ari.web.auth import csrf_matches
 from astreinte_ari.web.changes_pages import Slot, form_page, list_page
 from astreinte_ari.web.i18n import word
 from astreinte_ari.web.planning import on_call_now
@@ -42,8 +41,7 @@ def _when(text: object) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
-def _error(status: int, error: str, message: str) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status)
+_error = json_error
 
 
 class ChangeHandlers:
@@ -216,21 +214,7 @@ class ChangeHandlers:
     async def _api_session(
         self, request: web.Request, post: bool = False
     ) -> Session | web.Response:
-        """The API's caller: an API token (Authorization: Bearer, no CSRF: a tool's
-        own credential, which a browser never sends by itself), or a browser session
-        whose POSTs carry the X-CSRF-Token header."""
-        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            session = await self.server.desk.api_session(bearer.strip())
-            if session is None:
-                return _error(401, "unauthenticated", "unknown, expired or revoked API token")
-            return session
-        session = await self.server.session_of(request)
-        if session is None:
-            return _error(401, "unauthenticated", "sign in first (docs/web.md)")
-        if post and not csrf_matches(session.token, request.headers.get("X-CSRF-Token")):
-            return _error(403, "csrf", "the X-CSRF-Token header is missing or wrong")
-        return session
+        return await self.server.api_session(request, post)
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
         if not request.can_read_body:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "astreinte_session"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Section = Callable[[pages.PageContext, Session, str, str], Awaitable[str]]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -40,6 +41,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+
+
+def json_error(status: int, error: str, message: str) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status)
 
 
 def _secure(headers: Any) -> None:
@@ -61,6 +66,8 @@ class WebServer:
         self.on_call_override = on_call_override
         self.extra_routes: list[Callable[[web.Application, str], None]] = []
         self.changes: ChangesPort | None = None  # set with the change routes (web_changes.py)
+        # More sections under a month table: (ctx, session, "team" | "person", id) -> HTML
+        self.sections: list[Section] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -175,6 +182,23 @@ class WebServer:
             )  # fmt: skip
         return session, form
 
+    async def api_session(self, request: web.Request, post: bool = False) -> Session | web.Response:
+        """The API's caller: an API token (Authorization: Bearer, no CSRF: a tool's
+        own credential, which a browser never sends by itself), or a browser session
+        whose POSTs carry the X-CSRF-Token header."""
+        scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            session = await self.desk.api_session(bearer.strip())
+            if session is None:
+                return json_error(401, "unauthenticated", "unknown, expired or revoked API token")
+            return session
+        session = await self.session_of(request)
+        if session is None:
+            return json_error(401, "unauthenticated", "sign in first (docs/web.md)")
+        if post and not csrf_matches(session.token, request.headers.get("X-CSRF-Token")):
+            return json_error(403, "csrf", "the X-CSRF-Token header is missing or wrong")
+        return session
+
     def not_found(self, request: web.Request, session: Session | None) -> web.HTTPNotFound:
         ctx = self.context(request, session)
         page = pages.message_page(ctx, word("not_found", ctx.lang), word("not_found", ctx.lang))
@@ -281,8 +305,9 @@ class WebServer:
         title = f"{word('team', ctx.lang)} {team}"
         today = local_now(self.config(), self.clock()).date()
         base = f"/teams/{quote(team, safe='')}/month"
+        extra = await self.extra(ctx, session, "team", team)
         return self.html(
-            pages.month_page(ctx, title, base, [view], today, self.actions(ctx, session))
+            pages.month_page(ctx, title, base, [view], today, self.actions(ctx, session), extra)
         )
 
     async def team_year(self, request: web.Request) -> web.Response:
@@ -303,8 +328,9 @@ class WebServer:
         name = config.teams[teams[0]].people[person].name
         today = local_now(config, self.clock()).date()
         base = f"/people/{quote(person, safe='')}/month"
+        extra = await self.extra(ctx, session, "person", person)
         return self.html(
-            pages.month_page(ctx, name, base, views, today, self.actions(ctx, session))
+            pages.month_page(ctx, name, base, views, today, self.actions(ctx, session), extra)
         )
 
     async def person_year(self, request: web.Request) -> web.Response:
@@ -316,6 +342,9 @@ class WebServer:
         name = config.teams[teams[0]].people[person].name
         base = f"/people/{quote(person, safe='')}/year"
         return self.html(pages.year_page(self.context(request, session), name, base, views))
+
+    async def extra(self, ctx: pages.PageContext, session: Session, kind: str, subject: str) -> str:
+        return "".join([await section(ctx, session, kind, subject) for section in self.sections])
 
     def actions(
         self, ctx: pages.PageContext, session: Session
