@@ -45,6 +45,18 @@ class Mailbox:
     messages: list[Message] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
+    def smtp_yaml(self) -> str:
+        """The `alerting.smtp` section that sends to this mailbox (STARTTLS, login)."""
+        return f"""  smtp:
+    host: 127.0.0.1
+    port: {self.port}
+    starttls: true
+    username: astreinte
+    password_env: TEST_SMTP_PASSWORD
+    sender: astreinte@example.test
+    ca_file: "{self.ca_file}"
+"""
+
 
 class _Handler:
     def __init__(self, box: Mailbox) -> None:

@@ -180,15 +180,7 @@ HOLD_MS = {"frozen": 8000, "killed": 20000}
 
 def _alerting_yaml(mailbox: Mailbox, key: Path) -> str:
     return f"""alerting:
-  smtp:
-    host: 127.0.0.1
-    port: {mailbox.port}
-    starttls: true
-    username: astreinte
-    password_env: TEST_SMTP_PASSWORD
-    sender: astreinte@example.test
-    ca_file: "{mailbox.ca_file}"
-  links: {{listen_port: {{links_port}}, key_file: "{key}"}}
+{mailbox.smtp_yaml()}  links: {{listen_port: {{links_port}}, key_file: "{key}"}}
   channels: {{p1: [{{via: email}}], sup: [{{via: email}}]}}
   policies:
     missed_call: {{renotify_every: {RENOTIFY_S}s, max_rounds: 3}}

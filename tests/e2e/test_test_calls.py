@@ -66,15 +66,7 @@ def _with_test_calls(yaml: str, mailbox: Mailbox, links_port: int, key: Path) ->
     return (
         yaml
         + f"""alerting:
-  smtp:
-    host: 127.0.0.1
-    port: {mailbox.port}
-    starttls: true
-    username: astreinte
-    password_env: TEST_SMTP_PASSWORD
-    sender: astreinte@example.test
-    ca_file: "{mailbox.ca_file}"
-  links: {{listen_port: {links_port}, key_file: "{key}"}}
+{mailbox.smtp_yaml()}  links: {{listen_port: {links_port}, key_file: "{key}"}}
   channels: {{sup: [{{via: email}}]}}
 """
     )

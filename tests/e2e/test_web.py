@@ -2,8 +2,9 @@
 
 An agent signs in with the link the service mails (real SMTP: aiosmtpd), sees who
 is on call, cannot reach another team's planning even by its URL; an expired
-session and a POST without the CSRF token are refused. Screenshots at phone and
-desktop widths go to artifacts/screenshots/.
+session and a POST without the CSRF token are refused; an agent gives her shift to a
+colleague (a swap), he agrees, the manager approves, and the next call rings him.
+Screenshots at phone and desktop widths go to artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -71,15 +72,7 @@ def web_yaml(base_yaml: str, *, mailbox: Mailbox, web_port: int, links_port: int
       primary: {every: week, handoff: "mon 09:00", start: 2026-01-05, people: [olga]}
 """
         + f"""alerting:
-  smtp:
-    host: 127.0.0.1
-    port: {mailbox.port}
-    starttls: true
-    username: astreinte
-    password_env: TEST_SMTP_PASSWORD
-    sender: astreinte@example.test
-    ca_file: "{mailbox.ca_file}"
-  links: {{listen_port: {links_port}, public_url: "http://127.0.0.1:{links_port}",
+{mailbox.smtp_yaml()}  links: {{listen_port: {links_port}, public_url: "http://127.0.0.1:{links_port}",
           key_file: "{key}"}}
 """
     )
@@ -207,22 +200,32 @@ def test_agent_signs_in_by_mail_sees_on_call_and_nothing_else(
         context.close()
 
 
-def test_agent_covers_manager_approves_and_the_line_rings_the_new_person(
+def test_agent_swaps_manager_approves_and_the_line_rings_the_new_person(
     e2e_rig: E2ERig, tmp_path: Path, mailbox: Mailbox, browser: Browser
 ) -> None:
     with web_service(e2e_rig, tmp_path, mailbox) as site:
+        holder = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR")
+        one = holder.new_page()
+        sign_in(one, site, mailbox, "p1@example.test")
+        # Today's primary shift is Agent One's: she gives it to Agent Two (a swap).
+        one.goto(f"{site.base}/teams/e2e/month")
+        today = one.locator("tr.today td").first  # the primary column
+        assert "Agent One" in today.inner_text()
+        today.get_by_role("link", name="Demander un changement pour ce créneau").click()
+        one.get_by_label("Collègue").select_option(label="Agent Two")
+        one.get_by_label("Motif (facultatif)").fill("Rendez-vous médical")
+        one.get_by_role("button", name="Envoyer la demande").click()
+        one.get_by_role("status").wait_for()
+        assert "en attente" in one.get_by_role("status").inner_text()
+        # Agent Two agrees, from his phone.
         agent = browser.new_context(viewport={"width": 390, "height": 844}, locale="fr-FR")
         page = agent.new_page()
         sign_in(page, site, mailbox, "p2@example.test")
-        # Today's primary shift (Agent One's): Agent Two asks to take it.
-        page.goto(f"{site.base}/teams/e2e/month")
-        today = page.locator("tr.today td").first  # the primary column
-        assert "Agent One" in today.inner_text()
-        today.get_by_role("link", name="Demander un changement pour ce créneau").click()
-        page.get_by_label("Motif (facultatif)").fill("Agent One est malade")
-        page.get_by_role("button", name="Envoyer la demande").click()
+        page.goto(f"{site.base}/changes")
+        page.get_by_role("button", name="Donner mon accord").click()
         page.get_by_role("status").wait_for()
-        assert "en attente" in page.get_by_role("status").inner_text()
+        assert page.get_by_role("button", name="Donner mon accord").count() == 0
+        # The manager approves.
         manager = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
         boss = manager.new_page()
         sign_in(boss, site, mailbox, "sup@example.test")
@@ -236,7 +239,7 @@ def test_agent_covers_manager_approves_and_the_line_rings_the_new_person(
         cascade = page.get_by_role("region", name="Maintenance E2E").get_by_role("listitem")
         assert cascade.first.inner_text().startswith("Agent Two")
         page.goto(f"{site.base}/teams/e2e/month")
-        assert "Agent Two (remplacement)" in page.locator("tr.today td").first.inner_text()
+        assert "Agent Two" in page.locator("tr.today td").first.inner_text()
         # A call to the line now rings Agent Two first, who accepts.
         since = now_utc()
         phone = e2e_rig.phone(P2, e2e_rig.agent("accept"))
@@ -247,5 +250,6 @@ def test_agent_covers_manager_approves_and_the_line_rings_the_new_person(
         assert call.hops[0].person_id == "p2" and call.hops[0].number == P2
         assert call.outcome == "accepted"
         assert P1 not in {h.number for h in call.hops}
+        holder.close()
         agent.close()
         manager.close()
