@@ -1,10 +1,13 @@
 """`audit verify` checks the chain in a forked child while it replays the domain rows
 (issue 18: 1M records under 10 s): that way and the one-pass way must find exactly
-the same things, and a child that fails must change nothing but the time taken."""
+the same things, and a child that fails must change nothing but the time taken.
+A process with other threads never forks (their locks would stay held in the child)."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,34 @@ TAMPERINGS = [
     "DELETE FROM call_transitions WHERE call_id = :call AND seq = 2",
     "UPDATE calls SET caller_name = 'x' WHERE id = :call",
 ]
+
+
+@pytest.fixture(autouse=True)
+def fork_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest may have threads of its own here; these tests fork on purpose (the
+    child does nothing but read the database)."""
+    monkeypatch.setattr(audit_verify, "only_thread", lambda: True)
+
+
+@pytest.fixture
+def another_thread() -> Iterator[threading.Thread]:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join()
+
+
+def test_a_process_with_another_thread_does_not_fork(
+    monkeypatch: pytest.MonkeyPatch,
+    another_thread: threading.Thread,
+    filled: Engine,  # noqa: F811
+) -> None:
+    monkeypatch.undo()  # the real check, over /proc/self/task
+    assert audit_verify.only_thread() is False
+    assert audit_verify._ChainChild.start(filled, (None, None, None, datetime.now(UTC))) is None
+    assert verify(filled).ok  # one pass instead
 
 
 def _findings(report: Any) -> dict[str, Any]:

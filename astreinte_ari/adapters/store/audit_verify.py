@@ -67,7 +67,8 @@ def verify(
     of calls started in that range; the whole database when both are None. Calls
     still open `open_after` their start are findings too (None: not checked).
     `checkpoints`: check the signed checkpoints against the chain (and a witness).
-    `second_process`: check the chain in a forked child meanwhile (where it can)."""
+    `second_process`: check the chain in a forked child meanwhile (where it can: a
+    file or server database, two cores, and no other thread in this process)."""
     # With a second core, the chain and its checkpoints are checked in a child
     # process while this one replays the log onto the domain rows (about as long).
     now = now or datetime.now(UTC)
@@ -127,6 +128,8 @@ class _ChainChild:
         connection (StaticPool: an in-memory database lives in it)."""
         if (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return None
+        if not only_thread():
+            return None
         if isinstance(engine.pool, StaticPool):
             return None
         context = multiprocessing.get_context("fork")
@@ -152,6 +155,18 @@ class _ChainChild:
         if self._process.is_alive():  # verify failed before reading the reports
             self._process.terminate()
         self._process.join()
+
+
+def only_thread() -> bool:
+    """Is this process's calling thread its only one? fork() copies that thread alone:
+    a lock another thread held at that instant (logging's, the allocator's, a
+    driver's) stays held in the child for ever, and the parent waits for it for ever
+    (seen: `audit verify` run inside a process whose SMTP and HTTP test servers had
+    threads). Linux says exactly in /proc (native threads too); elsewhere: no child."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def _chain_child(url: Any, job: _ChainJob, send: Any) -> None:
