@@ -114,6 +114,23 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+LISTEN_PATTERN = r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$"  # host:port, [v6]:port
+
+
+class Listener(Frozen):
+    """A section with its own HTTP listener: `listen: "host:port"`."""
+
+    listen: str
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
 def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)

@@ -23,7 +23,9 @@ from astreinte_ari.config.cluster import ClusterConfig, node_name
 from astreinte_ari.config.fallback import FallbackConfig
 from astreinte_ari.config.fields import (
     E164_RE,
+    LISTEN_PATTERN,
     Frozen,
+    Listener,
     Phone,
     SipEndpoint,
     check_timezone,
@@ -111,18 +113,10 @@ class CelConfig(Frozen):
     file: Path | None = None
 
 
-class MetricsConfig(Frozen):
+class MetricsConfig(Listener):
     """Prometheus endpoint (GET /metrics); keep it on loopback or behind a proxy."""
 
-    listen: str = Field("127.0.0.1:9464", pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
+    listen: str = Field("127.0.0.1:9464", pattern=LISTEN_PATTERN)
 
 
 class SoundsConfig(Frozen):

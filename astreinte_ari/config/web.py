@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from astreinte_ari.config.fields import Frozen
+from astreinte_ari.config.fields import LISTEN_PATTERN, Listener
 
 
-class WebConfig(Frozen):
-    listen: str = Field("127.0.0.1:8092", pattern=r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
+class WebConfig(Listener):
+    listen: str = Field("127.0.0.1:8092", pattern=LISTEN_PATTERN)
     # As people's browsers reach it (a reverse proxy's https URL in production); its
     # path is served too, so a proxy may forward or strip it.
     public_url: str = "http://127.0.0.1:8092"
@@ -32,14 +32,6 @@ class WebConfig(Frozen):
         if parts.query or parts.fragment:
             raise ValueError("public_url takes no ?query or #fragment")
         return value.rstrip("/")
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
 
     @property
     def path_prefix(self) -> str:
