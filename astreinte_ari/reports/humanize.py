@@ -19,18 +19,14 @@ from datetime import date, datetime
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
+from astreinte_ari.month_names import MONTHS
+
 Lang = Literal["fr", "en"]
 LANGUAGES: tuple[Lang, ...] = ("fr", "en")
 DEFAULT_LANGUAGE: Lang = "fr"
 DASH = "—"  # an unknown figure (no call answered, no talk time...)
 _NBSP = "\u00a0"
 
-MONTHS = {  # also the web planning's (web/i18n.py)
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-}  # fmt: skip
 _WEEKDAYS = {
     "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),

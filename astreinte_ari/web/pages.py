@@ -13,7 +13,7 @@ from datetime import date, datetime
 from html import escape
 from urllib.parse import quote
 
-from astreinte_ari.reports.humanize import MONTHS
+from astreinte_ari.month_names import MONTHS
 from astreinte_ari.web.auth import Viewer
 from astreinte_ari.web.i18n import WEEKDAYS, word
 from astreinte_ari.web.planning import Entry, LineNow, MonthView, RotaNow, YearView
