@@ -12,6 +12,8 @@ assert, this prints the figures for the README.
   time from the proxy accepting again to the service's "ARI websocket connected".
 - frozen: SIGSTOP of the service; `--early` callers hang up before the watchdog.
 - killed: kill -9 with calls bridged, waiting and arriving; restart.
+- unclaimed: SIGSTOP, `--early` callers leave before the watchdog, kill -9 while
+  stopped: no process ever read their arrival (the dialplan's own record).
 - ari_cut: 5 s ARI cut with an agent's key press during it and callers whose
   announcement ends in it.
 - burst: `--burst` calls at 10/s, 30 % of the callers leaving within 2 s.
@@ -122,6 +124,10 @@ def main() -> int:
             scenarios: list[tuple[str, Callable[[ServiceProcess], fault_scenarios.FaultRun]]] = [
                 ("frozen", lambda svc: fault_scenarios.frozen(rig, svc, early=args.early)),
                 ("killed", lambda svc: fault_scenarios.killed(rig, svc)),
+                (
+                    "unclaimed",
+                    lambda svc: fault_scenarios.killed_while_frozen(rig, svc, leaving=args.early),
+                ),
                 ("burst", lambda svc: fault_scenarios.burst(rig, svc, calls=args.burst)),
             ]
             for name, scenario in scenarios:

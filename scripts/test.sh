@@ -26,7 +26,7 @@ prefix22="$(bash scripts/asterisk22.sh)"
 v22="$("$prefix22/sbin/asterisk" -V | awk '{print $2}')"
 [[ "$v22" == 22.* ]] || { echo "test.sh: $prefix22 is Asterisk '$v22', not 22" >&2; exit 1; }
 
-run_pytest() { .venv/bin/python -m pytest -q -p no:cacheprovider "$@"; }
+run_pytest() { .venv/bin/python -m pytest -q -p no:cacheprovider --durations=30 "$@"; }
 loud() {
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   echo "!!! $*"

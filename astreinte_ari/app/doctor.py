@@ -61,6 +61,7 @@ CONTEXTS = (
     "astreinte-fallback",
     "astreinte-lastresort",
     "astreinte-fallback-accept",
+    "astreinte-inbound,h",  # records the calls no service took (an older dialplan lacks it)
 )
 FIXED_PROMPTS = (
     "astreinte-please-wait",

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import text
+
 from tests.e2e.rig import LINE_EARLY, LINE_FULL, P1, E2ERig, ServiceProcess
 from tests.rig.crowd import CallPlan, numbered
 from tests.rig.faults import TcpProxy, crashed, freeze
@@ -33,6 +35,24 @@ class FaultRun:
 
 def _ended(count: int) -> Callable[[list[CallerLeg]], bool]:
     return lambda legs: sum(1 for leg in legs if leg.ended_at is not None) >= count
+
+
+def unclaimed_records(service: ServiceProcess) -> float:
+    """How many unclaimed-call records the dialplan wrote (imported or not): calls no
+    service took. A call the service took must never leave one."""
+    spool = service.config_path.parent / "spool"
+    return float(sum(1 for _ in spool.rglob("*.unclaimed.json")))
+
+
+def _reached(service: ServiceProcess, caller: str, state: str) -> bool:
+    """Whether the trail shows `caller`'s call in `state` (written to the database)."""
+    assert service.engine is not None
+    query = text(
+        "SELECT 1 FROM calls c JOIN call_transitions t ON t.call_id = c.id"
+        " WHERE c.caller_number = :caller AND t.to_state = :state"
+    )
+    with service.engine.connect() as conn:
+        return conn.execute(query, {"caller": caller, "state": state}).first() is not None
 
 
 def _settled(check: TrailCheck, timeout: float) -> TrailCheck:
@@ -63,6 +83,28 @@ def frozen(rig: E2ERig, service: ServiceProcess, early: int = 3) -> FaultRun:
     assert service.engine is not None
     check = TrailCheck(service.engine, crowd.wire(), expect, agents=phone.wire(), did=LINE_FULL)
     return FaultRun(_settled(check, 30), {"frozen_s": window.seconds or 0.0})
+
+
+def killed_while_frozen(rig: E2ERig, service: ServiceProcess, leaving: int = 2) -> FaultRun:
+    """SIGSTOP, `leaving` callers arrive and give up after 2 s (before the dialplan's
+    5 s watchdog), then kill -9 while still frozen: their StasisStart sat unread in
+    the dead process's socket, so no service ever saw them. The dialplan's own record
+    of an unclaimed call must put each on record anyway, abandoned before being taken."""
+    plans = [
+        CallPlan(numbered(i, "+3319860"), hang_up_after_invite_ms=2000) for i in range(leaving)
+    ]
+    assert service.process is not None
+    with freeze(service.process.pid) as window:
+        crowd = rig.callers(LINE_FULL, plans, rate=max(2.0, leaving / 2))
+        crowd.wait_for_wire(_ended(leaving), timeout=20, what="the callers hung up")
+        with crashed(service):
+            pass
+    crowd.finish(20)
+    expect = {p.number: Expect.abandoned("received") for p in plans}
+    assert service.engine is not None
+    check = TrailCheck(service.engine, crowd.wire(), expect, did=LINE_FULL)
+    figures = {"frozen_s": window.seconds or 0.0}
+    return FaultRun(_settled(check, 30), figures | {"unclaimed": unclaimed_records(service)})
 
 
 def early_dial_fault(rig: E2ERig, service: ServiceProcess, fault: str) -> FaultRun:
@@ -118,7 +160,14 @@ def killed(rig: E2ERig, service: ServiceProcess) -> FaultRun:
     )
     waiting = CallPlan("+33198300003", hang_up_after_invite_ms=3500)
     second = rig.callers(LINE_FULL, [waiting], rate=1)
-    second.wait_for_wire(lambda legs: bool(legs), timeout=10, what="third caller in")
+    # In the announcement on record, not merely on the wire: killed before the service
+    # read its arrival, the call would be an unclaimed one (killed_while_frozen).
+    wait_until(
+        lambda: _reached(service, waiting.number, "announcing"),
+        timeout=10,
+        what="third caller in the announcement",
+        every=0.05,
+    )
     during = CallPlan("+33198300004", hang_up_after_answer_ms=12000)
     with crashed(service) as down:
         third = rig.callers(LINE_FULL, [during], rate=1)  # Stasis fails: the fallback
@@ -239,4 +288,6 @@ def burst(
         "early_callers": float(len(early_numbers)),
         "agent_rings_cancelled": float(rung_for_gone),
     }
-    return FaultRun(_settled(check, 90), figures)
+    run = FaultRun(_settled(check, 90), figures)
+    run.figures["unclaimed"] = unclaimed_records(service)
+    return run

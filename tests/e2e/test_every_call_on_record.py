@@ -49,6 +49,17 @@ def test_callers_who_hang_up_while_the_service_is_frozen_are_on_record(
     assert run.figures["frozen_s"] > 4
 
 
+def test_callers_whose_arrival_no_service_ever_read_are_on_record(
+    e2e_rig: E2ERig, restartable: ServiceProcess
+) -> None:
+    """Frozen, two callers arrive and leave before the watchdog, then kill -9: their
+    StasisStart died unread with the process. The dialplan records such unclaimed
+    calls itself; after the restart both are on record, abandoned, true times."""
+    run = fault_scenarios.killed_while_frozen(e2e_rig, restartable, leaving=2)
+    run.check.verify()
+    assert run.figures["unclaimed"] == 2, run.figures
+
+
 @pytest.mark.parametrize("fault", ["frozen", "killed"])
 def test_a_caller_who_leaves_during_early_dial_while_the_service_is_away(
     e2e_rig: E2ERig, restartable: ServiceProcess, fault: str
@@ -98,6 +109,7 @@ def test_300_calls_at_10_per_second_with_30_percent_leaving_early(
     run = fault_scenarios.burst(e2e_rig, restartable, calls=300, rate=10.0, early=0.3)
     assert run.placed == 300
     run.check.verify()
+    assert run.figures["unclaimed"] == 0, run.figures  # the service took every call
 
 
 def test_a_full_recordings_disk_keeps_the_message_and_the_trail_points_to_it(

@@ -2,7 +2,8 @@
 
 Spool files are grouped per call (the key of the channel's UNIQUEID): the
 AGI's `<key>.jsonl` and, when the AGI failed, the dialplan's
-`<key>.lastresort.json`. A finished call is written in one transaction
+`<key>.lastresort.json`, and the dialplan's `<key>.unclaimed.json` for a
+call no service took (unclaimed.py). A finished call is written in one transaction
 through AuditWriter.write_events (inserts are idempotent, ids derive from the
 UNIQUEID, the same id the service gives the channel), then its files are
 moved to `imported/` and its voicemail next to the service's recordings. A
@@ -30,13 +31,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 
-from astreinte_ari.adapters.fallback.records import (
-    LASTRESORT_SUFFIX,
-    SPOOL_SUFFIX,
-    FallbackRecord,
-    ImportedCall,
-    fallback_record,
-)
+from astreinte_ari.adapters.fallback.records import FallbackRecord, ImportedCall, fallback_record
+from astreinte_ari.adapters.fallback.spool import RECORD_SUFFIXES
+from astreinte_ari.adapters.fallback.unclaimed import UNCLAIMED_EVENT, UNCLAIMED_TRIGGER
 from astreinte_ari.adapters.store.models import call_transitions_table, calls_table
 from astreinte_ari.adapters.store.safe_text import safe_text
 from astreinte_ari.adapters.store.writer import LONG_TEXT
@@ -119,7 +116,7 @@ class _CallFiles:
 
     @property
     def finished(self) -> bool:
-        return any(s.get("event") in ("end", "lastresort") for s in self.steps)
+        return any(s.get("event") in ("end", "lastresort", UNCLAIMED_EVENT) for s in self.steps)
 
     def newest_mtime(self) -> float:
         times = []
@@ -132,7 +129,7 @@ class _CallFiles:
 
 
 def _key(name: str) -> str:
-    for suffix in (LASTRESORT_SUFFIX, SPOOL_SUFFIX):
+    for suffix in RECORD_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -156,7 +153,7 @@ def _collect(spool_dir: Path) -> dict[str, _CallFiles]:
     with os.scandir(spool_dir) as entries:
         names = sorted(e.name for e in entries if e.is_file())
     for name in names:
-        if name.endswith((SPOOL_SUFFIX, LASTRESORT_SUFFIX)) and not name.startswith("."):
+        if name.endswith(RECORD_SUFFIXES) and not name.startswith("."):
             group = calls[_key(name)]
             group.files.append(spool_dir / name)
             try:
@@ -237,6 +234,7 @@ def import_spool(
     stale_after_s: float,
     clock: Callable[[], float] = time.time,
     history: CallHistory | None = None,
+    line_name: Callable[[str], str | None] = lambda did: None,
 ) -> list[ImportedCall]:
     """Import every finished (or stale) call of `spool_dir`; returns them, in file order.
 
@@ -253,11 +251,14 @@ def import_spool(
         newest = group.newest_mtime()
         if not group.finished and clock() - newest < stale_after_s:
             continue  # probably still ringing: next import
-        record = fallback_record(key, group.steps, found_at=newest)
+        record = fallback_record(key, group.steps, found_at=newest, line_name=line_name)
         record = _keep_voicemail(record, spool_dir, recordings_dir)
         try:
             existing = history.existing(record.summary.call_id) if history else None
-            sink.write_events(_continue_after(record.events, existing))
+            if not (existing and existing.ended and record.summary.trigger == UNCLAIMED_TRIGGER):
+                # (An unclaimed call the service had started and already closed from
+                # the PBX's records: its ending is on record, nothing to add.)
+                sink.write_events(_continue_after(record.events, existing))
         except Exception as exc:  # database down: files stay for next time
             raise SpoolImportError(imported, exc) from exc
         _move_aside(group, done_dir, key)
@@ -288,4 +289,5 @@ def import_fallback_spool(
         config.recordings_dir,
         stale_after_s=config.fallback.stale_after_minutes * 60,
         history=SqlCallHistory(engine) if engine is not None else None,
+        line_name=lambda did: line.name if (line := config.lines.get(did)) else None,
     )

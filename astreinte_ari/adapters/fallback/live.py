@@ -17,11 +17,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from astreinte_ari.adapters.fallback.importer import EventSink, import_fallback_spool
-from astreinte_ari.adapters.fallback.records import (
-    LASTRESORT_SUFFIX,
-    SPOOL_SUFFIX,
-    ImportedCall,
-)
+from astreinte_ari.adapters.fallback.records import ImportedCall
+from astreinte_ari.adapters.fallback.spool import RECORD_SUFFIXES
 from astreinte_ari.adapters.fallback.watcher import watch_fallback_spool
 from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.identity import uniqueid_key
@@ -53,9 +50,7 @@ class FallbackLink:
     def pending_for(self, channel_id: str) -> bool:
         """Whether the fallback holds a not-yet-imported record of this channel's call."""
         key, folder = uniqueid_key(channel_id), self.spool_dir()
-        return any(
-            (folder / f"{key}{suffix}").exists() for suffix in (SPOOL_SUFFIX, LASTRESORT_SUFFIX)
-        )
+        return any((folder / f"{key}{suffix}").exists() for suffix in RECORD_SUFFIXES)
 
     def _import_once(self) -> list[ImportedCall]:
         return import_fallback_spool(self._config(), self._writer, self._engine)

@@ -16,7 +16,7 @@ Spool files from before these fields existed are still read (older estimates).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,7 @@ from astreinte_ari.adapters.fallback.spool import (
     dialplan_time,
     hop_outcome,
 )
+from astreinte_ari.adapters.fallback.unclaimed import unclaimed_events, unclaimed_step
 from astreinte_ari.callflow.audit_events import (
     AuditEvent,
     CallAnswered,
@@ -82,7 +83,7 @@ class ImportedCall:
     outcome: CallOutcome
     last_state: CallState  # the state before ENDED (alerting.missed_calls.is_missed)
     detail: str
-    trigger: str  # stasis (service not connected) | watchdog | draining
+    trigger: str  # stasis (service not connected) | watchdog | draining | unclaimed
     person_ids: tuple[str, ...] = ()  # whom the fallback rang, in order
     voicemail_path: str | None = None
     accepted_person_id: str | None = None
@@ -223,16 +224,25 @@ def _unique(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def fallback_record(
-    key: str, steps: Sequence[Mapping[str, Any]], *, found_at: float
+    key: str,
+    steps: Sequence[Mapping[str, Any]],
+    *,
+    found_at: float,
+    line_name: Callable[[str], str | None] = lambda did: None,
 ) -> FallbackRecord:
     """Audit events and summary of one fallback call from its spool steps.
 
     `key` is the file name's UNIQUEID key; `found_at` stands in for times the
     record lacks (its files' mtime). A call with neither an `end` nor a
     `lastresort` step is reported as failed: the importer only passes such a
-    call once its files are stale.
+    call once its files are stale. `line_name` names the line of a DID for the
+    dialplan's unclaimed-call records (the AGI's records carry it).
     """
     steps = _unique([s for s in steps if isinstance(s, Mapping)])
+    unclaimed = unclaimed_step(steps)
+    if unclaimed is not None:  # the dialplan's own record: the fallback never had it
+        events, fields = unclaimed_events(key, unclaimed, found_at=found_at, line_name=line_name)
+        return FallbackRecord(events, ImportedCall(**fields))
     b = _Builder(call_id_for(key))
     call = next((s for s in steps if s.get("event") == "call"), None)
     last = next((s for s in steps if s.get("event") == "lastresort"), None)

@@ -23,6 +23,9 @@ from astreinte_ari.callflow.outcomes import HopOutcome
 
 SPOOL_SUFFIX = ".jsonl"  # written by the AGI, one per call
 LASTRESORT_SUFFIX = ".lastresort.json"  # written by the dialplan (FILE()), one line
+UNCLAIMED_SUFFIX = ".unclaimed.json"  # the dialplan's record of a call no service took
+# Every file of a call in the spool (longest first: a key never ends with one).
+RECORD_SUFFIXES = (LASTRESORT_SUFFIX, UNCLAIMED_SUFFIX, SPOOL_SUFFIX)
 CALLER_MAX = 256  # caller data is untrusted: bounded here, escaped by JSON
 # Q.850 cause 21 = call rejected (603/403); others behind CONGESTION are "unreachable".
 _CAUSE_REJECTED = 21

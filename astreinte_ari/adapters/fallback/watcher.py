@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from astreinte_ari.adapters.fallback.importer import SpoolImportError
-from astreinte_ari.adapters.fallback.records import LASTRESORT_SUFFIX, SPOOL_SUFFIX, ImportedCall
+from astreinte_ari.adapters.fallback.records import ImportedCall
+from astreinte_ari.adapters.fallback.spool import RECORD_SUFFIXES
 from astreinte_ari.aio import within
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def spool_signature(spool_dir: Path) -> Signature:
             return frozenset(
                 (e.name, (st := e.stat()).st_size, st.st_mtime_ns)
                 for e in entries
-                if e.name.endswith((SPOOL_SUFFIX, LASTRESORT_SUFFIX)) and e.is_file()
+                if e.name.endswith(RECORD_SUFFIXES) and e.is_file()
             )
     except OSError:  # not created yet, or unreadable: nothing to import
         return frozenset()
