@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from astreinte_ari.adapters.fallback.unclaimed import UNKNOWN_LINE, unclaimed_events
 from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.adapters.store.queries import get_call
+from astreinte_ari.adapters.store.queries import CallDetail, get_call
 from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted, StateChanged
 from astreinte_ari.callflow.identity import call_id_for_channel
@@ -87,6 +87,16 @@ def _write(spool: Path, record: dict[str, str]) -> None:
     (spool / f"{KEY}.unclaimed.json").write_text(json.dumps(record) + "\n")
 
 
+def _stored(db_url: str, call_id: str) -> CallDetail:
+    engine = create_db_engine(db_url)
+    try:
+        detail = get_call(engine, call_id)
+    finally:
+        engine.dispose()
+    assert detail is not None
+    return detail
+
+
 def _audit_rows(db_url: str) -> int:
     engine = create_db_engine(db_url)
     try:
@@ -108,12 +118,8 @@ def test_import_records_the_call_once_under_its_line(db_url: str, tmp_path: Path
     )
     assert not call.was_recorded
     assert (spool / "imported" / f"{KEY}.unclaimed.json").exists()
-    engine = create_db_engine(db_url)
-    try:
-        detail = get_call(engine, call.call_id)
-    finally:
-        engine.dispose()
-    assert detail is not None and detail.outcome == "abandoned"
+    detail = _stored(db_url, call.call_id)
+    assert detail.outcome == "abandoned"
     assert detail.line_name != UNKNOWN_LINE and detail.caller_number == "+33199000091"
     assert [(t.from_state, t.to_state) for t in detail.transitions] == [("received", "ended")]
     assert detail.ended_at is not None
@@ -160,12 +166,8 @@ def test_a_call_the_service_had_started_is_completed_or_left_alone(
     _write(spool, _record())
     [call] = _import(config_file, db_url)
     assert call.was_recorded is ended
-    engine = create_db_engine(db_url)
-    try:
-        detail = get_call(engine, call.call_id)
-    finally:
-        engine.dispose()
-    assert detail is not None and detail.outcome == "abandoned"
+    detail = _stored(db_url, call.call_id)
+    assert detail.outcome == "abandoned"
     assert [(t.seq, t.to_state) for t in detail.transitions] == [(1, "ended")]
     assert detail.period == "night"  # the service's own start stays
     if ended:
