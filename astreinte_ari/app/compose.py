@@ -1,7 +1,8 @@
 """The one place where real edges (ARI, database, files) are built and injected.
 
 build_service() builds the running service's parts (with app/features.py for
-what waits for the database, and app/alerting_edges.py for alerting's edges);
+what waits for the database, app/store_edges.py for the database's edges and
+app/alerting_edges.py for alerting's edges);
 app/lifecycle.py runs and stops them. run_service() is both.
 """
 
@@ -10,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -28,15 +28,13 @@ from astreinte_ari.adapters.pbx.cel import CelFile
 from astreinte_ari.adapters.store.journal import JournaledAuditWriter
 from astreinte_ari.adapters.store.leader_lock import AdvisoryLeaderLock
 from astreinte_ari.adapters.store.migrate import create_db_engine
-from astreinte_ari.adapters.store.recovery import open_calls, resume_point_for_channel
+from astreinte_ari.adapters.store.recovery import open_calls
 from astreinte_ari.adapters.store.retention import keep_retention
-from astreinte_ari.adapters.store.rota_changes import RotaChangeStore
 from astreinte_ari.adapters.store.voicemail_files import (
     FileVoicemailStore,
     keep_voicemails_stored,
 )
 from astreinte_ari.adapters.systemd import SystemdNotifier
-from astreinte_ari.aio import within
 from astreinte_ari.alerting.feed import AlertFeed
 from astreinte_ari.app import lifecycle
 from astreinte_ari.app.cluster import ClusterNode
@@ -44,12 +42,7 @@ from astreinte_ari.app.cluster_sweep import NodeLostSweeper
 from astreinte_ari.app.features import DatabaseFeatures, LiveConfig
 from astreinte_ari.app.lifecycle import AriHandlers, Loop, ServiceParts
 from astreinte_ari.app.readiness import Readiness, keep_readiness
-from astreinte_ari.app.rota_changes import (
-    RotaChanges,
-    TeamOverrides,
-    keep_changes_applied,
-    overrides_by_team,
-)
+from astreinte_ari.app.rota_changes import keep_changes_applied
 from astreinte_ari.app.selftest_edges import metrics_listener, token_matches
 from astreinte_ari.app.startup import (
     StartupError,
@@ -58,11 +51,16 @@ from astreinte_ari.app.startup import (
     is_loopback,
     wait_for_ari,
 )
+from astreinte_ari.app.store_edges import (
+    build_checkpointer,
+    changes_reader,
+    resume_lookup,
+    rota_changes_service,
+    utcnow,
+)
 from astreinte_ari.app.web_edges import build_web
 from astreinte_ari.callflow.dispatch import OnCallService
-from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.reconcile import Reconciler
-from astreinte_ari.callflow.recovery import UNKNOWN_SEQ_GAP, ResumePoint, resume_point_from_events
 from astreinte_ari.callflow.runtime import SoundLibrary
 from astreinte_ari.callflow.selftest import LineSelfTester
 from astreinte_ari.callflow.telephony import DialRefused, Resynced
@@ -72,18 +70,19 @@ from astreinte_ari.routing.ratelimit import CallerRateLimiter, StillRing
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.routing.targets import refusal
 
-__all__ = ["StartupError", "build_service", "check_ari_url", "run_service"]
-
-if TYPE_CHECKING:
-    from astreinte_ari.adapters.store.checkpointing import Checkpointer
+__all__ = [
+    "StartupError",
+    "build_service",
+    "check_ari_url",
+    "dial_guard",
+    "rota_changes_service",
+    "run_service",
+    "utcnow",
+]
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 15.0  # open calls nobody handles: closed from the PBX's records
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def dial_guard(live: LiveConfig) -> Callable[[DialTarget], None]:
@@ -113,47 +112,6 @@ def _rate_limiter(config: AppConfig) -> CallerRateLimiter | None:
     )
 
 
-def _resume_lookup(
-    engine: Engine, writer: JournaledAuditWriter
-) -> Callable[[str], asyncio.Future[ResumePoint | None]]:
-    """Where an earlier process left a call: the database, completed by the journal
-    (the only record while the database is down)."""
-
-    async def lookup(channel_id: str) -> ResumePoint | None:
-        call_id = call_id_for_channel(channel_id)
-        try:
-            base = await within(
-                asyncio.to_thread(resume_point_for_channel, engine, channel_id), 3.0
-            )
-        except Exception as exc:
-            log.warning("trail unreadable to resume %s (%s): using the journal", channel_id, exc)
-            point = resume_point_from_events(call_id, writer.replayed_events)
-            if point is None:  # the database may know more than the journal: skip past it
-                point = ResumePoint(call_id, UNKNOWN_SEQ_GAP, 0, ())
-            return point
-        if base is None:
-            return resume_point_from_events(call_id, writer.replayed_events)
-        return resume_point_from_events(call_id, writer.replayed_events, base)
-
-    return lookup  # type: ignore[return-value]
-
-
-def _checkpointer(engine: Engine, config: AppConfig) -> Checkpointer | None:
-    """Signed checkpoints of the audit chain, when a signing key is configured."""
-    if config.audit.signing_key_file is None:
-        return None
-    # Imported only when used: the cryptography package costs memory nobody else needs.
-    from astreinte_ari.adapters.store.checkpointing import Checkpointer
-
-    try:
-        return Checkpointer(engine, config.audit, utcnow)
-    except (OSError, ValueError) as exc:
-        raise StartupError(
-            f"audit.signing_key_file: {exc}; create one with `astreinte audit keygen --out "
-            f"{config.audit.signing_key_file}` (readable by the service user only)"
-        ) from exc
-
-
 async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -> None:
     """Reconcile with the PBX periodically too: a database that comes back, a call
     the watchdog handed over whose fallback left no record."""
@@ -161,21 +119,6 @@ async def _keep_sweeping(service: OnCallService, writer: JournaledAuditWriter) -
         await asyncio.sleep(SWEEP_EVERY_S)
         if writer.pending == 0:  # the trail is complete enough to compare
             await service.sweep()
-
-
-def rota_changes_service(
-    engine: Engine,
-    config: Callable[[], AppConfig],
-    on_approved: Callable[[], None] | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> RotaChanges:
-    """Self-service swaps and covers over this database (the CLI's and the web's)."""
-    return RotaChanges(RotaChangeStore(engine), config, clock, on_approved=on_approved)
-
-
-def _changes_reader(engine: Engine) -> Callable[[], TeamOverrides]:
-    store = RotaChangeStore(engine)
-    return lambda: overrides_by_team(store.list(status="approved"))
 
 
 def _ari_handlers(
@@ -255,7 +198,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         max_backoff_s=1.0 if is_loopback(config.ari.url) else 5.0,
     )
     try:
-        checkpointer = _checkpointer(engine, config)
+        checkpointer = build_checkpointer(engine, config)
         info = await wait_for_ari(client, config, on_wait=notifier.status)
     except StartupError:
         await client.close()
@@ -286,7 +229,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         plan_for=plan_for,
         clock=utcnow,
         app=config.ari.app,
-        resume_lookup=_resume_lookup(engine, writer),
+        resume_lookup=resume_lookup(engine, writer),
         rate_limiter=_rate_limiter(config),
         max_parallel_cascades=config.defaults.max_parallel_cascades,
         pbx_records=records,
@@ -340,7 +283,7 @@ async def build_service(config: AppConfig, notifier: SystemdNotifier) -> Service
         clock=utcnow,
         selftest=selftest,
     )
-    read_changes = _changes_reader(engine)
+    read_changes = changes_reader(engine)
     rota_changes = rota_changes_service(
         engine,
         lambda: live.yaml,

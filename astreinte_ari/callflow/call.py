@@ -10,13 +10,13 @@ from datetime import datetime
 
 from astreinte_ari.callflow.admission import wait_for_slot
 from astreinte_ari.callflow.announcement import AnnouncedSound, Announcement, ready_to_bridge
-from astreinte_ari.callflow.audit_events import CallEnded, CallStarted
+from astreinte_ari.callflow.call_record import record_ended, record_started
 from astreinte_ari.callflow.closed import CallClosed
 from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.engaged import EngagedTargets, record_skipped_hop
 from astreinte_ari.callflow.hop import HopAttempt, HopResult
 from astreinte_ari.callflow.menu import take_menu_choice
-from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome, outcome_of_test_call
+from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.callflow.recording import (
     ConversationRecorder,
     notice_told,
@@ -150,19 +150,7 @@ class CallFlow:
             self.admission.release()
 
     def _emit_started(self) -> None:
-        rt, plan = self.rt, self.rt.plan
-        rt.audit.emit(
-            CallStarted(
-                call_id=rt.call_id,
-                did=plan.did,
-                line_name=plan.line_name,
-                period=plan.period.value,
-                caller_number=self.caller.caller_number,
-                caller_name=self.caller.caller_name,
-                channel_id=self.caller.id,
-                at=self._started_at,
-            )
-        )
+        record_started(self.rt, self.caller, self._started_at)
 
     async def _guarded(self, body: Awaitable[None]) -> None:
         """Run the call's body; whatever happens, the call ends audited."""
@@ -375,40 +363,18 @@ class CallFlow:
         if self.ended:
             return
         self.ended = True
-        rt = self.rt
-        if rt.plan.test_call:
-            outcome, detail = outcome_of_test_call(outcome), f"test call: {detail}"
-            if rt.failed_prompts:  # the caller would not have heard it: not a pass
-                outcome = CallOutcome.TEST_FAILED
-                detail = f"{detail}; but failed to play: {', '.join(rt.failed_prompts)}"
-        # A caller who left during an early-dial announcement left during the
-        # announcement (not "after it, while we rang": alerts tell them apart).
-        last_state = CallState.ANNOUNCING if self._announcing() else rt.state
-        rt.transition(CallState.ENDED, f"{outcome.value}: {detail}"[:500])
-        ended_at = at or rt.clock()
-        rt.audit.emit(
-            CallEnded(
-                call_id=rt.call_id,
-                outcome=outcome,
-                at=ended_at,
-                detail=detail[:500],
-                talk_seconds=talk_s,
-                voicemail_path=vm_path,
-                voicemail_seconds=vm_s,
-            )
-        )
-        self.closed = CallClosed(
-            call_id=rt.call_id,
-            plan=rt.plan,
-            caller_number=self.caller.caller_number,
-            caller_name=self.caller.caller_name,
-            outcome=outcome,
-            detail=detail,
+        self.closed = record_ended(
+            self.rt,
+            self.caller,
+            outcome,
+            detail,
             started_at=self._started_at,
-            ended_at=ended_at,
-            last_state=last_state,
-            voicemail_path=vm_path,
-            accepted_person_id=self._accepted_by,
+            during_announcement=self._announcing(),
+            accepted_by=self._accepted_by,
+            talk_s=talk_s,
+            vm_path=vm_path,
+            vm_s=vm_s,
+            at=at,
         )
 
     _quietly = staticmethod(quietly)

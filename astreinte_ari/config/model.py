@@ -3,7 +3,8 @@
 Shape mirrors the YAML so that validation errors map back to YAML lines.
 Checks that need the whole document (unknown rota, number not allowed by the
 trunk...) live in references.py so that the loader can locate each of them.
-Line models live in lines.py and field types in fields.py; both re-exported here.
+Line models live in lines.py, teams and people in teams.py, field types in
+fields.py; the public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from astreinte_ari.config.fields import (
     Frozen,
     Listener,
     Phone,
-    SipEndpoint,
     check_timezone,
     sip_endpoint_of,
 )
@@ -40,15 +40,8 @@ from astreinte_ari.config.lines import (
 )
 from astreinte_ari.config.pbx import PbxConfig
 from astreinte_ari.config.reporting import AuditConfig, CompensationConfig, RetentionConfig
-from astreinte_ari.config.rotas import (
-    ChangeRules,
-    HolidayCalendar,
-    HolidayRule,
-    LabourRules,
-    Override,
-    Rotation,
-    Swap,
-)
+from astreinte_ari.config.rotas import Override, Rotation
+from astreinte_ari.config.teams import Person, TeamConfig
 from astreinte_ari.config.web import WebConfig
 
 __all__ = [
@@ -192,60 +185,6 @@ class Defaults(Frozen):
     # Calls in announcement / ringing at once; more wait on hold ("please hold")
     # instead of loading the PBX during a burst (an outage makes everyone call).
     max_parallel_cascades: int | None = Field(100, ge=1, le=10000)
-
-
-class Person(Frozen):
-    """Someone (or some post) the cascade can ring.
-
-    `mobile` is dialled through the trunk; `sip` names an endpoint of this PBX (a
-    desk phone, PJSIP/<sip>). `ring` says which of the two a hop rings: by default
-    the mobile when there is one, else the SIP endpoint. Alerts by SMS or voice
-    call always go to the mobile."""
-
-    name: str
-    mobile: Phone | None = None
-    sip: SipEndpoint | None = None
-    ring: Literal["mobile", "sip"] | None = None
-    email: str | None = None
-
-    @model_validator(mode="after")
-    def _reachable(self) -> Person:
-        if self.mobile is None and self.sip is None:
-            raise ValueError(
-                'a person needs a mobile ("+33612345678") or a SIP endpoint (sip: desk-101)'
-            )
-        if self.ring == "sip" and self.sip is None:
-            raise ValueError("ring: sip needs the person's SIP endpoint, e.g. sip: desk-101")
-        if self.ring == "mobile" and self.mobile is None:
-            raise ValueError('ring: mobile needs the person\'s mobile, e.g. mobile: "+33612345678"')
-        return self
-
-    @property
-    def rings(self) -> Literal["mobile", "sip"]:
-        """What a hop to this person rings."""
-        if self.ring is not None:
-            return self.ring
-        return "mobile" if self.mobile is not None else "sip"
-
-
-class TeamConfig(Frozen):
-    # Filled from the top-level timezone by AppConfig; set it for a team abroad.
-    timezone: str | None = None
-    people: Mapping[str, Person]
-    rotas: Mapping[str, Rotation] = Field(default_factory=dict)
-    overrides: tuple[Override, ...] = ()
-    swaps: tuple[Swap, ...] = ()  # rotas.py: exchanges of two rotation shifts
-    holiday_rules: tuple[HolidayRule, ...] = ()  # who holds on holidays / closure days
-    holidays: HolidayCalendar = HolidayCalendar()  # public holidays (France by default)
-    labour: LabourRules = LabourRules()  # labour-law checks of `astreinte check`
-    # Who approves self-service changes (`astreinte rota approve`, the web pages).
-    managers: tuple[str, ...] = ()
-    changes: ChangeRules = ChangeRules()
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else check_timezone(value)
 
 
 # Where an installed service keeps its files (scripts/astreinte.service: StateDirectory,

@@ -2,14 +2,14 @@
 
 Writes a complete configuration into a work directory (loopback only, free
 ports, the project's own dialplan/ included) and runs `asterisk -f` on it.
-Production deployments use their own PBX configuration instead.
+Production deployments use their own PBX configuration instead. The files'
+templates are in localpbx_conf.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -22,81 +22,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astreinte_ari import resources
-from astreinte_ari.config.fields import SIP_ENDPOINT_RE
+from astreinte_ari.devtools.localpbx_conf import (
+    FIXED_FILES,
+    asterisk_conf,
+    extensions_conf,
+    fallback_agi_script,
+    modules_for,
+    pjsip_conf,
+)
 from astreinte_ari.devtools.pbxinstall import (
     PREFIX_ENV,
     AsteriskInstall,
     Version,
-    has_websocket_client,
     parse_version,
 )
+from astreinte_ari.devtools.ports import free_port, free_rtp_range
 
 # Where the astreinte_ari package is imported from (a checkout, or site-packages).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIALPLAN_DIR = resources.dialplan_dir()
 SOUNDS_DIR = resources.sounds_dir()
 
-# Modules needed for PJSIP + ARI + prompts + recording; autoload stays off so
-# the instance binds no port it does not need (chan_sip, IAX2, skinny...).
-_MODULES = """
-res_pjproject res_sorcery_config res_sorcery_memory res_sorcery_astdb res_pjsip
-res_pjsip_session res_pjsip_pubsub res_pjsip_endpoint_identifier_ip
-res_pjsip_endpoint_identifier_user res_pjsip_authenticator_digest
-res_pjsip_outbound_authenticator_digest res_pjsip_caller_id res_pjsip_dtmf_info
-res_pjsip_sdp_rtp res_pjsip_rfc3326 res_pjsip_diversion res_pjsip_nat
-res_pjsip_logger res_pjsip_header_funcs chan_pjsip res_rtp_asterisk
-res_timing_timerfd res_http_websocket res_stasis res_stasis_answer res_stasis_playback
-res_stasis_recording res_stasis_snoop res_stasis_device_state res_ari res_ari_model
-res_ari_channels res_ari_bridges res_ari_playbacks res_ari_recordings res_ari_sounds
-res_ari_asterisk res_ari_applications res_ari_endpoints res_ari_events
-res_ari_device_states app_stasis bridge_simple bridge_softmix bridge_native_rtp
-bridge_holding codec_ulaw codec_alaw codec_a_mu codec_gsm format_wav format_pcm format_sln
-format_gsm app_dial app_playback app_echo app_record app_senddtmf app_verbose
-pbx_config func_timeout func_callerid func_strings func_channel func_db func_logic
-func_global res_speech res_agi func_hangupcause app_db res_musiconhold
-app_read app_stack func_env func_math func_dialplan cel_custom
-"""
-
-
-def modules_for(version: Version, moddir: Path | None = None) -> list[str]:
-    """The modules to load on this Asterisk version (autoload is off, so a
-    module another one `.requires` must be listed, and one that does not exist
-    must not be)."""
-    modules = _MODULES.split()
-    if has_websocket_client(version):
-        modules.insert(modules.index("res_ari"), "res_websocket_client")
-    # cel_custom requires the shared CDR/CEL backend code in recent 22 releases.
-    if moddir is not None and (moddir / "res_cdrel_custom.so").exists():
-        modules.insert(modules.index("cel_custom"), "res_cdrel_custom")
-    return modules
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, kind)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_rtp_range(size: int) -> tuple[int, int]:
-    """A random block of UDP ports below Linux's ephemeral range whose ends are free.
-
-    Two rigs on one machine then rarely share a block, and Asterisk steps over a
-    port that is taken anyway (it tries the next pair)."""
-    rng = random.SystemRandom()
-    for _ in range(50):
-        start = rng.randrange(10000, 32768 - size, 2)
-        if all(_udp_free(port) for port in (start, start + size // 2, start + size - 2)):
-            return start, start + size - 1
-    raise RuntimeError(f"no free block of {size} UDP ports between 10000 and 32767")
-
-
-def _udp_free(port: int) -> bool:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+__all__ = [
+    "DIALPLAN_DIR",
+    "REPO_ROOT",
+    "SOUNDS_DIR",
+    "LocalAsterisk",
+    "free_port",
+    "free_rtp_range",
+    "main",
+    "modules_for",
+]
 
 
 @dataclass
@@ -201,28 +157,11 @@ class LocalAsterisk:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         w = self.workdir
         files = {
-            "asterisk.conf": f"""[directories]
-astetcdir => {self.etc}
-astmoddir => {self.install.moddir}
-astvarlibdir => {w}/lib
-astdbdir => {w}/db
-astkeydir => {w}/lib
-astdatadir => {self.install.datadir}
-astagidir => {self.agi_dir or w / "agi-bin"}
-astspooldir => {w}/spool
-astrundir => {w}/run
-astlogdir => {w}/log
-astsbindir => {self.install.sbindir}
-[options]
-nofork = yes
-{f"systemname = {self.system_name}" if self.system_name else ""}
-maxcalls = 2000
-transmit_silence = yes
-""",
+            "asterisk.conf": asterisk_conf(
+                self.etc, w, self.install, self.agi_dir or w / "agi-bin", self.system_name
+            ),
             "modules.conf": "[modules]\nautoload = no\n"
             + "".join(f"load => {m}.so\n" for m in modules_for(self.version, self.install.moddir)),
-            "logger.conf": "[general]\n[logfiles]\nmessages => notice,warning,error,verbose\n"
-            "console => notice,warning,error\n",
             "http.conf": f"[general]\nenabled = yes\nbindaddr = {self.http_bind}\n"
             f"bindport = {self.http_port}\n",
             "ari.conf": f"[general]\nenabled = yes\n[{self.ari_username}]\ntype = user\n"
@@ -230,25 +169,11 @@ transmit_silence = yes
             "rtp.conf": f"[general]\nrtpstart = {self.rtp_start}\nrtpend = {self.rtp_end}\n",
             "pjsip.conf": self._pjsip_conf(),
             "extensions.conf": self._extensions_conf(),
-            "indications.conf": _INDICATIONS,
-            "cdr.conf": "[general]\nenable = no\n",
             # What a waiting caller hears: the ringback tone, as a MOH class.
             "musiconhold.conf": f"[astreinte-ringback]\nmode = files\n"
             f"directory = {self.sounds_dir / 'ringback'}\n",
-            # The PBX's own record of every channel, for the service's reconciliation.
-            "cel.conf": "[general]\nenable = yes\n"
-            "events = CHAN_START,CHAN_END,ANSWER,HANGUP,BRIDGE_ENTER,BRIDGE_EXIT\n",
             "cel_custom.conf": (self.dialplan_dir / "cel_custom_astreinte.conf").read_text(),
-            "stasis.conf": "",
-            "pjproject.conf": "",
-            "res_stun_monitor.conf": "",
-            "udptl.conf": "",
-            "acl.conf": "",
-            "ccss.conf": "",
-            "features.conf": "",
-            "codecs.conf": "",
-            # Read by res_websocket_client (22.5+); absent, it logs an ERROR at start.
-            "websocket_client.conf": "",
+            **FIXED_FILES,
         }
         for name, text in files.items():
             (self.etc / name).write_text(text)
@@ -259,42 +184,22 @@ transmit_silence = yes
         # The dialplan fallback runs AGI(astreinte-fallback) from astagidir; production
         # links the installed console script there (docs/fallback-and-operations.md).
         agi = self.workdir / "agi-bin" / "astreinte-fallback"
-        agi.write_text(
-            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-            "from astreinte_ari.adapters.fallback.agi import main\nsys.exit(main())\n"
-        )
+        agi.write_text(fallback_agi_script(sys.executable, REPO_ROOT))
         agi.chmod(0o755)
 
     def _pjsip_conf(self) -> str:
-        parts = [
-            f"[transport-udp]\ntype = transport\nprotocol = udp\n"
-            f"bind = {self.host}:{self.sip_port}\n",
-            # Every call from loopback is a caller on the public DID.
-            "[caller]\ntype = endpoint\ntransport = transport-udp\ncontext = astreinte-inbound\n"
-            "disallow = all\nallow = ulaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
-            f"trust_id_inbound = no\nrtp_symmetric = yes\n{self.endpoint_options}",
-            f"[caller-identify]\ntype = identify\nendpoint = caller\nmatch = {self.callers_from}\n",
-        ]
-        # A mobile behind the "trunk" and a desk phone of the PBX are both one endpoint
-        # with a fixed contact here; only the name differs (+336... vs desk-101).
-        for name, port in {**self.mobiles, **self.sip_phones}.items():
-            if not SIP_ENDPOINT_RE.match(name.lstrip("+")):
-                raise ValueError(f"{name!r} cannot name a PJSIP endpoint")
-            parts.append(
-                f"[{name}]\ntype = aor\ncontact = sip:{name}@{self.phones_host}:{port}\n"
-                f"[{name}]\ntype = endpoint\ntransport = transport-udp\n"
-                f"context = astreinte-unused\naors = {name}\ndisallow = all\nallow = ulaw\n"
-                "dtmf_mode = rfc4733\ndirect_media = no\nrtp_symmetric = yes\n"
-                + self.endpoint_options
-            )
-        return "\n".join(parts)
+        return pjsip_conf(
+            host=self.host,
+            sip_port=self.sip_port,
+            callers_from=self.callers_from,
+            phones={**self.mobiles, **self.sip_phones},
+            phones_host=self.phones_host,
+            endpoint_options=self.endpoint_options,
+        )
 
     def _extensions_conf(self) -> str:
-        extra_globals = "".join(f"{k} = {v}\n" for k, v in self.dialplan_globals.items())
-        return (
-            f"[globals]\nASTREINTE_SOUNDS = {self.sounds_dir}\n{extra_globals}\n"
-            f'#include "{self.dialplan_dir}/extensions_astreinte.conf"\n\n'
-            "[astreinte-unused]\nexten => _X.,1,Hangup(21)\n\n" + self.extra_dialplan
+        return extensions_conf(
+            self.sounds_dir, self.dialplan_dir, self.dialplan_globals, self.extra_dialplan
         )
 
     def start(self, timeout: float = 30.0) -> None:
@@ -391,26 +296,6 @@ transmit_silence = yes
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-# Tone zones for ringback played to a waiting caller (tone:ring).
-_INDICATIONS = """[general]
-country = fr
-[fr]
-description = France
-ringcadence = 1500,3500
-dial = 440
-busy = 440/500,0/500
-ring = 440/1500,0/3500
-congestion = 440/250,0/250
-[us]
-description = United States
-ringcadence = 2000,4000
-dial = 350+440
-busy = 480+620/500,0/500
-ring = 440+480/2000,0/4000
-congestion = 480+620/250,0/250
-"""
 
 
 def main(argv: list[str] | None = None) -> int:

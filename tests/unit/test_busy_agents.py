@@ -14,7 +14,8 @@ from astreinte_ari.callflow.engaged import EngagedTargets
 from astreinte_ari.callflow.outcomes import CallState, HopOutcome
 from astreinte_ari.routing.busy import cascade_turns
 from astreinte_ari.routing.plan import BusyAgents, Hop
-from tests.unit.callflow_fakes import CALLER, Line, hop, plan
+from tests.unit.callflow_fakes import hop, plan
+from tests.unit.callflow_line import CALLER, Line
 from tests.unit.virtual_time import virtual_time
 
 ALICE = hop("alice", "+33612345678")

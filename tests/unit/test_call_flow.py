@@ -53,18 +53,8 @@ from astreinte_ari.routing.plan import (
     MenuPlan,
     Period,
 )
-from tests.unit.callflow_fakes import (
-    CALLER,
-    DID,
-    DID2,
-    T0,
-    FakePbx,
-    Line,
-    Trail,
-    hop,
-    plan,
-    wav,
-)
+from tests.unit.callflow_fakes import DID, T0, FakePbx, Trail, hop, plan
+from tests.unit.callflow_line import CALLER, DID2, Line, wav
 from tests.unit.virtual_time import virtual_time
 
 SECOND, THIRD = "1764540000.2", "1764540000.3"

@@ -19,7 +19,8 @@ from astreinte_ari.routing.plan import (
     MenuPlan,
 )
 from astreinte_ari.routing.selftest import selftest_plan
-from tests.unit.callflow_fakes import CALLER, T0, FakePbx, Line, hop, plan
+from tests.unit.callflow_fakes import T0, FakePbx, hop, plan
+from tests.unit.callflow_line import CALLER, Line
 from tests.unit.test_call_flow import accepts, bridged, found, lookup
 from tests.unit.virtual_time import virtual_time
 

@@ -28,7 +28,8 @@ from astreinte_ari.callflow.telephony import (
     TelephonyError,
 )
 from astreinte_ari.routing.plan import AnnouncementMode, RecordingPolicy
-from tests.unit.callflow_fakes import CALLER, DID, FakePbx, Line, hop, plan, wav
+from tests.unit.callflow_fakes import DID, FakePbx, hop, plan
+from tests.unit.callflow_line import CALLER, Line, wav
 from tests.unit.virtual_time import virtual_time
 
 NOTICE = "astreinte-recording-notice"

@@ -17,7 +17,8 @@ from astreinte_ari.routing.plan import (
     VoicemailPolicy,
 )
 from astreinte_ari.routing.ratelimit import CallerRateLimiter, StillRing, Verdict, limited_plan
-from tests.unit.callflow_fakes import Line, hop, plan
+from tests.unit.callflow_fakes import hop, plan
+from tests.unit.callflow_line import Line
 from tests.unit.virtual_time import virtual_time
 
 T0 = datetime(2026, 12, 24, 23, 0, tzinfo=UTC)

@@ -15,7 +15,8 @@ from astreinte_ari.callflow.audit_events import StateChanged
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState, HopOutcome
 from astreinte_ari.routing.plan import AnnouncementMode, BusyAgents, FinalAction, Hop
 from astreinte_ari.routing.targets import group_target
-from tests.unit.callflow_fakes import CALLER, FakePbx, Line, hop, plan
+from tests.unit.callflow_fakes import FakePbx, hop, plan
+from tests.unit.callflow_line import CALLER, Line
 from tests.unit.virtual_time import virtual_time
 
 ALICE = hop("alice", "+33612345678")

@@ -43,7 +43,8 @@ from astreinte_ari.routing.plan import DialTarget, FinalAction, TargetKind
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.routing.selftest import decision_text, selftest_plan, selftest_target
 from astreinte_ari.routing.targets import BUILTIN_TEST_DIAL, refusal
-from tests.unit.callflow_fakes import DID, FakePbx, Line, hop, make_service, plan
+from tests.unit.callflow_fakes import DID, FakePbx, hop, make_service, plan
+from tests.unit.callflow_line import Line
 from tests.unit.virtual_time import virtual_time
 
 REPO = Path(__file__).resolve().parents[2]
