@@ -41,19 +41,23 @@ def resume_lookup(
 
     async def lookup(channel_id: str) -> ResumePoint | None:
         call_id = call_id_for_channel(channel_id)
+        # Taken BEFORE the database is read: the replay may commit meanwhile and the
+        # journal be compacted (the list emptied); read after, a choice written in
+        # between would be in neither (seen: a resumed menu call took the default).
+        journaled = writer.replayed_events
         try:
             base = await within(
                 asyncio.to_thread(resume_point_for_channel, engine, channel_id), 3.0
             )
         except Exception as exc:
             log.warning("trail unreadable to resume %s (%s): using the journal", channel_id, exc)
-            point = resume_point_from_events(call_id, writer.replayed_events)
+            point = resume_point_from_events(call_id, journaled)
             if point is None:  # the database may know more than the journal: skip past it
                 point = ResumePoint(call_id, UNKNOWN_SEQ_GAP, 0, ())
             return point
         if base is None:
-            return resume_point_from_events(call_id, writer.replayed_events)
-        return resume_point_from_events(call_id, writer.replayed_events, base)
+            return resume_point_from_events(call_id, journaled)
+        return resume_point_from_events(call_id, journaled, base)
 
     return lookup  # type: ignore[return-value]
 
