@@ -11,9 +11,10 @@ calls older than the chain are accepted only as recorded by migration 0003's
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from astreinte_ari.adapters.store.audit_log import (
     rows_with_iso_times,
     select_times_as_text,
 )
+from astreinte_ari.adapters.store.driver_scan import driver_batches
 from astreinte_ari.adapters.store.models import (
     call_transitions_table,
     calls_table,
@@ -58,17 +60,9 @@ _HOP_STARTED = AuditKind.HOP_STARTED.value
 _HOP_UPDATES = frozenset({AuditKind.HOP_PROGRESS.value, AuditKind.HOP_ENDED.value})
 
 
-_scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads' wrappers
-
-
-def _loads(text: str) -> Any:
-    """json.loads for the log's canonical payloads (no surrounding whitespace), at
-    about half the cost over a million records; anything else takes json.loads."""
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        return json.loads(text)  # raises the usual JSONDecodeError
-    return value if end == len(text) else json.loads(text)
+# The C scanner without json.loads' wrappers: about half its cost per payload (the
+# log's canonical payloads have no whitespace around them; others take json.loads).
+_scan_json = json.JSONDecoder().scan_once
 
 
 @dataclass(slots=True)
@@ -81,35 +75,48 @@ class ExpectedRows:
     pre_chain: set[str] = field(default_factory=set)
 
     def add(self, kind: str, subject: str, payload: str) -> None:
-        """Replay one record (in seq order) onto the expected rows (most frequent kinds
-        first: this runs for each of a million records)."""
-        if kind not in _REPLAYED_KINDS:
-            return
-        data = _loads(payload)
-        if kind == _CALL_STATE:
-            try:
-                values = _transition_values(data)
-            except KeyError:  # an older record without some field: compared as None
-                values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
-            self.transitions[(subject, int(data["seq"]))] = values
-        elif kind in _HOP_UPDATES:
-            hop = self.hops.get(subject)
-            if hop is not None:
+        """Replay one record (in seq order) onto the expected rows."""
+        self.add_rows(((kind, subject, payload),))
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Replay records (kind, subject_id, payload), in seq order, onto the expected
+        rows. One loop over a batch, the JSON scanner called inline and the most
+        frequent kinds first: this runs for each of a million records."""
+        calls, hops, transitions = self.calls, self.hops, self.transitions
+        scan = _scan_json
+        for kind, subject, payload in rows:
+            if kind not in _REPLAYED_KINDS:
+                continue
+            try:  # json.loads(payload), at about half its cost
+                data, end = scan(payload, 0)
+            except StopIteration:
+                end = -1
+            if end != len(payload):
+                data = json.loads(payload)  # whitespace around it, or its usual error
+            if kind == _CALL_STATE:
+                try:
+                    values = _transition_values(data)
+                except KeyError:  # an older record without some field: compared as None
+                    values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
+                transitions[(subject, int(data["seq"]))] = values
+            elif kind in _HOP_UPDATES:
+                hop = hops.get(subject)
+                if hop is not None:
+                    hop.update(data)
+            elif kind == _HOP_STARTED:
+                hop = _HOP_BLANK.copy()  # every column, None unless logged
                 hop.update(data)
-        elif kind == _HOP_STARTED:
-            hop = _HOP_BLANK.copy()  # every column, None unless logged
-            hop.update(data)
-            hop["id"] = subject
-            self.hops[subject] = hop
-        elif kind == _CALL_STARTED:
-            call = _CALL_BLANK.copy()
-            call.update(data)
-            call["id"] = subject
-            self.calls[subject] = call
-        else:
-            call = self.calls.get(subject)
-            if call is not None:
+                hop["id"] = subject
+                hops[subject] = hop
+            elif kind == _CALL_STARTED:
+                call = _CALL_BLANK.copy()
                 call.update(data)
+                call["id"] = subject
+                calls[subject] = call
+            else:
+                call = calls.get(subject)
+                if call is not None:
+                    call.update(data)
 
 
 def _fold(
@@ -130,11 +137,8 @@ def _fold(
             stmt = stmt.where(log.at >= since)
         if until is not None:
             stmt = stmt.where(log.at < until + _FOLD_MARGIN)
-        add = exp.add
-        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
-        for batch in rows.partitions():  # lists: no generator resume per record
-            for kind, subject, payload in batch:
-                add(kind, subject, payload)
+        for batch in driver_batches(conn, stmt):  # plain tuples, no SQLAlchemy Row each
+            exp.add_rows(batch)
     baseline = conn.scalar(select(log.payload).where(log.kind == BASELINE_KIND).limit(1))
     exp.baseline = None if baseline is None else json.loads(baseline)
     redactions = select(log.subject_id, log.payload).where(log.kind == REDACT_KIND)
@@ -146,8 +150,8 @@ def _fold(
 def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[Sequence[Any]]:
     """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them)."""
     dialect = conn.dialect.name
-    rows = conn.execute(select_times_as_text(columns, dialect).where(*where))
-    return rows_with_iso_times(rows, columns, dialect)
+    batches = driver_batches(conn, select_times_as_text(columns, dialect).where(*where))
+    return rows_with_iso_times(itertools.chain.from_iterable(batches), columns, dialect)
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ import contextlib
 import gc
 import hashlib
 import multiprocessing
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -44,12 +45,15 @@ from astreinte_ari.adapters.store.audit_log import (
     stored_iso,
 )
 from astreinte_ari.adapters.store.audit_report import VerifyReport
+from astreinte_ari.adapters.store.driver_scan import driver_batches
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
 
 # A call that has not ended this long after it started is a finding: the trail
 # does not say what became of it (the service reconciles within minutes).
 DEFAULT_OPEN_AFTER = timedelta(hours=1)
+
+_replayed_fields = operator.itemgetter(2, 3, 4)  # kind, subject_id, payload of a chain row
 
 
 def verify(
@@ -265,10 +269,9 @@ def _chain_batches(
         stmt = stmt.where(table.at >= since)
     if until is not None:
         stmt = stmt.where(table.at < until)
-    # Batches, not rows: the loop over a list runs in C, no generator resumes per record.
-    yield from (
-        conn.execution_options(stream_results=True, yield_per=5000).execute(stmt).partitions()
-    )
+    # Batches of plain tuples from the driver: the loop over a list runs in C, no
+    # generator resumes and no SQLAlchemy Row per record.
+    yield from driver_batches(conn, stmt)
 
 
 def _verify_chain(
@@ -286,7 +289,6 @@ def _verify_chain(
     prev_seq: int | None = None
     prev_hash: str | None = None
     records = 0
-    replay_add = None if replay is None else replay.add
     times_to_iso = conn.dialect.name != "postgresql"  # PostgreSQL already sends iso() text
     quote, sha256 = json_quote, hashlib.sha256
     for batch in _chain_batches(conn, since, until):
@@ -314,8 +316,8 @@ def _verify_chain(
                 )
             prev_seq, prev_hash = seq, stored_hash
             records += 1
-            if replay_add is not None:
-                replay_add(kind, subject_id, payload)
+        if replay is not None:  # the batch's (kind, subject_id, payload), in seq order
+            replay.add_rows(map(_replayed_fields, batch))
     report.records += records
     report.last_seq = prev_seq
     head_seq, head_hash = read_head(conn)
