@@ -24,8 +24,9 @@ from sqlalchemy import Connection, Table, select
 from astreinte_ari.adapters.store.audit_log import (
     audit_log_table,
     commitment,
+    is_time,
     iso,
-    rows_with_iso_times,
+    iso_times_fixed,
     select_times_as_text,
 )
 from astreinte_ari.adapters.store.driver_scan import driver_batches
@@ -147,17 +148,23 @@ def _fold(
     return exp
 
 
-def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[Sequence[Any]]:
-    """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them)."""
-    dialect = conn.dialect.name
-    batches = driver_batches(conn, select_times_as_text(columns, dialect).where(*where))
-    return rows_with_iso_times(itertools.chain.from_iterable(batches), columns, dialect)
+def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them),
+    except a time SQLite stores in an unusual form: bytes, never equal to a logged
+    value, so such a row takes the slow path, where `_iso_row` reads it."""
+    stmt = select_times_as_text(columns, conn.dialect.name).where(*where)
+    return itertools.chain.from_iterable(driver_batches(conn, stmt))
+
+
+def _iso_row(row: tuple[Any, ...], columns: list[Any]) -> tuple[Any, ...]:
+    """`row` of `_raw_rows`, every timestamp as `iso()` text."""
+    return iso_times_fixed(row, [i for i, c in enumerate(columns) if is_time(c)])
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:
-    names = [c.name for c in table.columns]
-    for values in _raw_rows(conn, list(table.columns), *where):
-        yield dict(zip(names, values, strict=True))
+    names, columns = [c.name for c in table.columns], list(table.columns)
+    for values in _raw_rows(conn, columns, *where):
+        yield dict(zip(names, _iso_row(values, columns), strict=True))
 
 
 def _in_range(text: str, since: datetime | None, until: datetime | None) -> bool:
@@ -252,11 +259,15 @@ def _check_hops(
     conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
 ) -> None:
     unseen = exp.hops  # what is left at the end was logged but is not in the table
+    columns = list(hops_table.columns)
     for where in _scopes(hops_table, in_scope, whole):
-        for row in _raw_rows(conn, list(hops_table.columns), *where):
+        for row in _raw_rows(conn, columns, *where):
             report.hops += 1
             logged = unseen.pop(row[0], None)  # row[0]: hops.id
             # the usual case: one tuple comparison, no dict per row
+            if logged is not None and row == tuple(map(logged.get, _HOP_FIELDS)):
+                continue
+            row = _iso_row(row, columns)
             if logged is not None and row == tuple(map(logged.get, _HOP_FIELDS)):
                 continue
             actual = dict(zip(_HOP_FIELDS, row, strict=True))
@@ -291,6 +302,9 @@ def _check_transitions(
             key = (row[0], int(row[1]))
             logged = unseen.pop(key, None)
             if logged == row[2:]:  # the usual case, in one C-level comparison
+                continue
+            row = _iso_row(row, columns)
+            if logged == row[2:]:
                 continue
             if logged is None:
                 if key[0] not in exp.pre_chain:

@@ -257,8 +257,9 @@ def _chain_batches(
     conn: Connection, since: datetime | None, until: datetime | None
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """Batches of (seq, at, kind, subject_id, payload, prev_hash, hash) in seq order,
-    `at` as the database gives it cheaply (`select_times_as_text`): `_verify_chain`
-    turns it into `iso()` text while it builds the hashed text."""
+    `at` as `select_times_as_text` reads it: `iso()` text, or on SQLite bytes for
+    an unusual stored form, which `_verify_chain` reads while it builds the hashed
+    text."""
     table = audit_log_table.c
     columns = [
         table.seq, table.at, table.kind, table.subject_id, table.payload, table.prev_hash,
@@ -283,13 +284,15 @@ def _verify_chain(
 ) -> None:
     """Each record's hash recomputed and its link to the one before checked.
 
-    The loop is `record_hash` and `stored_iso` inlined (a million records: every
+    The loop is `record_hash` inlined (a million records: every
     call, attribute lookup and intermediate tuple shows); the unit tests hold it to
     `record_hash` byte for byte."""
     prev_seq: int | None = None
     prev_hash: str | None = None
     records = 0
-    times_to_iso = conn.dialect.name != "postgresql"  # PostgreSQL already sends iso() text
+    # Both databases send iso() text (`select_times_as_text`), but SQLite sends bytes
+    # for a time stored in another form than SQLAlchemy's: `stored_iso` reads it.
+    times_to_iso = conn.dialect.name != "postgresql"
     quote, sha256 = json_quote, hashlib.sha256
     for batch in _chain_batches(conn, since, until):
         for seq, at, kind, subject_id, payload, stored_prev, stored_hash in batch:
@@ -303,11 +306,8 @@ def _verify_chain(
                     _where(seq, kind, subject_id),
                     "prev_hash is not the previous record's hash (inserted or removed)",
                 )
-            if times_to_iso:  # SQLite: SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff', naive UTC
-                if at.__class__ is str and len(at) == 26 and at[10] == " ":
-                    at = f"{at[:10]}T{at[11:]}+00:00"
-                else:
-                    at = stored_iso(at)
+            if times_to_iso and at.__class__ is not str:  # SQLite sent an unusual form
+                at = stored_iso(at.decode() if at.__class__ is bytes else at)
             # record_hash(seq, at, kind, subject_id, payload, stored_prev)
             material = f"{seq}|{at}|{quote(kind)}|{quote(subject_id)}|{payload}|{stored_prev}"
             if sha256(material.encode("ascii", "backslashreplace")).hexdigest() != stored_hash:
