@@ -166,13 +166,18 @@ def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[tup
 
 def _iso_row(row: tuple[Any, ...], columns: list[Any]) -> tuple[Any, ...]:
     """`row` of `_raw_rows`, every timestamp as `iso()` text."""
-    return iso_times_fixed(row, [i for i, c in enumerate(columns) if is_time(c)])
+    return iso_times_fixed(row, _time_indexes(columns))
+
+
+def _time_indexes(columns: list[Any]) -> list[int]:
+    return [i for i, c in enumerate(columns) if is_time(c)]
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:
     names, columns = [c.name for c in table.columns], list(table.columns)
+    times = _time_indexes(columns)
     for values in _raw_rows(conn, columns, *where):
-        yield dict(zip(names, _iso_row(values, columns), strict=True))
+        yield dict(zip(names, iso_times_fixed(values, times), strict=True))
 
 
 def _in_range(text: str, since: datetime | None, until: datetime | None) -> bool:
