@@ -45,7 +45,8 @@ def test_the_same_instant_stored_in_another_form_is_no_finding(
             "content does not match its hash",
         ),
         (
-            "UPDATE hops SET started_at = replace(started_at, ' ', 'T') || '-01:00' WHERE id = :hop",
+            "UPDATE hops SET started_at = replace(started_at, ' ', 'T') || '-01:00' "
+            "WHERE id = :hop",
             f"hops {HOP}",
             "started_at is '",
         ),
