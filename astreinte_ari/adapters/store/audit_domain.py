@@ -14,7 +14,7 @@ import hashlib
 import itertools
 import json
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -126,10 +126,16 @@ class ExpectedRows:
 
 
 def _fold(
-    conn: Connection, since: datetime | None, until: datetime | None, replay: ExpectedRows | None
+    conn: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    replay: ExpectedRows | None,
+    *,
+    with_transitions: bool = True,
 ) -> ExpectedRows:
     """The expected domain rows: the logged values replayed in order (`replay`: already
-    replayed during the chain check), plus the baseline and the recorded redactions."""
+    replayed during the chain check), plus the baseline and the recorded redactions.
+    Without transitions: not read at all (compared elsewhere)."""
     log = audit_log_table.c
     # The whole log is replayed (here or during the chain check): the baseline and the
     # redactions come with it, instead of two more scans of the log (no index on kind).
@@ -138,6 +144,8 @@ def _fold(
     if exp is None:
         exp = ExpectedRows()
         kinds = _REPLAYED_KINDS | {BASELINE_KIND, REDACT_KIND} if whole else _REPLAYED_KINDS
+        if not with_transitions:
+            kinds -= {_CALL_STATE}
         stmt = select(log.kind, log.subject_id, log.payload).where(log.kind.in_(kinds))
         stmt = stmt.order_by(log.seq)
         if since is not None:
@@ -191,8 +199,11 @@ def cross_check(
     since: datetime | None,
     until: datetime | None,
     replay: ExpectedRows | None = None,
+    transitions: Callable[[], TransitionsCompared] | None = None,
 ) -> None:
-    exp = _fold(conn, since, until, replay)
+    """`transitions`: the transitions already compared elsewhere (the chain's child,
+    over the whole log; waited for when needed), instead of here."""
+    exp = _fold(conn, since, until, replay, with_transitions=transitions is None)
     where = []
     if since is not None:
         where.append(calls_table.c.started_at >= since)
@@ -229,7 +240,12 @@ def cross_check(
     # of a call that exists nowhere is caught too).
     whole = since is None and until is None
     _check_hops(conn, report, exp, in_scope, whole)
-    _check_transitions(conn, report, exp, in_scope, whole)
+    if transitions is None:
+        scopes = _scopes(call_transitions_table, in_scope, whole)
+        compared = compare_transitions(conn, exp.transitions, scopes)
+    else:
+        compared = transitions()
+    _report_transitions(report, compared, exp.pre_chain, in_scope)
 
 
 def _compare_call(
@@ -303,31 +319,54 @@ def _check_hops(
             )
 
 
-def _check_transitions(
-    conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
-) -> None:
-    unseen = exp.transitions  # what is left at the end was logged but is not in the table
+# What the transitions table and the log disagree on: ("inserted" | "edited" | "deleted",
+# (call_id, seq), the field edited or ""), in table order, then log order.
+TransitionDiff = tuple[str, tuple[str, int], str]
+TransitionsCompared = tuple[int, list[TransitionDiff]]  # (rows read, what differs)
+
+
+def compare_transitions(
+    conn: Connection, logged: dict[tuple[str, int], tuple[Any, ...]], scopes: Iterable[Any]
+) -> TransitionsCompared:
+    """The call_transitions rows (of `scopes`, see `_scopes`) against the `logged`
+    ones (emptied as they are met). Needs only the log's call.state records, so
+    the chain's child can do it during its own pass; `_report_transitions` then
+    says which differences are findings."""
     table = call_transitions_table
     columns = [table.c.call_id, table.c.seq, *(table.c[name] for name in _TRANSITION_FIELDS)]
-    for where in _scopes(table, in_scope, whole):
+    rows, diffs = 0, []
+    for where in scopes:
         for row in _raw_rows(conn, columns, *where):
-            report.transitions += 1
+            rows += 1
             key = (row[0], int(row[1]))
-            logged = unseen.pop(key, None)
-            if logged == row[2:]:  # the usual case, in one C-level comparison
+            values = logged.pop(key, None)
+            if values == row[2:]:  # the usual case, in one C-level comparison
                 continue
             row = _iso_row(row, columns)
-            if logged == row[2:]:
+            if values == row[2:]:
                 continue
-            if logged is None:
-                if key[0] not in exp.pre_chain:
-                    report.add(_transition_where(key), "not in the audit log (row inserted)")
+            if values is None:
+                diffs.append(("inserted", key, ""))
                 continue
-            for name, actual, expected in zip(_TRANSITION_FIELDS, row[2:], logged, strict=True):
+            for name, actual, expected in zip(_TRANSITION_FIELDS, row[2:], values, strict=True):
                 if actual != expected:
-                    report.add(_transition_where(key), f"{name} differs from the log (row edited)")
-    for key in unseen:
-        if key[0] in in_scope:
+                    diffs.append(("edited", key, name))
+    diffs.extend(("deleted", key, "") for key in logged)  # logged, not in the table
+    return rows, diffs
+
+
+def _report_transitions(
+    report: VerifyReport, compared: TransitionsCompared, pre_chain: set[str], in_scope: set[str]
+) -> None:
+    rows, diffs = compared
+    report.transitions += rows
+    for what, key, name in diffs:
+        if what == "edited":
+            report.add(_transition_where(key), f"{name} differs from the log (row edited)")
+        elif what == "inserted":
+            if key[0] not in pre_chain:
+                report.add(_transition_where(key), "not in the audit log (row inserted)")
+        elif key[0] in in_scope:
             report.add(_transition_where(key), "in the log but not in the table (row deleted)")
 
 

@@ -35,7 +35,12 @@ from astreinte_ari.adapters.store.audit_checkpoints_verify import (
     CheckpointPolicy,
     verify_checkpoints,
 )
-from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
+from astreinte_ari.adapters.store.audit_domain import (
+    ExpectedRows,
+    TransitionsCompared,
+    compare_transitions,
+    cross_check,
+)
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
     audit_log_table,
@@ -48,12 +53,14 @@ from astreinte_ari.adapters.store.audit_report import VerifyReport
 from astreinte_ari.adapters.store.driver_scan import driver_batches
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
+from astreinte_ari.callflow.audit_events import AuditKind
 
 # A call that has not ended this long after it started is a finding: the trail
 # does not say what became of it (the service reconciles within minutes).
 DEFAULT_OPEN_AFTER = timedelta(hours=1)
 
 _replayed_fields = operator.itemgetter(2, 3, 4)  # kind, subject_id, payload of a chain row
+_CALL_STATE = AuditKind.CALL_STATE.value
 
 
 def verify(
@@ -77,8 +84,11 @@ def verify(
     # process while this one replays the log onto the domain rows (about as long).
     now = now or datetime.now(UTC)
     child = None
+    # Whole database: the child also compares the transitions with the log's call.state
+    # records it reads anyway, which evens out the halves (the replay was the longer).
+    whole = since is None and until is None
     if check_domain and second_process:
-        child = _ChainChild.start(engine, (since, until, checkpoints, now))
+        child = _ChainChild.start(engine, (since, until, checkpoints, now, whole))
     report = VerifyReport()
     try:
         with _cyclic_gc_paused(), engine.connect() as conn:
@@ -90,7 +100,10 @@ def verify(
                     replay = ExpectedRows()
                 _verify_chain(conn, report, since, until, replay)
             if check_domain:
-                cross_check(conn, report, since, until, replay)
+                transitions = None
+                if child is not None and whole:
+                    transitions = lambda: child.reports(conn)[2]  # noqa: E731
+                cross_check(conn, report, since, until, replay, transitions)
             # Freed while the collector is still off: alive when it resumes, the replay's
             # million objects would be scanned by the full collection that follows (~1 s).
             replay = None
@@ -100,24 +113,31 @@ def verify(
                 if checkpoints is not None:
                     verify_checkpoints(conn, report, checkpoints, now)
                 return report
-            chain, signed = child.reports(conn)
+            chain, signed, _ = child.reports(conn)
             return _merged(chain, report, signed)
     finally:
         if child is not None:
             child.close()
 
 
-_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime]
+# since, until, checkpoint policy, now, and whether to compare the transitions too
+_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime, bool]
+_ChainOutcome = tuple[VerifyReport, VerifyReport, TransitionsCompared | None]
 
 
-def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> tuple[VerifyReport, VerifyReport]:
-    """The chain's findings, and the signed checkpoints': the child's half of verify."""
-    since, until, checkpoints, now = job
+def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> _ChainOutcome:
+    """The chain's findings, the signed checkpoints', and (whole database) the
+    transitions compared with the log's call.state records: the child's half."""
+    since, until, checkpoints, now, transitions = job
     chain, signed = VerifyReport(), VerifyReport()
-    _verify_chain(conn, chain, since, until)
+    states = ExpectedRows() if transitions else None
+    _verify_chain(conn, chain, since, until, states, only_kind=_CALL_STATE)
+    compared = None
+    if states is not None:
+        compared = compare_transitions(conn, states.transitions, [()])  # every row
     if checkpoints is not None:
         verify_checkpoints(conn, signed, checkpoints, now)
-    return chain, signed
+    return chain, signed, compared
 
 
 class _ChainChild:
@@ -125,6 +145,7 @@ class _ChainChild:
 
     def __init__(self, process: Any, receive: Any, job: _ChainJob) -> None:
         self._process, self._receive, self._job = process, receive, job
+        self._outcome: _ChainOutcome | None = None
 
     @classmethod
     def start(cls, engine: Engine, job: _ChainJob) -> _ChainChild | None:
@@ -143,16 +164,16 @@ class _ChainChild:
         send.close()
         return cls(process, receive, job)
 
-    def reports(self, conn: Connection) -> tuple[VerifyReport, VerifyReport]:
-        """The child's reports; if it failed, the work is done here instead, so an
-        error surfaces exactly as without a child."""
-        try:
-            outcome = self._receive.recv()
-        except EOFError:  # the child died without a word
-            outcome = None
-        if outcome is not None:
-            return outcome  # type: ignore[no-any-return]
-        return _chain_and_checkpoints(conn, self._job)
+    def reports(self, conn: Connection) -> _ChainOutcome:
+        """The child's reports (waited for once); if it failed, the work is done here
+        instead, so an error surfaces exactly as without a child."""
+        if self._outcome is None:
+            try:
+                outcome = self._receive.recv()
+            except EOFError:  # the child died without a word
+                outcome = None
+            self._outcome = outcome or _chain_and_checkpoints(conn, self._job)
+        return self._outcome
 
     def close(self) -> None:
         self._receive.close()
@@ -283,8 +304,10 @@ def _verify_chain(
     since: datetime | None,
     until: datetime | None,
     replay: ExpectedRows | None = None,
+    only_kind: str | None = None,
 ) -> None:
-    """Each record's hash recomputed and its link to the one before checked.
+    """Each record's hash recomputed and its link to the one before checked; the
+    records (of `only_kind`, if given) replayed onto `replay` too.
 
     The loop is `record_hash` inlined (a million records: every
     call, attribute lookup and intermediate tuple shows); the unit tests hold it to
@@ -323,7 +346,10 @@ def _verify_chain(
             prev_seq, prev_hash = seq, stored_hash
             records += 1
         if replay is not None:  # the batch's (kind, subject_id, payload), in seq order
-            replay.add_rows(map(_replayed_fields, batch))
+            rows = map(_replayed_fields, batch)
+            if only_kind is not None:
+                rows = (row for row in rows if row[0] == only_kind)
+            replay.add_rows(rows)
     report.records += records
     report.last_seq = prev_seq
     head_seq, head_hash = read_head(conn)
