@@ -80,18 +80,24 @@ def verify(
     `checkpoints`: check the signed checkpoints against the chain (and a witness).
     `second_process`: check the chain in a forked child meanwhile (where it can: a
     file or server database, two cores, and no other thread in this process)."""
-    # With a second core, the chain and its checkpoints are checked in a child
-    # process while this one replays the log onto the domain rows (about as long).
+    # With a second core, the chain is checked in a child process while this one
+    # replays the log onto the domain rows. Whole database: the child also compares
+    # the transitions with the log's call.state records it reads anyway, and this
+    # process checks the signed checkpoints (first, not to wait for the child): that
+    # evens out the halves. Otherwise the child checks the checkpoints.
     now = now or datetime.now(UTC)
     child = None
-    # Whole database: the child also compares the transitions with the log's call.state
-    # records it reads anyway, which evens out the halves (the replay was the longer).
     whole = since is None and until is None
+    signs_here = False
     if check_domain and second_process:
-        child = _ChainChild.start(engine, (since, until, checkpoints, now, whole))
-    report = VerifyReport()
+        signs_here = whole and checkpoints is not None
+        job = (since, until, None if signs_here else checkpoints, now, whole)
+        child = _ChainChild.start(engine, job)
+    report, signed = VerifyReport(), VerifyReport()
     try:
         with _cyclic_gc_paused(), engine.connect() as conn:
+            if child is not None and signs_here:
+                verify_checkpoints(conn, signed, checkpoints, now)  # type: ignore[arg-type]
             replay = None
             if child is None:
                 # One pass: the domain replay rides on the chain's pass over the records
@@ -113,8 +119,8 @@ def verify(
                 if checkpoints is not None:
                     verify_checkpoints(conn, report, checkpoints, now)
                 return report
-            chain, signed, _ = child.reports(conn)
-            return _merged(chain, report, signed)
+            chain, from_child, _ = child.reports(conn)
+            return _merged(chain, report, signed if signs_here else from_child)
     finally:
         if child is not None:
             child.close()
