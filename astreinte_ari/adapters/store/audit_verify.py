@@ -80,11 +80,9 @@ def verify(
     `checkpoints`: check the signed checkpoints against the chain (and a witness).
     `second_process`: check the chain in a forked child meanwhile (where it can: a
     file or server database, two cores, and no other thread in this process)."""
-    # With a second core, the chain is checked in a child process while this one
-    # replays the log onto the domain rows. Whole database: the child also compares
-    # the transitions with the log's call.state records it reads anyway, and this
-    # process checks the signed checkpoints (first, not to wait for the child): that
-    # evens out the halves. Otherwise the child checks the checkpoints.
+    # A child checks the chain while this process replays the log onto the domain rows.
+    # Whole database, to even out the halves: the child also compares the transitions
+    # (with the call.state records it reads anyway), this process the checkpoints.
     now = now or datetime.now(UTC)
     child = None
     whole = since is None and until is None
@@ -99,10 +97,8 @@ def verify(
             if child is not None and signs_here:
                 verify_checkpoints(conn, signed, checkpoints, now)  # type: ignore[arg-type]
             replay = None
-            if child is None:
-                # One pass: the domain replay rides on the chain's pass over the records
-                # (whole database) instead of reading them a second time.
-                if check_domain and since is None and until is None:
+            if child is None:  # one pass: the replay rides on the chain's (whole database)
+                if check_domain and whole:
                     replay = ExpectedRows()
                 _verify_chain(conn, report, since, until, replay)
             if check_domain:
