@@ -33,6 +33,12 @@ TAMPERINGS = [
     "UPDATE audit_log_head SET seq = seq - 1",
     "UPDATE hops SET outcome = 'accepted' WHERE id = :hop",
     "DELETE FROM call_transitions WHERE call_id = :call AND seq = 2",
+    # the transitions are compared in the child (whole database): each kind of finding
+    "UPDATE call_transitions SET reason = 'x', to_state = 'y' WHERE call_id = :call AND seq = 3",
+    "INSERT INTO call_transitions (call_id, seq, from_state, to_state, reason, at) "
+    "SELECT call_id, 99, from_state, to_state, reason, at FROM call_transitions "
+    "WHERE call_id = :call AND seq = 1",
+    "UPDATE call_transitions SET seq = 98 WHERE call_id = :call AND seq = 4",
     "UPDATE calls SET caller_name = 'x' WHERE id = :call",
 ]
 
@@ -61,8 +67,13 @@ def test_a_process_with_another_thread_does_not_fork(
 ) -> None:
     monkeypatch.undo()  # the real check, over /proc/self/task
     assert audit_verify.only_thread() is False
-    assert audit_verify._ChainChild.start(filled, (None, None, None, datetime.now(UTC))) is None
+    assert audit_verify._ChainChild.start(filled, _whole_job()) is None
     assert verify(filled).ok  # one pass instead
+
+
+def _whole_job() -> Any:
+    """The child's job for a whole-database verify (transitions compared there too)."""
+    return (None, None, None, datetime.now(UTC), True)
 
 
 def _findings(report: Any) -> dict[str, Any]:
@@ -94,11 +105,13 @@ def test_many_findings_keep_the_chain_first_and_the_full_count(filled: Engine) -
 
 
 def test_a_file_or_server_database_gets_a_child(filled: Engine) -> None:  # noqa: F811
-    child = audit_verify._ChainChild.start(filled, (None, None, None, datetime.now(UTC)))
+    child = audit_verify._ChainChild.start(filled, _whole_job())
     assert child is not None
     try:
         with filled.connect() as conn:
-            assert child.reports(conn)[0].records == 36
+            chain, _, transitions = child.reports(conn)
+            assert chain.records == 36
+            assert transitions == (10, [])  # compared there: 2 calls x 5, all as logged
     finally:
         child.close()
 
@@ -106,7 +119,7 @@ def test_a_file_or_server_database_gets_a_child(filled: Engine) -> None:  # noqa
 def test_an_in_memory_database_is_checked_in_one_pass() -> None:
     memory = create_db_engine("sqlite://")
     try:
-        assert audit_verify._ChainChild.start(memory, (None, None, None, datetime.now(UTC))) is None
+        assert audit_verify._ChainChild.start(memory, _whole_job()) is None
     finally:
         memory.dispose()
 

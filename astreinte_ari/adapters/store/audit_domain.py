@@ -11,9 +11,10 @@ calls older than the chain are accepted only as recorded by migration 0003's
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,12 @@ from sqlalchemy import Connection, Table, select
 from astreinte_ari.adapters.store.audit_log import (
     audit_log_table,
     commitment,
+    is_time,
     iso,
-    rows_with_iso_times,
+    iso_times_fixed,
     select_times_as_text,
 )
+from astreinte_ari.adapters.store.driver_scan import driver_batches
 from astreinte_ari.adapters.store.models import (
     call_transitions_table,
     calls_table,
@@ -58,17 +61,9 @@ _HOP_STARTED = AuditKind.HOP_STARTED.value
 _HOP_UPDATES = frozenset({AuditKind.HOP_PROGRESS.value, AuditKind.HOP_ENDED.value})
 
 
-_scan_json = json.JSONDecoder().scan_once  # the C scanner, without json.loads' wrappers
-
-
-def _loads(text: str) -> Any:
-    """json.loads for the log's canonical payloads (no surrounding whitespace), at
-    about half the cost over a million records; anything else takes json.loads."""
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        return json.loads(text)  # raises the usual JSONDecodeError
-    return value if end == len(text) else json.loads(text)
+# The C scanner without json.loads' wrappers: about half its cost per payload (the
+# log's canonical payloads have no whitespace around them; others take json.loads).
+_scan_json = json.JSONDecoder().scan_once
 
 
 @dataclass(slots=True)
@@ -78,82 +73,119 @@ class ExpectedRows:
     transitions: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict)  # fields
     redactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline: dict[str, Any] | None = None  # "audit.baseline": calls older than the chain
+    baseline_text: str | None = None  # its payload, as the replay met it (the first)
     pre_chain: set[str] = field(default_factory=set)
 
     def add(self, kind: str, subject: str, payload: str) -> None:
-        """Replay one record (in seq order) onto the expected rows (most frequent kinds
-        first: this runs for each of a million records)."""
-        if kind not in _REPLAYED_KINDS:
-            return
-        data = _loads(payload)
-        if kind == _CALL_STATE:
-            try:
-                values = _transition_values(data)
-            except KeyError:  # an older record without some field: compared as None
-                values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
-            self.transitions[(subject, int(data["seq"]))] = values
-        elif kind in _HOP_UPDATES:
-            hop = self.hops.get(subject)
-            if hop is not None:
+        """Replay one record (in seq order) onto the expected rows."""
+        self.add_rows(((kind, subject, payload),))
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Replay records (kind, subject_id, payload), in seq order, onto the expected
+        rows. One loop over a batch, the JSON scanner called inline and the most
+        frequent kinds first: this runs for each of a million records."""
+        calls, hops, transitions = self.calls, self.hops, self.transitions
+        scan = _scan_json
+        for kind, subject, payload in rows:
+            if kind not in _REPLAYED_KINDS:
+                if kind == REDACT_KIND:  # a recorded redaction, whenever it happened
+                    self.redactions[subject] = json.loads(payload)
+                elif kind == BASELINE_KIND and self.baseline_text is None:
+                    self.baseline_text = payload
+                continue
+            try:  # json.loads(payload), at about half its cost
+                data, end = scan(payload, 0)
+            except StopIteration:
+                end = -1
+            if end != len(payload):
+                data = json.loads(payload)  # whitespace around it, or its usual error
+            if kind == _CALL_STATE:
+                try:
+                    values = _transition_values(data)
+                except KeyError:  # an older record without some field: compared as None
+                    values = tuple(data.get(name) for name in _TRANSITION_FIELDS)
+                transitions[(subject, int(data["seq"]))] = values
+            elif kind in _HOP_UPDATES:
+                hop = hops.get(subject)
+                if hop is not None:
+                    hop.update(data)
+            elif kind == _HOP_STARTED:
+                hop = _HOP_BLANK.copy()  # every column, None unless logged
                 hop.update(data)
-        elif kind == _HOP_STARTED:
-            hop = _HOP_BLANK.copy()  # every column, None unless logged
-            hop.update(data)
-            hop["id"] = subject
-            self.hops[subject] = hop
-        elif kind == _CALL_STARTED:
-            call = _CALL_BLANK.copy()
-            call.update(data)
-            call["id"] = subject
-            self.calls[subject] = call
-        else:
-            call = self.calls.get(subject)
-            if call is not None:
+                hop["id"] = subject
+                hops[subject] = hop
+            elif kind == _CALL_STARTED:
+                call = _CALL_BLANK.copy()
                 call.update(data)
+                call["id"] = subject
+                calls[subject] = call
+            else:
+                call = calls.get(subject)
+                if call is not None:
+                    call.update(data)
 
 
 def _fold(
-    conn: Connection, since: datetime | None, until: datetime | None, replay: ExpectedRows | None
+    conn: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    replay: ExpectedRows | None,
+    *,
+    with_transitions: bool = True,
 ) -> ExpectedRows:
     """The expected domain rows: the logged values replayed in order (`replay`: already
-    replayed during the chain check), plus the baseline and the recorded redactions."""
+    replayed during the chain check), plus the baseline and the recorded redactions.
+    Without transitions: not read at all (compared elsewhere)."""
     log = audit_log_table.c
+    # The whole log is replayed (here or during the chain check): the baseline and the
+    # redactions come with it, instead of two more scans of the log (no index on kind).
+    whole = since is None and until is None
     exp = replay
     if exp is None:
         exp = ExpectedRows()
-        stmt = (
-            select(log.kind, log.subject_id, log.payload)
-            .where(log.kind.in_(_REPLAYED_KINDS))
-            .order_by(log.seq)
-        )
+        kinds = _REPLAYED_KINDS | {BASELINE_KIND, REDACT_KIND} if whole else _REPLAYED_KINDS
+        if not with_transitions:
+            kinds -= {_CALL_STATE}
+        stmt = select(log.kind, log.subject_id, log.payload).where(log.kind.in_(kinds))
+        stmt = stmt.order_by(log.seq)
         if since is not None:
             stmt = stmt.where(log.at >= since)
         if until is not None:
             stmt = stmt.where(log.at < until + _FOLD_MARGIN)
-        add = exp.add
-        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
-        for batch in rows.partitions():  # lists: no generator resume per record
-            for kind, subject, payload in batch:
-                add(kind, subject, payload)
-    baseline = conn.scalar(select(log.payload).where(log.kind == BASELINE_KIND).limit(1))
-    exp.baseline = None if baseline is None else json.loads(baseline)
-    redactions = select(log.subject_id, log.payload).where(log.kind == REDACT_KIND)
-    for subject, payload in conn.execute(redactions):  # whenever they happened
-        exp.redactions[subject] = json.loads(payload)
+        for batch in driver_batches(conn, stmt):  # plain tuples, no SQLAlchemy Row each
+            exp.add_rows(batch)
+    if not whole:
+        stmt = select(log.payload).where(log.kind == BASELINE_KIND).order_by(log.seq).limit(1)
+        exp.baseline_text = conn.scalar(stmt)
+        redactions = select(log.subject_id, log.payload).where(log.kind == REDACT_KIND)
+        for subject, payload in conn.execute(redactions.order_by(log.seq)):
+            exp.redactions[subject] = json.loads(payload)  # whenever they happened
+    exp.baseline = None if exp.baseline_text is None else json.loads(exp.baseline_text)
     return exp
 
 
-def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[Sequence[Any]]:
-    """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them)."""
-    dialect = conn.dialect.name
-    rows = conn.execute(select_times_as_text(columns, dialect).where(*where))
-    return rows_with_iso_times(rows, columns, dialect)
+def _raw_rows(conn: Connection, columns: list[Any], *where: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows as tuples, timestamps as `iso()` text (read as the chain check reads them),
+    except a time SQLite stores in an unusual form: bytes, never equal to a logged
+    value, so such a row takes the slow path, where `_iso_row` reads it."""
+    stmt = select_times_as_text(columns, conn.dialect.name).where(*where)
+    return itertools.chain.from_iterable(driver_batches(conn, stmt))
+
+
+def _iso_row(row: tuple[Any, ...], columns: list[Any]) -> tuple[Any, ...]:
+    """`row` of `_raw_rows`, every timestamp as `iso()` text."""
+    return iso_times_fixed(row, _time_indexes(columns))
+
+
+def _time_indexes(columns: list[Any]) -> list[int]:
+    return [i for i, c in enumerate(columns) if is_time(c)]
 
 
 def _domain_rows(conn: Connection, table: Table, *where: Any) -> Iterator[dict[str, Any]]:
-    names = [c.name for c in table.columns]
-    for values in _raw_rows(conn, list(table.columns), *where):
-        yield dict(zip(names, values, strict=True))
+    names, columns = [c.name for c in table.columns], list(table.columns)
+    times = _time_indexes(columns)
+    for values in _raw_rows(conn, columns, *where):
+        yield dict(zip(names, iso_times_fixed(values, times), strict=True))
 
 
 def _in_range(text: str, since: datetime | None, until: datetime | None) -> bool:
@@ -167,8 +199,11 @@ def cross_check(
     since: datetime | None,
     until: datetime | None,
     replay: ExpectedRows | None = None,
+    transitions: Callable[[], TransitionsCompared] | None = None,
 ) -> None:
-    exp = _fold(conn, since, until, replay)
+    """`transitions`: the transitions already compared elsewhere (the chain's child,
+    over the whole log; waited for when needed), instead of here."""
+    exp = _fold(conn, since, until, replay, with_transitions=transitions is None)
     where = []
     if since is not None:
         where.append(calls_table.c.started_at >= since)
@@ -205,7 +240,12 @@ def cross_check(
     # of a call that exists nowhere is caught too).
     whole = since is None and until is None
     _check_hops(conn, report, exp, in_scope, whole)
-    _check_transitions(conn, report, exp, in_scope, whole)
+    if transitions is None:
+        scopes = _scopes(call_transitions_table, in_scope, whole)
+        compared = compare_transitions(conn, exp.transitions, scopes)
+    else:
+        compared = transitions()
+    _report_transitions(report, compared, exp.pre_chain, in_scope)
 
 
 def _compare_call(
@@ -248,11 +288,15 @@ def _check_hops(
     conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
 ) -> None:
     unseen = exp.hops  # what is left at the end was logged but is not in the table
+    columns = list(hops_table.columns)
     for where in _scopes(hops_table, in_scope, whole):
-        for row in _raw_rows(conn, list(hops_table.columns), *where):
+        for row in _raw_rows(conn, columns, *where):
             report.hops += 1
             logged = unseen.pop(row[0], None)  # row[0]: hops.id
             # the usual case: one tuple comparison, no dict per row
+            if logged is not None and row == tuple(map(logged.get, _HOP_FIELDS)):
+                continue
+            row = _iso_row(row, columns)
             if logged is not None and row == tuple(map(logged.get, _HOP_FIELDS)):
                 continue
             actual = dict(zip(_HOP_FIELDS, row, strict=True))
@@ -275,28 +319,54 @@ def _check_hops(
             )
 
 
-def _check_transitions(
-    conn: Connection, report: VerifyReport, exp: ExpectedRows, in_scope: set[str], whole: bool
-) -> None:
-    unseen = exp.transitions  # what is left at the end was logged but is not in the table
+# What the transitions table and the log disagree on: ("inserted" | "edited" | "deleted",
+# (call_id, seq), the field edited or ""), in table order, then log order.
+TransitionDiff = tuple[str, tuple[str, int], str]
+TransitionsCompared = tuple[int, list[TransitionDiff]]  # (rows read, what differs)
+
+
+def compare_transitions(
+    conn: Connection, logged: dict[tuple[str, int], tuple[Any, ...]], scopes: Iterable[Any]
+) -> TransitionsCompared:
+    """The call_transitions rows (of `scopes`, see `_scopes`) against the `logged`
+    ones (emptied as they are met). Needs only the log's call.state records, so
+    the chain's child can do it during its own pass; `_report_transitions` then
+    says which differences are findings."""
     table = call_transitions_table
     columns = [table.c.call_id, table.c.seq, *(table.c[name] for name in _TRANSITION_FIELDS)]
-    for where in _scopes(table, in_scope, whole):
+    rows, diffs = 0, []
+    for where in scopes:
         for row in _raw_rows(conn, columns, *where):
-            report.transitions += 1
+            rows += 1
             key = (row[0], int(row[1]))
-            logged = unseen.pop(key, None)
-            if logged == row[2:]:  # the usual case, in one C-level comparison
+            values = logged.pop(key, None)
+            if values == row[2:]:  # the usual case, in one C-level comparison
                 continue
-            if logged is None:
-                if key[0] not in exp.pre_chain:
-                    report.add(_transition_where(key), "not in the audit log (row inserted)")
+            row = _iso_row(row, columns)
+            if values == row[2:]:
                 continue
-            for name, actual, expected in zip(_TRANSITION_FIELDS, row[2:], logged, strict=True):
+            if values is None:
+                diffs.append(("inserted", key, ""))
+                continue
+            for name, actual, expected in zip(_TRANSITION_FIELDS, row[2:], values, strict=True):
                 if actual != expected:
-                    report.add(_transition_where(key), f"{name} differs from the log (row edited)")
-    for key in unseen:
-        if key[0] in in_scope:
+                    diffs.append(("edited", key, name))
+    diffs.extend(("deleted", key, "") for key in logged)  # logged, not in the table
+    return rows, diffs
+
+
+def _report_transitions(
+    report: VerifyReport, compared: TransitionsCompared, pre_chain: set[str], in_scope: set[str]
+) -> None:
+    rows, diffs = compared
+    report.transitions += rows
+    for what, key, name in diffs:
+        if what == "edited":
+            report.add(_transition_where(key), f"{name} differs from the log (row edited)")
+        elif what == "inserted":
+            if key[0] not in pre_chain:
+                report.add(_transition_where(key), "not in the audit log (row inserted)")
+        elif key[0] in in_scope:
             report.add(_transition_where(key), "in the log but not in the table (row deleted)")
 
 

@@ -22,6 +22,7 @@ import contextlib
 import gc
 import hashlib
 import multiprocessing
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,12 @@ from astreinte_ari.adapters.store.audit_checkpoints_verify import (
     CheckpointPolicy,
     verify_checkpoints,
 )
-from astreinte_ari.adapters.store.audit_domain import ExpectedRows, cross_check
+from astreinte_ari.adapters.store.audit_domain import (
+    ExpectedRows,
+    TransitionsCompared,
+    compare_transitions,
+    cross_check,
+)
 from astreinte_ari.adapters.store.audit_log import (
     GENESIS_HASH,
     audit_log_table,
@@ -44,12 +50,17 @@ from astreinte_ari.adapters.store.audit_log import (
     stored_iso,
 )
 from astreinte_ari.adapters.store.audit_report import VerifyReport
+from astreinte_ari.adapters.store.driver_scan import driver_batches
 from astreinte_ari.adapters.store.migrate import create_db_engine
 from astreinte_ari.adapters.store.models import calls_table
+from astreinte_ari.callflow.audit_events import AuditKind
 
 # A call that has not ended this long after it started is a finding: the trail
 # does not say what became of it (the service reconciles within minutes).
 DEFAULT_OPEN_AFTER = timedelta(hours=1)
+
+_replayed_fields = operator.itemgetter(2, 3, 4)  # kind, subject_id, payload of a chain row
+_CALL_STATE = AuditKind.CALL_STATE.value
 
 
 def verify(
@@ -69,24 +80,32 @@ def verify(
     `checkpoints`: check the signed checkpoints against the chain (and a witness).
     `second_process`: check the chain in a forked child meanwhile (where it can: a
     file or server database, two cores, and no other thread in this process)."""
-    # With a second core, the chain and its checkpoints are checked in a child
-    # process while this one replays the log onto the domain rows (about as long).
+    # A child checks the chain while this process replays the log onto the domain rows.
+    # Whole database, to even out the halves: the child also compares the transitions
+    # (with the call.state records it reads anyway), this process the checkpoints.
     now = now or datetime.now(UTC)
     child = None
+    whole = since is None and until is None
+    signs_here = False
     if check_domain and second_process:
-        child = _ChainChild.start(engine, (since, until, checkpoints, now))
-    report = VerifyReport()
+        signs_here = whole and checkpoints is not None
+        job = (since, until, None if signs_here else checkpoints, now, whole)
+        child = _ChainChild.start(engine, job)
+    report, signed = VerifyReport(), VerifyReport()
     try:
         with _cyclic_gc_paused(), engine.connect() as conn:
+            if child is not None and signs_here:
+                verify_checkpoints(conn, signed, checkpoints, now)  # type: ignore[arg-type]
             replay = None
-            if child is None:
-                # One pass: the domain replay rides on the chain's pass over the records
-                # (whole database) instead of reading them a second time.
-                if check_domain and since is None and until is None:
+            if child is None:  # one pass: the replay rides on the chain's (whole database)
+                if check_domain and whole:
                     replay = ExpectedRows()
                 _verify_chain(conn, report, since, until, replay)
             if check_domain:
-                cross_check(conn, report, since, until, replay)
+                transitions = None
+                if child is not None and whole:
+                    transitions = lambda: child.reports(conn)[2]  # noqa: E731
+                cross_check(conn, report, since, until, replay, transitions)
             # Freed while the collector is still off: alive when it resumes, the replay's
             # million objects would be scanned by the full collection that follows (~1 s).
             replay = None
@@ -96,24 +115,31 @@ def verify(
                 if checkpoints is not None:
                     verify_checkpoints(conn, report, checkpoints, now)
                 return report
-            chain, signed = child.reports(conn)
-            return _merged(chain, report, signed)
+            chain, from_child, _ = child.reports(conn)
+            return _merged(chain, report, signed if signs_here else from_child)
     finally:
         if child is not None:
             child.close()
 
 
-_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime]
+# since, until, checkpoint policy, now, and whether to compare the transitions too
+_ChainJob = tuple[datetime | None, datetime | None, CheckpointPolicy | None, datetime, bool]
+_ChainOutcome = tuple[VerifyReport, VerifyReport, TransitionsCompared | None]
 
 
-def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> tuple[VerifyReport, VerifyReport]:
-    """The chain's findings, and the signed checkpoints': the child's half of verify."""
-    since, until, checkpoints, now = job
+def _chain_and_checkpoints(conn: Connection, job: _ChainJob) -> _ChainOutcome:
+    """The chain's findings, the signed checkpoints', and (whole database) the
+    transitions compared with the log's call.state records: the child's half."""
+    since, until, checkpoints, now, transitions = job
     chain, signed = VerifyReport(), VerifyReport()
-    _verify_chain(conn, chain, since, until)
+    states = ExpectedRows() if transitions else None
+    _verify_chain(conn, chain, since, until, states, only_kind=_CALL_STATE)
+    compared = None
+    if states is not None:
+        compared = compare_transitions(conn, states.transitions, [()])  # every row
     if checkpoints is not None:
         verify_checkpoints(conn, signed, checkpoints, now)
-    return chain, signed
+    return chain, signed, compared
 
 
 class _ChainChild:
@@ -121,6 +147,7 @@ class _ChainChild:
 
     def __init__(self, process: Any, receive: Any, job: _ChainJob) -> None:
         self._process, self._receive, self._job = process, receive, job
+        self._outcome: _ChainOutcome | None = None
 
     @classmethod
     def start(cls, engine: Engine, job: _ChainJob) -> _ChainChild | None:
@@ -139,16 +166,16 @@ class _ChainChild:
         send.close()
         return cls(process, receive, job)
 
-    def reports(self, conn: Connection) -> tuple[VerifyReport, VerifyReport]:
-        """The child's reports; if it failed, the work is done here instead, so an
-        error surfaces exactly as without a child."""
-        try:
-            outcome = self._receive.recv()
-        except EOFError:  # the child died without a word
-            outcome = None
-        if outcome is not None:
-            return outcome  # type: ignore[no-any-return]
-        return _chain_and_checkpoints(conn, self._job)
+    def reports(self, conn: Connection) -> _ChainOutcome:
+        """The child's reports (waited for once); if it failed, the work is done here
+        instead, so an error surfaces exactly as without a child."""
+        if self._outcome is None:
+            try:
+                outcome = self._receive.recv()
+            except EOFError:  # the child died without a word
+                outcome = None
+            self._outcome = outcome or _chain_and_checkpoints(conn, self._job)
+        return self._outcome
 
     def close(self) -> None:
         self._receive.close()
@@ -174,7 +201,9 @@ def _chain_child(url: Any, job: _ChainJob, send: Any) -> None:
     parent's (left untouched and unfreed until the child's os._exit)."""
     engine = create_db_engine(url)
     try:
-        with engine.connect() as conn:
+        # A million batch rows allocated and freed: the cyclic collector would run
+        # thousands of times for nothing (~0.5 s); the process ends right after.
+        with _cyclic_gc_paused(), engine.connect() as conn:
             send.send(_chain_and_checkpoints(conn, job))
     except Exception:  # the parent does the work itself and raises the error
         send.send(None)
@@ -253,8 +282,9 @@ def _chain_batches(
     conn: Connection, since: datetime | None, until: datetime | None
 ) -> Iterator[Sequence[Sequence[Any]]]:
     """Batches of (seq, at, kind, subject_id, payload, prev_hash, hash) in seq order,
-    `at` as the database gives it cheaply (`select_times_as_text`): `_verify_chain`
-    turns it into `iso()` text while it builds the hashed text."""
+    `at` as `select_times_as_text` reads it: `iso()` text, or on SQLite bytes for
+    an unusual stored form, which `_verify_chain` reads while it builds the hashed
+    text."""
     table = audit_log_table.c
     columns = [
         table.seq, table.at, table.kind, table.subject_id, table.payload, table.prev_hash,
@@ -265,10 +295,9 @@ def _chain_batches(
         stmt = stmt.where(table.at >= since)
     if until is not None:
         stmt = stmt.where(table.at < until)
-    # Batches, not rows: the loop over a list runs in C, no generator resumes per record.
-    yield from (
-        conn.execution_options(stream_results=True, yield_per=5000).execute(stmt).partitions()
-    )
+    # Batches of plain tuples from the driver: the loop over a list runs in C, no
+    # generator resumes and no SQLAlchemy Row per record.
+    yield from driver_batches(conn, stmt)
 
 
 def _verify_chain(
@@ -277,18 +306,22 @@ def _verify_chain(
     since: datetime | None,
     until: datetime | None,
     replay: ExpectedRows | None = None,
+    only_kind: str | None = None,
 ) -> None:
-    """Each record's hash recomputed and its link to the one before checked.
+    """Each record's hash recomputed and its link to the one before checked; the
+    records (of `only_kind`, if given) replayed onto `replay` too.
 
-    The loop is `record_hash` and `stored_iso` inlined (a million records: every
+    The loop is `record_hash` inlined (a million records: every
     call, attribute lookup and intermediate tuple shows); the unit tests hold it to
     `record_hash` byte for byte."""
     prev_seq: int | None = None
     prev_hash: str | None = None
     records = 0
-    replay_add = None if replay is None else replay.add
-    times_to_iso = conn.dialect.name != "postgresql"  # PostgreSQL already sends iso() text
+    # Both databases send iso() text (`select_times_as_text`), but SQLite sends bytes
+    # for a time stored in another form than SQLAlchemy's: `stored_iso` reads it.
+    times_to_iso = conn.dialect.name != "postgresql"
     quote, sha256 = json_quote, hashlib.sha256
+    quoted_kinds: dict[str, str] = {}  # a few dozen kinds over a million records
     for batch in _chain_batches(conn, since, until):
         for seq, at, kind, subject_id, payload, stored_prev, stored_hash in batch:
             if prev_seq is None or seq != prev_seq + 1:
@@ -301,21 +334,24 @@ def _verify_chain(
                     _where(seq, kind, subject_id),
                     "prev_hash is not the previous record's hash (inserted or removed)",
                 )
-            if times_to_iso:  # SQLite: SQLAlchemy's 'YYYY-MM-DD HH:MM:SS.ffffff', naive UTC
-                if at.__class__ is str and len(at) == 26 and at[10] == " ":
-                    at = f"{at[:10]}T{at[11:]}+00:00"
-                else:
-                    at = stored_iso(at)
+            if times_to_iso and at.__class__ is not str:  # SQLite sent an unusual form
+                at = stored_iso(at.decode() if at.__class__ is bytes else at)
             # record_hash(seq, at, kind, subject_id, payload, stored_prev)
-            material = f"{seq}|{at}|{quote(kind)}|{quote(subject_id)}|{payload}|{stored_prev}"
+            quoted_kind = quoted_kinds.get(kind)
+            if quoted_kind is None:
+                quoted_kind = quoted_kinds[kind] = quote(kind)
+            material = f"{seq}|{at}|{quoted_kind}|{quote(subject_id)}|{payload}|{stored_prev}"
             if sha256(material.encode("ascii", "backslashreplace")).hexdigest() != stored_hash:
                 report.add(
                     _where(seq, kind, subject_id), "content does not match its hash (record edited)"
                 )
             prev_seq, prev_hash = seq, stored_hash
             records += 1
-            if replay_add is not None:
-                replay_add(kind, subject_id, payload)
+        if replay is not None:  # the batch's (kind, subject_id, payload), in seq order
+            rows = map(_replayed_fields, batch)
+            if only_kind is not None:
+                rows = (row for row in rows if row[0] == only_kind)
+            replay.add_rows(rows)
     report.records += records
     report.last_seq = prev_seq
     head_seq, head_hash = read_head(conn)
