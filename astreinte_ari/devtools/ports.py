@@ -22,12 +22,13 @@ def free_rtp_range(size: int) -> tuple[int, int]:
     rng = random.SystemRandom()
     for _ in range(50):
         start = rng.randrange(10000, 32768 - size, 2)
-        if all(_udp_free(port) for port in (start, start + size // 2, start + size - 2)):
+        if all(udp_free(port) for port in (start, start + size // 2, start + size - 2)):
             return start, start + size - 1
     raise RuntimeError(f"no free block of {size} UDP ports between 10000 and 32767")
 
 
-def _udp_free(port: int) -> bool:
+def udp_free(port: int) -> bool:
+    """Whether `port` can be bound on the loopback for UDP right now."""
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
         try:
             sock.bind(("127.0.0.1", port))

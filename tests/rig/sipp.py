@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from astreinte_ari.devtools.ports import udp_free
 from tests.rig.sipp_xml import SDP
 
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
@@ -312,18 +313,9 @@ def sipp_media_port() -> int:
             port = int(probe.getsockname()[1])
         if port % 2 or port > 65000:
             continue
-        if all(_udp_free(port + offset) for offset in range(4)):
+        if all(udp_free(port + offset) for offset in range(4)):
             return port
     raise RuntimeError("no free block of 4 UDP ports for sipp's media")
-
-
-def _udp_free(port: int) -> bool:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def start_sipp(
