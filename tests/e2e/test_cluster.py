@@ -22,7 +22,7 @@ from astreinte_ari.adapters.store.models import calls_table
 from astreinte_ari.adapters.store.queries import CallSummary, list_calls
 from tests.e2e.rig import LINE_SHORT, P1, SUP, make_speech, sipp_available
 from tests.rig.cluster import Cluster, running_cluster
-from tests.rig.crowd import CallPlan, numbered
+from tests.rig.crowd import CallerCrowd, CallPlan, numbered
 from tests.rig.kamailio import kamailio_missing, wait_for_event
 from tests.rig.netns import PREFIX, netns_unavailable, remove_stale
 from tests.rig.polling import wait_until
@@ -125,6 +125,25 @@ def _each_call_once(
     return _trail(cluster, since)
 
 
+def _nothing_in_flight(cluster: Cluster, crowd: CallerCrowd, since: datetime, node: str) -> bool:
+    """No INVITE waits for its answer, and every call `node`'s Asterisk answered is on
+    record. An Asterisk killed within ~50 ms of answering, before its service read the
+    StasisStart, takes the call with it: only Kamailio saw it (a known gap, see
+    docs/cluster.md); this test measures the calls placed after the kill instead."""
+    legs = crowd.wire()
+    if any(leg.final_status is None for leg in legs):
+        return False
+    answered_by = cluster.answered_by(crowd)
+    on_record = _nodes_on_record(cluster, since)
+    unread = [
+        leg
+        for leg in legs
+        if answered_by.get(leg.call_id) == node
+        and not any(same_number(leg.number, number) for number in on_record)
+    ]
+    return not unread and len(crowd.wire()) == len(legs)
+
+
 def _plans(tag: str, count: int, talk_ms: int) -> list[CallPlan]:
     return [
         CallPlan(numbered(i, prefix=f"+33199{tag}"), hang_up_after_answer_ms=talk_ms)
@@ -148,6 +167,12 @@ def test_calls_spread_and_a_dead_asterisk_loses_no_new_call(cluster: Cluster) ->
         return nodes.count("a") >= 2 and nodes.count("b") >= 2
 
     wait_until(spread, timeout=30, what="calls answered by both nodes")
+    wait_until(
+        lambda: _nothing_in_flight(cluster, crowd, since, node="a"),
+        timeout=20,
+        every=0.02,
+        what="a moment with no call between Asterisk A's answer and its service",
+    )
     killed_at = time.time()
     a.kill_asterisk()
     down = wait_for_event(cluster.kamailio, "down", a.sip_uri, after=killed_at, timeout=10)
