@@ -173,8 +173,8 @@ async def test_cli_ack_is_told_by_the_running_service(
         argv = ["alerts", "ack", alert_id, "-c", str(config.source_path), "--by", "ops"]
         assert await asyncio.to_thread(main, argv) == 0
         assert "webhooks: 1 delivery(ies) left for the running service" in capsys.readouterr().out
-        [(name, kept)] = DeliverySpool(config.journal_dir / "webhooks").pending()
-        assert (name, kept.event, kept.via) == ("tickets", "alert_acknowledged", "cli")
+        [(name, kept, tries)] = DeliverySpool(config.journal_dir / "webhooks").pending()
+        assert (name, kept.event, kept.via, tries) == ("tickets", "alert_acknowledged", "cli", 0)
         # The service's every-30-s chore picks it up (run here at once).
         chore = alerting.scheduler.apscheduler.get_job("webhook-spool")  # type: ignore[attr-defined]
         assert await chore.func() == 1

@@ -295,8 +295,9 @@ async def test_a_delivery_pending_at_stop_is_delivered_at_the_next_start(
     first.publish(event())
     await wait_for(lambda: len(receiver.to("/hook")) == 1)
     await first.close(timeout=0.1)  # the service stops while the delivery waits
-    [(name, kept)] = DeliverySpool(tmp_path / "spool").pending()
+    [(name, kept, tries)] = DeliverySpool(tmp_path / "spool").pending()
     assert (name, kept) == ("tickets", event())  # the whole event, dates included
+    assert tries == 1  # the 503 is counted: the next start goes on from try 2
     [file] = (tmp_path / "spool").glob("*.json")
     assert file.stat().st_mode & 0o777 == 0o600
     assert results == []  # neither sent nor failed yet
@@ -313,6 +314,48 @@ async def test_a_delivery_pending_at_stop_is_delivered_at_the_next_start(
     assert first_try.headers["X-Astreinte-Delivery"] == resumed.headers["X-Astreinte-Delivery"]
     assert results == [("webhook:tickets", True)]
     assert DeliverySpool(tmp_path / "spool").pending() == []
+
+
+async def test_a_restart_goes_on_with_the_tries_left_not_from_the_first(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """retries 2 (3 tries in all), 2 failed before the restart: one more try, then
+    given up. A crash-looping service must not retry a dead receiver forever."""
+    receiver.answer("/hook", (503, {}), (503, {}), (503, {}))
+    spec, target = generic(receiver, retries=2, backoff="0s")
+    spool = DeliverySpool(tmp_path / "spool")
+    spool.save("tickets", event(), tries=2)
+    results: list[tuple[str, bool]] = []
+    hooks = WebhookPublisher(
+        {"tickets": spec},
+        {"tickets": target},
+        on_result=lambda channel, sent: results.append((channel, sent)),
+        spool=spool,
+    )
+    try:
+        assert hooks.resume() == 1
+        await hooks.drain(timeout=10)
+    finally:
+        await hooks.close()
+    assert [r.status for r in receiver.to("/hook")] == [503]
+    assert results == [("webhook:tickets", False)]
+    assert spool.pending() == []
+
+
+async def test_a_spool_file_whose_tries_are_all_spent_is_not_sent_again(
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, target = generic(receiver, retries=1)
+    spool = DeliverySpool(tmp_path / "spool")
+    spool.save("tickets", event(), tries=2)  # the process died after its last try
+    hooks = WebhookPublisher({"tickets": spec}, {"tickets": target}, spool=spool)
+    try:
+        assert hooks.resume() == 1
+        await hooks.drain(timeout=10)
+    finally:
+        await hooks.close()
+    assert receiver.requests == [] and spool.pending() == []
+    assert "NOT delivered: its 2 tries were made before a restart" in caplog.text
 
 
 async def test_spooled_delivery_of_a_removed_webhook_is_dropped(

@@ -157,7 +157,7 @@ class WebhookPublisher:
         if self._spool is None:
             return 0
         resumed = 0
-        for name, event in self._spool.pending():
+        for name, event, tries in self._spool.pending():
             if (name, event.id) in self._delivering:
                 continue
             spec = self._webhooks.get(name)
@@ -167,7 +167,7 @@ class WebhookPublisher:
                 )
                 self._spool.done(name, event.id)
                 continue
-            self._start(name, event)
+            self._start(name, event, tries)
             resumed += 1
         if resumed:
             log.info("webhooks: %d spooled delivery(ies) picked up", resumed)
@@ -181,15 +181,15 @@ class WebhookPublisher:
         except OSError as exc:  # delivered anyway, only not kept across a restart
             log.error("webhook %s: %s %s not spooled: %s", name, event.event, event.id, exc)
 
-    def _start(self, name: str, event: AlertEvent) -> None:
+    def _start(self, name: str, event: AlertEvent, tries: int = 0) -> None:
         self._delivering.add((name, event.id))
-        task = asyncio.ensure_future(self._deliver_once(name, event))
+        task = asyncio.ensure_future(self._deliver_once(name, event, tries))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver_once(self, name: str, event: AlertEvent) -> bool:
+    async def _deliver_once(self, name: str, event: AlertEvent, tries: int) -> bool:
         try:
-            delivered = await self.deliver(name, event)
+            delivered = await self.deliver(name, event, tries)
         except Exception:  # a bug here must not leave a task error unread, nor retry forever
             log.exception("webhook %s: %s %s delivery crashed", name, event.event, event.id)
             self._count(f"webhook:{name}", sent=False)
@@ -205,13 +205,14 @@ class WebhookPublisher:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def deliver(self, name: str, event: AlertEvent) -> bool:
-        """Deliver `event` to webhook `name`, retrying as configured; True if delivered."""
+    async def deliver(self, name: str, event: AlertEvent, tries: int = 0) -> bool:
+        """Deliver `event` to webhook `name`, retrying as configured; True if delivered.
+        `tries`: tries that failed before (a spooled delivery): only the rest are made."""
         spec, target = self._webhooks[name], self._targets[name]
         channel = f"webhook:{name}"
-        delay = float(spec.backoff)
-        last = ""
-        for attempt in range(1, spec.retries + 2):
+        delay = float(spec.backoff) * 2 ** min(tries, 16)
+        last = f"its {tries} tries were made before a restart"
+        for attempt in range(tries + 1, spec.retries + 2):
             outcome, wait = await self._try(spec, target, event)
             if outcome == "delivered":
                 log.info(
@@ -224,6 +225,7 @@ class WebhookPublisher:
                 break
             wait = min(wait if wait >= 0 else delay, float(spec.max_wait))
             delay *= 2
+            self._count_try(name, event, attempt)
             log.warning(
                 "webhook %s: %s %s try %d failed (%s), again in %.1f s",
                 *(name, event.event, event.id, attempt, outcome, wait),
@@ -232,6 +234,15 @@ class WebhookPublisher:
         log.error("webhook %s: %s %s NOT delivered: %s", name, event.event, event.id, last)
         self._count(channel, sent=False)
         return False
+
+    def _count_try(self, name: str, event: AlertEvent, tries: int) -> None:
+        """Keep the failed tries with the spooled delivery: a restart goes on from there."""
+        if self._spool is None or (name, event.id) not in self._delivering:
+            return
+        try:
+            self._spool.save(name, event, tries)
+        except OSError as exc:  # retried anyway; a restart would only start over
+            log.error("webhook %s: try count of %s not kept: %s", name, event.id, exc)
 
     async def _try(
         self, spec: WebhookConfig, target: Target, event: AlertEvent

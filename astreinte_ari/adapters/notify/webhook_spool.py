@@ -2,10 +2,11 @@
 
 One small JSON file per (webhook, event) in <journal_dir>/webhooks/, written when
 the event is published and removed when its delivery ends (delivered, refused,
-or out of retries). At start, and every 30 s, the files nobody is
-delivering (left by the previous process, or by `astreinte alerts ack`) are
-delivered, from the first try: the idempotency key is the same, so a
-receiver that had already got one ignores it. The files hold the event (caller
+or out of retries). Each failed try is counted in the file, so a service that
+restarts (or crash-loops) goes on with the tries left instead of starting over.
+At start, and every 30 s, the files nobody is delivering (left by the previous
+process, or by `astreinte alerts ack`) are delivered: the idempotency key is
+the same, so a receiver that had already got one ignores it. The files hold the event (caller
 number, voicemail link), never a URL or secret: owner-only permissions.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from astreinte_ari.alerting.ports import AlertEvent
 from astreinte_ari.config.alerting import WebhookConfig
@@ -44,6 +45,12 @@ def _decode(values: dict[str, Any]) -> AlertEvent:
     return AlertEvent(**values)
 
 
+class Spooled(NamedTuple):
+    webhook: str
+    event: AlertEvent
+    tries: int  # tries that failed already (0: none made, or the process died in one)
+
+
 class DeliverySpool:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -65,11 +72,14 @@ class DeliverySpool:
         if os.geteuid() == 0 and owner.st_uid != 0:
             os.chown(self.folder, owner.st_uid, owner.st_gid)
 
-    def save(self, webhook: str, event: AlertEvent) -> None:
+    def save(self, webhook: str, event: AlertEvent, tries: int = 0) -> None:
+        """Keep `event` for `webhook`, with the count of tries that failed so far."""
         self.ensure_folder()
         path = self._path(webhook, event.id)
         temporary = path.with_suffix(".tmp")
-        data = json.dumps({"webhook": webhook, "event": _encode(event)}, ensure_ascii=False)
+        data = json.dumps(
+            {"webhook": webhook, "event": _encode(event), "tries": tries}, ensure_ascii=False
+        )
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(data)
@@ -89,17 +99,21 @@ class DeliverySpool:
     def done(self, webhook: str, event_id: str) -> None:
         self._path(webhook, event_id).unlink(missing_ok=True)
 
-    def pending(self) -> list[tuple[str, AlertEvent]]:
+    def pending(self) -> list[Spooled]:
         """What the previous process left undelivered, oldest first; unreadable files
         are set aside (renamed .bad), not retried forever."""
         if not self.folder.is_dir():
             return []
-        found: list[tuple[float, str, AlertEvent]] = []
+        found: list[tuple[float, Spooled]] = []
         for path in self.folder.glob("*.json"):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                found.append((path.stat().st_mtime, str(data["webhook"]), _decode(data["event"])))
+                tries = int(data.get("tries", 0))  # files of older versions: none counted
+                if tries < 0:
+                    raise ValueError(f"tries {tries}")
+                kept = Spooled(str(data["webhook"]), _decode(data["event"]), tries)
+                found.append((path.stat().st_mtime, kept))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("webhook spool: %s unreadable (%s): set aside", path.name, exc)
                 path.replace(path.with_suffix(".bad"))
-        return [(webhook, event) for _, webhook, event in sorted(found, key=lambda f: f[0])]
+        return [kept for _, kept in sorted(found, key=lambda f: f[0])]
