@@ -78,7 +78,9 @@ def accepted_call_with_service_up(rig: E2ERig, db_url: str) -> CallDetail:
     """The installed service takes the call; the on-call agent presses 1 and is bridged."""
     since = now_utc()
     agent = rig.phone(P1, rig.agent("accept", dtmf="1", dtmf_after_ms=1200))
-    caller = rig.call(LINE_FULL, hold_ms=9000, caller="+33199000001")
+    # The installed package's own announcement (up to 7.2 s on a holiday), a ring and
+    # the key (2.5 s) come first: 9 s left the bridge 0.2 s, and a loaded run missed it.
+    caller = rig.call(LINE_FULL, hold_ms=16000, caller="+33199000001")
     bridged = rig.wait_for_bridge("astreinte-agent-")
     assert any(not c.startswith("astreinte-") for c in bridged), bridged
     finish(caller, agent)
