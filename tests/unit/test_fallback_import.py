@@ -34,7 +34,7 @@ from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
 from astreinte_ari.config.loader import load_config
 from astreinte_ari.routing.router import build_plan
-from tests.unit.test_fallback import (
+from tests.unit.fallback_helpers import (
     DID,
     HOSTILE,
     T0,
