@@ -102,6 +102,10 @@ def config_file_fixture(tmp_path: Path) -> Path:
     return _config(tmp_path, tmp_path / "spool")
 
 
+def _spool(config_file: Path) -> Path:
+    return config_file.parent.parent / "spool"
+
+
 def _run(config_file: Path, channel: FakeChannel, uniqueid: str, **kw: str) -> CallOutcome:
     env = {
         "agi_channel": "PJSIP/caller-00000001",

@@ -1,8 +1,9 @@
 """Fallback AGI: how a hop ended, the cascade over a scripted channel, and main() over
 real pipes with hostile caller bytes.
 
-The spool (write failures, times, call ids): test_fallback_spool.py; the import,
-the plan cache and the watcher: test_fallback_import.py."""
+The spool (write failures, times, call ids): test_fallback_spool.py; the import:
+test_fallback_import.py; the plan cache: test_fallback_plan_cache.py; the watcher:
+test_fallback_watcher.py."""
 
 from __future__ import annotations
 
