@@ -97,7 +97,8 @@ def _config(tmp_path: Path, spool: Path) -> Path:
     return path
 
 
-@pytest.fixture(name="config_file")  # so that test parameters named config_file shadow no import
+# Test files import config_file_fixture: their config_file parameters shadow no import (F811).
+@pytest.fixture(name="config_file")
 def config_file_fixture(tmp_path: Path) -> Path:
     return _config(tmp_path, tmp_path / "spool")
 
