@@ -19,9 +19,9 @@ from astreinte_ari.routing.plan import (
     MenuPlan,
 )
 from astreinte_ari.routing.selftest import selftest_plan
+from tests.unit.call_flow_stories import accepts, bridged, found, lookup
 from tests.unit.callflow_fakes import T0, FakePbx, hop, plan
 from tests.unit.callflow_line import CALLER, Line
-from tests.unit.test_call_flow import accepts, bridged, found, lookup
 from tests.unit.virtual_time import virtual_time
 
 PROMPT = "astreinte-menu-maintenance"

@@ -15,7 +15,7 @@ from astreinte_ari.adapters.fallback.records import fallback_record
 from astreinte_ari.callflow.audit_events import StateChanged
 from astreinte_ari.callflow.outcomes import CallOutcome
 from astreinte_ari.config.loader import load_config
-from tests.unit.test_fallback import REPO, T0, FakeChannel, Ring, _steps
+from tests.unit.fallback_helpers import REPO, T0, FakeChannel, Ring, _steps
 
 MENU_DID = "+33180000050"
 ALICE = "PJSIP/+33610000001"  # the demo line's first hop (its rota: alice)

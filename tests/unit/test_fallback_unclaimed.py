@@ -18,7 +18,7 @@ from astreinte_ari.adapters.store.writer import AuditWriter
 from astreinte_ari.callflow.audit_events import CallEnded, CallStarted, StateChanged
 from astreinte_ari.callflow.identity import call_id_for_channel
 from astreinte_ari.callflow.outcomes import CallOutcome, CallState
-from tests.unit.test_fallback import DID, T0, _config, _import
+from tests.unit.fallback_helpers import DID, T0, _config, _import
 
 KEY = "pbx-1800000000.91"
 

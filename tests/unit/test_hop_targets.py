@@ -39,8 +39,8 @@ from astreinte_ari.devtools.localpbx import LocalAsterisk
 from astreinte_ari.routing.plan import CallPlan, DialTarget, TargetKind
 from astreinte_ari.routing.router import build_plan
 from astreinte_ari.routing.targets import refusal
-from tests.unit.test_fallback import FakeChannel, Ring
-from tests.unit.test_fallback import _run as run_agi
+from tests.unit.fallback_helpers import FakeChannel, Ring
+from tests.unit.fallback_helpers import _run as run_agi
 from tests.unit.test_store import three_hop_call, write_all
 
 LINE = "+33180000000"  # after hours: the desk phone, then alice's mobile, then bob

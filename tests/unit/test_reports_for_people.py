@@ -18,8 +18,8 @@ from astreinte_ari import cli
 from astreinte_ari.reports.kpis import PersonStats, Report
 from astreinte_ari.reports.render import to_html
 from tests.unit.html_doc import parse_html
+from tests.unit.statement_scenario import CONFIG
 from tests.unit.test_reports import Seeded, seeded  # noqa: F401 (a fixture)
-from tests.unit.test_statement_cli import CONFIG
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -13,7 +13,7 @@ import yaml
 from astreinte_ari import cli
 from astreinte_ari.schedule.rota import who_is_on_call
 from astreinte_ari.schedule.validate import load_checked_config
-from tests.unit.test_rota_changes import CONFIG, PARIS
+from tests.unit.rota_changes_helpers import CONFIG, PARIS
 
 
 def saturday() -> date:

@@ -29,7 +29,7 @@ from astreinte_ari.app.rota_changes import (
 from astreinte_ari.config.model import AppConfig
 from astreinte_ari.schedule.changes import ChangeNotAllowed, ChangeNotFound, ChangeRefused
 from astreinte_ari.schedule.rota import who_is_on_call
-from tests.unit.test_rota_changes import NOW, PARIS, STRICT, load, local
+from tests.unit.rota_changes_helpers import NOW, PARIS, STRICT, load, local
 
 SATURDAY_NOON = local("2026-03-07 12:00")
 

@@ -18,7 +18,7 @@ from astreinte_ari.alerting.shifts import _team_language
 from astreinte_ari.config.alerting import SmtpConfig
 from astreinte_ari.config.loader import ConfigError, load_config
 from tests.unit.html_doc import parse_html
-from tests.unit.test_statement_cli import CONFIG
+from tests.unit.statement_scenario import CONFIG
 
 SHIFT = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)  # Fri 4 Dec 18:00 in Paris
 
