@@ -201,7 +201,13 @@ class CallFlow:
         elif notes and plan.hops and announce and plan.menu is None:  # on the trail all the same
             rt.transition(CallState.DIALING, notes)
         if plan.menu is not None:  # the caller's key: the chosen line's plan from now on
-            plan = await take_menu_choice(rt, plan.menu, ask=announce, recorded=menu_reason)
+            plan = await take_menu_choice(
+                rt,
+                plan.menu,
+                resumed=not announce,
+                hops_rung=first_hop > 1,
+                recorded=menu_reason,
+            )
         skipped = 0
         for turn in cascade_turns(plan.hops, self._busy_with, plan.busy_agents, first_hop):
             if not turn.ring:  # on another on-call call: passed over, on the trail

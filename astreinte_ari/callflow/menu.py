@@ -16,7 +16,12 @@ from astreinte_ari.callflow.conversation import quietly
 from astreinte_ari.callflow.outcomes import CallState
 from astreinte_ari.callflow.runtime import CallRuntime
 from astreinte_ari.callflow.telephony import DtmfReceived, PlaybackFinished
-from astreinte_ari.routing.menu import after_choice, continued_on, resumed_choice
+from astreinte_ari.routing.menu import (
+    after_choice,
+    continued_on,
+    recorded_choice,
+    resumed_choice,
+)
 from astreinte_ari.routing.plan import CallPlan, MenuPlan
 
 log = logging.getLogger("astreinte_ari.call")
@@ -24,17 +29,30 @@ MAX_PROMPT_S = 120.0  # a prompt that never reports its end is stopped
 
 
 async def take_menu_choice(
-    rt: CallRuntime, menu: MenuPlan, *, ask: bool = True, recorded: str | None = None
+    rt: CallRuntime,
+    menu: MenuPlan,
+    *,
+    resumed: bool = False,
+    hops_rung: bool = False,
+    recorded: str | None = None,
 ) -> CallPlan:
     """Ask the caller and switch the call to the chosen line's plan; returns it (it is
-    rt.plan from now on). `ask` False: a call resumed after a restart goes on with the
-    choice the trail recorded (`recorded`: the reason written when the caller chose),
-    or the default one when the restart came before the choice."""
+    rt.plan from now on). `resumed`: a call taken over after a restart goes on with the
+    choice the trail recorded (`recorded`: the reason written when the caller chose).
+    With none on record and nobody rung yet (`hops_rung` False) the restart came before
+    the choice, and any key pressed meanwhile was lost: the caller is asked again.
+    With none on record but hops rung already, the choice was made and its record
+    lost: the default line, rather than a second question in the middle of ringing."""
     plan, default = rt.plan, menu.default
-    if not ask:
-        return _go_on(rt, resumed_choice(plan, menu, recorded))
+    again = ""
+    if resumed:
+        if hops_rung or recorded_choice(menu, recorded) is not None:
+            return _go_on(rt, resumed_choice(plan, menu, recorded))
+        again = "asked again after a restart (no choice on record): "
     offered = ", ".join(f"{c.key} {c.label}" for c in menu.choices)
-    rt.transition(CallState.MENU, f"menu {menu.prompt}: {offered}; default {menu.default_key}")
+    rt.transition(
+        CallState.MENU, f"{again}menu {menu.prompt}: {offered}; default {menu.default_key}"
+    )
     if plan.test_call:
         # Nobody presses keys on a test call: the prompt is played (a sound that fails
         # fails the test), then the default choice, at once.

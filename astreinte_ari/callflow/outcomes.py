@@ -47,9 +47,12 @@ ALLOWED_TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     ),
     # The choice is always the transition to DIALING (its reason says which and why).
     CallState.MENU: frozenset({CallState.DIALING, CallState.ENDED}),
+    # DIALING -> MENU: a call resumed after a restart (written as DIALING) before its
+    # caller chose is asked again (callflow/menu.py).
     CallState.DIALING: frozenset(
         {
             CallState.DIALING,
+            CallState.MENU,
             CallState.AGENT_PROMPT,
             CallState.AGENT_WAITING,
             CallState.BRIDGED,

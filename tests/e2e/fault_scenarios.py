@@ -44,7 +44,7 @@ def unclaimed_records(service: ServiceProcess) -> float:
     return float(sum(1 for _ in spool.rglob("*.unclaimed.json")))
 
 
-def _reached(service: ServiceProcess, caller: str, state: str) -> bool:
+def reached(service: ServiceProcess, caller: str, state: str) -> bool:
     """Whether the trail shows `caller`'s call in `state` (written to the database)."""
     assert service.engine is not None
     query = text(
@@ -163,7 +163,7 @@ def killed(rig: E2ERig, service: ServiceProcess) -> FaultRun:
     # In the announcement on record, not merely on the wire: killed before the service
     # read its arrival, the call would be an unclaimed one (killed_while_frozen).
     wait_until(
-        lambda: _reached(service, waiting.number, "announcing"),
+        lambda: reached(service, waiting.number, "announcing"),
         timeout=10,
         what="third caller in the announcement",
         every=0.05,

@@ -12,6 +12,7 @@ import pytest
 
 from astreinte_ari.adapters.store.queries import CallDetail
 from astreinte_ari.devtools.localpbx import SOUNDS_DIR
+from tests.e2e.fault_scenarios import reached
 from tests.e2e.rig import (
     LINE_MENU,
     MENU_PROMPT,
@@ -86,6 +87,31 @@ def test_a_crash_after_the_choice_keeps_the_chosen_line(e2e_rig: E2ERig, tmp_pat
     reasons = [t.reason for t in call.transitions]
     assert "menu: resumed after a restart → key 2 Agent two, as chosen" in reasons, reasons
     assert call.outcome == "no_one", (call.outcome, call.outcome_detail)
+
+
+def test_a_crash_before_the_choice_asks_the_caller_again(e2e_rig: E2ERig, tmp_path: Path) -> None:
+    """Killed during the prompt, before any key: the restarted service plays the menu
+    again and the caller's key chooses (a key pressed while no process listened is
+    lost: imposing the default would send the caller to the wrong service)."""
+    number = "+33199000077"
+    with sqlite_service(e2e_rig, tmp_path, menu_line=True, clean_stop=False) as service:
+        since = now_utc()
+        phone = e2e_rig.phone(P2, e2e_rig.agent("accept", ring_ms=300, dtmf_after_ms=500))
+        # Key 2 from 7 s on, every 3 s: as a caller does once they hear the prompt again.
+        keys = [(7000, "2"), (3000, "2"), (3000, "2")]
+        caller = e2e_rig.call(LINE_MENU, hold_ms=3000, caller=number, keys=keys)
+        wait_until(lambda: reached(service, number, "menu"), timeout=15, what="call in menu")
+        service.signal(signal.SIGKILL)
+        service.start()
+        e2e_rig.wait_for_bridge("astreinte-agent-", timeout=30)
+        finish(caller, phone)
+        call = service.wait_for_call(since, LINE_MENU)
+    assert call.outcome == "accepted", (call.outcome, call.outcome_detail)
+    assert [h.number for h in call.hops] == [P2]  # p1 (the default's) never rung
+    reasons = [t.reason for t in call.transitions]
+    menus = [t.reason for t in call.transitions if t.to_state == "menu"]
+    assert menus == [menus[0], f"asked again after a restart (no choice on record): {menus[0]}"]
+    assert "menu: key 2 → Agent two (+33180000008)" in reasons, reasons
 
 
 def _agent_ringing(rig: E2ERig) -> bool:

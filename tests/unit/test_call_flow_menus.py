@@ -75,9 +75,11 @@ async def queued_then_hangs_up_in_the_menu(line: Line) -> str:
     return second
 
 
-async def resumed_with_a_menu(line: Line) -> str:
+async def resumed_with_a_menu_presses_2(line: Line) -> str:
     call = found(line)
     await line.feed(Resynced(channels=(line.callers[call],), bridges=()))
+    await line.playing(MENU_PROMPT, CALLER)  # the restart came before the choice
+    await line.presses(CALLER, "2")
     await accepts(line, await line.leg())
     await bridged(line, call)
     await line.wait(5)
@@ -85,29 +87,29 @@ async def resumed_with_a_menu(line: Line) -> str:
     return call
 
 
-def default_after_restart(line: Line, call_id: str) -> None:
+def asked_again_after_restart(line: Line, call_id: str) -> None:
     reasons = [e.reason for e in line.trail.of(StateChanged) if e.call_id == call_id]
-    assert "menu: resumed after a restart → default 1 Chauffage" in reasons
-    assert line.plays(MENU_PROMPT) == []  # not asked again
-    assert [h.person_id for h in line.hops(call_id)] == ["alice"]
+    assert any(r.startswith("asked again after a restart (no choice on record)") for r in reasons)
+    assert "menu: key 2 → Informatique (+33180000011)" in reasons
+    assert [h.person_id for h in line.hops(call_id)] == ["bob"]
 
 
 MENUS = [
     story(
-        "resumed after a restart: the default choice (the key is not known)",
+        "resumed after a restart before the choice: asked again, key 2",
         plan(CAROL, menu=MENU),
-        script=resumed_with_a_menu,
+        script=resumed_with_a_menu_presses_2,
         start=CallState.DIALING,
-        path="dialing > dialing > dialing > agent_prompt > bridged > ended",
+        path="dialing > menu > dialing > dialing > agent_prompt > bridged > ended",
         outcome=CallOutcome.ACCEPTED,
-        detail="talked 5.0s with alice, ended by caller",
+        detail="talked 5.0s with bob, ended by caller",
         hops=(HopOutcome.ACCEPTED,),
         service={
             "resume_lookup": lookup(
                 ResumePoint(call_id_for_channel(CALLER), last_seq=3, hops_tried=0, open_hop_ids=())
             )
         },
-        check=default_after_restart,
+        check=asked_again_after_restart,
     ),
     story(
         "menu after the announcement: key 2 rings the second line's cascade",

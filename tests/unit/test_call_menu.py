@@ -222,7 +222,34 @@ async def test_a_call_resumed_after_a_restart_keeps_the_callers_choice() -> None
 
 
 @virtual_time
-async def test_a_call_resumed_before_the_choice_takes_the_default() -> None:
+async def test_a_call_resumed_before_the_choice_is_asked_again() -> None:
+    """The restart came during the prompt (nobody rung, no choice on record): a key
+    pressed meanwhile was lost, so the caller hears the prompt again and chooses."""
+    point = ResumePoint(call_id_for_channel(CALLER), 3, 0, (), menu_reason=None)
+    line = Line(plan(CAROL, menu=MENU_TWO), pbx=FakePbx(), resume_lookup=lookup(point))
+    call_id = found(line)
+    await line.feed(Resynced(channels=(line.callers[call_id],), bridges=()))
+    await line.playing(PROMPT, CALLER)
+    assert rung(line) == []
+    await line.presses(CALLER, "2")
+    await line.leg(1)
+    assert rung(line) == ["+33698765432"]  # key 2's line, from its first hop
+    offered = f"menu {PROMPT}: 1 Chauffage, 2 Informatique; default 1"
+    assert reasons(line, call_id)[:3] == [
+        (CallState.DIALING, "resumed after a service restart at hop 1"),
+        (CallState.MENU, f"asked again after a restart (no choice on record): {offered}"),
+        (CallState.DIALING, "menu: key 2 → Informatique (+33180000011)"),
+    ]
+    await line.hangs_up(CALLER)
+    await line.done()
+
+
+@virtual_time
+async def test_a_call_resumed_while_ringing_without_its_choice_on_record_takes_the_default() -> (
+    None
+):
+    """Hop 1 rang, so the caller had chosen, but the choice is not on record (a
+    configuration change renamed it): the default, not a question in mid-ringing."""
     line, call_id = resumed_line(None)
     await line.feed(Resynced(channels=(line.callers[call_id],), bridges=()))
     default = (CallState.DIALING, "menu: resumed after a restart → default 1 Chauffage")
