@@ -225,7 +225,7 @@ class WebhookPublisher:
                 break
             wait = min(wait if wait >= 0 else delay, float(spec.max_wait))
             delay *= 2
-            self._count_try(name, event, attempt)
+            self._keep_tries(name, event, attempt)
             log.warning(
                 "webhook %s: %s %s try %d failed (%s), again in %.1f s",
                 *(name, event.event, event.id, attempt, outcome, wait),
@@ -235,7 +235,7 @@ class WebhookPublisher:
         self._count(channel, sent=False)
         return False
 
-    def _count_try(self, name: str, event: AlertEvent, tries: int) -> None:
+    def _keep_tries(self, name: str, event: AlertEvent, tries: int) -> None:
         """Keep the failed tries with the spooled delivery: a restart goes on from there."""
         if self._spool is None or (name, event.id) not in self._delivering:
             return
